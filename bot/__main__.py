@@ -1,0 +1,53 @@
+"""``python -m bot``: Socket Mode when SLACK_APP_TOKEN is set, or ``--http --port N`` for the Events API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from common.exceptions import SettingsError
+from common.logs import configure_logging
+from common.settings import load_settings
+
+log = logging.getLogger("bot")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument("--http", action="store_true", help="serve the Events API over HTTP instead of Socket Mode")
+    parser.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")  # noqa: S104
+    parser.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    required = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET") if args.http else ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+    try:
+        settings = load_settings(*required)
+    except SettingsError as exc:
+        hint = "" if args.http else " (or run `python -m bot --http` with SLACK_SIGNING_SECRET)"
+        print(f"bot: {exc}{hint}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    from bot.app import build_app
+    from bot.submit import JobSubmitter
+    from common.queues import redis_connection
+
+    connection = redis_connection(settings)
+    app = build_app(settings, JobSubmitter(connection), http_mode=args.http)
+    if args.http:
+        from bot.server import serve
+
+        serve(app, connection, args.host, args.port)
+    else:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

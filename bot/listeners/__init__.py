@@ -1,0 +1,11 @@
+"""Listeners grouped by kind; each module has ``register(app)``, composed here."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.listeners import events
+
+
+def register_listeners(app: App) -> None:
+    events.register(app)

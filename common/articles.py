@@ -1,0 +1,82 @@
+"""Turning a Slack message into what the model classifies: an :class:`Article` (title + body) or links.
+
+Pure functions, shared by the bot (to refuse empty input before enqueueing) and the worker.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# <@U123ABC> or <@U123ABC|name>: a user mention in Slack's message markup.
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+# <https://example.com|label> or <https://example.com>: a link in Slack's markup.
+_SLACK_LINK = re.compile(r"<(https?://[^|>\s]+)(?:\|[^>]*)?>", re.IGNORECASE)
+# Other Slack markup: channels, user groups, special mentions (<#C123|name>, <!here>, <!subteam^S1>).
+_OTHER_MARKUP = re.compile(r"<[#!][^>]*>")
+# A bare URL in plain text; stops at whitespace, angle brackets and Japanese punctuation.
+_BARE_URL = re.compile(r"https?://[^\s<>「」『』（）()、。，]+", re.IGNORECASE)
+_TRAILING_PUNCT = ".,;:!?)]}'\""
+
+# A first line at most this long, followed by more text, is taken as the article's title.
+_MAX_TITLE_CHARS = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """The unit the model classifies: a title (may be empty) and a body."""
+
+    title: str
+    body: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.body}" if self.title else self.body
+
+
+def strip_mentions(text: str) -> str:
+    """Remove ``<@U…>`` user mentions (the bot's own and others') and trim."""
+    return _MENTION.sub(" ", text).strip()
+
+
+def clean_text(text: str) -> str:
+    """Normalise what a user pasted: drop control characters and Slack markup, unescape, trim lines."""
+    text = _OTHER_MARKUP.sub(" ", strip_mentions(text))
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    kept = []
+    for ch in text:
+        if ch in "\n\t" or unicodedata.category(ch)[0] != "C":
+            kept.append(ch)
+        else:
+            kept.append(" ")
+    lines = [" ".join(line.split()) for line in "".join(kept).splitlines()]
+    return "\n".join(line for line in lines if line).strip()
+
+
+def extract_urls(text: str) -> list[str]:
+    """Links in a Slack message, in order, without duplicates: Slack markup first-class, bare URLs too."""
+    found: list[str] = []
+    for match in _SLACK_LINK.finditer(text):
+        found.append(match.group(1))
+    for match in _BARE_URL.finditer(_SLACK_LINK.sub(" ", text)):
+        found.append(match.group(0).rstrip(_TRAILING_PUNCT))
+    unique: list[str] = []
+    for url in found:
+        if url not in unique:
+            unique.append(url)
+    return unique
+
+
+def remove_urls(text: str) -> str:
+    """The message without its links, so pasted text next to a link is classified on its own."""
+    return _BARE_URL.sub(" ", _SLACK_LINK.sub(" ", text))
+
+
+def article_from_text(text: str) -> Article:
+    """Make an :class:`Article` of pasted text: a short first line followed by more text is the title."""
+    cleaned = clean_text(text)
+    first, _, rest = cleaned.partition("\n")
+    if rest.strip() and len(first) <= _MAX_TITLE_CHARS:
+        return Article(title=first.strip(), body=rest.strip())
+    return Article(title="", body=cleaned)

@@ -1,0 +1,54 @@
+"""Every exception the product raises on purpose, in one flat module.
+
+Each one that can reach a Slack user carries ``user_message``: plain words in Japanese and English.
+"""
+
+from __future__ import annotations
+
+
+class NewsbotError(Exception):
+    """Base class. ``user_message`` is what a Slack user is told."""
+
+    user_message: str = "内部エラーが発生しました。/ Something went wrong on our side."
+
+
+class SettingsError(NewsbotError):
+    """A setting is missing or malformed; the process stops at start with this one line."""
+
+
+class UnknownCategoryError(NewsbotError, KeyError):
+    """A slug that is not one of the nine categories."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(slug)
+        self.slug = slug
+
+    def __str__(self) -> str:
+        return f"unknown category slug: {self.slug!r}"
+
+
+class ModelNotFoundError(NewsbotError):
+    """No model to serve: nothing trained yet, or MODEL_PATH/MODEL_DIR points nowhere."""
+
+    user_message = (
+        "まだ分類モデルがありません。管理者が /retrain を実行してください。\n"
+        "No model has been trained yet: an admin must run /retrain."
+    )
+
+
+class InvalidModelError(NewsbotError):
+    """A model folder that does not honour the contract (the nine slugs in id2label), or is corrupt."""
+
+    user_message = (
+        "分類モデルが壊れているため使えません。管理者に連絡してください。\n"
+        "The classification model is broken; please tell an admin."
+    )
+
+
+class EmptyArticleError(NewsbotError):
+    """Nothing to classify after removing mentions, markup and whitespace."""
+
+    user_message = (
+        "分類する本文がありません。記事の本文かリンクを送ってください。\n"
+        "There is no article text to classify: send the article's text or a link to it."
+    )

@@ -1,0 +1,31 @@
+"""Redis connection and RQ queues, configured the same way in every process."""
+
+from __future__ import annotations
+
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from common.jobs import CLASSIFY_QUEUE, TRAIN_QUEUE
+from common.settings import Settings
+
+# Payloads are JSON, never pickle: a process must not unpickle what another wrote into Redis.
+SERIALIZER = JSONSerializer
+
+
+def redis_connection(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=5,
+        socket_timeout=None,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
+
+
+def classify_queue(connection: Redis) -> Queue:
+    return Queue(CLASSIFY_QUEUE, connection=connection, serializer=SERIALIZER)
+
+
+def train_queue(connection: Redis) -> Queue:
+    return Queue(TRAIN_QUEUE, connection=connection, serializer=SERIALIZER)

@@ -1,0 +1,88 @@
+"""One typed settings object per process, read from the environment (and ``.env``) once.
+
+Every process calls :func:`load_settings` at start with the names it cannot run without; a missing one
+stops the process with one clear line naming it. Nothing else in the code base reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from common.exceptions import SettingsError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# What each setting is for, used in the one-line error when a required one is missing.
+_HELP: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "the bot token (xoxb-…) from your Slack app's 'OAuth & Permissions' page",
+    "SLACK_APP_TOKEN": "the app-level token (xapp-…) with connections:write, for Socket Mode",
+    "SLACK_SIGNING_SECRET": "the signing secret from your Slack app's 'Basic Information' page",
+}
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All settings of the product. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    slack_bot_token: str | None = Field(default=None, description=_HELP["SLACK_BOT_TOKEN"])
+    slack_app_token: str | None = Field(default=None, description=_HELP["SLACK_APP_TOKEN"])
+    slack_signing_secret: str | None = Field(default=None, description=_HELP["SLACK_SIGNING_SECRET"])
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Base URL of the Slack Web API")
+    redis_url: str = Field(default="redis://localhost:6379/0", description="Redis that carries the job queues")
+    model_dir: Path = Field(
+        default=Path("./models"), description="Model registry root; MODEL_DIR/current names the active version"
+    )
+    model_path: Path | None = Field(
+        default=None, description="A save_pretrained folder to serve directly, overriding MODEL_DIR"
+    )
+    admin_user_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Slack user ids allowed to run /retrain"
+    )
+    fetch_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list, description="CIDRs the link fetcher may reach although private (intranets, tests)"
+    )
+    log_level: str = Field(default="INFO", description="Python logging level")
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _parse_admins(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("fetch_allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        parts = _split_csv(value)
+        if isinstance(parts, list):
+            return [ipaddress.ip_network(p, strict=False) if isinstance(p, str) else p for p in parts]
+        return parts
+
+    def require(self, *env_names: str) -> Settings:
+        """Raise :class:`SettingsError` naming the first of ``env_names`` that is unset or empty."""
+        for name in env_names:
+            if not getattr(self, name.lower()):
+                hint = _HELP.get(name, "")
+                raise SettingsError(f"missing required setting {name}" + (f": {hint}" if hint else ""))
+        return self
+
+
+def load_settings(*required: str) -> Settings:
+    """Read the settings once; raise :class:`SettingsError` with one line if any is missing or malformed."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+    return settings.require(*required)

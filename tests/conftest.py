@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.fake_slack import FakeSlack
+from tests.support.redis_server import RedisServer
+from tests.support.samples import all_texts
+from tests.support.tiny_bert import build_tiny_bert
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+REAL_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ldcc-20140209.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_conn(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_server.url)
+    conn.flushall()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def fake_slack_server() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_slack(fake_slack_server: FakeSlack) -> FakeSlack:
+    fake_slack_server.reset()
+    return fake_slack_server
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight BERT saved with save_pretrained (id2label = the nine slugs)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert", all_texts())
+
+
+@pytest.fixture
+def model_registry(tmp_path: Path, tiny_model: Path) -> Path:
+    """A MODEL_DIR with the tiny model as its current version."""
+    import shutil
+
+    from training.registry import set_current
+
+    registry = tmp_path / "models"
+    shutil.copytree(tiny_model, registry / "20260101-000000-tiny0001")
+    set_current(registry, "20260101-000000-tiny0001")
+    return registry
+
+
+@pytest.fixture(scope="session")
+def real_corpus() -> Path:
+    if not REAL_CORPUS.is_file():
+        pytest.skip(f"real livedoor corpus not found at {REAL_CORPUS} (it lives in ../shared/data beside the repo)")
+    return REAL_CORPUS

@@ -1,0 +1,195 @@
+"""A local fake of the Slack Web API over real HTTP, in the spirit of bolt-python's mock_web_api_server.
+
+It records every call and answers like Slack does for the methods the product uses. Code under test
+reaches it through slack_sdk's ``base_url`` (SLACK_API_URL). Faults can be scripted per method
+(HTTP status with headers, or a delay longer than the client's timeout).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    status: int = 200
+    at: float = field(default_factory=time.time)
+
+    @property
+    def delivered(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.faults: dict[str, list[Fault]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base}/api/"
+
+    def response_url(self, name: str = "cmd") -> str:
+        return f"{self.base}/response/{name}"
+
+    # -- inspection ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.faults.clear()
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout}s; calls so far: {[c.method for c in self.calls]}")
+
+    def wait_for_calls(self, method: str, count: int = 1, timeout: float = 30.0) -> list[Call]:
+        self.wait_for(lambda s: len(s.calls_to(method)) >= count, timeout)
+        return self.calls_to(method)
+
+    def fail(self, method: str, *faults: Fault) -> None:
+        with self._lock:
+            self.faults.setdefault(method, []).extend(faults)
+
+    # -- Slack's answers -------------------------------------------------------------------------
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://fake.slack.test/",
+                "team": "Fake",
+                "user": "newsbot",
+                "team_id": "T0001",
+                "user_id": "UBOT",
+                "bot_id": "BBOT",
+            }
+        if method in ("chat.postMessage", "chat.update"):
+            if not params.get("channel"):
+                return {"ok": False, "error": "channel_not_found"}
+            ts = params.get("ts") if method == "chat.update" else f"{int(time.time())}.{next(self._ts):06d}"
+            return {
+                "ok": True,
+                "channel": params["channel"],
+                "ts": ts,
+                "message": {"text": params.get("text", ""), "ts": ts},
+            }
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        if method == "reactions.add":
+            return {"ok": True}
+        if method == "users.info":
+            user = self.users.get(
+                str(params.get("user")), {"id": params.get("user"), "is_admin": False, "is_owner": False}
+            )
+            return {"ok": True, "user": user}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts):08d}"
+            return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = params.get("files")
+            if isinstance(files, str):
+                files = json.loads(files)
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files or []]}
+        return {"ok": False, "error": "unknown_method"}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                path = urlparse(self.path).path
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if path.startswith("/upload/"):
+                    fake.uploads[path.rsplit("/", 1)[-1]] = raw
+                    with fake._lock:
+                        fake.calls.append(Call("upload", {"size": len(raw)}, headers))
+                    self._reply(200, b"OK")
+                    return
+                ctype = headers.get("content-type", "")
+                params: dict[str, Any]
+                if "json" in ctype:
+                    params = json.loads(raw or b"{}")
+                else:
+                    params = dict(parse_qsl(raw.decode("utf-8", "replace")))
+                if path.startswith("/response/"):
+                    method = "response_url"
+                    params["_name"] = path.rsplit("/", 1)[-1]
+                else:
+                    method = path.removeprefix("/api/")
+                with fake._lock:
+                    fault = fake.faults[method].pop(0) if fake.faults.get(method) else None
+                    fake.calls.append(Call(method, params, headers, fault.status if fault else 200))
+                if fault is not None:
+                    if fault.delay_s:
+                        time.sleep(fault.delay_s)
+                    err = json.dumps({"ok": False, "error": "fault_injected"}).encode()
+                    self._reply(fault.status, err, fault.headers)
+                    return
+                answer = {"ok": True} if method == "response_url" else fake._answer(method, params)
+                self._reply(200, json.dumps(answer).encode())
+
+            do_GET = do_POST
+
+        return Handler

@@ -1,0 +1,99 @@
+"""Starting the product's real processes (``python -m bot``, ``python -m worker``) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def product_env(**overrides: str) -> dict[str, str]:
+    """The environment of a product process: the test's settings only, never the developer's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_", "MODEL_", "ADMIN_", "FETCH_"))}
+    env.update(
+        {
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_VERBOSITY": "error",
+            "TOKENIZERS_PARALLELISM": "false",
+            "SLACK_BOT_TOKEN": "xoxb-test-token",
+            "SLACK_SIGNING_SECRET": "test-signing-secret",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+class Proc:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.name = name
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            [sys.executable, *args], env=env, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._log.close()
+        return self.popen.returncode
+
+
+def start_bot(env: dict[str, str], port: int, workdir: Path, timeout: float = 60.0) -> Proc:
+    proc = Proc("bot", ["-m", "bot", "--http", "--host", "127.0.0.1", "--port", str(port)], env, workdir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"bot exited early:\n{proc.log()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.stop()
+    raise RuntimeError(f"bot did not become healthy:\n{proc.log()}")
+
+
+def start_worker(env: dict[str, str], workdir: Path, *args: str, name: str = "worker", timeout: float = 120.0) -> Proc:
+    """Start a worker and wait until it has registered with RQ (after its model is loaded)."""
+    from rq import Worker
+
+    worker_name = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
+    proc = Proc(name, ["-m", "worker", "--name", worker_name, *args], env, workdir)
+    connection = redis.Redis.from_url(env["REDIS_URL"])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"worker exited early:\n{proc.log()}")
+        if any(w.name == worker_name for w in Worker.all(connection=connection)):
+            return proc
+        time.sleep(0.1)
+    proc.stop()
+    raise RuntimeError(f"worker did not register:\n{proc.log()}")

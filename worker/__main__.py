@@ -1,0 +1,58 @@
+"""``python -m worker``: load the model once, then serve the ``classify`` queue (or ``--queues train``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from rq import SimpleWorker
+
+from common.exceptions import SettingsError
+from common.jobs import CLASSIFY_QUEUE
+from common.logs import configure_logging
+from common.queues import SERIALIZER, redis_connection
+from common.settings import load_settings
+
+log = logging.getLogger("worker")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("--queues", nargs="+", default=[CLASSIFY_QUEUE], help="queues to serve (default: classify)")
+    parser.add_argument("--burst", action="store_true", help="exit once the queues are empty (benchmarks, tests)")
+    parser.add_argument("--name", default=None, help="worker name shown in RQ (default: generated)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings("SLACK_BOT_TOKEN")
+    except SettingsError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    # Heavy imports only after the settings are known to be usable.
+    from worker import jobs
+    from worker.classifier import ModelService, use_all_cores
+    from worker.slack import SlackReplier, web_client
+
+    connection = redis_connection(settings)
+    models = ModelService.from_settings(settings)
+    if CLASSIFY_QUEUE in args.queues:
+        log.info("torch threads: %d", use_all_cores())
+        models.load()  # once, before the first job: jobs never load a model
+    jobs.install(jobs.Runtime(models=models, replier=SlackReplier(web_client(settings))))
+
+    # SimpleWorker runs each job in this process instead of forking a child per job (RQ's default).
+    # A forked child cannot use CUDA once the parent has initialised it, and would have to reload the
+    # model (seconds) for every job; in-process, the model loaded above serves every job.
+    worker = SimpleWorker(args.queues, connection=connection, serializer=SERIALIZER, name=args.name)
+    worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level.upper())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
