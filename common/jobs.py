@@ -14,8 +14,27 @@ from typing import Any, Literal
 CLASSIFY_QUEUE = "classify"
 TRAIN_QUEUE = "train"
 
-# Dotted paths of the job functions, resolved by the worker process.
-CLASSIFY_JOB = "worker.jobs.classify"
+# Dotted paths of the job functions, resolved by the worker process (the bot never imports them).
+CLASSIFY_JOB = "worker.jobs.classify"  # queue: classify
+RETRAIN_JOB = "worker.retrain.retrain"  # queue: train
+STATUS_JOB = "worker.admin.status"  # queue: classify (quick; must not be batched with classify jobs)
+ROLLBACK_JOB = "worker.admin.rollback"  # queue: classify
+
+# Block Kit action ids on every classification reply (rendered by the worker, handled by the bot).
+# The buttons' ``value`` is the classification record id (see ``classification_key``).
+FEEDBACK_CORRECT_ACTION = "feedback_correct"
+FEEDBACK_WRONG_ACTION = "feedback_wrong"
+FEEDBACK_CHOOSE_ACTION = "feedback_choose"
+
+
+def classification_key(record_id: str) -> str:
+    """Redis hash where the worker keeps what it classified (text, predicted slug, model version, reply ts).
+
+    Fields: ``text``, ``title``, ``url``, ``slug``, ``model_version``, ``channel``, ``ts`` (the reply's ts),
+    ``created_at``. Kept without TTL: feedback can arrive days later and feeds retraining.
+    """
+    return f"newsbot:classification:{record_id}"
+
 
 Source = Literal["mention", "command", "shortcut"]
 
@@ -39,6 +58,8 @@ class ClassifyRequest:
     user: str | None = None
     thread_ts: str | None = None
     response_url: str | None = None
+    # For /classify-news (delivered through response_url): "in_channel" or "ephemeral".
+    response_type: str = "in_channel"
     source: Source = "mention"
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,3 +86,24 @@ class ClassifyResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainRequest:
+    """An admin's /retrain: options already validated by the bot, progress shown in ``channel``."""
+
+    request_id: str
+    user: str
+    channel: str
+    response_url: str | None = None
+    model_type: Literal["bert", "linear"] = "bert"
+    base_model: str | None = None
+    epochs: float | None = None
+    force: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetrainRequest:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})

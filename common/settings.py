@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -54,6 +54,46 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs the link fetcher may reach although private (intranets, tests)"
     )
     log_level: str = Field(default="INFO", description="Python logging level")
+
+    # --- serving (worker) ---------------------------------------------------------------------------
+    inference_device: str | None = Field(
+        default=None, description="torch device for serving: cuda, cpu (default: cuda when present)"
+    )
+    max_length: int = Field(default=512, ge=16, le=512, description="Tokens per article at most (title + body)")
+    truncation: Literal["head", "head_tail"] = Field(
+        default="head", description="How long bodies are cut: keep the head, or head and tail"
+    )
+    classify_batch_size: int = Field(
+        default=32, ge=1, le=1024, description="Most queued classify jobs run in one batch"
+    )
+    confidence_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Below this the reply says the model is unsure"
+    )
+    max_links_per_message: int = Field(default=5, ge=1, le=50, description="Links fetched from one message at most")
+    fetch_timeout_s: float = Field(default=10.0, gt=0, le=60, description="Total time to fetch one linked page")
+    fetch_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0, description="Bytes read from one linked page at most")
+    model_poll_interval_s: float = Field(
+        default=5.0, gt=0, description="How often workers look for a new current model"
+    )
+
+    # --- Slack surface (bot) ------------------------------------------------------------------------
+    classify_response_type: Literal["in_channel", "ephemeral"] = Field(
+        default="in_channel", description="Who sees /classify-news results: the channel or only the user"
+    )
+    admins_include_workspace_admins: bool = Field(
+        default=False, description="Also let Slack workspace admins and owners (users.info) run /retrain"
+    )
+
+    # --- training -----------------------------------------------------------------------------------
+    train_data: str = Field(
+        default="https://www.rondhuit.com/download/ldcc-20140209.tar.gz",
+        description="livedoor corpus for /retrain: archive path, URL, or extracted text/ folder",
+    )
+    data_cache_dir: Path = Field(default=Path("./.cache/data"), description="Where downloaded corpora are cached")
+    base_model: str = Field(default="tohoku-nlp/bert-base-japanese-v3", description="Default base model for /retrain")
+    promotion_tolerance: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="A new model is promoted if its test macro-F1 >= current - tolerance"
+    )
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

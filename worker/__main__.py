@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     if CLASSIFY_QUEUE in args.queues:
         log.info("torch threads: %d", use_all_cores())
         models.load()  # once, before the first job: jobs never load a model
-    jobs.install(jobs.Runtime(models=models, replier=SlackReplier(web_client(settings))))
+    jobs.install(
+        jobs.Runtime(
+            settings=settings, connection=connection, models=models, replier=SlackReplier(web_client(settings))
+        )
+    )
 
     # SimpleWorker runs each job in this process instead of forking a child per job (RQ's default).
     # A forked child cannot use CUDA once the parent has initialised it, and would have to reload the

@@ -11,12 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis import Redis
 from rq import get_current_job
 
 from common.articles import article_from_text
 from common.exceptions import EmptyArticleError, NewsbotError
 from common.jobs import ClassifyRequest, ClassifyResult
 from common.labels import category
+from common.settings import Settings
 from worker.classifier import ModelService
 from worker.slack import SlackReplier
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 class Runtime:
     """What jobs share within one worker process."""
 
+    settings: Settings
+    connection: Redis
     models: ModelService
     replier: SlackReplier
 
