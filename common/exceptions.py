@@ -52,3 +52,20 @@ class EmptyArticleError(NewsbotError):
         "分類する本文がありません。記事の本文かリンクを送ってください。\n"
         "There is no article text to classify: send the article's text or a link to it."
     )
+
+
+class CorpusError(NewsbotError):
+    """The training corpus cannot be found, downloaded, verified or parsed."""
+
+    user_message = (
+        "学習データ (livedoor ニュースコーパス) を読み込めませんでした。管理者に連絡してください。\n"
+        "The training data (livedoor news corpus) could not be read; please tell an admin."
+    )
+
+
+class TrainingError(NewsbotError):
+    """A training run failed; nothing was promoted and ``current`` is unchanged."""
+
+    user_message = (
+        "学習に失敗しました。現在のモデルはそのまま使われます。\nTraining failed; the current model is kept as it is."
+    )
