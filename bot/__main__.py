@@ -41,11 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.http:
         from bot.server import serve
 
-        serve(app, connection, args.host, args.port)
+        serve(app, connection, settings.slack_signing_secret or "", args.host, args.port)
     else:
+        import signal
+
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        SocketModeHandler(app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+        handler = SocketModeHandler(app, settings.slack_app_token)
+
+        def stop(signum: int, _frame: object) -> None:
+            log.info("signal %d: closing the Socket Mode connection", signum)
+            handler.close()  # type: ignore[no-untyped-call]
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)
+        handler.start()  # type: ignore[no-untyped-call]
     return 0
 
 

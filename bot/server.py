@@ -1,11 +1,26 @@
-"""HTTP mode: POST /slack/events (Slack-signed requests only) and GET /healthz, served by waitress."""
+"""HTTP mode: POST /slack/events (Slack-signed requests only) and GET /healthz, served by waitress.
+
+Bad requests are answered the way Slack expects before Bolt sees them:
+
+- no valid signature, or a timestamp more than 5 minutes off (a replay): ``401``;
+- a body over ``MAX_BODY_BYTES``: ``413`` (waitress refuses it without reading it);
+- a signed body that is not UTF-8, not JSON, or a form whose ``payload`` is not JSON: ``400``;
+- an event type nobody listens to: ``200`` and ignored (a non-2xx would make Slack retry it, and
+  eventually disable the subscription).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import json
 import logging
+import signal
+import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -21,35 +36,124 @@ EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 # Slack's own payloads are far below this; anything larger is refused before it is read.
 MAX_BODY_BYTES = 1024 * 1024
+# Slack's rule: a request whose timestamp is more than 5 minutes off may be a replay.
+MAX_CLOCK_SKEW_S = 5 * 60
+
+WSGIApp = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
 
 
-def make_wsgi_app(app: App, connection: Redis) -> Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]:
+def _respond(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _read_body(environ: WSGIEnvironment) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    stream = environ["wsgi.input"]
+    body: bytes = stream.read(min(length, MAX_BODY_BYTES)) if length > 0 else b""
+    return body
+
+
+def signature_ok(secret: str, raw: bytes, timestamp: str, signature: str, now: float | None = None) -> bool:
+    """Slack's v0 signature over the raw bytes, with the timestamp at most 5 minutes off (no replays)."""
+    if not secret or not timestamp.isdigit() or not signature.startswith("v0="):
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > MAX_CLOCK_SKEW_S:
+        return False
+    expected = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"v0={expected}", signature)
+
+
+def parse_slack_body(raw: bytes, content_type: str) -> dict[str, Any]:
+    """Parse a Slack request body like Bolt does; raise ValueError for anything malformed."""
+    text = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    if "application/json" in content_type or text.startswith("{"):
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict):
+            raise ValueError("JSON body is not an object")
+        return parsed
+    form = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True, strict_parsing=bool(text)).items()}
+    if "payload" in form:
+        payload = json.loads(form["payload"])
+        if not isinstance(payload, dict):
+            raise ValueError("payload is not an object")
+        return payload
+    return form
+
+
+def make_wsgi_app(app: App, connection: Redis, signing_secret: str) -> WSGIApp:
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET":
+        path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
+        if path == HEALTH_PATH and method == "GET":
             try:
                 connection.ping()
-                status, payload = "200 OK", {"status": "ok", "redis": "ok"}
             except RedisError as exc:
-                status, payload = "503 Service Unavailable", {"status": "degraded", "redis": str(exc)}
-            body = json.dumps(payload).encode()
-            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+                return _respond(start_response, "503 Service Unavailable", {"status": "degraded", "redis": str(exc)})
+            return _respond(start_response, "200 OK", {"status": "ok", "redis": "ok"})
+        if path != EVENTS_PATH:
+            return _respond(start_response, "404 Not Found", {"error": "not found"})
+        if method != "POST":
+            return _respond(start_response, "405 Method Not Allowed", {"error": "use POST"})
+
+        raw = _read_body(environ)
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+        if not signature_ok(signing_secret, raw, timestamp, signature):
+            log.warning("refused a request with an invalid or stale signature")
+            return _respond(start_response, "401 Unauthorized", {"error": "invalid request"})
+        try:
+            parsed = parse_slack_body(raw, environ.get("CONTENT_TYPE", ""))
+        except ValueError as exc:
+            log.warning("refused a signed but malformed request: %s", exc)
+            return _respond(start_response, "400 Bad Request", {"error": "malformed body"})
+
+        # Hand Bolt the body we already read.
+        environ["wsgi.input"] = io.BytesIO(raw)
+        environ["CONTENT_LENGTH"] = str(len(raw))
+        if parsed.get("type") == "event_callback":
+            # Events nobody handles get 200: buffer Bolt's answer to rewrite its 404 "unhandled request".
+            chunks: list[bytes] = []
+            answer: list[tuple[str, list[tuple[str, str]]]] = []
+
+            def buffer(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+                answer.append((status, headers))
+                return chunks.append
+
+            chunks.extend(slack(environ, buffer))
+            status, headers = answer[0]
+            if status.startswith("404"):
+                log.info("ignored unhandled event type %s", parsed.get("event", {}).get("type"))
+                return _respond(start_response, "200 OK", {"ignored": True})
+            start_response(status, headers)
+            return chunks
         return slack(environ, start_response)
 
     return wsgi
 
 
-def serve(app: App, connection: Redis, host: str, port: int) -> None:
-    import waitress
+def serve(app: App, connection: Redis, signing_secret: str, host: str, port: int) -> None:
+    """Serve until SIGTERM/SIGINT; then stop accepting, let requests in hand finish, and return."""
+    from waitress.server import create_server
 
-    log.info("serving Slack events on http://%s:%d%s", host, port, EVENTS_PATH)
-    waitress.serve(
-        make_wsgi_app(app, connection),
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: finishing requests in hand, then exiting", signum)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    server = create_server(
+        make_wsgi_app(app, connection, signing_secret),
         host=host,
         port=port,
         threads=16,
         max_request_body_size=MAX_BODY_BYTES,
         ident="newsbot",
     )
+    log.info("serving Slack events on http://%s:%d%s", host, port, EVENTS_PATH)
+    server.run()  # waitress catches SystemExit and shuts its task threads down (waiting for those in hand)
+    log.info("bot stopped")
