@@ -5,8 +5,10 @@ from __future__ import annotations
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
+from bot.admins import AdminPolicy
 from bot.listeners import register_listeners
 from bot.submit import JobSubmitter
+from common.feedback import FeedbackStore
 from common.settings import Settings
 
 
@@ -21,10 +23,15 @@ def build_app(settings: Settings, submitter: JobSubmitter, *, http_mode: bool) -
         request_verification_enabled=http_mode,
     )
 
+    admins = AdminPolicy(settings)
+    feedback = FeedbackStore(submitter.connection)
+
     @app.middleware
     def inject_dependencies(context: BoltContext, next: object) -> None:
         context["submitter"] = submitter
         context["settings"] = settings
+        context["admins"] = admins
+        context["feedback"] = feedback
         next()  # type: ignore[operator]
 
     register_listeners(app)

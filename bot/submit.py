@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from redis import Redis
+from redis import Redis, WatchError
 from rq import Retry
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 
-from common.jobs import CLASSIFY_JOB, ClassifyRequest, job_id_for
-from common.queues import classify_queue
+from common.exceptions import TrainingInProgressError
+from common.jobs import (
+    CLASSIFY_JOB,
+    RETRAIN_JOB,
+    ROLLBACK_JOB,
+    STATUS_JOB,
+    TRAINING_LOCK_KEY,
+    TRAINING_PROGRESS_KEY,
+    AdminRequest,
+    ClassifyRequest,
+    RetrainRequest,
+    job_id_for,
+)
+from common.queues import SERIALIZER, classify_queue, train_queue
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +32,9 @@ DEDUPE_TTL_S = 24 * 3600
 CLASSIFY_JOB_TIMEOUT_S = 120
 RESULT_TTL_S = 7 * 24 * 3600
 FAILURE_TTL_S = 30 * 24 * 3600
+ADMIN_JOB_TIMEOUT_S = 60
+# A training job whose status is one of these no longer holds the training lock (a crashed worker's job).
+_ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 class JobSubmitter:
@@ -26,6 +43,7 @@ class JobSubmitter:
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
         self.classify = classify_queue(connection)
+        self.train = train_queue(connection)
 
     def _claim(self, delivery_key: str) -> bool:
         """True the first time ``delivery_key`` is seen (atomic SET NX with a TTL)."""
@@ -60,3 +78,103 @@ class JobSubmitter:
             raise
         log.info("enqueued %s for delivery %s", job_id, delivery_key)
         return job_id
+
+    def submit_admin(self, job: str, request: AdminRequest, delivery_key: str) -> str | None:
+        """Enqueue ``/retrain status`` or ``rollback`` at the front of the classify queue (quick jobs)."""
+        if job not in (STATUS_JOB, ROLLBACK_JOB):
+            raise ValueError(f"not an admin job: {job}")
+        if not self._claim(delivery_key):
+            log.info("duplicate delivery %s ignored", delivery_key)
+            return None
+        job_id = job_id_for(job.rsplit(".", 1)[-1], delivery_key)
+        try:
+            self.classify.enqueue_call(
+                job,
+                args=(request.to_dict(),),
+                job_id=job_id,
+                unique=True,
+                at_front=True,
+                timeout=ADMIN_JOB_TIMEOUT_S,
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+                description=f"{job} by {request.user}",
+            )
+        except DuplicateJobError:
+            return None
+        except Exception:
+            self._release(delivery_key)
+            raise
+        log.info("enqueued %s for delivery %s", job_id, delivery_key)
+        return job_id
+
+    def running_training(self) -> str | None:
+        """The id of the training job that is queued or running, or None (a stale lock is cleared)."""
+        held = self.connection.get(TRAINING_LOCK_KEY)
+        if not held:
+            return None
+        job_id = held.decode() if isinstance(held, bytes) else str(held)
+        try:
+            status = Job.fetch(job_id, connection=self.connection, serializer=SERIALIZER).get_status()
+        except NoSuchJobError:
+            status = None
+        if status is not None and status not in _ENDED:
+            return job_id
+        # The job ended without releasing the lock (its worker died): release it, unless it changed meanwhile.
+        with self.connection.pipeline() as pipe:
+            try:
+                pipe.watch(TRAINING_LOCK_KEY)  # type: ignore[no-untyped-call]
+                if pipe.get(TRAINING_LOCK_KEY) == held:
+                    pipe.multi()
+                    pipe.delete(TRAINING_LOCK_KEY)
+                    pipe.execute()
+            except WatchError:
+                return self.running_training()
+        log.warning("released the training lock of ended job %s (%s)", job_id, status)
+        return None
+
+    def training_progress(self) -> dict[str, str]:
+        raw: dict[Any, Any] = self.connection.hgetall(TRAINING_PROGRESS_KEY)
+        return {
+            (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+            for k, v in raw.items()
+        }
+
+    def submit_retrain(self, request: RetrainRequest, delivery_key: str, timeout_s: int) -> str | None:
+        """Enqueue a training job on the ``train`` queue, the only one queued or running.
+
+        Raises :class:`TrainingInProgressError` naming the training in hand when there is one.
+        Returns None for a duplicate delivery.
+        """
+        job_id = job_id_for("retrain", delivery_key)
+        running = self.running_training()
+        if running is not None:
+            raise TrainingInProgressError(running)
+        # The lock outlives the job's own timeout only by a margin, in case nothing ever releases it.
+        if not self.connection.set(TRAINING_LOCK_KEY, job_id, nx=True, ex=timeout_s + 3600):
+            held = self.connection.get(TRAINING_LOCK_KEY)
+            raise TrainingInProgressError(held.decode() if isinstance(held, bytes) else str(held))
+        if not self._claim(delivery_key):
+            log.info("duplicate delivery %s ignored", delivery_key)
+            self._release_lock(job_id)
+            return None
+        try:
+            self.train.enqueue_call(
+                RETRAIN_JOB,
+                args=(request.to_dict(),),
+                job_id=job_id,
+                unique=True,
+                timeout=timeout_s,
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+                description=f"retrain by {request.user} in {request.channel}",
+            )
+        except Exception:
+            self._release(delivery_key)
+            self._release_lock(job_id)
+            raise
+        log.info("enqueued training %s for delivery %s", job_id, delivery_key)
+        return job_id
+
+    def _release_lock(self, job_id: str) -> None:
+        if self.connection.get(TRAINING_LOCK_KEY) == job_id.encode():
+            self.connection.delete(TRAINING_LOCK_KEY)

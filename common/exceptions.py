@@ -69,3 +69,56 @@ class TrainingError(NewsbotError):
     user_message = (
         "学習に失敗しました。現在のモデルはそのまま使われます。\nTraining failed; the current model is kept as it is."
     )
+
+
+class InvalidRetrainOptionsError(NewsbotError, ValueError):
+    """A /retrain option that is unknown, malformed or out of range; nothing is enqueued."""
+
+    def __init__(self, reason_ja: str, reason_en: str) -> None:
+        super().__init__(reason_en)
+        self.user_message = (
+            f"/retrain のオプションが正しくありません: {reason_ja}\n"
+            f"Invalid /retrain option: {reason_en}\n"
+            "使い方 / Usage: `/retrain [epochs=N] [base=org/name|folder] [type=bert|linear] [force]`, "
+            "`/retrain status`, `/retrain rollback [version]`"
+        )
+
+
+class NotAdminError(NewsbotError, PermissionError):
+    """Someone who is not an admin asked for an admin action (/retrain, rollback, promote)."""
+
+    user_message = (
+        "申し訳ありませんが、この操作は管理者のみ実行できます。\n"
+        "Sorry, only newsbot admins can do this. Ask an admin to add you to ADMIN_USER_IDS."
+    )
+
+
+class TrainingInProgressError(NewsbotError):
+    """A /retrain while another training is queued or running; the running one is reported instead."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+        self.user_message = (
+            f"学習はすでに実行中です (`{job_id}`)。新しい学習は開始しませんでした。\n"
+            f"A training is already queued or running (`{job_id}`); no new one was started."
+        )
+
+
+class BaseModelNotFoundError(NewsbotError):
+    """``base=<folder>`` names no folder in the allowed base-models area."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(f"{name!r} not found in {where}")
+        self.user_message = (
+            f"ベースモデル `{name}` が見つかりません。\nBase model `{name}` was not found in the base-models folder."
+        )
+
+
+class ClassificationNotFoundError(NewsbotError, KeyError):
+    """Feedback on a classification whose record is gone (or never existed)."""
+
+    user_message = (
+        "この分類結果の記録が見つからないため、フィードバックを保存できませんでした。\n"
+        "This classification is no longer on record, so the feedback could not be saved."
+    )

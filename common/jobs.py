@@ -107,3 +107,33 @@ class RetrainRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RetrainRequest:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+# --- /retrain: one training at a time, its progress, and the admin jobs ---------------------------
+
+# Holds the id of the queued or running training job (SET NX); the retrain job deletes it when it ends.
+TRAINING_LOCK_KEY = "newsbot:training:lock"
+# Hash with the latest progress of the training in hand (job_id, phase, step, total_steps, epoch, …).
+TRAINING_PROGRESS_KEY = "newsbot:training:progress"
+# Prefix of the hashes where each worker publishes what it serves: ``newsbot:serving:<worker name>``.
+SERVING_KEY_PREFIX = "newsbot:serving:"
+# An admin button on a /retrain report that was not promoted: make that version current anyway.
+RETRAIN_PROMOTE_ACTION = "retrain_promote"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRequest:
+    """``/retrain status`` or ``/retrain rollback [version]``: answered through ``response_url``."""
+
+    request_id: str
+    user: str
+    channel: str
+    response_url: str | None = None
+    version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdminRequest:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})

@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     promotion_tolerance: float = Field(
         default=0.0, ge=0.0, le=1.0, description="A new model is promoted if its test macro-F1 >= current - tolerance"
     )
+    base_models_dir: Path = Field(
+        default=Path("./models/base"),
+        description="Folders that `/retrain base=<name>` may name (besides hub names org/name and MODEL_DIR versions)",
+    )
+    retrain_max_epochs: float = Field(default=20.0, gt=0, le=100, description="Largest epochs=N /retrain accepts")
+    retrain_timeout_s: int = Field(default=6 * 3600, ge=60, description="A training job is stopped after this long")
+    progress_interval_s: float = Field(
+        default=2.0, ge=0.0, le=60.0, description="Least time between two updates of the /retrain progress message"
+    )
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import events
+from bot.listeners import actions, commands, events, shortcuts
 
 
 def register_listeners(app: App) -> None:
     events.register(app)
+    commands.register(app)
+    shortcuts.register(app)
+    actions.register(app)

@@ -1,0 +1,81 @@
+"""Block Kit pieces the bot adds to messages: feedback counts, the category select, the training summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.feedback import FeedbackCounts
+from common.jobs import FEEDBACK_CHOOSE_ACTION
+from common.labels import CATEGORIES, category
+
+# The context block with the feedback counts on a classification reply; replaced on every click.
+COUNTS_BLOCK_ID = "newsbot_feedback_counts"
+# The select's block id carries the classification record id: ``feedback_choose:<record id>``.
+CHOOSE_BLOCK_PREFIX = "feedback_choose:"
+
+
+def counts_text(counts: FeedbackCounts) -> str:
+    text = f"👍 正しい / Correct: {counts.confirmed}　👎 違う / Wrong: {counts.corrected}"
+    if counts.corrections:
+        chosen = ", ".join(
+            f"{category(slug).display} ×{n}"
+            for slug, n in sorted(counts.corrections.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        text += f" (→ {chosen})"
+    return text
+
+
+def with_counts(blocks: list[dict[str, Any]], counts: FeedbackCounts) -> list[dict[str, Any]]:
+    """``blocks`` with the counts block added at the end, or replaced where it already is."""
+    block = {
+        "type": "context",
+        "block_id": COUNTS_BLOCK_ID,
+        "elements": [{"type": "mrkdwn", "text": counts_text(counts)}],
+    }
+    kept = [b for b in blocks if b.get("block_id") != COUNTS_BLOCK_ID]
+    return [*kept, block]
+
+
+def category_select(record_id: str, predicted: str, current: str | None) -> list[dict[str, Any]]:
+    """An ephemeral prompt with a select of the other eight categories (the user's earlier choice preselected)."""
+    options = [
+        {"text": {"type": "plain_text", "text": c.display[:75]}, "value": c.slug}
+        for c in CATEGORIES
+        if c.slug != predicted
+    ]
+    select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": FEEDBACK_CHOOSE_ACTION,
+        "placeholder": {"type": "plain_text", "text": "正しいカテゴリ / Right category"},
+        "options": options,
+    }
+    for option in options:
+        if option["value"] == current:
+            select["initial_option"] = option
+    return [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": (
+                    f"予測は *{category(predicted).display}* でした。正しいカテゴリを選んでください。\n"
+                    f"The prediction was *{category(predicted).display}*. Which category is right?"
+                ),
+            },
+        },
+        {"type": "actions", "block_id": f"{CHOOSE_BLOCK_PREFIX}{record_id}", "elements": [select]},
+    ]
+
+
+def training_summary(job_id: str, progress: dict[str, str]) -> str:
+    """One line on the training in hand, from the progress hash the retrain job keeps."""
+    if progress.get("job_id") != job_id:
+        return f"学習 `{job_id}` は順番待ちです。/ Training `{job_id}` is queued."
+    parts = [f"phase: {progress.get('phase', '?')}"]
+    if progress.get("epoch"):
+        parts.append(f"epoch {float(progress['epoch']):.2f}")
+    if progress.get("total_steps") and progress.get("total_steps") != "0":
+        parts.append(f"step {progress.get('step', '0')}/{progress['total_steps']}")
+    if progress.get("eta_s"):
+        parts.append(f"ETA {float(progress['eta_s']):.0f} s")
+    return f"学習 `{job_id}` を実行中 / Training `{job_id}` in progress: " + ", ".join(parts)

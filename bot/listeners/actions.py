@@ -1,0 +1,184 @@
+"""Block actions: the feedback buttons and select on classification replies, and the admins' promote button."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.admins import AdminPolicy
+from bot.blocks import CHOOSE_BLOCK_PREFIX, category_select, with_counts
+from bot.submit import JobSubmitter
+from common.exceptions import NewsbotError
+from common.feedback import FeedbackCounts, FeedbackStore
+from common.jobs import (
+    FEEDBACK_CHOOSE_ACTION,
+    FEEDBACK_CORRECT_ACTION,
+    FEEDBACK_WRONG_ACTION,
+    RETRAIN_PROMOTE_ACTION,
+    ROLLBACK_JOB,
+    AdminRequest,
+)
+from common.labels import category
+
+log = logging.getLogger(__name__)
+
+
+def _thanks(chosen: str, predicted: str) -> str:
+    if chosen == predicted:
+        return "ありがとうございます。「正しい」と記録しました。\nThanks! Recorded as correct."
+    shown = category(chosen).display
+    ja = f"ありがとうございます。正しくは *{shown}* と記録しました。"
+    return f"{ja}\nThanks! Recorded the right category as *{shown}*."
+
+
+def _snapshot(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The classification reply as the clicker saw it, or None for an ephemeral one (Slack sends no copy)."""
+    message = body.get("message")
+    channel = _channel(body)
+    if not message or not channel or (body.get("container") or {}).get("is_ephemeral"):
+        return None
+    return {
+        "channel": channel,
+        "ts": message["ts"],
+        "thread_ts": message.get("thread_ts"),
+        "text": message.get("text", ""),
+        "blocks": message.get("blocks") or [],
+    }
+
+
+def _show_counts(client: WebClient, snapshot: dict[str, Any] | None, counts: FeedbackCounts) -> None:
+    """Update the reply in place: its own blocks, with the counts block added or replaced."""
+    if snapshot is None:
+        return
+    try:
+        client.chat_update(
+            channel=snapshot["channel"],
+            ts=snapshot["ts"],
+            text=snapshot.get("text") or "",
+            blocks=with_counts(snapshot.get("blocks") or [], counts),
+        )
+    except SlackApiError as exc:
+        log.warning("could not update feedback counts on %s: %s", snapshot.get("ts"), exc)
+
+
+def _channel(body: dict[str, Any]) -> str:
+    return str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+
+
+def _tell(client: WebClient, body: dict[str, Any], text: str, thread_ts: str | None = None) -> None:
+    """Say ``text`` to the clicking user alone."""
+    channel = _channel(body)
+    user = (body.get("user") or {}).get("id")
+    if channel and user:
+        client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+
+
+def handle_feedback_correct(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+) -> None:
+    ack()
+    store: FeedbackStore = context["feedback"]
+    record_id = str(action.get("value", ""))
+    user = body["user"]["id"]
+    snapshot = _snapshot(body)
+    thread_ts = snapshot.get("thread_ts") if snapshot else None
+    try:
+        found = store.classification(record_id)
+        counts = store.record(record_id, user, found.slug)
+    except NewsbotError as exc:
+        _tell(client, body, exc.user_message, thread_ts)
+        return
+    if snapshot is not None:
+        store.remember_message(record_id, snapshot)
+    _show_counts(client, snapshot or store.message(record_id), counts)
+    _tell(client, body, _thanks(found.slug, found.slug), thread_ts)
+
+
+def handle_feedback_wrong(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+) -> None:
+    """Offer the clicking user a select of the other categories; the choice is stored when made."""
+    ack()
+    store: FeedbackStore = context["feedback"]
+    record_id = str(action.get("value", ""))
+    user = body["user"]["id"]
+    snapshot = _snapshot(body)
+    thread_ts = snapshot.get("thread_ts") if snapshot else None
+    try:
+        found = store.classification(record_id)
+    except NewsbotError as exc:
+        _tell(client, body, exc.user_message, thread_ts)
+        return
+    if snapshot is not None:
+        store.remember_message(record_id, snapshot)
+    earlier = store.of_user(record_id, user)
+    blocks = category_select(record_id, found.slug, earlier.chosen if earlier else None)
+    client.chat_postEphemeral(
+        channel=_channel(body),
+        user=user,
+        thread_ts=thread_ts,
+        text="正しいカテゴリを選んでください / Choose the right category",
+        blocks=blocks,
+    )
+
+
+def handle_feedback_choose(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+) -> None:
+    ack()
+    store: FeedbackStore = context["feedback"]
+    block_id = str(action.get("block_id", ""))
+    if not block_id.startswith(CHOOSE_BLOCK_PREFIX):
+        log.warning("feedback select with an unexpected block id %r", block_id)
+        return
+    record_id = block_id.removeprefix(CHOOSE_BLOCK_PREFIX)
+    chosen = str((action.get("selected_option") or {}).get("value", ""))
+    try:
+        counts = store.record(record_id, body["user"]["id"], chosen)
+        predicted = store.classification(record_id).slug
+    except NewsbotError as exc:
+        respond(text=exc.user_message, replace_original=True)
+        return
+    _show_counts(client, store.message(record_id), counts)
+    # The select was shown to this user alone: replace it with the acknowledgement.
+    respond(text=_thanks(chosen, predicted), replace_original=True)
+
+
+def handle_retrain_promote(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+) -> None:
+    """Make a trained-but-kept version current: an admin action, checked here whatever the UI showed."""
+    ack()
+    admins: AdminPolicy = context["admins"]
+    submitter: JobSubmitter = context["submitter"]
+    user = body["user"]["id"]
+    try:
+        admins.require(client, user)
+    except NewsbotError as exc:
+        _tell(client, body, exc.user_message)
+        return
+    channel = _channel(body)
+    request = AdminRequest(
+        request_id=body.get("trigger_id") or action.get("action_ts", ""),
+        user=user,
+        channel=channel,
+        response_url=body.get("response_url"),
+        version=str(action.get("value", "")) or None,
+    )
+    submitter.submit_admin(ROLLBACK_JOB, request, delivery_key=f"action:{request.request_id}")
+    respond(
+        text=f"`{request.version}` を現在のモデルにしています… / Making `{request.version}` current…",
+        response_type="ephemeral",
+        replace_original=False,
+    )
+
+
+def register(app: App) -> None:
+    app.action(FEEDBACK_CORRECT_ACTION)(handle_feedback_correct)
+    app.action(FEEDBACK_WRONG_ACTION)(handle_feedback_wrong)
+    app.action(FEEDBACK_CHOOSE_ACTION)(handle_feedback_choose)
+    app.action(RETRAIN_PROMOTE_ACTION)(handle_retrain_promote)

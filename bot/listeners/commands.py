@@ -1,0 +1,121 @@
+"""Slash commands: ``/classify-news <text or links>`` and the admins' ``/retrain``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
+from bot.admins import AdminPolicy
+from bot.blocks import training_summary
+from bot.options import RollbackCommand, StatusCommand, TrainCommand, parse_retrain
+from bot.submit import JobSubmitter
+from common.articles import clean_text, extract_urls
+from common.exceptions import NewsbotError, TrainingInProgressError
+from common.jobs import ROLLBACK_JOB, STATUS_JOB, AdminRequest, ClassifyRequest, RetrainRequest
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLASSIFY_USAGE = (
+    "使い方: `/classify-news <記事の本文 または リンク>`\nUsage: `/classify-news <article text or a link to it>`"
+)
+CLASSIFYING = "分類しています… / Classifying…"
+QUEUE_DOWN = (
+    ":warning: ただいま受け付けできません。少し待ってからもう一度お試しください。\n"
+    "We cannot take requests right now; please try again in a moment."
+)
+
+
+def handle_classify_news(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    """Ack with a short ephemeral note, then enqueue; the worker answers through the command's response_url."""
+    text = command.get("text") or ""
+    if not clean_text(text) and not extract_urls(text):
+        ack(text=CLASSIFY_USAGE)
+        return
+    ack(text=CLASSIFYING)
+    settings: Settings = context["settings"]
+    submitter: JobSubmitter = context["submitter"]
+    request = ClassifyRequest(
+        request_id=command["trigger_id"],
+        text=text,
+        channel=command["channel_id"],
+        user=command.get("user_id"),
+        response_url=command.get("response_url"),
+        response_type=settings.classify_response_type,
+        source="command",
+    )
+    try:
+        submitter.submit_classify(request, delivery_key=f"command:{command['trigger_id']}")
+    except RedisError:
+        log.exception("could not enqueue /classify-news %s", command["trigger_id"])
+        respond(text=QUEUE_DOWN, response_type="ephemeral")
+
+
+def _queued_text(job_id: str, train: TrainCommand, settings: Settings) -> str:
+    epochs = f"{train.epochs:g}" if train.epochs is not None else "default"
+    base = train.base_model or settings.base_model
+    force = ", force" if train.force else ""
+    return (
+        f"学習を開始します (`{job_id}`)。進捗はこのチャンネルに表示します。\n"
+        f"Training queued (`{job_id}`: type={train.model_type}, base={base}, epochs={epochs}{force}); "
+        "its progress will show in this channel."
+    )
+
+
+def handle_retrain(
+    ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+) -> None:
+    """Admins only, checked here on the server; options are validated before anything is enqueued."""
+    ack()
+    settings: Settings = context["settings"]
+    submitter: JobSubmitter = context["submitter"]
+    admins: AdminPolicy = context["admins"]
+    user = command.get("user_id", "")
+    trigger = command["trigger_id"]
+    try:
+        admins.require(client, user)
+        parsed = parse_retrain(command.get("text") or "", max_epochs=settings.retrain_max_epochs)
+        if isinstance(parsed, StatusCommand | RollbackCommand):
+            admin_request = AdminRequest(
+                request_id=trigger,
+                user=user,
+                channel=command["channel_id"],
+                response_url=command.get("response_url"),
+                version=parsed.version if isinstance(parsed, RollbackCommand) else None,
+            )
+            job = STATUS_JOB if isinstance(parsed, StatusCommand) else ROLLBACK_JOB
+            submitter.submit_admin(job, admin_request, delivery_key=f"command:{trigger}")
+            return
+        request = RetrainRequest(
+            request_id=trigger,
+            user=user,
+            channel=command["channel_id"],
+            response_url=command.get("response_url"),
+            model_type=parsed.model_type,
+            base_model=parsed.base_model,
+            epochs=parsed.epochs,
+            force=parsed.force,
+        )
+        job_id = submitter.submit_retrain(request, f"command:{trigger}", settings.retrain_timeout_s)
+    except TrainingInProgressError as exc:
+        summary = training_summary(exc.job_id, submitter.training_progress())
+        respond(text=f"{exc.user_message}\n{summary}", response_type="ephemeral")
+        return
+    except NewsbotError as exc:
+        respond(text=exc.user_message, response_type="ephemeral")
+        return
+    except RedisError:
+        log.exception("could not enqueue /retrain %s", trigger)
+        respond(text=QUEUE_DOWN, response_type="ephemeral")
+        return
+    if job_id is not None:
+        respond(text=_queued_text(job_id, parsed, settings), response_type="ephemeral")
+
+
+def register(app: App) -> None:
+    app.command("/classify-news")(handle_classify_news)
+    app.command("/retrain")(handle_retrain)
