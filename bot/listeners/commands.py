@@ -34,9 +34,9 @@ def handle_classify_news(ack: Ack, command: dict[str, Any], context: BoltContext
     """Ack with a short ephemeral note, then enqueue; the worker answers through the command's response_url."""
     text = command.get("text") or ""
     if not clean_text(text) and not extract_urls(text):
-        ack(text=CLASSIFY_USAGE)
+        ack(text=CLASSIFY_USAGE, response_type="ephemeral")
         return
-    ack(text=CLASSIFYING)
+    ack(text=CLASSIFYING, response_type="ephemeral")
     settings: Settings = context["settings"]
     submitter: JobSubmitter = context["submitter"]
     request = ClassifyRequest(
