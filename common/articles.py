@@ -21,6 +21,9 @@ _TRAILING_PUNCT = ".,;:!?)]}'\""
 
 # A first line at most this long, followed by more text, is taken as the article's title.
 _MAX_TITLE_CHARS = 120
+# Text sent together with links is classified as an article of its own only from this length on;
+# shorter text next to a link ("これ読んで", "what is this?") is a comment about the link, not an article.
+MIN_TEXT_BESIDE_LINKS_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +45,7 @@ def strip_mentions(text: str) -> str:
 
 def clean_text(text: str) -> str:
     """Normalise what a user pasted: drop control characters and Slack markup, unescape, trim lines."""
-    text = _OTHER_MARKUP.sub(" ", strip_mentions(text))
-    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = _unescape(_OTHER_MARKUP.sub(" ", strip_mentions(text)))
     kept = []
     for ch in text:
         if ch in "\n\t" or unicodedata.category(ch)[0] != "C":
@@ -54,13 +56,23 @@ def clean_text(text: str) -> str:
     return "\n".join(line for line in lines if line).strip()
 
 
+def _unescape(text: str) -> str:
+    """Undo Slack's escaping of ``&``, ``<`` and ``>`` (``&amp;`` last, so ``&amp;lt;`` stays ``&lt;``)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def extract_urls(text: str) -> list[str]:
-    """Links in a Slack message, in order, without duplicates: Slack markup first-class, bare URLs too."""
+    """Links in a Slack message, in order, without duplicates: Slack markup first-class, bare URLs too.
+
+    Slack escapes ``&`` in the URLs it marks up (``?a=1&amp;b=2``); the URLs returned are unescaped.
+    """
     found: list[str] = []
     for match in _SLACK_LINK.finditer(text):
-        found.append(match.group(1))
+        found.append(_unescape(match.group(1)))
     for match in _BARE_URL.finditer(_SLACK_LINK.sub(" ", text)):
-        found.append(match.group(0).rstrip(_TRAILING_PUNCT))
+        url = _unescape(match.group(0).rstrip(_TRAILING_PUNCT))
+        if len(url) > len("https://"):
+            found.append(url)
     unique: list[str] = []
     for url in found:
         if url not in unique:
@@ -80,3 +92,27 @@ def article_from_text(text: str) -> Article:
     if rest.strip() and len(first) <= _MAX_TITLE_CHARS:
         return Article(title=first.strip(), body=rest.strip())
     return Article(title="", body=cleaned)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageParts:
+    """What one Slack message asks to classify: its links (at most ``max_links``) and/or pasted text."""
+
+    urls: list[str]
+    text: Article | None
+    dropped_urls: int = 0
+
+
+def message_parts(message: str, max_links: int) -> MessageParts:
+    """Split a message into links to fetch and pasted text to classify.
+
+    Without links, the whole cleaned message is the article. With links, the links are the articles and the
+    remaining text counts as an article too only when it is long enough to be one
+    (:data:`MIN_TEXT_BESIDE_LINKS_CHARS`). Links beyond ``max_links`` are dropped and counted.
+    """
+    urls = extract_urls(message)
+    kept, dropped = urls[:max_links], max(0, len(urls) - max_links)
+    article = article_from_text(remove_urls(message) if urls else message)
+    if not article.body or (urls and len(article.text) < MIN_TEXT_BESIDE_LINKS_CHARS):
+        return MessageParts(urls=kept, text=None, dropped_urls=dropped)
+    return MessageParts(urls=kept, text=article, dropped_urls=dropped)

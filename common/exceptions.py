@@ -122,3 +122,47 @@ class ClassificationNotFoundError(NewsbotError, KeyError):
         "この分類結果の記録が見つからないため、フィードバックを保存できませんでした。\n"
         "This classification is no longer on record, so the feedback could not be saved."
     )
+
+
+# --- links and serving (worker) ------------------------------------------------------------------
+
+
+class LinkError(NewsbotError):
+    """A linked page could not be used; ``url`` names it and ``user_message`` says why in both languages."""
+
+    reason_ja: str = "このリンクのページを読めませんでした。"
+    reason_en: str = "The linked page could not be read."
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        super().__init__(f"{url}: {detail}" if detail else url)
+        self.url = url
+        self.detail = detail
+        self.user_message = f"{self.reason_ja}\n{self.reason_en}"
+
+
+class LinkRefusedError(LinkError):
+    """The link's scheme or address is not one the fetcher may open (SSRF guard)."""
+
+    reason_ja = "安全のため、このリンクは開けません (内部・特殊なアドレス、または http/https 以外)。"
+    reason_en = "For safety this link was not opened (internal or special address, or not http/https)."
+
+
+class LinkUnreachableError(LinkError):
+    """The page did not answer in time, refused the connection, answered with an error, or redirected too often."""
+
+    reason_ja = "リンク先のページに接続できませんでした。"
+    reason_en = "The linked page could not be reached."
+
+
+class UnsupportedContentError(LinkError):
+    """The page is not HTML or plain text, or announces a body far larger than an article."""
+
+    reason_ja = "リンク先は記事のページではありません (HTML またはテキストではない、または大きすぎます)。"
+    reason_en = "The link does not lead to an article page (not HTML or text, or far too large)."
+
+
+class UnusableArticleError(LinkError):
+    """Nothing usable was extracted: too short, not an article, or behind a paywall."""
+
+    reason_ja = "リンク先から記事の本文を取り出せませんでした (短すぎる、記事ではない、または有料記事の可能性)。"
+    reason_en = "No usable article text was found at the link (too short, not an article, or behind a paywall)."
