@@ -6,8 +6,6 @@ import argparse
 import logging
 import sys
 
-from rq import SimpleWorker
-
 from common.exceptions import SettingsError
 from common.jobs import CLASSIFY_QUEUE
 from common.logs import configure_logging
@@ -36,25 +34,40 @@ def main(argv: list[str] | None = None) -> int:
 
     # Heavy imports only after the settings are known to be usable.
     from worker import jobs
+    from worker.batching import BatchingWorker
     from worker.classifier import ModelService, use_all_cores
+    from worker.fetch import GuardedFetcher
     from worker.slack import SlackReplier, web_client
 
     connection = redis_connection(settings)
     models = ModelService.from_settings(settings)
-    if CLASSIFY_QUEUE in args.queues:
+    serves_classify = CLASSIFY_QUEUE in args.queues
+    if serves_classify:
         log.info("torch threads: %d", use_all_cores())
-        models.load()  # once, before the first job: jobs never load a model
+        models.load()  # once, before the first job: jobs never load a model (a train worker loads none)
     jobs.install(
         jobs.Runtime(
-            settings=settings, connection=connection, models=models, replier=SlackReplier(web_client(settings))
+            settings=settings,
+            connection=connection,
+            models=models,
+            replier=SlackReplier(web_client(settings)),
+            fetcher=GuardedFetcher.from_settings(settings),
         )
     )
 
-    # SimpleWorker runs each job in this process instead of forking a child per job (RQ's default).
-    # A forked child cannot use CUDA once the parent has initialised it, and would have to reload the
-    # model (seconds) for every job; in-process, the model loaded above serves every job.
-    worker = SimpleWorker(args.queues, connection=connection, serializer=SERIALIZER, name=args.name)
-    worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level.upper())
+    # A SimpleWorker (BatchingWorker is one) runs each job in this process instead of forking a child per job
+    # (RQ's default). A forked child cannot use CUDA once the parent has initialised it, and would have to
+    # reload the model (seconds) for every job; in-process, the model loaded above serves every job.
+    worker = BatchingWorker(args.queues, connection=connection, serializer=SERIALIZER, name=args.name)
+    worker.batch_size = settings.classify_batch_size
+    if serves_classify:
+        # Hot reload: poll MODEL_DIR/current, load a new version in the background, swap it between batches;
+        # and publish what is served in newsbot:serving:<worker name> for `/retrain status`.
+        models.start_watching(connection, worker.name)
+    try:
+        worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level.upper())
+    finally:
+        models.stop()
     return 0
 
 

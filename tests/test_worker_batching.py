@@ -1,0 +1,134 @@
+"""Batching: classify jobs waiting together share one forward pass; each finishes on its own in RQ and Slack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Retry
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+
+from common.articles import article_from_text
+from common.jobs import classification_key
+from common.labels import SLUGS
+from common.queues import classify_queue
+from tests.support.fake_slack import Fault, FakeSlack
+from tests.support.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from tests.support.redis_server import RedisServer
+from tests.support.samples import SAMPLES
+from worker.jobs import Runtime
+
+OTHER_JOB_RAN_KEY = "test:other-job-ran"
+
+
+def other_job(marker: str) -> str:
+    """Stands for the admin jobs that share the classify queue: must run normally, never batched."""
+    from worker.jobs import runtime
+
+    runtime().connection.rpush(OTHER_JOB_RAN_KEY, marker)
+    return marker
+
+
+@pytest.fixture
+def rt(redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack, model_registry: Path) -> Runtime:
+    settings = worker_settings(redis_server.url, fake_slack.api_url, model_registry)
+    return install_runtime(settings, redis_conn)
+
+
+def texts() -> list[str]:
+    return [f"ニュース{i}\n{SAMPLES[slug][i % 3]}" for i, slug in enumerate(SLUGS[:7])]
+
+
+def test_waiting_jobs_share_one_forward_pass_and_each_gets_its_own_result(
+    rt: Runtime, redis_conn: redis.Redis, fake_slack: FakeSlack
+) -> None:
+    queue = classify_queue(redis_conn)
+    bodies = texts()
+    enqueued = [enqueue_classify(queue, f"<@UBOT> {text}", n) for n, text in enumerate(bodies[:4])]
+    other = queue.enqueue_call(f"{__name__}.other_job", args=("admin",), result_ttl=600)
+    enqueued += [enqueue_classify(queue, f"<@UBOT> {text}", n) for n, text in enumerate(bodies[4:], start=4)]
+
+    run_burst(redis_conn)
+
+    # One forward pass for the seven jobs (the other job was left alone and ran normally).
+    assert rt.models.batches == 1
+    assert [m.decode() for m in redis_conn.lrange(OTHER_JOB_RAN_KEY, 0, -1)] == ["admin"]
+    assert Job.fetch(other.id, connection=redis_conn).get_status() == JobStatus.FINISHED
+
+    # Each job's result is what the model says for its own article alone.
+    alone, _version = rt.models.predict([article_from_text(t) for t in bodies])
+    posts = {c.params["thread_ts"]: c for c in fake_slack.calls_to("chat.postMessage")}
+    assert len(posts) == len(enqueued)
+    for job, text, expected in zip(enqueued, bodies, alone, strict=True):
+        job = Job.fetch(job.id, connection=redis_conn, serializer=queue.serializer)
+        assert job.get_status() == JobStatus.FINISHED
+        result = job.return_value()
+        assert result is not None
+        assert result["slug"] == expected.slug
+        assert result["confidence"] == pytest.approx(expected.confidence, abs=1e-4)
+        assert set(result["scores"]) == set(SLUGS)
+        assert result["batch"]["jobs"] == 7
+        assert result["model_version"] == "20260101-000000-tiny0001"
+        assert result["title"] == text.split("\n")[0]
+        # Its own reply, in its own thread, naming its own slug; and its durable record.
+        post = posts[job.args[0]["thread_ts"]]
+        assert f"`{expected.slug}`" in post.params["text"]
+        blocks = post.params["blocks"]
+        buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+        assert {b["action_id"] for b in buttons} == {"feedback_correct", "feedback_wrong"}
+        assert {b["value"] for b in buttons} == {job.id}
+        record = {k.decode(): v.decode() for k, v in redis_conn.hgetall(classification_key(job.id)).items()}
+        assert record["slug"] == expected.slug
+        assert record["ts"] == result["ts"] != ""
+        assert record["channel"] == "C42"
+        assert redis_conn.ttl(classification_key(job.id)) == -1  # kept: feedback may come days later
+
+    assert len(FinishedJobRegistry(queue=queue)) == len(enqueued) + 1
+    assert len(StartedJobRegistry(queue=queue)) == 0
+    assert len(FailedJobRegistry(queue=queue)) == 0
+    assert redis_conn.llen(queue.intermediate_queue_key) == 0
+
+
+def test_a_job_is_not_batched_with_itself_when_alone(rt: Runtime, redis_conn: redis.Redis) -> None:
+    queue = classify_queue(redis_conn)
+    enqueue_classify(queue, texts()[0], 1)
+    run_burst(redis_conn)
+    enqueue_classify(queue, texts()[1], 2)
+    run_burst(redis_conn)
+    assert rt.models.batches == 2
+
+
+def test_transient_slack_failures_are_retried_and_only_the_last_attempt_tells_the_user(
+    rt: Runtime, redis_conn: redis.Redis, fake_slack: FakeSlack
+) -> None:
+    queue = classify_queue(redis_conn)
+    # Slack fails three times in a row (HTTP 500): the job's two retries are used up.
+    fake_slack.fail("chat.postMessage", Fault(500), Fault(500), Fault(500))
+    job = enqueue_classify(queue, texts()[0], 7, retry=Retry(max=2))
+    run_burst(redis_conn)
+
+    job = Job.fetch(job.id, connection=redis_conn, serializer=queue.serializer)
+    assert job.get_status() == JobStatus.FAILED
+    assert job.id in FailedJobRegistry(queue=queue)
+    assert "chat.postMessage failed" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
+    delivered = [c for c in fake_slack.calls_to("chat.postMessage") if c.delivered]
+    assert len(delivered) == 1  # one message, after the last attempt: the internal error with its reference
+    assert "reference" in delivered[0].params["text"]
+    assert job.id.rsplit("-", 1)[-1][:10] in delivered[0].params["text"]
+    assert delivered[0].params["thread_ts"] == job.args[0]["thread_ts"]
+
+
+def test_slack_rate_limit_is_waited_out_without_a_duplicate(
+    rt: Runtime, redis_conn: redis.Redis, fake_slack: FakeSlack
+) -> None:
+    queue = classify_queue(redis_conn)
+    fake_slack.fail("chat.postMessage", Fault(429, {"Retry-After": "1"}))
+    job = enqueue_classify(queue, texts()[2], 8, retry=Retry(max=2))
+    run_burst(redis_conn)
+    job = Job.fetch(job.id, connection=redis_conn, serializer=queue.serializer)
+    assert job.get_status() == JobStatus.FINISHED
+    calls = fake_slack.calls_to("chat.postMessage")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].at - calls[0].at >= 0.9
