@@ -228,9 +228,13 @@ class BertClassifier:
 
 
 def load_classifier(path: Path, version: str | None = None, *, device: str | None = None) -> Classifier:
-    """Load the classifier saved in ``path`` (a save_pretrained folder)."""
+    """Load the classifier saved in ``path``: the linear model's files, or a save_pretrained folder."""
     if not path.is_dir():
         raise ModelNotFoundError(f"{path} is not a model folder")
+    from training.linear import LinearClassifier, is_linear_folder
+
+    if is_linear_folder(path):
+        return LinearClassifier(path, version)
     if not (path / "config.json").is_file():
         raise InvalidModelError(f"{path}: no config.json (not a save_pretrained folder, or half-written)")
     return BertClassifier(path, version, device=device)

@@ -1,0 +1,342 @@
+"""The importable training API: what ``python -m training`` and the /retrain job both call.
+
+:func:`train` reads the corpus, applies the fixed split, trains (BERT or linear), evaluates on the test split
+beside the TF-IDF + SVM baseline, writes the version folder (model, metrics.json, confusion PNG, model card),
+registers it, and promotes it only if it is not worse than the current model on the same test split.
+A failed run leaves ``current`` untouched and no version folder behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from common.articles import Article
+from common.exceptions import ModelNotFoundError, NewsbotError, TrainingError
+from common.labels import SLUGS
+from training import registry
+from training.corpus import CorpusArticle, load_corpus
+from training.evaluation import (
+    CONFUSION_PNG,
+    MODEL_CARD,
+    compute_metrics,
+    model_card,
+    plot_confusion,
+    write_metrics,
+)
+from training.examples import load_extra_examples
+from training.options import TrainOptions, options_from_settings
+from training.progress import Progress, safe_reporter
+from training.split import Split, load_or_create_split
+
+__all__ = [
+    "Progress",
+    "TrainOptions",
+    "TrainOutcome",
+    "evaluate",
+    "options_from_settings",
+    "prepare",
+    "resolve_model",
+    "train",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOutcome:
+    version: str
+    path: Path
+    promoted: bool
+    reason: str
+    metrics: dict[str, Any]  # test metrics: accuracy, macro_f1, per_class, confusion_matrix, baseline, …
+    previous_version: str | None
+    previous_metrics: dict[str, Any] | None
+    confusion_png: Path
+    extra_examples_used: int
+    extra_examples_skipped: int
+    train_seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """The one JSON object the CLI prints last."""
+        keep = ("accuracy", "macro_f1", "examples", "baseline")
+        return {
+            "version": self.version,
+            "path": str(self.path),
+            "promoted": self.promoted,
+            "reason": self.reason,
+            "metrics": {k: self.metrics[k] for k in keep if k in self.metrics},
+            "previous_version": self.previous_version,
+            "train_seconds": round(self.train_seconds, 1),
+        }
+
+
+def hardware() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
+        return f"{torch.cuda.device_count()} × GPU ({', '.join(sorted(names))})"
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
+
+
+def article_of(article: CorpusArticle) -> Article:
+    return Article(title=article.title, body=article.body)
+
+
+def prepare(options: TrainOptions) -> tuple[list[CorpusArticle], Split]:
+    """Read the corpus and apply (creating it first if needed) the fixed split."""
+    articles = load_corpus(options.data, cache_dir=options.cache_dir, strip_leaks=not options.keep_leaks)
+    return articles, load_or_create_split(articles, options.split_path, options.split_seed)
+
+
+def _baseline(options: TrainOptions, train: Sequence[CorpusArticle], test: Sequence[CorpusArticle]) -> dict[str, Any]:
+    from training.linear import fit_linear
+
+    started = time.monotonic()
+    model = fit_linear([article_of(a).text for a in train], [a.slug for a in train], c=options.linear_c)
+    proba = model.predict_proba([article_of(a).text for a in test])
+    metrics = compute_metrics([a.slug for a in test], [SLUGS[i] for i in proba.argmax(axis=1)])
+    return {
+        "model": "tfidf-mecab-1-2gram+linear-svm",
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "per_class_f1": {slug: row["f1"] for slug, row in metrics["per_class"].items()},
+        "train_seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _current_macro_f1(options: TrainOptions, current: str, split: Split) -> tuple[float | None, dict[str, Any] | None]:
+    """The current model's test macro-F1 on this split: from its metrics.json when measured on the same test
+    articles, else measured now."""
+    path = options.model_dir / current
+    stored = registry.read_metrics(path)
+    if stored and stored.get("test_fingerprint") == split.test_fingerprint and "macro_f1" in stored:
+        return float(stored["macro_f1"]), stored
+    from training.inference import load_classifier
+
+    try:
+        classifier = load_classifier(path, current, device=options.device)
+    except NewsbotError:
+        log.warning("current model %s cannot be loaded; it does not block promotion", current, exc_info=True)
+        return None, stored
+    predictions = classifier.predict([article_of(a) for a in split.test])
+    measured = compute_metrics([a.slug for a in split.test], [p.slug for p in predictions])
+    return float(measured["macro_f1"]), {**measured, "test_fingerprint": split.test_fingerprint}
+
+
+def _decide(options: TrainOptions, new_f1: float, split: Split) -> tuple[bool, str, str | None, dict[str, Any] | None]:
+    current = registry.current_version(options.model_dir)
+    if current is None or not (options.model_dir / current).is_dir():
+        return True, "no current model yet", current, None
+    current_f1, current_metrics = _current_macro_f1(options, current, split)
+    if options.force:
+        return True, f"forced (--force); current {current} had test macro-F1 {current_f1}", current, current_metrics
+    if current_f1 is None:
+        return True, f"current {current} could not be evaluated", current, current_metrics
+    bar = current_f1 - options.promotion_tolerance
+    if new_f1 >= bar:
+        why = (
+            f"test macro-F1 {new_f1:.4f} >= current {current} {current_f1:.4f} - tolerance "
+            f"{options.promotion_tolerance}"
+        )
+        return True, why, current, current_metrics
+    why = (
+        f"not promoted: test macro-F1 {new_f1:.4f} < current {current} {current_f1:.4f} - tolerance "
+        f"{options.promotion_tolerance} (use --force to promote anyway)"
+    )
+    return False, why, current, current_metrics
+
+
+def train(options: TrainOptions, progress: Callable[[Progress], None] | None = None) -> TrainOutcome:
+    """Train, evaluate, register and (if good enough) promote a new version. See the module docstring."""
+    report = safe_reporter(progress)
+    started = time.monotonic()
+
+    def phase(name: str, message: str, metrics: dict[str, float] | None = None) -> None:
+        log.info("%s: %s", name, message)
+        report(Progress(name, 0, 0, None, time.monotonic() - started, None, metrics or {}, message))
+
+    version = registry.new_version_name()
+    staging: Path | None = None
+    try:
+        phase("data", f"reading the corpus from {options.data}")
+        articles, split = prepare(options)
+        extra = load_extra_examples(options.extra_examples, exclude=split.test)
+        train_set = [*split.train, *extra.articles]
+        phase(
+            "data",
+            f"{len(articles)} articles: train {len(split.train)} (+{len(extra.articles)} extra, "
+            f"{extra.skipped} skipped), validation {len(split.validation)}, test {len(split.test)}",
+        )
+        staging = registry.staging_dir(options.model_dir, version)
+        run_dir = options.run_dir / version
+        created_at = datetime.now(UTC).isoformat(timespec="seconds")
+        train_started = time.monotonic()
+        if options.model_type == "linear":
+            from training.linear import fit_linear
+
+            phase("train", "fitting TF-IDF + linear SVM")
+            model = fit_linear(
+                [article_of(a).text for a in train_set],
+                [a.slug for a in train_set],
+                c=options.linear_c,
+                seed=options.seed,
+            )
+            model.save(staging)
+            phase("evaluate", "evaluating on the test split")
+            proba = model.predict_proba([article_of(a).text for a in split.test])
+            predicted = [SLUGS[i] for i in proba.argmax(axis=1)]
+            hyper: dict[str, Any] = dict(model.params)
+            best_validation: dict[str, float] = {}
+            base_model: str | None = None
+        else:
+            from training.bert import fine_tune
+
+            run_dir.mkdir(parents=True, exist_ok=True)
+            phase("tokenize", f"loading {options.base_model}; run folder {run_dir}")
+            bert_run = fine_tune(
+                options, train_set, split.validation, split.test, run_dir=run_dir, out_dir=staging, report=report
+            )
+            predicted, hyper, best_validation = (
+                bert_run.test_predictions,
+                bert_run.hyperparameters,
+                bert_run.best_validation,
+            )
+            base_model = options.base_model
+        train_seconds = time.monotonic() - train_started
+
+        metrics = compute_metrics([a.slug for a in split.test], predicted)
+        metrics.update(
+            {
+                "model_type": options.model_type,
+                "test_fingerprint": split.test_fingerprint,
+                "validation": best_validation,
+                "train_seconds": round(train_seconds, 1),
+            }
+        )
+        if options.model_type == "linear":
+            metrics["baseline"] = {
+                "model": "this model",
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+            }
+        elif options.baseline:
+            phase("evaluate", "training the TF-IDF + SVM baseline on the same split")
+            metrics["baseline"] = _baseline(options, train_set, split.test)
+        split_facts = {
+            "seed": options.split_seed,
+            "file": str(options.split_path),
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "test": len(split.test),
+            "extra_examples": len(extra.articles),
+            "extra_examples_skipped": extra.skipped,
+            "test_fingerprint": split.test_fingerprint,
+            "strip_leaks": not options.keep_leaks,
+        }
+        title = f"{version} ({options.model_type}) acc {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}"
+        plot_confusion(metrics["confusion_matrix"], staging / CONFUSION_PNG, title)
+        write_metrics(staging, metrics)
+        (staging / MODEL_CARD).write_text(
+            model_card(
+                version=version,
+                model_type=options.model_type,
+                base_model=base_model,
+                data=options.data,
+                split=split_facts,
+                hyperparameters=hyper,
+                metrics=metrics,
+                created_at=created_at,
+                train_seconds=train_seconds,
+                hardware=hardware(),
+            ),
+            encoding="utf-8",
+        )
+        info = {
+            "version": version,
+            "model_type": options.model_type,
+            "created_at": created_at,
+            "base_model": base_model,
+            "data": options.data,
+            "split": split_facts,
+            "hyperparameters": hyper,
+            "hardware": hardware(),
+            "run_dir": str(run_dir) if options.model_type == "bert" else None,
+            "options": options.for_log(),
+        }
+        (staging / registry.INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+
+        phase("register", f"registering {version} in {options.model_dir}")
+        promote, reason, previous, previous_metrics = _decide(options, float(metrics["macro_f1"]), split)
+        path = registry.register(options.model_dir, staging, version)
+        staging = None
+        if promote:
+            registry.promote(options.model_dir, version)
+    except NewsbotError:
+        raise
+    except Exception as exc:
+        raise TrainingError(f"training failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if staging is not None:
+            registry.discard(staging)
+
+    outcome = TrainOutcome(
+        version=version,
+        path=path,
+        promoted=promote,
+        reason=reason,
+        metrics=metrics,
+        previous_version=previous,
+        previous_metrics=previous_metrics,
+        confusion_png=path / CONFUSION_PNG,
+        extra_examples_used=len(extra.articles),
+        extra_examples_skipped=extra.skipped,
+        train_seconds=train_seconds,
+    )
+    report(
+        Progress(
+            "done",
+            0,
+            0,
+            None,
+            time.monotonic() - started,
+            None,
+            {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]},
+            f"{version}: {reason}",
+        )
+    )
+    return outcome
+
+
+def resolve_model(model_dir: Path, model: str | None) -> tuple[Path, str]:
+    """A model folder and its version from ``--model`` (a folder or a version name), default the current one."""
+    if model is None:
+        return registry.resolve_serving_path(model_dir, None)
+    as_path = Path(model)
+    if as_path.is_dir():
+        return as_path, as_path.resolve().name
+    if (model_dir / model).is_dir():
+        return model_dir / model, model
+    raise ModelNotFoundError(f"no model folder or version {model!r} (registry: {model_dir})")
+
+
+def evaluate(options: TrainOptions, model: str | None = None) -> dict[str, Any]:
+    """Test-split metrics of a model (folder or version; default the current one) on the fixed split."""
+    from training.inference import load_classifier
+
+    path, version = resolve_model(options.model_dir, model)
+    classifier = load_classifier(path, version, device=options.device)
+    _, split = prepare(options)
+    predictions = classifier.predict([article_of(a) for a in split.test])
+    metrics = compute_metrics([a.slug for a in split.test], [p.slug for p in predictions])
+    metrics.update({"version": version, "path": str(path), "test_fingerprint": split.test_fingerprint})
+    return metrics

@@ -1,0 +1,281 @@
+"""Fine-tuning a (Japanese) BERT for the nine categories with the Hugging Face Trainer.
+
+Articles are tokenised exactly as serving does (:func:`training.inference.encode_article`: title and body as a
+sentence pair, only the body truncated), once, with ``datasets.map`` (batched, cached on disk by a key of the
+tokenizer, the length and the texts). Batches are padded dynamically and grouped by length. Evaluation runs each
+epoch; the checkpoint with the best validation macro-F1 is kept; TensorBoard logs go into the run folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EvalPrediction,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
+
+from common.articles import Article
+from common.labels import SLUGS, id2label, label2id
+from training.corpus import CorpusArticle
+from training.inference import MAX_TITLE_CHARS, encode_article
+from training.options import TrainOptions
+from training.progress import Progress
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[Progress], None]
+
+
+def load_tokenizer(name_or_dir: str) -> PreTrainedTokenizerBase:
+    tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(name_or_dir)
+    return tokenizer
+
+
+def _cache_key(tokenizer: PreTrainedTokenizerBase, articles: Sequence[CorpusArticle], max_length: int) -> str:
+    digest = hashlib.sha256()
+    vocab = tokenizer.get_vocab()
+    digest.update(f"{type(tokenizer).__name__}|{len(vocab)}|{max_length}|{MAX_TITLE_CHARS}|".encode())
+    digest.update(hashlib.sha256("\n".join(sorted(vocab)).encode("utf-8")).digest())
+    for article in articles:
+        digest.update(f"{article.id}\x00{article.slug}\x00{article.title}\x00{article.body}\x01".encode())
+    return digest.hexdigest()[:24]
+
+
+def tokenize(
+    articles: Sequence[CorpusArticle],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    cache_dir: Path | None = None,
+) -> Any:
+    """A ``datasets.Dataset`` with input_ids/attention_mask/token_type_ids, ``labels`` and ``length``.
+
+    With ``cache_dir``, the result is kept in an Arrow file named by a digest of the tokenizer, the length
+    and the articles, and reused by the next run with the same inputs.
+    """
+    from datasets import Dataset
+
+    table = Dataset.from_dict(
+        {
+            "title": [a.title for a in articles],
+            "body": [a.body for a in articles],
+            "labels": [SLUGS.index(a.slug) for a in articles],
+        }
+    )
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for title, body in zip(batch["title"], batch["body"], strict=True):
+            for key, value in encode_article(tokenizer, Article(title=title, body=body), max_length).items():
+                out.setdefault(key, []).append(value)
+        out["length"] = [len(ids) for ids in out["input_ids"]]
+        return out
+
+    cache_file = None
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_file = str(cache_dir / f"tokenized-{_cache_key(tokenizer, articles, max_length)}.arrow")
+    return table.map(
+        encode,
+        batched=True,
+        batch_size=256,
+        remove_columns=["title", "body"],
+        cache_file_name=cache_file,
+        load_from_cache_file=cache_file is not None,
+        desc="tokenize",
+    )
+
+
+def _metrics(prediction: EvalPrediction) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    predicted = np.asarray(logits).argmax(axis=-1)
+    truth = np.asarray(prediction.label_ids)
+    return {
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", labels=list(range(len(SLUGS))))),
+    }
+
+
+class ProgressCallback(TrainerCallback):
+    """Reports the Trainer's steps and evaluations to a :class:`Progress` callback (errors in it are logged)."""
+
+    def __init__(self, report: Callable[[Progress], None]) -> None:
+        self.report = report
+        self.started = time.monotonic()
+        self.metrics: dict[str, float] = {}
+
+    def _send(self, phase: str, state: TrainerState, message: str = "") -> None:
+        elapsed = time.monotonic() - self.started
+        step, total = state.global_step, state.max_steps
+        eta = elapsed / step * (total - step) if step and total else None
+        self.report(
+            Progress(
+                phase=phase,
+                step=step,
+                total_steps=total,
+                epoch=state.epoch,
+                elapsed_s=elapsed,
+                eta_s=eta,
+                metrics=dict(self.metrics),
+                message=message,
+            )
+        )
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.started = time.monotonic()
+        self._send("train", state, "training started")
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._send("train", state)
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        metrics = kwargs.get("metrics") or {}
+        self.metrics = {k: float(v) for k, v in metrics.items() if k.startswith("eval_") and isinstance(v, int | float)}
+        self._send("evaluate", state, "validation: " + ", ".join(f"{k}={v:.4f}" for k, v in self.metrics.items()))
+
+
+def mixed_precision() -> tuple[bool, bool]:
+    """(bf16, fp16): bf16 on a GPU that supports it, else fp16 on a GPU, else full precision."""
+    if not torch.cuda.is_available():
+        return False, False
+    bf16 = torch.cuda.is_bf16_supported()
+    return bf16, not bf16
+
+
+@dataclass
+class BertRun:
+    """What a fine-tuning run leaves: the test predictions (slugs) and facts for the card."""
+
+    test_predictions: list[str]
+    hyperparameters: dict[str, Any]
+    best_validation: dict[str, float]
+    run_dir: Path
+    steps: int
+
+
+def training_arguments(options: TrainOptions, run_dir: Path, train_size: int) -> TrainingArguments:
+    steps_per_epoch = max(1, math.ceil(train_size / (options.batch_size * options.gradient_accumulation_steps)))
+    # Evaluate (and checkpoint) each epoch; a run shorter than an epoch evaluates once, at its end.
+    short = 0 < options.max_steps < steps_per_epoch
+    strategy = "steps" if short else "epoch"
+    every = options.max_steps if short else 500
+    bf16, fp16 = mixed_precision()
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        num_train_epochs=options.epochs,
+        max_steps=options.max_steps,
+        per_device_train_batch_size=options.batch_size,
+        per_device_eval_batch_size=options.eval_batch_size,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        learning_rate=options.learning_rate,
+        weight_decay=options.weight_decay,
+        warmup_steps=options.warmup,
+        lr_scheduler_type="linear",
+        seed=options.seed,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=every,
+        save_steps=every,
+        logging_strategy="steps",
+        logging_steps=max(1, min(50, steps_per_epoch // 4)),
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        save_total_limit=1,
+        save_only_model=True,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        report_to=["tensorboard"],
+        dataloader_num_workers=0,
+        use_cpu=options.device == "cpu",
+        disable_tqdm=False,
+        bf16=bf16,
+        fp16=fp16,
+    )
+
+
+def fine_tune(
+    options: TrainOptions,
+    train: Sequence[CorpusArticle],
+    validation: Sequence[CorpusArticle],
+    test: Sequence[CorpusArticle],
+    *,
+    run_dir: Path,
+    out_dir: Path,
+    report: Callable[[Progress], None],
+) -> BertRun:
+    """Fine-tune ``options.base_model`` on ``train``, pick the best epoch on ``validation``, save to ``out_dir``."""
+    tokenizer = load_tokenizer(options.base_model)
+    report(Progress("tokenize", 0, 0, None, 0.0, None, {}, "tokenising the articles"))
+    cache = options.cache_dir / "tokenized"
+    datasets = {
+        name: tokenize(part, tokenizer, options.max_length, cache)
+        for name, part in (("train", train), ("validation", validation), ("test", test))
+    }
+    model = AutoModelForSequenceClassification.from_pretrained(
+        options.base_model,
+        num_labels=len(SLUGS),
+        id2label=id2label(),
+        label2id=label2id(),
+        ignore_mismatched_sizes=True,
+    )
+    args = training_arguments(options, run_dir, len(train))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=datasets["train"],
+        eval_dataset=datasets["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=_metrics,
+        callbacks=[ProgressCallback(report)],
+    )
+    result = trainer.train()
+    best = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, int | float)}
+    report(Progress("evaluate", trainer.state.global_step, trainer.state.max_steps, trainer.state.epoch,
+                    0.0, None, best, "evaluating on the test split"))  # fmt: skip
+    logits = trainer.predict(datasets["test"]).predictions
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    predicted = [SLUGS[i] for i in np.asarray(logits).argmax(axis=-1).tolist()]
+    trainer.save_model(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    for checkpoint in run_dir.glob("checkpoint-*"):  # the best one is now in out_dir; the run keeps its logs
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    hyper = {
+        "base_model": options.base_model,
+        "epochs": options.epochs,
+        "max_steps": options.max_steps,
+        "batch_size": options.batch_size,
+        "gradient_accumulation_steps": options.gradient_accumulation_steps,
+        "learning_rate": options.learning_rate,
+        "weight_decay": options.weight_decay,
+        "warmup": options.warmup,
+        "max_length": options.max_length,
+        "seed": options.seed,
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "devices": max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1,
+        "train_loss": float(result.training_loss),
+    }
+    return BertRun(predicted, hyper, best, run_dir, trainer.state.global_step)

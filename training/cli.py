@@ -1,0 +1,193 @@
+"""``python -m training``: prepare, train, evaluate, predict, models — a thin layer over :mod:`training.api`.
+
+Settings (MODEL_DIR, TRAIN_DATA, BASE_MODEL, DATA_CACHE_DIR, PROMOTION_TOLERANCE) give the defaults; options
+given on the command line win. Logs go to standard error; results (JSON) to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import IO, Any
+
+from common.articles import Article, article_from_text
+from common.exceptions import NewsbotError
+from common.labels import SLUGS
+from common.logs import configure_logging
+from common.settings import load_settings
+from training import registry
+from training.options import TrainOptions, options_from_settings
+
+log = logging.getLogger(__name__)
+
+PREDICT_BATCH = 32
+
+
+def _parser() -> argparse.ArgumentParser:
+    from transformers import HfArgumentParser
+    from transformers.hf_argparser import DataClassType
+
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0], allow_abbrev=False)
+    commands = parser.add_subparsers(dest="command", required=True)
+    # --help of each subcommand lists the TrainOptions fields it uses, with their help text.
+    prepare = commands.add_parser("prepare", help="Read the corpus and write the fixed 8:1:1 split (JSONL of ids).")
+    train = HfArgumentParser(DataClassType(TrainOptions), add_help=False, allow_abbrev=False)
+    commands.add_parser(
+        "train", help="Train, evaluate and register a new version.", parents=[train], allow_abbrev=False
+    )
+    evaluate = commands.add_parser("evaluate", help="Test-split metrics of a version (default: the current one).")
+    predict = commands.add_parser("predict", help="Classify stdin lines (JSON with 'text', or plain text).")
+    for sub in (prepare, evaluate):
+        for name in ("data", "split_seed", "split_file", "keep_leaks", "cache_dir", "model_dir", "device"):
+            _add_option(sub, name)
+    for sub in (evaluate, predict):
+        sub.add_argument("--model", default=None, help="A model folder or a version in MODEL_DIR (default: current).")
+    for name in ("model_dir", "device"):
+        _add_option(predict, name)
+    predict.add_argument("--batch-size", type=int, default=PREDICT_BATCH, help="Articles per model call.")
+    models = commands.add_parser("models", help="List, promote or roll back registry versions.")
+    _add_option(models, "model_dir")
+    actions = models.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="Every version, oldest first, with its test metrics (JSON lines).")
+    promote = actions.add_parser("promote", help="Make VERSION current.")
+    promote.add_argument("version")
+    rollback = actions.add_parser("rollback", help="Make VERSION (default: the previously current one) current.")
+    rollback.add_argument("version", nargs="?", default=None)
+    return parser
+
+
+def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
+    spec = next(f for f in fields(TrainOptions) if f.name == name)
+    flag = "--" + name.replace("_", "-")
+    if name == "keep_leaks":
+        parser.add_argument(flag, action="store_true", default=None, help=spec.metadata["help"])
+        return
+    kind: Any = {"split_seed": int, "split_file": Path, "cache_dir": Path, "model_dir": Path}.get(name, str)
+    parser.add_argument(flag, dest=name, type=kind, default=None, help=spec.metadata["help"])
+
+
+def _options(args: argparse.Namespace, given: set[str]) -> TrainOptions:
+    """Settings' defaults, overridden by what was given on the command line."""
+    settings = load_settings()
+    names = {f.name for f in fields(TrainOptions)}
+    overrides = {k: v for k, v in vars(args).items() if k in names and k in given}
+    return options_from_settings(settings, **overrides)
+
+
+def _given(argv: Sequence[str]) -> set[str]:
+    names = {a[2:].split("=", 1)[0].replace("-", "_") for a in argv if a.startswith("--")}
+    return names | {n.removeprefix("no_") for n in names}
+
+
+def _print(data: Any, out: IO[str]) -> None:
+    out.write(json.dumps(data, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _batches(lines: Iterator[str], size: int) -> Iterator[list[Article]]:
+    batch: list[Article] = []
+    for line in lines:
+        text = line.rstrip("\n")
+        if text.lstrip().startswith("{"):
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError:
+                row = None
+            if isinstance(row, dict) and isinstance(row.get("text"), str):
+                text = row["text"]
+        batch.append(article_from_text(text))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cmd_prepare(options: TrainOptions, out: IO[str]) -> None:
+    from training.api import prepare
+
+    articles, split = prepare(options)
+    per_split = {name: dict(Counter(a.slug for a in split.of(name))) for name in ("train", "validation", "test")}
+    _print(
+        {
+            "articles": len(articles),
+            "per_class": {slug: sum(1 for a in articles if a.slug == slug) for slug in SLUGS},
+            "split_file": str(options.split_path),
+            "split": {name: sum(counts.values()) for name, counts in per_split.items()},
+            "test_fingerprint": split.test_fingerprint,
+            "strip_leaks": not options.keep_leaks,
+        },
+        out,
+    )
+
+
+def cmd_train(options: TrainOptions, out: IO[str]) -> None:
+    from training.api import train
+
+    log.info("training %s from %s into %s (runs in %s)", options.model_type, options.data, options.model_dir,
+             options.run_dir)  # fmt: skip
+    # The Trainer prints its log dicts on stdout: keep stdout for the result, so its last line is the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        outcome = train(options)
+    log.info("model: %s; metrics: %s; confusion matrix: %s", outcome.path, outcome.path / "metrics.json",
+             outcome.confusion_png)  # fmt: skip
+    if options.model_type == "bert":
+        log.info("run folder (TensorBoard logs): %s", options.run_dir / outcome.version)
+    log.info("%s", outcome.reason)
+    _print(outcome.summary(), out)
+
+
+def cmd_predict(args: argparse.Namespace, options: TrainOptions, stdin: IO[str], out: IO[str]) -> None:
+    from training.api import resolve_model
+    from training.inference import load_classifier
+
+    path, version = resolve_model(options.model_dir, args.model)
+    classifier = load_classifier(path, version, device=options.device)
+    for batch in _batches(iter(stdin), max(1, args.batch_size)):
+        for prediction in classifier.predict(batch):
+            _print({"label": prediction.slug, "scores": prediction.scores, "version": version}, out)
+
+
+def cmd_models(args: argparse.Namespace, options: TrainOptions, out: IO[str]) -> None:
+    if args.action == "list":
+        for info in registry.list_versions(options.model_dir):
+            _print(info.to_dict(), out)
+    elif args.action == "promote":
+        registry.promote(options.model_dir, args.version)
+        _print({"current": args.version}, out)
+    else:
+        _print({"current": registry.rollback(options.model_dir, args.version)}, out)
+
+
+def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        options = _options(args, _given(argv))
+        if args.command == "prepare":
+            cmd_prepare(options, out)
+        elif args.command == "train":
+            cmd_train(options, out)
+        elif args.command == "evaluate":
+            from training.api import evaluate
+
+            _print(evaluate(options, args.model), out)
+        elif args.command == "predict":
+            cmd_predict(args, options, stdin, out)
+        else:
+            cmd_models(args, options, out)
+    except NewsbotError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,127 @@
+"""Test-split metrics, the confusion-matrix picture, and the model card written into a version folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from common.labels import SLUGS, category
+
+CONFUSION_PNG = "confusion_matrix.png"
+MODEL_CARD = "README.md"
+
+
+def compute_metrics(true_slugs: Sequence[str], predicted_slugs: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = truth)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = list(SLUGS)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true_slugs, predicted_slugs, labels=labels, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(true_slugs, predicted_slugs)),
+        "macro_f1": float(f1_score(true_slugs, predicted_slugs, labels=labels, average="macro", zero_division=0)),
+        "examples": len(true_slugs),
+        "per_class": {
+            slug: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, slug in enumerate(labels)
+        },
+        "confusion_matrix": confusion_matrix(true_slugs, predicted_slugs, labels=labels).tolist(),
+        "labels": labels,
+    }
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], out: Path, title: str) -> Path:
+    """A confusion-matrix PNG with ASCII slugs on the axes (fonts may lack Japanese glyphs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(SLUGS)
+    figure, axes = plt.subplots(figsize=(9, 8), dpi=100)
+    try:
+        image = axes.imshow(matrix, cmap="Blues")
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+        axes.set_xticks(range(len(labels)), labels=labels, rotation=45, ha="right")
+        axes.set_yticks(range(len(labels)), labels=labels)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
+        axes.set_title(title)
+        peak = max((max(row) for row in matrix), default=0) or 1
+        for i, row in enumerate(matrix):
+            for j, value in enumerate(row):
+                colour = "white" if value > peak / 2 else "black"
+                axes.text(j, i, str(value), ha="center", va="center", color=colour, fontsize=9)
+        figure.tight_layout()
+        figure.savefig(out)
+    finally:
+        plt.close(figure)
+    return out
+
+
+def write_metrics(folder: Path, metrics: dict[str, Any]) -> Path:
+    path = folder / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _metric_row(name: str, metrics: dict[str, Any] | None) -> str:
+    if not metrics:
+        return f"| {name} | – | – |"
+    return f"| {name} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |"
+
+
+def model_card(
+    *,
+    version: str,
+    model_type: str,
+    base_model: str | None,
+    data: str,
+    split: dict[str, Any],
+    hyperparameters: dict[str, Any],
+    metrics: dict[str, Any],
+    created_at: str,
+    train_seconds: float,
+    hardware: str,
+) -> str:
+    """The version folder's README.md: what was trained, on what, how, and how well."""
+    per_class = metrics.get("per_class", {})
+    class_rows = "\n".join(
+        f"| `{slug}` | {category(slug).en} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} "
+        f"| {row['support']} |"
+        for slug, row in per_class.items()
+    )
+    params = "\n".join(f"| `{key}` | `{value}` |" for key, value in sorted(hyperparameters.items()))
+    kind = "fine-tuned Japanese BERT" if model_type == "bert" else "TF-IDF (MeCab words, 1–2-grams) + linear SVM"
+    front = "---\nlanguage: ja\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n\n"
+    return (
+        (front if model_type == "bert" else "") + f"# newsbot model {version}\n\n"
+        f"A {kind} that sorts Japanese news articles into the nine livedoor news corpus categories "
+        f"({', '.join(f'`{s}`' for s in SLUGS)}).\n\n"
+        f"- model type: `{model_type}`\n"
+        f"- base model: `{base_model or '–'}`\n"
+        f"- trained: {created_at} in {train_seconds:.0f} s on {hardware}\n"
+        f"- data: `{data}` (livedoor news corpus ldcc-20140209, CC BY-ND 2.1 JP), "
+        f"category markers stripped: {split.get('strip_leaks')}\n"
+        f"- split: stratified 8:1:1, seed {split.get('seed')}; train {split.get('train')} "
+        f"(+{split.get('extra_examples', 0)} extra examples), validation {split.get('validation')}, "
+        f"test {split.get('test')} (test fingerprint `{split.get('test_fingerprint')}`)\n\n"
+        "## Test metrics\n\n"
+        "| model | accuracy | macro-F1 |\n|---|---|---|\n"
+        f"{_metric_row('this model', metrics)}\n"
+        f"{_metric_row('baseline: TF-IDF + linear SVM, same split', metrics.get('baseline'))}\n\n"
+        "| slug | category | precision | recall | F1 | support |\n|---|---|---|---|---|---|\n"
+        f"{class_rows}\n\n"
+        f"![confusion matrix]({CONFUSION_PNG})\n\n"
+        "## Hyper-parameters\n\n| name | value |\n|---|---|\n"
+        f"{params}\n"
+    )

@@ -1,0 +1,65 @@
+"""Extra labelled examples (corrections collected from Slack users), added to the training split only.
+
+The file is JSONL: one ``{"text": "...", "slug": "..."}`` per line (other fields are ignored). Lines that are not
+JSON, have no text, name an unknown slug, or repeat a test article's text are skipped and counted, never fatal:
+one bad correction must not stop a retrain, and a test article must never be trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.articles import article_from_text
+from common.labels import is_slug
+from training.corpus import CorpusArticle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtraExamples:
+    articles: list[CorpusArticle]
+    skipped: int
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256("".join(text.split()).encode("utf-8")).hexdigest()
+
+
+def load_extra_examples(path: Path | None, exclude: Iterable[CorpusArticle] = ()) -> ExtraExamples:
+    """The usable examples in ``path`` as articles (id ``extra-<line>``), and how many lines were skipped.
+
+    ``exclude`` (the test split) is compared on whitespace-free text: an example repeating one is skipped.
+    """
+    if path is None:
+        return ExtraExamples([], 0)
+    excluded = {_text_key(f"{a.title}\n{a.body}") for a in exclude} | {_text_key(a.body) for a in exclude}
+    articles: list[CorpusArticle] = []
+    skipped = 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        text = row.get("text") if isinstance(row, dict) else None
+        slug = row.get("slug") if isinstance(row, dict) else None
+        if not isinstance(text, str) or not isinstance(slug, str) or not is_slug(slug):
+            log.warning("extra examples: line %d skipped (no text, or unknown slug %r)", number, slug)
+            skipped += 1
+            continue
+        article = article_from_text(text)
+        if not article.text.strip() or _text_key(article.text) in excluded or _text_key(article.body) in excluded:
+            log.warning("extra examples: line %d skipped (empty, or the text of a test article)", number)
+            skipped += 1
+            continue
+        articles.append(
+            CorpusArticle(id=f"extra-{number}", slug=slug, url="", date="", title=article.title, body=article.body)
+        )
+    return ExtraExamples(articles, skipped)

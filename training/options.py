@@ -1,0 +1,98 @@
+"""The training run's options: one dataclass, parsed by ``HfArgumentParser`` (the ``help`` is the CLI's --help).
+
+Defaults that depend on the deployment (data, base model, MODEL_DIR, tolerance) come from
+:class:`common.settings.Settings` through :func:`options_from_settings`; the CLI and the /retrain job both use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from common.settings import Settings
+
+DEFAULT_BASE_MODEL = "tohoku-nlp/bert-base-japanese-v3"
+DEFAULT_DATA = "https://www.rondhuit.com/download/ldcc-20140209.tar.gz"
+
+
+@dataclass
+class TrainOptions:
+    data: str = field(
+        default=DEFAULT_DATA,
+        metadata={"help": "The livedoor corpus: ldcc-20140209.tar.gz (path or URL) or its text/ folder."},
+    )
+    base_model: str = field(
+        default=DEFAULT_BASE_MODEL, metadata={"help": "Hub name or local save_pretrained folder to fine-tune (bert)."}
+    )
+    model_type: Literal["bert", "linear"] = field(
+        default="bert", metadata={"help": "bert: fine-tune a BERT; linear: TF-IDF + linear SVM (CPU, < 1 min)."}
+    )
+    epochs: float = field(default=4.0, metadata={"help": "Training epochs."})
+    batch_size: int = field(default=16, metadata={"help": "Examples per device per step."})
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Steps whose gradients are summed before one optimiser update."}
+    )
+    max_length: int = field(
+        default=512, metadata={"help": "Tokens per article at most: title + body, only the body truncated."}
+    )
+    learning_rate: float = field(default=3e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup: float = field(
+        default=0.1, metadata={"help": "Warm-up: a ratio of the total steps if < 1, else a number of steps."}
+    )
+    max_steps: int = field(
+        default=-1, metadata={"help": "Stop after this many optimiser steps (overrides --epochs when > 0)."}
+    )
+    seed: int = field(default=42, metadata={"help": "Random seed for training (the split uses --split-seed)."})
+    split_seed: int = field(
+        default=42, metadata={"help": "Seed of the 8:1:1 split; keep it fixed so the test articles never change."}
+    )
+    split_file: Path | None = field(
+        default=None, metadata={"help": "The split's JSONL (default: <data cache>/split-seed<N>.jsonl)."}
+    )
+    keep_leaks: bool = field(
+        default=False, metadata={"help": "Keep category-revealing title tags and site names (stripped by default)."}
+    )
+    extra_examples: Path | None = field(
+        default=None, metadata={"help": 'JSONL of {"text", "slug"} corrections, added to the train split.'}
+    )
+    linear_c: float = field(
+        default=1.0, metadata={"help": "Regularisation C of the linear SVM (linear model and baseline)."}
+    )
+    baseline: bool = field(
+        default=True, metadata={"help": "Also train the TF-IDF + SVM baseline on the same split and report it."}
+    )
+    force: bool = field(
+        default=False, metadata={"help": "Make the new version current even if its test macro-F1 is worse."}
+    )
+    promotion_tolerance: float = field(default=0.0, metadata={"help": "Promote if test macro-F1 >= current's - this."})
+    model_dir: Path = field(default=Path("models"), metadata={"help": "The model registry (MODEL_DIR)."})
+    run_dir: Path = field(
+        default=Path("runs"),
+        metadata={"help": "Where each run's checkpoints and TensorBoard logs go (runs/<version>)."},
+    )
+    cache_dir: Path = field(default=Path(".cache/data"), metadata={"help": "Download and tokenisation cache."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Examples per device per evaluation step."})
+    device: str | None = field(
+        default=None, metadata={"help": "cpu or cuda to force one (default: the Trainer's choice)."}
+    )
+
+    def for_log(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+    @property
+    def split_path(self) -> Path:
+        return self.split_file or self.cache_dir / f"split-seed{self.split_seed}.jsonl"
+
+
+def options_from_settings(settings: Settings, **overrides: Any) -> TrainOptions:
+    """Options with the deployment's defaults (TRAIN_DATA, BASE_MODEL, MODEL_DIR, …), then ``overrides``."""
+    base = TrainOptions(
+        data=settings.train_data,
+        base_model=settings.base_model,
+        model_dir=settings.model_dir,
+        cache_dir=settings.data_cache_dir,
+        promotion_tolerance=settings.promotion_tolerance,
+    )
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
