@@ -1,0 +1,266 @@
+"""/retrain end to end: bot (HTTP), a classify worker, a train worker, Redis and the fake Slack Web API.
+
+A tiny random-weight BERT is the current model and the base model; the corpus is a small synthetic one in the
+official layout. One admin /retrain runs to the end inside the test: its one progress message is updated more
+than once, the confusion matrix is uploaded, the guard promotes or keeps, and the classify worker then answers
+with the version that is current. Status and rollback are answered through response_url.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import Job
+
+from common.feedback import FeedbackStore
+from common.jobs import (
+    FEEDBACK_CORRECT_ACTION,
+    FEEDBACK_WRONG_ACTION,
+    RETRAIN_PROMOTE_ACTION,
+    SERVING_KEY_PREFIX,
+    TRAINING_LOCK_KEY,
+    classification_key,
+)
+from common.queues import SERIALIZER
+from tests.support.fake_corpus import build_text_folder
+from tests.support.fake_slack import Call, FakeSlack
+from tests.support.processes import Proc, product_env, start_bot, start_worker
+from tests.support.redis_server import RedisServer, free_port
+from tests.support.slack_requests import SECRET, block_action, slash_command
+
+ADMIN = "UADMIN"
+CHANNEL = "CTRAIN"
+FIRST_VERSION = "20260101-000000-tiny0001"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    fake_slack_server: FakeSlack,
+    tiny_model: Path,
+) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("retrain")
+    models = root / "models"
+    shutil.copytree(tiny_model, models / FIRST_VERSION)
+    (models / "current").write_text(FIRST_VERSION + "\n", encoding="utf-8")
+    corpus = build_text_folder(root / "corpus", per_class=12)
+    redis.Redis.from_url(redis_server.url).flushall()
+    env = product_env(
+        REDIS_URL=redis_server.url,
+        SLACK_API_URL=fake_slack_server.api_url,
+        SLACK_SIGNING_SECRET=SECRET,
+        MODEL_DIR=str(models),
+        TRAIN_DATA=str(corpus / "text"),
+        DATA_CACHE_DIR=str(root / "cache"),
+        BASE_MODELS_DIR=str(tiny_model.parent),
+        ADMIN_USER_IDS=ADMIN,
+        PROGRESS_INTERVAL_S="0",
+        MODEL_POLL_INTERVAL_S="0.5",
+        CLASSIFY_BATCH_SIZE="4",
+    )
+    port = free_port()
+    procs: list[Proc] = []
+    try:
+        procs.append(start_worker(env, root / "run", name="classify-worker"))
+        procs.append(start_worker(env, root / "run", "--queues", "train", name="train-worker"))
+        procs.append(start_bot(env, port, root / "run"))
+        yield {"url": f"http://127.0.0.1:{port}/slack/events", "models": models, "procs": procs}
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def responses(fake: FakeSlack, name: str) -> list[dict[str, Any]]:
+    return [c.params for c in fake.calls_to("response_url") if c.params.get("_name") == name]
+
+
+def wait_response(fake: FakeSlack, name: str, timeout: float = 60) -> dict[str, Any]:
+    fake.wait_for(lambda f: bool(responses(f, name)), timeout=timeout)
+    return responses(fake, name)[0]
+
+
+def current(models: Path) -> str:
+    return (models / "current").read_text(encoding="utf-8").strip()
+
+
+def wait_serving(conn: redis.Redis, version: str, timeout: float = 60) -> None:
+    """Until every classify worker reports serving ``version`` (hot reload)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [conn.hgetall(key) for key in conn.scan_iter(match=f"{SERVING_KEY_PREFIX}*")]
+        if states and all(s.get(b"version") == version.encode() for s in states):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"workers still serve {states}, not {version}")
+
+
+def classify(stack: dict[str, Any], fake: FakeSlack, name: str) -> dict[str, Any]:
+    url = fake.response_url(name)
+    slash_command(
+        stack["url"], "/classify-news", "日本代表は試合終了間際のゴールで勝利した。", user="U1", response_url=url
+    )
+    return wait_response(fake, name)
+
+
+def test_classify_news_answers_through_response_url_with_feedback_buttons(
+    stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    answer = classify(stack, fake_slack, "classify")
+    assert answer["response_type"] == "in_channel"  # the CLASSIFY_RESPONSE_TYPE default
+    assert FIRST_VERSION in json.dumps(answer, ensure_ascii=False)
+    buttons = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    by_action = {b["action_id"]: b["value"] for b in buttons}
+    assert set(by_action) == {FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION}
+    record_id = by_action[FEEDBACK_CORRECT_ACTION]
+    assert redis_conn.hget(classification_key(record_id), "model_version") == FIRST_VERSION.encode()
+
+    # A click on that very reply is stored against the worker's record.
+    message = {"type": "message", "ts": "1700000009.000100", "text": answer["text"], "blocks": answer["blocks"]}
+    click = {"action_id": FEEDBACK_CORRECT_ACTION, "block_id": "x", "value": record_id, "type": "button"}
+    block_action(stack["url"], click, user="U9", message=message, response_url=fake_slack.response_url("fb"))
+    (update,) = fake_slack.wait_for_calls("chat.update", 1)
+    assert "Correct: 1" in json.dumps(update.params, ensure_ascii=False)
+    feedback = FeedbackStore(redis_conn).of_user(record_id, "U9")
+    assert feedback is not None and feedback.correct
+
+
+def progress_updates(fake: FakeSlack, ts: str) -> list[Call]:
+    return [c for c in fake.calls_to("chat.update") if c.params.get("ts") == ts]
+
+
+def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
+    stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    models: Path = stack["models"]
+    # A user's correction, to be used as an extra training example.
+    redis_conn.hset(
+        classification_key("rec-x"),
+        mapping={
+            "text": "新型スマートフォンの料金プランが発表された。",
+            "slug": "peachy",
+            "model_version": FIRST_VERSION,
+        },
+    )
+    FeedbackStore(redis_conn).record("rec-x", "U5", "smax")
+
+    slash_command(
+        stack["url"],
+        "/retrain",
+        "epochs=1 base=tiny-bert",
+        user=ADMIN,
+        channel=CHANNEL,
+        response_url=fake_slack.response_url("r1"),
+    )
+    assert "Training queued" in wait_response(fake_slack, "r1", timeout=15)["text"]
+    # A second /retrain while the first is queued or running starts nothing.
+    slash_command(
+        stack["url"], "/retrain", "force", user=ADMIN, channel=CHANNEL, response_url=fake_slack.response_url("r2")
+    )
+    assert "already" in wait_response(fake_slack, "r2", timeout=15)["text"]
+    (train_job_id,) = [k.decode().removeprefix("rq:job:") for k in redis_conn.keys("rq:job:retrain-*")]
+
+    # One progress message in the channel, updated in place until it says "Done".
+    (post,) = fake_slack.wait_for_calls("chat.postMessage", 1, timeout=30)
+    assert post.params["channel"] == CHANNEL and "Retraining" in post.params["text"]
+    ts = str(post.params.get("ts") or "")
+    fake_slack.wait_for(
+        lambda f: any(
+            "Done" in str(c.params.get("text", "")) or "failed" in str(c.params.get("text", ""))
+            for c in f.calls_to("chat.update")
+        ),
+        timeout=180,
+    )
+    updates = [c for c in fake_slack.calls_to("chat.update") if c.params.get("channel") == CHANNEL]
+    assert len({c.params["ts"] for c in updates}) == 1, "one message, updated in place"
+    final = updates[-1].params["text"]
+    assert "Done" in final, final
+    assert len(updates) >= 3  # progress shown more than once before the result
+    assert any("Training" in c.params["text"] and "step" in c.params["text"] for c in updates[:-1])
+    assert len([c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == CHANNEL]) == 1
+
+    job = Job.fetch(train_job_id, connection=redis_conn, serializer=SERIALIZER)
+    result: dict[str, Any] = job.return_value() or {}
+    new_version = result["version"]
+    assert f"`{new_version}`" in final
+    assert "1 used" in final and result["extra_examples_used"] == 1
+    assert "accuracy" in final and "macro-F1" in final and FIRST_VERSION in final
+
+    # The confusion matrix was uploaded (files_upload_v2: get URL, upload the PNG, complete in the channel).
+    (complete,) = fake_slack.wait_for_calls("files.completeUploadExternal", 1)
+    assert complete.params.get("channel_id") == CHANNEL
+    assert any(data.startswith(PNG_MAGIC) for data in fake_slack.uploads.values())
+    assert redis_conn.get(TRAINING_LOCK_KEY) is None  # the next /retrain may start
+
+    # The guard's decision, shown and applied.
+    if result["promoted"]:
+        assert "Promoted" in final and current(models) == new_version
+    else:
+        assert "Not promoted" in final and current(models) == FIRST_VERSION
+        blocks = (
+            json.loads(updates[-1].params["blocks"])
+            if isinstance(updates[-1].params["blocks"], str)
+            else updates[-1].params["blocks"]
+        )
+        (button,) = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+        assert (button["action_id"], button["value"]) == (RETRAIN_PROMOTE_ACTION, new_version)
+        message = {"type": "message", "ts": ts, "text": final, "blocks": blocks}
+        block_action(
+            stack["url"],
+            button,
+            user=ADMIN,
+            message=message,
+            channel=CHANNEL,
+            response_url=fake_slack.response_url("promote"),
+        )
+        assert new_version in wait_response(fake_slack, "promote")["text"]
+        fake_slack.wait_for(lambda f: current(models) == new_version, timeout=30)
+
+    # The classify worker reloads the new version and answers with it.
+    wait_serving(redis_conn, new_version)
+    assert new_version in json.dumps(classify(stack, fake_slack, "after-train"), ensure_ascii=False)
+
+    # /retrain status: the current model, what the worker serves, no training in progress.
+    slash_command(
+        stack["url"], "/retrain", "status", user=ADMIN, channel=CHANNEL, response_url=fake_slack.response_url("status")
+    )
+    status = wait_response(fake_slack, "status")["text"]
+    assert f"`{new_version}`" in status and "← current" in status
+    assert "No training in progress" in status and FIRST_VERSION in status
+
+    # /retrain rollback: back to the first version; the worker reloads it and answers with it.
+    slash_command(
+        stack["url"],
+        "/retrain",
+        "rollback " + FIRST_VERSION,
+        user=ADMIN,
+        channel=CHANNEL,
+        response_url=fake_slack.response_url("rollback"),
+    )
+    rolled = wait_response(fake_slack, "rollback")["text"]
+    assert f"`{FIRST_VERSION}` is now current" in rolled
+    assert current(models) == FIRST_VERSION
+    wait_serving(redis_conn, FIRST_VERSION)
+    assert FIRST_VERSION in json.dumps(classify(stack, fake_slack, "after-rollback"), ensure_ascii=False)
+
+    # Rolling back to a version that does not exist changes nothing and says why.
+    slash_command(
+        stack["url"],
+        "/retrain",
+        "rollback 20990101-000000-abcdef",
+        user=ADMIN,
+        channel=CHANNEL,
+        response_url=fake_slack.response_url("rollback-bad"),
+    )
+    assert "Could not switch" in wait_response(fake_slack, "rollback-bad")["text"]
+    assert current(models) == FIRST_VERSION
+    assert Queue("train", connection=redis_conn, serializer=SERIALIZER).count == 0

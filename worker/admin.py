@@ -1,0 +1,138 @@
+"""``/retrain status`` and ``/retrain rollback [version]``, run by a classify worker (it has the model volume).
+
+Both answer through the command's ``response_url`` (ephemeral, to the admin who asked). The bot has already
+checked that the user is an admin before enqueueing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis import Redis
+from slack_sdk.webhook import WebhookClient
+
+from common.exceptions import NewsbotError
+from common.jobs import SERVING_KEY_PREFIX, TRAINING_LOCK_KEY, TRAINING_PROGRESS_KEY, AdminRequest
+from common.settings import Settings
+from training.registry import current_version, list_versions
+from training.registry import rollback as registry_rollback
+from worker.jobs import runtime
+from worker.reports import PHASES, duration, metrics_line, version_line
+
+log = logging.getLogger(__name__)
+
+# How many of the latest versions the status lists.
+LISTED_VERSIONS = 5
+
+
+def _decode(raw: dict[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        )
+        for k, v in raw.items()
+    }
+
+
+def answer(request: AdminRequest, text: str) -> None:
+    """Tell the admin who asked: through ``response_url``, else an ephemeral message in the channel."""
+    if request.response_url:
+        response = WebhookClient(request.response_url, timeout=15).send(text=text, response_type="ephemeral")
+        if response.status_code == 200:
+            return
+        log.warning("response_url answered %s; falling back to chat.postEphemeral", response.status_code)
+    runtime().replier.client.chat_postEphemeral(channel=request.channel, user=request.user, text=text)
+
+
+def serving_lines(connection: Redis) -> list[str]:
+    lines = []
+    for key in sorted(connection.scan_iter(match=f"{SERVING_KEY_PREFIX}*")):
+        name = (key.decode() if isinstance(key, bytes) else str(key)).removeprefix(SERVING_KEY_PREFIX)
+        state = _decode(connection.hgetall(key))
+        line = f"• `{name}`: `{state.get('version') or '—'}` on {state.get('device') or '?'}"
+        if state.get("loaded_at"):
+            line += f", loaded {state['loaded_at']}"
+        if state.get("last_error"):
+            line += f"\n    :warning: {state['last_error']}"
+        lines.append(line)
+    return lines
+
+
+def training_lines(connection: Redis) -> list[str]:
+    held = connection.get(TRAINING_LOCK_KEY)
+    if not held:
+        return ["学習は実行されていません。/ No training in progress."]
+    job_id = held.decode() if isinstance(held, bytes) else str(held)
+    progress = _decode(connection.hgetall(TRAINING_PROGRESS_KEY))
+    if progress.get("job_id") != job_id:
+        return [f"`{job_id}`: {PHASES['queued']}"]
+    phase = progress.get("phase", "?")
+    detail = [PHASES.get(phase, phase)]
+    if progress.get("epoch"):
+        detail.append(f"epoch {float(progress['epoch']):.2f}")
+    if progress.get("total_steps", "0") != "0":
+        detail.append(f"step {progress.get('step', '0')}/{progress['total_steps']}")
+    if progress.get("elapsed_s"):
+        detail.append(f"elapsed {duration(float(progress['elapsed_s']))}")
+    if progress.get("eta_s"):
+        detail.append(f"ETA {duration(float(progress['eta_s']))}")
+    if progress.get("accuracy") or progress.get("macro_f1"):
+        detail.append(f"validation {progress.get('accuracy', '—')} acc / {progress.get('macro_f1', '—')} macro-F1")
+    return [f"`{job_id}`: " + ", ".join(detail)]
+
+
+def status_text(settings: Settings, connection: Redis) -> str:
+    versions = list_versions(settings.model_dir)
+    current = next((v for v in versions if v.is_current), None)
+    lines = ["*現在のモデル / Current model*"]
+    if settings.model_path is not None:
+        lines.append(f"MODEL_PATH `{settings.model_path}` (固定 / pinned; the registry is not used)")
+    elif current is not None:
+        lines.append(version_line(current.version, current.created_at, current.model_type, current.metrics))
+    else:
+        named = current_version(settings.model_dir)
+        lines.append(f"`{named}` (登録なし / not a registered version)" if named else "なし / none yet")
+    lines.append("*ワーカー / Workers*")
+    lines.extend(serving_lines(connection) or ["稼働中のワーカー情報なし / no worker has reported yet"])
+    lines.append("*学習 / Training*")
+    lines.extend(training_lines(connection))
+    if versions:
+        lines.append(f"*バージョン / Versions* (最新 {LISTED_VERSIONS} / latest {LISTED_VERSIONS})")
+        for info in versions[-LISTED_VERSIONS:][::-1]:
+            mark = " ← current" if info.is_current else ""
+            lines.append("• " + version_line(info.version, info.created_at, info.model_type, info.metrics) + mark)
+    return "\n".join(lines)
+
+
+def status(payload: dict[str, Any]) -> dict[str, Any]:
+    rt = runtime()
+    request = AdminRequest.from_dict(payload)
+    text = status_text(rt.settings, rt.connection)
+    answer(request, text)
+    return {"text": text}
+
+
+def rollback(payload: dict[str, Any]) -> dict[str, Any]:
+    """Make the requested (or the previous) version current; every worker hot-reloads it."""
+    rt = runtime()
+    request = AdminRequest.from_dict(payload)
+    before = current_version(rt.settings.model_dir)
+    try:
+        now = registry_rollback(rt.settings.model_dir, request.version)
+    except NewsbotError as exc:
+        log.info("rollback to %s refused: %s", request.version, exc)
+        answer(
+            request,
+            f":warning: 切り替えできませんでした / Could not switch: {exc}\n{exc.user_message}",
+        )
+        return {"error": type(exc).__name__, "message": str(exc)}
+    log.info("%s made %s current (was %s)", request.user, now, before)
+    metrics = next((v.metrics for v in list_versions(rt.settings.model_dir) if v.version == now), None)
+    text = (
+        f"現在のモデルを `{now}` にしました (以前: `{before}`)。各ワーカーが数秒で読み込み直します。\n"
+        f"`{now}` is now current (was `{before}`); workers reload it within seconds.\n"
+        f"{metrics_line(metrics)}"
+    )
+    answer(request, text)
+    return {"version": now, "previous": before}

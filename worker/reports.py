@@ -1,0 +1,87 @@
+"""What the training and admin jobs say in Slack: model metrics, progress, results, status. Pure text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+PHASES: dict[str, str] = {
+    "queued": "順番待ち / Queued",
+    "data": "データ準備 / Preparing data",
+    "tokenize": "トークン化 / Tokenizing",
+    "train": "学習中 / Training",
+    "evaluate": "評価中 / Evaluating",
+    "register": "登録中 / Registering",
+    "done": "完了 / Done",
+    "failed": "失敗 / Failed",
+}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "—"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def metric(metrics: Mapping[str, Any] | None, *names: str) -> float | None:
+    """The first of ``names`` present in ``metrics`` as a number (``eval_`` / ``test_`` prefixes tolerated)."""
+    for name in names:
+        for key in (name, f"eval_{name}", f"test_{name}"):
+            value = _number((metrics or {}).get(key))
+            if value is not None:
+                return value
+    return None
+
+
+def metrics_line(metrics: Mapping[str, Any] | None) -> str:
+    accuracy = metric(metrics, "accuracy")
+    macro_f1 = metric(metrics, "macro_f1", "f1_macro")
+    if accuracy is None and macro_f1 is None:
+        return "評価なし / no metrics"
+    parts = []
+    if accuracy is not None:
+        parts.append(f"accuracy {accuracy:.4f}")
+    if macro_f1 is not None:
+        parts.append(f"macro-F1 {macro_f1:.4f}")
+    return ", ".join(parts)
+
+
+def progress_text(
+    *,
+    phase: str,
+    step: int,
+    total_steps: int,
+    epoch: float | None,
+    elapsed_s: float | None,
+    eta_s: float | None,
+    metrics: Mapping[str, Any] | None,
+    message: str = "",
+    header: str = "",
+) -> str:
+    lines = [header] if header else []
+    lines.append(f"*{PHASES.get(phase, phase)}*" + (f" — {message}" if message else ""))
+    detail = []
+    if epoch is not None:
+        detail.append(f"epoch {epoch:.2f}")
+    if total_steps:
+        detail.append(f"step {step}/{total_steps} ({step / total_steps:.0%})")
+    detail.append(f"経過 / elapsed {duration(elapsed_s)}")
+    if eta_s is not None:
+        detail.append(f"残り / ETA {duration(eta_s)}")
+    lines.append(" · ".join(detail))
+    if metrics:
+        lines.append(f"検証 / validation: {metrics_line(metrics)}")
+    return "\n".join(lines)
+
+
+def version_line(version: str, created_at: datetime | None, model_type: str, metrics: Mapping[str, Any] | None) -> str:
+    when = created_at.strftime("%Y-%m-%d %H:%M UTC") if created_at else "—"
+    return f"`{version}` ({model_type}, {when}): {metrics_line(metrics)}"
