@@ -11,7 +11,6 @@ import redis
 from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
 from common.feedback import FeedbackStore, feedback_key
 from common.jobs import classification_key
-from tests.support.redis_server import RedisServer
 
 
 def put_classification(
@@ -88,21 +87,3 @@ def test_export_skips_unknown_slugs_and_empty_text(redis_conn: redis.Redis, tmp_
     redis_conn.sadd("newsbot:feedback:index", "r2")
     summary = store.export_corrections(tmp_path / "extra.jsonl")
     assert (summary.written, summary.skipped) == (0, 2)
-
-
-def test_feedback_survives_a_redis_restart(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path / "aof", appendonly=True).start()
-    try:
-        conn = redis.Redis.from_url(server.url)
-        put_classification(conn, "r1", "sports-watch")
-        FeedbackStore(conn).record("r1", "U1", "topic-news")
-        conn.close()
-        server.stop()  # SIGTERM: what `docker compose restart redis` does
-        server.start()
-        conn = redis.Redis.from_url(server.url)
-        feedback = FeedbackStore(conn).of_user("r1", "U1")
-        assert feedback is not None and feedback.chosen == "topic-news"
-        assert FeedbackStore(conn).record_ids() == ["r1"]
-        conn.close()
-    finally:
-        server.stop()

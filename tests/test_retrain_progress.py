@@ -1,0 +1,62 @@
+"""The /retrain progress message: throttled chat.update, progress kept in Redis, and where base= may point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from slack_sdk import WebClient
+
+from common.exceptions import BaseModelNotFoundError
+from common.jobs import TRAINING_PROGRESS_KEY
+from common.settings import Settings
+from tests.support.fake_slack import FakeSlack
+from training.progress import Progress
+from worker.retrain import ProgressMessage, resolve_base
+
+
+def progress(step: int) -> Progress:
+    return Progress("train", step, 10, step / 10, float(step), 10.0 - step, {"eval_accuracy": 0.5}, "")
+
+
+def message(fake: FakeSlack, conn: redis.Redis, interval_s: float) -> ProgressMessage:
+    client = WebClient(token="xoxb-test", base_url=fake.api_url)
+    shown = ProgressMessage(client, conn, "C1", "retrain-1", "header", interval_s)
+    shown.start()
+    return shown
+
+
+def test_updates_are_throttled_but_progress_is_always_recorded(fake_slack: FakeSlack, redis_conn: redis.Redis) -> None:
+    slow = message(fake_slack, redis_conn, interval_s=60)
+    for step in range(1, 6):
+        slow.report(progress(step))
+    assert fake_slack.calls_to("chat.update") == []  # within the interval: the message is left alone
+    assert redis_conn.hget(TRAINING_PROGRESS_KEY, "step") == b"5"  # …but /retrain status sees the latest
+    assert redis_conn.hget(TRAINING_PROGRESS_KEY, "accuracy") == b"0.5000"
+    slow.finish("done", "finished")
+    assert [c.params["text"] for c in fake_slack.calls_to("chat.update")] == ["finished"]  # the end always shows
+
+    fake_slack.reset()
+    fast = message(fake_slack, redis_conn, interval_s=0)
+    for step in range(1, 4):
+        fast.report(progress(step))
+    texts = [c.params["text"] for c in fake_slack.calls_to("chat.update")]
+    assert len(texts) == 3 and "step 3/10 (30%)" in texts[-1] and "epoch 0.30" in texts[-1]
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # one message, updated in place
+
+
+def test_base_names_resolve_only_inside_the_allowed_folders(tmp_path: Path) -> None:
+    base_dir, model_dir = tmp_path / "base", tmp_path / "models"
+    (base_dir / "tiny").mkdir(parents=True)
+    (model_dir / "20260101-000000-abc123").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    (base_dir / "escape").symlink_to(tmp_path / "secret")
+    settings = Settings(base_models_dir=base_dir, model_dir=model_dir, base_model="org/default")
+    assert resolve_base(None, settings) == "org/default"
+    assert resolve_base("tohoku-nlp/bert-base-japanese-v3", settings) == "tohoku-nlp/bert-base-japanese-v3"
+    assert resolve_base("tiny", settings) == str((base_dir / "tiny").resolve())
+    assert resolve_base("20260101-000000-abc123", settings) == str((model_dir / "20260101-000000-abc123").resolve())
+    for name in ("missing", "escape", "..", "."):
+        with pytest.raises(BaseModelNotFoundError):
+            resolve_base(name, settings)
