@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from common.exceptions import SettingsError
+from common.logs import configure_logging
+from common.settings import load_settings
 from training.cli import main
 
 if __name__ == "__main__":
+    try:
+        configure_logging(load_settings().log_level)
+    except SettingsError as exc:
+        sys.exit(f"error: {exc}")
     sys.exit(main())

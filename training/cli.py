@@ -20,7 +20,6 @@ from typing import IO, Any
 from common.articles import Article, article_from_text
 from common.exceptions import NewsbotError
 from common.labels import SLUGS
-from common.logs import configure_logging
 from common.settings import load_settings
 from training import registry
 from training.options import TrainOptions, options_from_settings
@@ -171,8 +170,6 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
     stdin, out = stdin or sys.stdin, out or sys.stdout
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
-        configure_logging(settings.log_level)
         options = _options(args, _given(argv))
         if args.command == "prepare":
             cmd_prepare(options, out)

@@ -1,0 +1,80 @@
+"""The fixed 8:1:1 split: deterministic, stratified, kept on disk; extra examples only ever in train."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from common.labels import SLUGS
+from tests.support.fake_corpus import build_text_folder
+from training.corpus import CorpusArticle, load_corpus
+from training.examples import load_extra_examples
+from training.split import assign, fingerprint, load_or_create_split, read_split
+
+
+@pytest.fixture(scope="module")
+def articles(tmp_path_factory: pytest.TempPathFactory) -> list[CorpusArticle]:
+    return load_corpus(build_text_folder(tmp_path_factory.mktemp("corpus"), per_class=30))
+
+
+def test_split_is_stratified_8_1_1() -> None:
+    counts = {"a": 870, "b": 511, "c": 864, "d": 30}
+    pairs = [(f"{slug}-{i}", slug) for slug, n in counts.items() for i in range(n)]
+    names = assign(pairs, seed=42)
+    for slug, n in counts.items():
+        got = Counter(names[f"{slug}-{i}"] for i in range(n))
+        assert got["test"] == round(n / 10)
+        assert got["validation"] == round(n * 2 / 10) - round(n / 10)
+        assert got["train"] == n - got["test"] - got["validation"]
+
+
+def test_split_depends_on_ids_and_seed_only() -> None:
+    pairs = [(f"{slug}-{i}", slug) for slug in SLUGS for i in range(50)]
+    shuffled = pairs[:]
+    random.Random(7).shuffle(shuffled)
+    assert assign(pairs, seed=42) == assign(shuffled, seed=42)
+    assert assign(pairs, seed=42) != assign(pairs, seed=43)
+
+
+def test_split_file_is_written_once_and_reused(articles: list[CorpusArticle], tmp_path: Path) -> None:
+    path = tmp_path / "split.jsonl"
+    first = load_or_create_split(articles, path, seed=42)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert {row["id"] for row in rows} == {a.id for a in articles}
+    assert set(rows[0]) == {"id", "slug", "split"}  # ids only, never corpus text
+    assert len(first.train) + len(first.validation) + len(first.test) == len(articles)
+    assert not {a.id for a in first.test} & {a.id for a in first.train}
+    # A later run with another seed still uses the file: the test articles never change.
+    again = load_or_create_split(articles, path, seed=99)
+    assert [a.id for a in again.test] == [a.id for a in first.test]
+    assert again.test_fingerprint == first.test_fingerprint == fingerprint(a.id for a in first.test)
+    assert read_split(path) == {row["id"]: row["split"] for row in rows}
+
+
+def test_extra_examples_skip_unknown_slugs_bad_lines_and_test_articles(
+    articles: list[CorpusArticle], tmp_path: Path
+) -> None:
+    split = load_or_create_split(articles, tmp_path / "split.jsonl")
+    test_article = split.test[0]
+    lines = [
+        json.dumps({"text": "新しいスマホの発表会が開かれた。\n詳細は後日。", "slug": "smax"}, ensure_ascii=False),
+        json.dumps({"text": "代表が逆転勝ち", "slug": "sports-watch", "user": "U1"}, ensure_ascii=False),
+        json.dumps({"text": "何かの記事", "slug": "no-such-category"}, ensure_ascii=False),
+        "not json at all",
+        json.dumps({"slug": "smax"}),
+        json.dumps({"text": f"{test_article.title}\n{test_article.body}", "slug": test_article.slug}),
+        "",
+    ]
+    path = tmp_path / "extra.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    extra = load_extra_examples(path, exclude=split.test)
+    assert [(a.slug, a.title, a.body) for a in extra.articles] == [
+        ("smax", "新しいスマホの発表会が開かれた。", "詳細は後日。"),
+        ("sports-watch", "", "代表が逆転勝ち"),
+    ]
+    assert extra.skipped == 4
+    assert load_extra_examples(None).articles == []
