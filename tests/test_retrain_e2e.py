@@ -168,6 +168,13 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     )
     assert "already" in wait_response(fake_slack, "r2", timeout=15)["text"]
     (train_job_id,) = [k.decode().removeprefix("rq:job:") for k in redis_conn.keys("rq:job:retrain-*")]
+    # /retrain status meanwhile shows the training in hand.
+    slash_command(
+        stack["url"], "/retrain", "status", user=ADMIN, channel=CHANNEL, response_url=fake_slack.response_url("s0")
+    )
+    during = wait_response(fake_slack, "s0", timeout=30)["text"]
+    assert f"`{train_job_id}`" in during and "No training in progress" not in during
+    assert f"`{FIRST_VERSION}`" in during  # the current model, still serving
 
     # One progress message in the channel, updated in place until it says "Done".
     (post,) = fake_slack.wait_for_calls("chat.postMessage", 1, timeout=30)
