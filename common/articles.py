@@ -62,19 +62,19 @@ def _unescape(text: str) -> str:
 
 
 def extract_urls(text: str) -> list[str]:
-    """Links in a Slack message, in order, without duplicates: Slack markup first-class, bare URLs too.
+    """Links in a Slack message, in message order, without duplicates: Slack markup and bare URLs.
 
     Slack escapes ``&`` in the URLs it marks up (``?a=1&amp;b=2``); the URLs returned are unescaped.
     """
-    found: list[str] = []
-    for match in _SLACK_LINK.finditer(text):
-        found.append(_unescape(match.group(1)))
-    for match in _BARE_URL.finditer(_SLACK_LINK.sub(" ", text)):
+    found: list[tuple[int, str]] = [(m.start(), _unescape(m.group(1))) for m in _SLACK_LINK.finditer(text)]
+    # Blank the markup out (same length, so positions hold) before looking for bare URLs.
+    blanked = _SLACK_LINK.sub(lambda m: " " * len(m.group(0)), text)
+    for match in _BARE_URL.finditer(blanked):
         url = _unescape(match.group(0).rstrip(_TRAILING_PUNCT))
         if len(url) > len("https://"):
-            found.append(url)
+            found.append((match.start(), url))
     unique: list[str] = []
-    for url in found:
+    for _position, url in sorted(found):
         if url not in unique:
             unique.append(url)
     return unique

@@ -85,8 +85,8 @@ def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 def is_public(ip: IPAddress) -> bool:
     """True for a globally routable unicast address; False for every internal or special one."""
     inner = embedded_ipv4(ip)
-    if inner is not None and not is_public(inner):
-        return False
+    if inner is not None:  # IPv4-mapped, 6to4, Teredo, NAT64: the IPv4 address it leads to decides
+        return is_public(inner)
     if any(ip in net for net in _EXTRA_BLOCKED if net.version == ip.version):
         return False
     return not (
@@ -236,6 +236,7 @@ class FetchedPage:
     charset: str
     text: str
     truncated: bool
+    size: int = 0  # bytes read
 
     @property
     def is_html(self) -> bool:
@@ -364,6 +365,8 @@ class GuardedFetcher:
                 raise httpx.ReadTimeout("the fetch's total time is used up")
         charset_match = re.search(r"charset\s*=\s*([^;\s]+)", params, re.IGNORECASE)
         text, charset = decode_body(bytes(body), charset_match.group(1) if charset_match else None)
+        if truncated:
+            text = text.rstrip("\ufffd")  # a character cut in two at the limit
         return FetchedPage(
             url=url,
             final_url=str(response.url),
@@ -371,4 +374,5 @@ class GuardedFetcher:
             charset=charset,
             text=text,
             truncated=truncated,
+            size=len(body),
         )

@@ -51,9 +51,7 @@ def install_runtime(settings: Settings, connection: redis.Redis) -> jobs.Runtime
     return runtime
 
 
-def enqueue_classify(
-    queue: Queue, text: str, n: int, *, retry: Retry | None = None, **request: Any
-) -> Job:
+def enqueue_classify(queue: Queue, text: str, n: int, *, retry: Retry | None = None, **request: Any) -> Job:
     fields: dict[str, Any] = {"request_id": f"Ev{n:04d}", "text": text, "channel": "C42", "user": "U1"}
     fields.setdefault("thread_ts", f"1700000000.{n:06d}")
     fields.update(request)
