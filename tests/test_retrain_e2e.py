@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 from rq import Queue
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from common.feedback import FeedbackStore
 from common.jobs import (
@@ -179,14 +179,8 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     # One progress message in the channel, updated in place until it says "Done".
     (post,) = fake_slack.wait_for_calls("chat.postMessage", 1, timeout=30)
     assert post.params["channel"] == CHANNEL and "Retraining" in post.params["text"]
-    ts = str(post.params.get("ts") or "")
-    fake_slack.wait_for(
-        lambda f: any(
-            "Done" in str(c.params.get("text", "")) or "failed" in str(c.params.get("text", ""))
-            for c in f.calls_to("chat.update")
-        ),
-        timeout=180,
-    )
+    job = Job.fetch(train_job_id, connection=redis_conn, serializer=SERIALIZER)
+    fake_slack.wait_for(lambda f: job.get_status() in (JobStatus.FINISHED, JobStatus.FAILED), timeout=180)
     updates = [c for c in fake_slack.calls_to("chat.update") if c.params.get("channel") == CHANNEL]
     assert len({c.params["ts"] for c in updates}) == 1, "one message, updated in place"
     final = updates[-1].params["text"]
@@ -195,7 +189,7 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     assert any("Training" in c.params["text"] and "step" in c.params["text"] for c in updates[:-1])
     assert len([c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == CHANNEL]) == 1
 
-    job = Job.fetch(train_job_id, connection=redis_conn, serializer=SERIALIZER)
+    ts = updates[-1].params["ts"]
     result: dict[str, Any] = job.return_value() or {}
     new_version = result["version"]
     assert f"`{new_version}`" in final

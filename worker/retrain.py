@@ -105,6 +105,8 @@ class ProgressMessage:
                 "message": progress.message or "",
             }
         )
+        if progress.phase == "done":
+            return  # the result, shown by finish(), follows at once
         with self._lock:
             now = time.monotonic()
             if now - self._last_update < self.interval_s:
