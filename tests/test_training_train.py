@@ -247,3 +247,23 @@ def test_training_tokenises_long_bodies_like_serving(tiny_model: Path) -> None:
             assert encode_for_training(tokenizer, article, max_length) == encode_article(tokenizer, article, max_length)
     assert len(body_prefix(long_body, 16)) < len(long_body)
     assert body_prefix(long_body, 16).endswith(("。", "\n"))
+
+
+def test_tokenisation_is_cached_by_tokenizer_length_and_texts(tiny_model: Path, tmp_path: Path) -> None:
+    from training.bert import load_tokenizer, tokenize
+    from training.corpus import CorpusArticle
+
+    tokenizer = load_tokenizer(str(tiny_model))
+    articles = [
+        CorpusArticle(id=f"{slug}-{i}", slug=slug, url="", date="", title=text[:10], body=text)
+        for slug, texts in SAMPLES.items()
+        for i, text in enumerate(texts)
+    ]
+    first = tokenize(articles, tokenizer, 32, tmp_path)
+    again = tokenize(articles, tokenizer, 32, tmp_path)
+    assert len(list(tmp_path.glob("tokenized-*.arrow"))) == 1
+    assert again["input_ids"] == first["input_ids"] and again["labels"] == [SLUGS.index(a.slug) for a in articles]
+    assert first["length"] == [len(ids) for ids in first["input_ids"]]
+    tokenize(articles, tokenizer, 16, tmp_path)
+    tokenize(articles[:-1], tokenizer, 32, tmp_path)
+    assert len(list(tmp_path.glob("tokenized-*.arrow"))) == 3

@@ -116,10 +116,11 @@ def tokenize(
         out["length"] = [len(ids) for ids in out["input_ids"]]
         return out
 
+    key = _cache_key(tokenizer, articles, max_length)
     cache_file = None
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        cache_file = str(cache_dir / f"tokenized-{_cache_key(tokenizer, articles, max_length)}.arrow")
+        cache_file = str(cache_dir / f"tokenized-{key}.arrow")
     return table.map(
         encode,
         batched=True,
@@ -127,6 +128,7 @@ def tokenize(
         remove_columns=["title", "body"],
         cache_file_name=cache_file,
         load_from_cache_file=cache_file is not None,
+        new_fingerprint=key,  # our own key: the closure over the tokenizer cannot be hashed by datasets
         desc="tokenize",
     )
 
