@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(
         default=2.0, ge=0.0, le=60.0, description="Least time between two updates of the /retrain progress message"
     )
+    train_run_dir: Path = Field(
+        default=Path("./runs"), description="Where each training run keeps its checkpoints and TensorBoard logs"
+    )
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

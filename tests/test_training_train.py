@@ -267,3 +267,22 @@ def test_tokenisation_is_cached_by_tokenizer_length_and_texts(tiny_model: Path, 
     tokenize(articles, tokenizer, 16, tmp_path)
     tokenize(articles[:-1], tokenizer, 32, tmp_path)
     assert len(list(tmp_path.glob("tokenized-*.arrow"))) == 3
+
+
+def test_options_take_the_deployment_settings_then_overrides(tmp_path: Path) -> None:
+    from common.settings import Settings
+    from training.api import options_from_settings
+
+    settings = Settings(
+        train_data="/data/ldcc.tar.gz",
+        base_model="org/model",
+        model_dir=tmp_path / "m",
+        data_cache_dir=tmp_path / "c",
+        train_run_dir=tmp_path / "r",
+        promotion_tolerance=0.01,
+    )
+    options = options_from_settings(settings, model_type="linear", epochs=None, force=True)
+    assert (options.data, options.base_model, options.model_dir) == ("/data/ldcc.tar.gz", "org/model", tmp_path / "m")
+    assert (options.cache_dir, options.run_dir, options.promotion_tolerance) == (tmp_path / "c", tmp_path / "r", 0.01)
+    assert (options.model_type, options.epochs, options.force) == ("linear", TrainOptions().epochs, True)
+    assert options.split_path == tmp_path / "c" / "split-seed42.jsonl"

@@ -87,12 +87,14 @@ class TrainOptions:
 
 
 def options_from_settings(settings: Settings, **overrides: Any) -> TrainOptions:
-    """Options with the deployment's defaults (TRAIN_DATA, BASE_MODEL, MODEL_DIR, …), then ``overrides``."""
+    """Options with the deployment's defaults (TRAIN_DATA, BASE_MODEL, MODEL_DIR, DATA_CACHE_DIR, TRAIN_RUN_DIR,
+    PROMOTION_TOLERANCE), then ``overrides`` (None values are ignored)."""
     base = TrainOptions(
         data=settings.train_data,
         base_model=settings.base_model,
         model_dir=settings.model_dir,
         cache_dir=settings.data_cache_dir,
+        run_dir=settings.train_run_dir,
         promotion_tolerance=settings.promotion_tolerance,
     )
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
