@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 # How long a delivery id is remembered. Slack retries an event for about 5 minutes; keep it a day.
 DEDUPE_TTL_S = 24 * 3600
-CLASSIFY_JOB_TIMEOUT_S = 120
+CLASSIFY_JOB_TIMEOUT_S = 60
+# A classify job that fails (Slack down, a page timing out) runs again after these pauses; the user is told
+# it failed only after the last one. slack_sdk's own handlers already retried within each attempt.
+CLASSIFY_RETRY_INTERVALS_S = [5, 15, 60]
 RESULT_TTL_S = 7 * 24 * 3600
 FAILURE_TTL_S = 30 * 24 * 3600
 ADMIN_JOB_TIMEOUT_S = 60
@@ -40,8 +43,9 @@ _ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CAN
 class JobSubmitter:
     """Puts jobs on the queues. Each Slack delivery (event_id, …) enqueues at most one job."""
 
-    def __init__(self, connection: Redis) -> None:
+    def __init__(self, connection: Redis, classify_timeout_s: int = CLASSIFY_JOB_TIMEOUT_S) -> None:
         self.connection = connection
+        self.classify_timeout_s = classify_timeout_s
         self.classify = classify_queue(connection)
         self.train = train_queue(connection)
 
@@ -64,10 +68,10 @@ class JobSubmitter:
                 args=(request.to_dict(),),
                 job_id=job_id,
                 unique=True,
-                timeout=CLASSIFY_JOB_TIMEOUT_S,
+                timeout=self.classify_timeout_s,
                 result_ttl=RESULT_TTL_S,
                 failure_ttl=FAILURE_TTL_S,
-                retry=Retry(max=2, interval=[5, 30]),
+                retry=Retry(max=3, interval=CLASSIFY_RETRY_INTERVALS_S),
                 description=f"classify {request.source} from {request.user} in {request.channel}",
             )
         except DuplicateJobError:

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     max_links_per_message: int = Field(default=5, ge=1, le=50, description="Links fetched from one message at most")
     fetch_timeout_s: float = Field(default=10.0, gt=0, le=60, description="Total time to fetch one linked page")
     fetch_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0, description="Bytes read from one linked page at most")
+    classify_job_timeout_s: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="Seconds a classify job (a whole batch) may run; a worker killed mid-job has its jobs retried"
+        " about this long + 15 s later",
+    )
+    slack_timeout_s: float = Field(default=15.0, gt=0, le=120, description="HTTP timeout of one Slack Web API call")
     model_poll_interval_s: float = Field(
         default=5.0, gt=0, description="How often workers look for a new current model"
     )

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Heavy imports only after the settings are known to be usable.
     from worker import jobs
-    from worker.batching import BatchingWorker
+    from worker.batching import MAINTENANCE_INTERVAL_S, WORKER_TTL_S, BatchingWorker
     from worker.classifier import ModelService, use_all_cores
     from worker.fetch import GuardedFetcher
     from worker.slack import SlackReplier, web_client
@@ -58,7 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     # A SimpleWorker (BatchingWorker is one) runs each job in this process instead of forking a child per job
     # (RQ's default). A forked child cannot use CUDA once the parent has initialised it, and would have to
     # reload the model (seconds) for every job; in-process, the model loaded above serves every job.
-    worker = BatchingWorker(args.queues, connection=connection, serializer=SERIALIZER, name=args.name)
+    worker = BatchingWorker(
+        args.queues,
+        connection=connection,
+        serializer=SERIALIZER,
+        name=args.name,
+        maintenance_interval=MAINTENANCE_INTERVAL_S,
+        worker_ttl=WORKER_TTL_S,
+    )
     worker.batch_size = settings.classify_batch_size
     if serves_classify:
         # Hot reload: poll MODEL_DIR/current, load a new version in the background, swap it between batches;

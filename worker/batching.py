@@ -43,12 +43,31 @@ return 0
 """
 # How far down the queue to look for classify jobs, in multiples of the batch room left.
 _PEEK_FACTOR = 4
+# Added to the execution TTL of a job, beyond its own run time (see get_heartbeat_ttl).
+HEARTBEAT_MARGIN_S = 15
+# How often this worker runs RQ's maintenance, which hands the jobs of a dead worker back (retry or failed).
+MAINTENANCE_INTERVAL_S = 20
+# The worker's own TTL in Redis. RQ blocks on the queue for WORKER_TTL_S - 15 s between two looks at its
+# maintenance clock (405 s by default), so a short TTL is what makes MAINTENANCE_INTERVAL_S real.
+WORKER_TTL_S = 35
 
 
 class BatchingWorker(SimpleWorker):
     """A SimpleWorker that batches waiting classify jobs (see the module docstring)."""
 
     batch_size: int = 32
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long this job's execution stays valid without a heartbeat.
+
+        A SimpleWorker cannot heartbeat while a job runs in its own thread, so the TTL must cover the whole
+        run: the job's timeout for the batch computation, and as much again for finishing the batch's other
+        jobs one by one (Slack calls, rate-limit waits). When the worker is killed (SIGKILL, OOM, power),
+        nothing renews it, and once it lapses RQ's maintenance in any live worker retries the job (or fails
+        it for good, and the user is told). RQ's SimpleWorker default adds 60 s; this recovers sooner.
+        """
+        timeout = job.timeout if job.timeout and job.timeout > 0 else self.job_monitoring_interval
+        return int(2 * timeout) + HEARTBEAT_MARGIN_S
 
     def claim_waiting(self, queue: Queue, limit: int) -> list[Job]:
         """Up to ``limit`` classify jobs waiting in ``queue``, claimed for this worker (others are left)."""

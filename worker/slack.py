@@ -1,8 +1,8 @@
 """Posting replies to Slack: chat.postMessage in the asking thread, or the slash command's response_url.
 
-Rate limits (HTTP 429 with Retry-After) are honoured by slack_sdk's RateLimitErrorRetryHandler and dropped
-connections retried by its ConnectionErrorRetryHandler; whatever still fails raises, and the job's RQ Retry
-takes over.
+Rate limits (HTTP 429 with Retry-After) are honoured by slack_sdk's RateLimitErrorRetryHandler, 5xx answers
+and dropped connections retried by its ServerErrorRetryHandler and ConnectionErrorRetryHandler (with
+back-off); whatever still fails raises, and the job's RQ Retry takes over.
 """
 
 from __future__ import annotations
@@ -11,24 +11,30 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 from slack_sdk.webhook import WebhookClient
 
 from common.jobs import ClassifyRequest
 from common.settings import Settings
 
-_TIMEOUT_S = 15
-
 
 def _retry_handlers() -> list[Any]:
-    return [RateLimitErrorRetryHandler(max_retry_count=3), ConnectionErrorRetryHandler(max_retry_count=2)]
+    return [
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2),
+        ConnectionErrorRetryHandler(max_retry_count=2),
+    ]
 
 
 def web_client(settings: Settings) -> WebClient:
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=_TIMEOUT_S,
+        timeout=int(settings.slack_timeout_s),
         retry_handlers=_retry_handlers(),
     )
 
@@ -46,7 +52,7 @@ class SlackReplier:
     def post(self, request: ClassifyRequest, message: dict[str, Any]) -> str:
         """Post ``message`` (``text`` and ``blocks``) as the answer to ``request``."""
         if request.response_url:
-            webhook = WebhookClient(request.response_url, timeout=_TIMEOUT_S, retry_handlers=_retry_handlers())
+            webhook = WebhookClient(request.response_url, timeout=self.client.timeout, retry_handlers=_retry_handlers())
             response = webhook.send(
                 text=message["text"], blocks=message.get("blocks"), response_type=request.response_type
             )
