@@ -104,8 +104,9 @@ def test_transient_slack_failures_are_retried_and_only_the_last_attempt_tells_th
     rt: Runtime, redis_conn: redis.Redis, fake_slack: FakeSlack
 ) -> None:
     queue = classify_queue(redis_conn)
-    # Slack fails three times in a row (HTTP 500): the job's two retries are used up.
-    fake_slack.fail("chat.postMessage", Fault(500), Fault(500), Fault(500))
+    # Slack keeps answering HTTP 500: within each of the job's 3 attempts slack_sdk's ServerErrorRetryHandler
+    # tries twice more (3 calls), so 9 failures use up the job's two retries.
+    fake_slack.fail("chat.postMessage", *[Fault(500)] * 9)
     job = enqueue_classify(queue, texts()[0], 7, retry=Retry(max=2))
     run_burst(redis_conn)
 
@@ -114,6 +115,7 @@ def test_transient_slack_failures_are_retried_and_only_the_last_attempt_tells_th
     assert job.id in FailedJobRegistry(queue=queue)
     assert "chat.postMessage failed" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
     delivered = [c for c in fake_slack.calls_to("chat.postMessage") if c.delivered]
+    assert [c.status for c in fake_slack.calls_to("chat.postMessage")] == [500] * 9 + [200]
     assert len(delivered) == 1  # one message, after the last attempt: the internal error with its reference
     assert "reference" in delivered[0].params["text"]
     assert job.id.rsplit("-", 1)[-1][:10] in delivered[0].params["text"]
