@@ -103,6 +103,11 @@ class MessageParts:
     dropped_urls: int = 0
 
 
+def has_words(text: str) -> bool:
+    """Whether ``text`` has any letter (kana, kanji, Latin, …): emoji, digits and punctuation alone are no article."""
+    return any(ch.isalpha() for ch in text)
+
+
 def message_parts(message: str, max_links: int) -> MessageParts:
     """Split a message into links to fetch and pasted text to classify.
 
@@ -113,6 +118,6 @@ def message_parts(message: str, max_links: int) -> MessageParts:
     urls = extract_urls(message)
     kept, dropped = urls[:max_links], max(0, len(urls) - max_links)
     article = article_from_text(remove_urls(message) if urls else message)
-    if not article.body or (urls and len(article.text) < MIN_TEXT_BESIDE_LINKS_CHARS):
+    if not has_words(article.text) or (urls and len(article.text) < MIN_TEXT_BESIDE_LINKS_CHARS):
         return MessageParts(urls=kept, text=None, dropped_urls=dropped)
     return MessageParts(urls=kept, text=article, dropped_urls=dropped)
