@@ -39,11 +39,20 @@ def test_links_in_slack_markup_come_back_unescaped_in_order(links: list[tuple[st
     assert extract_urls(message) == expected
 
 
-@given(URLS, JAPANESE, JAPANESE)
+# In prose a bare URL's trailing period or bracket is the sentence's, not the URL's.
+BARE_URLS = URLS.filter(lambda url: url[-1] not in ".,;:!?)]}'\"")
+
+
+@given(BARE_URLS, JAPANESE, JAPANESE)
 def test_a_bare_url_between_japanese_text_is_found(url: str, before: str, after: str) -> None:
     message = f"{before} {url} 、{after}"
     assert extract_urls(message) == [url]
     assert url not in remove_urls(message)
+
+
+def test_sentence_punctuation_after_a_bare_url_is_not_part_of_it() -> None:
+    assert extract_urls("詳しくは http://news.example.jp/a/1. を参照") == ["http://news.example.jp/a/1"]
+    assert extract_urls("(see https://example.com/x)") == ["https://example.com/x"]
 
 
 @given(st.text(max_size=300))
