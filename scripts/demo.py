@@ -1,0 +1,109 @@
+"""Try the product without a Slack workspace: ``scripts/run`` against a local fake Slack Web API.
+
+    python scripts/demo.py [--data ../shared/data/ldcc-20140209.tar.gz] ["記事の本文…"]
+
+It starts the fake Slack Web API (tests/support/fake_slack.py) on loopback, runs the README's own
+``scripts/run`` in HTTP mode with SLACK_API_URL pointing at it (a local redis-server is started by
+scripts/run; a first linear model is trained from --data when MODEL_DIR has none), sends the bot an
+``app_mention`` signed exactly as Slack signs it, and prints the reply the worker posts in the thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from tests.support.fake_slack import FakeSlack  # noqa: E402
+from tests.support.redis_server import free_port  # noqa: E402
+from tests.support.signing import event_body, slack_signature_headers  # noqa: E402
+
+SECRET = "demo-signing-secret"
+DEFAULT_TEXT = (
+    "日本代表、終了間際の決勝ゴールでW杯予選を突破\n"
+    "サッカー日本代表は10日、ワールドカップ予選の最終戦に臨み、後半アディショナルタイムに途中出場のFWが"
+    "決勝ゴールを決めて2対1で勝利した。監督は試合後「選手たちが最後まで走り切ってくれた」とたたえた。"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("text", nargs="?", default=DEFAULT_TEXT, help="the article to mention the bot with")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"), help="TRAIN_DATA")
+    parser.add_argument("--model-dir", default=str(ROOT / "models"), help="MODEL_DIR (default ./models)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for set-up and the reply")
+    args = parser.parse_args()
+
+    fake = FakeSlack().start()
+    port, redis_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env.update(
+        SLACK_BOT_TOKEN="xoxb-demo",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        MODEL_DIR=args.model_dir,
+        TRAIN_DATA=args.data,
+        PORT=str(port),
+        HF_HUB_OFFLINE="1",
+    )
+    print(f"demo: fake Slack Web API at {fake.api_url}; starting scripts/run (bot on port {port})", flush=True)
+    run = subprocess.Popen(["bash", str(ROOT / "scripts/run")], env=env, cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            if run.poll() is not None:
+                print(f"demo: scripts/run exited with {run.returncode}", file=sys.stderr)
+                return 1
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        ts = f"{int(time.time())}.000100"
+        event = {
+            "type": "app_mention",
+            "user": "UDEMO",
+            "channel": "CDEMO",
+            "ts": ts,
+            "event_ts": ts,
+            "text": f"<@UBOT> {args.text}",
+        }
+        body = event_body(event, event_id=f"EvDemo{ts}")
+        headers = {"Content-Type": "application/json", **slack_signature_headers(body, SECRET)}
+        ack = httpx.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers, timeout=10)
+        print(f"demo: mention sent, bot answered HTTP {ack.status_code}; waiting for the reply in thread {ts}")
+        fake.wait_for(
+            lambda f: any(c.params.get("thread_ts") == ts for c in f.calls_to("chat.postMessage")),
+            timeout=max(30.0, deadline - time.monotonic()),
+        )
+        reply = next(c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts") == ts)
+        print("demo: chat.postMessage in channel", reply.params["channel"], "thread", reply.params["thread_ts"])
+        print(reply.params["text"])
+        print(
+            f"demo: {len(reply.params.get('blocks') or [])} Block Kit blocks;",
+            json.dumps([b.get("type") for b in reply.params.get("blocks") or []]),
+        )
+        return 0
+    finally:
+        os.killpg(run.pid, signal.SIGTERM)
+        try:
+            run.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+        fake.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
