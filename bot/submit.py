@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from redis import Redis, WatchError
-from rq import Retry
+from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -56,23 +56,23 @@ class JobSubmitter:
     def _release(self, delivery_key: str) -> None:
         self.connection.delete(f"newsbot:delivery:{delivery_key}")
 
-    def submit_classify(self, request: ClassifyRequest, delivery_key: str) -> str | None:
-        """Enqueue a classify job; the job id, or None when this delivery was already enqueued."""
+    def _enqueue_once(
+        self, queue: Queue, func: str, payload: dict[str, Any], delivery_key: str, kind: str, **options: Any
+    ) -> str | None:
+        """Enqueue ``func(payload)`` on ``queue`` unless this delivery was already enqueued; the job id or None."""
         if not self._claim(delivery_key):
             log.info("duplicate delivery %s ignored", delivery_key)
             return None
-        job_id = job_id_for("classify", delivery_key)
+        job_id = job_id_for(kind, delivery_key)
         try:
-            self.classify.enqueue_call(
-                CLASSIFY_JOB,
-                args=(request.to_dict(),),
+            queue.enqueue_call(
+                func,
+                args=(payload,),
                 job_id=job_id,
                 unique=True,
-                timeout=self.classify_timeout_s,
                 result_ttl=RESULT_TTL_S,
                 failure_ttl=FAILURE_TTL_S,
-                retry=Retry(max=3, interval=CLASSIFY_RETRY_INTERVALS_S),
-                description=f"classify {request.source} from {request.user} in {request.channel}",
+                **options,
             )
         except DuplicateJobError:
             return None
@@ -83,33 +83,33 @@ class JobSubmitter:
         log.info("enqueued %s for delivery %s", job_id, delivery_key)
         return job_id
 
+    def submit_classify(self, request: ClassifyRequest, delivery_key: str) -> str | None:
+        """Enqueue a classify job; the job id, or None when this delivery was already enqueued."""
+        return self._enqueue_once(
+            self.classify,
+            CLASSIFY_JOB,
+            request.to_dict(),
+            delivery_key,
+            "classify",
+            timeout=self.classify_timeout_s,
+            retry=Retry(max=3, interval=CLASSIFY_RETRY_INTERVALS_S),
+            description=f"classify {request.source} from {request.user} in {request.channel}",
+        )
+
     def submit_admin(self, job: str, request: AdminRequest, delivery_key: str) -> str | None:
         """Enqueue ``/retrain status`` or ``rollback`` at the front of the classify queue (quick jobs)."""
         if job not in (STATUS_JOB, ROLLBACK_JOB):
             raise ValueError(f"not an admin job: {job}")
-        if not self._claim(delivery_key):
-            log.info("duplicate delivery %s ignored", delivery_key)
-            return None
-        job_id = job_id_for(job.rsplit(".", 1)[-1], delivery_key)
-        try:
-            self.classify.enqueue_call(
-                job,
-                args=(request.to_dict(),),
-                job_id=job_id,
-                unique=True,
-                at_front=True,
-                timeout=ADMIN_JOB_TIMEOUT_S,
-                result_ttl=RESULT_TTL_S,
-                failure_ttl=FAILURE_TTL_S,
-                description=f"{job} by {request.user}",
-            )
-        except DuplicateJobError:
-            return None
-        except Exception:
-            self._release(delivery_key)
-            raise
-        log.info("enqueued %s for delivery %s", job_id, delivery_key)
-        return job_id
+        return self._enqueue_once(
+            self.classify,
+            job,
+            request.to_dict(),
+            delivery_key,
+            job.rsplit(".", 1)[-1],
+            at_front=True,
+            timeout=ADMIN_JOB_TIMEOUT_S,
+            description=f"{job} by {request.user}",
+        )
 
     def running_training(self) -> str | None:
         """The id of the training job that is queued or running, or None (a stale lock is cleared)."""
