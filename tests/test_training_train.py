@@ -286,3 +286,22 @@ def test_options_take_the_deployment_settings_then_overrides(tmp_path: Path) -> 
     assert (options.cache_dir, options.run_dir, options.promotion_tolerance) == (tmp_path / "c", tmp_path / "r", 0.01)
     assert (options.model_type, options.epochs, options.force) == ("linear", TrainOptions().epochs, True)
     assert options.split_path == tmp_path / "c" / "split-seed42.jsonl"
+
+
+def test_cpu_passes_group_articles_of_about_the_same_length_only(tiny_model: Path) -> None:
+    from training.inference import BertClassifier, length_chunks
+
+    # 512-token articles go together (no padding); a 100-token one is never padded to 512.
+    assert length_chunks([512, 100, 512, 512, 90], 32) == [[4, 1], [0, 2, 3]]
+    assert length_chunks([512] * 5, 2) == [[0, 1], [2, 3], [4]]
+    assert length_chunks([], 8) == []
+
+    classifier = BertClassifier(tiny_model, device="cpu", batch_size=32)
+    sentences = [s for texts in SAMPLES.values() for s in texts]
+    articles = [Article(title=f"t{i}", body="".join(sentences[: 1 + i * 3])) for i in range(8)]
+    together = classifier.predict(articles)
+    assert classifier.forward_passes > 1  # lengths differ: not all padded to the longest
+    alone = [classifier.predict([a])[0] for a in articles]
+    for a, b in zip(together, alone, strict=True):
+        assert a.slug == b.slug
+        assert all(abs(a.scores[k] - b.scores[k]) < 1e-4 for k in SLUGS)

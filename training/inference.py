@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 # Titles longer than this (in characters) are cut, so the title never eats the body's token budget.
 MAX_TITLE_CHARS = 128
+# On CPU a padding token costs as much as a real one, and batching 512-token sequences gains nothing (the
+# matrix products are large already), so a CPU forward pass groups only articles of about the same length:
+# padding at most this share of the pass's tokens (benchmarks/queue_overhead.py: a burst of 20 articles
+# padded to 512 together took 1.3x the time of the same articles one by one).
+CPU_MAX_PADDING = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,26 @@ def encode_article(
     return dict(tokenizer.prepare_for_model(first_ids, second_ids, truncation=False))
 
 
+def length_chunks(lengths: Sequence[int], batch_size: int, max_padding: float = CPU_MAX_PADDING) -> list[list[int]]:
+    """Indices grouped into forward passes: by ascending length, at most ``batch_size`` per pass, and
+    a pass closed before its padding (tokens added to reach its longest member) would exceed ``max_padding``
+    of its padded tokens."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        length = lengths[index]
+        padded = (len(current) + 1) * length
+        if current and (len(current) >= batch_size or padded - (real + length) > max_padding * padded):
+            chunks.append(current)
+            current, real = [], 0
+        current.append(index)
+        real += length
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def validate_label_map(id2label: dict[int, str], where: Path) -> list[str]:
     """The slugs in label-id order; raises :class:`InvalidModelError` unless they are exactly the nine."""
     labels = [id2label[i] for i in sorted(id2label)]
@@ -133,8 +158,10 @@ class BertClassifier:
     """A fine-tuned transformers sequence classifier, loaded once and kept.
 
     ``predict`` sorts the articles by length and pads each chunk of ``batch_size`` only to its own longest
-    (dynamic padding), so short articles in a batch do not pay for long ones. On CUDA the weights are bf16
-    (fp16 where bf16 is unsupported); on CPU fp32. ``tokenizer_workers`` > 0 tokenises in that many
+    (dynamic padding), so short articles in a batch do not pay for long ones. On CPU (no tokenizer pool) the
+    chunks are cut by token count instead: at most ``batch_size`` articles whose padding stays within
+    CPU_MAX_PADDING (see :func:`length_chunks`). On CUDA the weights are bf16 (fp16 where bf16 is
+    unsupported); on CPU fp32. ``tokenizer_workers`` > 0 tokenises in that many
     processes (the Japanese tokenizer is pure Python, ~200 articles/s per core: a GPU outruns one core
     by far), overlapping the tokenisation of later chunks with the forward pass of earlier ones.
     """
@@ -212,15 +239,25 @@ class BertClassifier:
         for parts in futures:
             yield [feature for part in parts for feature in part.result()]
 
+    def _forward(self, features: list[dict[str, Any]]) -> list[list[float]]:
+        batch = self.tokenizer.pad(features, return_tensors="pt").to(self.device)
+        self.forward_passes += 1
+        rows: list[list[float]] = self.model(**batch).logits.float().softmax(dim=-1).cpu().tolist()
+        return rows
+
     @torch.inference_mode()
     def predict(self, articles: Sequence[Article]) -> list[Prediction]:
+        if self.device.type == "cpu" and self._pool is None:
+            features = self.encode(articles)
+            probs_at: dict[int, list[float]] = {}
+            for chunk in length_chunks([len(f["input_ids"]) for f in features], self.batch_size):
+                probs_at.update(zip(chunk, self._forward([features[i] for i in chunk]), strict=True))
+            return [Prediction(dict(zip(self.labels, probs_at[i], strict=True))) for i in range(len(articles))]
         order = sorted(range(len(articles)), key=lambda i: len(articles[i].title) + len(articles[i].body))
         ordered = [articles[i] for i in order]
         probs: list[list[float]] = []
         for features in self._encoded_chunks(ordered):
-            batch = self.tokenizer.pad(features, return_tensors="pt").to(self.device)
-            probs.extend(self.model(**batch).logits.float().softmax(dim=-1).cpu().tolist())
-            self.forward_passes += 1
+            probs.extend(self._forward(features))
         out: list[Prediction | None] = [None] * len(articles)
         for position, row in zip(order, probs, strict=True):
             out[position] = Prediction(dict(zip(self.labels, row, strict=True)))
