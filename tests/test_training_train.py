@@ -234,21 +234,6 @@ def test_module_runs_as_a_program_with_help() -> None:
         assert option in proc.stdout
 
 
-def test_training_tokenises_long_bodies_like_serving(tiny_model: Path) -> None:
-    from training.bert import body_prefix, encode_for_training, load_tokenizer
-    from training.inference import encode_article
-
-    tokenizer = load_tokenizer(str(tiny_model))
-    sentences = [s for texts in SAMPLES.values() for s in texts]
-    long_body = "\n".join(sentences * 3)
-    for max_length in (16, 32, 64, 512):
-        for body in (long_body, sentences[0], long_body[:300]):
-            article = Article(title=SAMPLES["smax"][0][:15], body=body)
-            assert encode_for_training(tokenizer, article, max_length) == encode_article(tokenizer, article, max_length)
-    assert len(body_prefix(long_body, 16)) < len(long_body)
-    assert body_prefix(long_body, 16).endswith(("。", "\n"))
-
-
 def test_tokenisation_is_cached_by_tokenizer_length_and_texts(tiny_model: Path, tmp_path: Path) -> None:
     from training.bert import load_tokenizer, tokenize
     from training.corpus import CorpusArticle

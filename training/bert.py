@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -51,32 +50,6 @@ def load_tokenizer(name_or_dir: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-# A body is tokenised only up to the first sentence end after this many characters per token of budget (a
-# token covers at least one character, and livedoor text averages under two); when that prefix does not fill
-# the budget the whole body is tokenised. The ids are the same as the whole body's, much faster for short runs.
-CHARS_PER_TOKEN_BOUND = 4
-_SENTENCE_END = re.compile(r"[。！？!?\n]")
-
-
-def body_prefix(body: str, max_length: int) -> str:
-    """The body up to the first sentence end after ``CHARS_PER_TOKEN_BOUND * max_length`` characters."""
-    cut = CHARS_PER_TOKEN_BOUND * max_length
-    if len(body) <= cut:
-        return body
-    end = _SENTENCE_END.search(body, cut)
-    return body if end is None else body[: end.end()]
-
-
-def encode_for_training(tokenizer: PreTrainedTokenizerBase, article: Article, max_length: int) -> dict[str, Any]:
-    """:func:`encode_article`'s result for ``article``, tokenising a long body's prefix when that is enough."""
-    prefix = body_prefix(article.body, max_length)
-    if prefix != article.body:
-        encoded = encode_article(tokenizer, Article(title=article.title, body=prefix), max_length)
-        if len(encoded["input_ids"]) >= max_length:  # the prefix alone overflowed: its head is the body's head
-            return encoded
-    return encode_article(tokenizer, article, max_length)
-
-
 def _cache_key(tokenizer: PreTrainedTokenizerBase, articles: Sequence[CorpusArticle], max_length: int) -> str:
     digest = hashlib.sha256()
     vocab = tokenizer.get_vocab()
@@ -111,7 +84,7 @@ def tokenize(
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
         for title, body in zip(batch["title"], batch["body"], strict=True):
-            for key, value in encode_for_training(tokenizer, Article(title=title, body=body), max_length).items():
+            for key, value in encode_article(tokenizer, Article(title=title, body=body), max_length).items():
                 out.setdefault(key, []).append(value)
         out["length"] = [len(ids) for ids in out["input_ids"]]
         return out
