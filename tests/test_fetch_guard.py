@@ -141,6 +141,9 @@ def test_loopback_and_private_targets_are_refused_unless_allowed(sites: tuple[st
         "http://2130706433:{port}/utf8",  # 127.0.0.1 as one decimal number
         "http://0x7f000001:{port}/utf8",  # hex
         "http://0x7f.1:{port}/utf8",  # short hex form
+        "http://0177.0.0.1:{port}/utf8",  # octal
+        "http://127.1:{port}/utf8",  # short dotted form
+        "http://[::1]:{port}/utf8",  # IPv6 loopback
         "http://[::ffff:127.0.0.1]:{port}/utf8",  # IPv4-mapped IPv6
         "http://localhost:{port}/utf8",
     ],
