@@ -58,7 +58,7 @@ def main() -> int:
         HF_HUB_OFFLINE="1",
     )
     print(f"demo: fake Slack Web API at {fake.api_url}; starting scripts/run (bot on port {port})", flush=True)
-    run = subprocess.Popen(["bash", str(ROOT / "scripts/run")], env=env, cwd=ROOT, start_new_session=True)
+    run = subprocess.Popen(["bash", str(ROOT / "scripts/run")], env=env, cwd=ROOT)
     try:
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
@@ -97,11 +97,11 @@ def main() -> int:
         )
         return 0
     finally:
-        os.killpg(run.pid, signal.SIGTERM)
+        run.send_signal(signal.SIGTERM)  # scripts/run stops bot and worker warmly, then its redis-server
         try:
-            run.wait(30)
+            run.wait(60)
         except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
+            run.kill()
         fake.stop()
 
 
