@@ -269,13 +269,19 @@ def test_internal_ipv6_ranges_are_never_public(ip: ipaddress.IPv6Address) -> Non
     assert not AddressPolicy().allows(ip)
 
 
+# cp932 maps these to other characters on the way back (e.g. U+301C 〜 → U+FF5E ～): not round-trippable.
+NOT_ROUND_TRIPPING = "\xa2\xa3\xac\u2016\u2212\u301c"
+
+
 def _round_trips(ch: str) -> bool:
     return ch.encode("cp932").decode("cp932") == ch
 
 
 @given(
     st.text(
-        alphabet=st.characters(codec="cp932", exclude_categories=["Cs", "Cc"]).filter(_round_trips),
+        alphabet=st.characters(
+            codec="cp932", exclude_categories=["Cs", "Cc"], exclude_characters=NOT_ROUND_TRIPPING
+        ).filter(_round_trips),
         min_size=1,
         max_size=200,
     )
