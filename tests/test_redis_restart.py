@@ -34,17 +34,22 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def test_bot_and_worker_survive_a_redis_restart(
-    tmp_path: Path, own_redis: RedisServer, fake_slack: FakeSlack, model_registry: Path
-) -> None:
+def stack_env(redis_server: RedisServer, fake: FakeSlack, model_registry: Path) -> tuple[dict[str, str], int, str]:
+    """The product's environment against this test's Redis, a free bot port, and the bot's events URL."""
     env = product_env(
-        REDIS_URL=own_redis.url,
-        SLACK_API_URL=fake_slack.api_url,
+        REDIS_URL=redis_server.url,
+        SLACK_API_URL=fake.api_url,
         MODEL_DIR=str(model_registry),
         SLACK_SIGNING_SECRET=SECRET,
     )
     port = free_port()
-    url = f"http://127.0.0.1:{port}/slack/events"
+    return env, port, f"http://127.0.0.1:{port}/slack/events"
+
+
+def test_bot_and_worker_survive_a_redis_restart(
+    tmp_path: Path, own_redis: RedisServer, fake_slack: FakeSlack, model_registry: Path
+) -> None:
+    env, port, url = stack_env(own_redis, fake_slack, model_registry)
     procs: list[Proc] = []
     try:
         procs.append(start_worker(env, tmp_path / "run"))
@@ -72,14 +77,7 @@ def test_bot_and_worker_survive_a_redis_restart(
 def test_queued_jobs_survive_a_redis_restart_with_persistence(
     tmp_path: Path, own_redis: RedisServer, fake_slack: FakeSlack, model_registry: Path
 ) -> None:
-    env = product_env(
-        REDIS_URL=own_redis.url,
-        SLACK_API_URL=fake_slack.api_url,
-        MODEL_DIR=str(model_registry),
-        SLACK_SIGNING_SECRET=SECRET,
-    )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/slack/events"
+    env, port, url = stack_env(own_redis, fake_slack, model_registry)
     bot = start_bot(env, port, tmp_path / "run")
     try:
         # No worker yet: the job waits in the queue while Redis restarts.
