@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -13,7 +14,7 @@ from bot.admins import AdminPolicy
 from bot.blocks import CHOOSE_BLOCK_PREFIX, category_select, with_counts
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError
-from common.feedback import FeedbackCounts, FeedbackStore
+from common.feedback import Classification, FeedbackCounts, FeedbackStore
 from common.jobs import (
     FEEDBACK_CHOOSE_ACTION,
     FEEDBACK_CORRECT_ACTION,
@@ -77,25 +78,50 @@ def _tell(client: WebClient, body: dict[str, Any], text: str, thread_ts: str | N
         client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
 
 
-def handle_feedback_correct(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
-) -> None:
-    ack()
+@dataclass(frozen=True)
+class _Click:
+    """A click on a classification reply's feedback button: who, on which record, in which message."""
+
+    store: FeedbackStore
+    record_id: str
+    user: str
+    snapshot: dict[str, Any] | None
+    thread_ts: str | None
+    found: Classification
+
+
+def _feedback_click(
+    body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+) -> _Click | None:
+    """The click's record (remembering the reply message for count updates); None once the user was told why not."""
     store: FeedbackStore = context["feedback"]
     record_id = str(action.get("value", ""))
-    user = body["user"]["id"]
     snapshot = _snapshot(body)
     thread_ts = snapshot.get("thread_ts") if snapshot else None
     try:
         found = store.classification(record_id)
-        counts = store.record(record_id, user, found.slug)
     except NewsbotError as exc:
         _tell(client, body, exc.user_message, thread_ts)
-        return
+        return None
     if snapshot is not None:
         store.remember_message(record_id, snapshot)
-    _show_counts(client, snapshot or store.message(record_id), counts)
-    _tell(client, body, _thanks(found.slug, found.slug), thread_ts)
+    return _Click(store, record_id, body["user"]["id"], snapshot, thread_ts, found)
+
+
+def handle_feedback_correct(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+) -> None:
+    ack()
+    click = _feedback_click(body, action, context, client)
+    if click is None:
+        return
+    try:
+        counts = click.store.record(click.record_id, click.user, click.found.slug)
+    except NewsbotError as exc:
+        _tell(client, body, exc.user_message, click.thread_ts)
+        return
+    _show_counts(client, click.snapshot or click.store.message(click.record_id), counts)
+    _tell(client, body, _thanks(click.found.slug, click.found.slug), click.thread_ts)
 
 
 def handle_feedback_wrong(
@@ -103,18 +129,10 @@ def handle_feedback_wrong(
 ) -> None:
     """Offer the clicking user a select of the other categories; the choice is stored when made."""
     ack()
-    store: FeedbackStore = context["feedback"]
-    record_id = str(action.get("value", ""))
-    user = body["user"]["id"]
-    snapshot = _snapshot(body)
-    thread_ts = snapshot.get("thread_ts") if snapshot else None
-    try:
-        found = store.classification(record_id)
-    except NewsbotError as exc:
-        _tell(client, body, exc.user_message, thread_ts)
+    click = _feedback_click(body, action, context, client)
+    if click is None:
         return
-    if snapshot is not None:
-        store.remember_message(record_id, snapshot)
+    store, record_id, user, thread_ts, found = click.store, click.record_id, click.user, click.thread_ts, click.found
     earlier = store.of_user(record_id, user)
     blocks = category_select(record_id, found.slug, earlier.chosen if earlier else None)
     client.chat_postEphemeral(
