@@ -54,6 +54,15 @@ def stack(
     shutil.copytree(tiny_model, models / FIRST_VERSION)
     (models / "current").write_text(FIRST_VERSION + "\n", encoding="utf-8")
     corpus = build_text_folder(root / "corpus", per_class=12)
+    # The current model claims a perfect score on this very test split, so the guard must keep it and offer
+    # the admin "Promote anyway": both of the guard's outcomes are then exercised (promotion by the button).
+    from training.api import prepare
+    from training.options import TrainOptions
+
+    _, split = prepare(TrainOptions(data=str(corpus / "text"), cache_dir=root / "cache", model_dir=models))
+    (models / FIRST_VERSION / "metrics.json").write_text(
+        json.dumps({"accuracy": 1.0, "macro_f1": 1.0, "test_fingerprint": split.test_fingerprint}), encoding="utf-8"
+    )
     redis.Redis.from_url(redis_server.url).flushall()
     env = product_env(
         REDIS_URL=redis_server.url,
@@ -202,29 +211,40 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     assert any(data.startswith(PNG_MAGIC) for data in fake_slack.uploads.values())
     assert redis_conn.get(TRAINING_LOCK_KEY) is None  # the next /retrain may start
 
-    # The guard's decision, shown and applied.
-    if result["promoted"]:
-        assert "Promoted" in final and current(models) == new_version
-    else:
-        assert "Not promoted" in final and current(models) == FIRST_VERSION
-        blocks = (
-            json.loads(updates[-1].params["blocks"])
-            if isinstance(updates[-1].params["blocks"], str)
-            else updates[-1].params["blocks"]
-        )
-        (button,) = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
-        assert (button["action_id"], button["value"]) == (RETRAIN_PROMOTE_ACTION, new_version)
-        message = {"type": "message", "ts": ts, "text": final, "blocks": blocks}
-        block_action(
-            stack["url"],
-            button,
-            user=ADMIN,
-            message=message,
-            channel=CHANNEL,
-            response_url=fake_slack.response_url("promote"),
-        )
-        assert new_version in wait_response(fake_slack, "promote")["text"]
-        fake_slack.wait_for(lambda f: current(models) == new_version, timeout=30)
+    # The guard keeps the current model (it claims a perfect score on the same test split), says so, and offers
+    # an admin the button; a non-admin's click changes nothing; the admin's click promotes.
+    assert result["promoted"] is False
+    assert "Not promoted" in final and current(models) == FIRST_VERSION
+    blocks = (
+        json.loads(updates[-1].params["blocks"])
+        if isinstance(updates[-1].params["blocks"], str)
+        else updates[-1].params["blocks"]
+    )
+    (button,) = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert (button["action_id"], button["value"]) == (RETRAIN_PROMOTE_ACTION, new_version)
+    message = {"type": "message", "ts": ts, "text": final, "blocks": blocks}
+    block_action(
+        stack["url"],
+        button,
+        user="UNOBODY",
+        message=message,
+        channel=CHANNEL,
+        response_url=fake_slack.response_url("promote-denied"),
+    )
+    fake_slack.wait_for(lambda f: any(c.params.get("user") == "UNOBODY" for c in f.calls_to("chat.postEphemeral")))
+    refusal = next(c for c in fake_slack.calls_to("chat.postEphemeral") if c.params.get("user") == "UNOBODY")
+    assert "only newsbot admins" in refusal.params["text"]
+    assert not responses(fake_slack, "promote-denied") and current(models) == FIRST_VERSION
+    block_action(
+        stack["url"],
+        button,
+        user=ADMIN,
+        message=message,
+        channel=CHANNEL,
+        response_url=fake_slack.response_url("promote"),
+    )
+    assert new_version in wait_response(fake_slack, "promote")["text"]
+    fake_slack.wait_for(lambda f: current(models) == new_version, timeout=30)
 
     # The classify worker reloads the new version and answers with it.
     wait_serving(redis_conn, new_version)
