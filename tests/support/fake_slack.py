@@ -44,6 +44,8 @@ class FakeSlack:
         self.faults: dict[str, list[Fault]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, bytes] = {}
+        # Where apps.connections.open sends Socket Mode clients (a FakeSocketMode's URL), when set.
+        self.socket_mode_url: str | None = None
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -99,6 +101,10 @@ class FakeSlack:
 
     # -- Slack's answers -------------------------------------------------------------------------
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            if not self.socket_mode_url:
+                return {"ok": False, "error": "socket_mode_disabled"}
+            return {"ok": True, "url": self.socket_mode_url}
         if method == "auth.test":
             return {
                 "ok": True,
