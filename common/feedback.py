@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -169,10 +168,6 @@ class FeedbackStore:
     def record_ids(self) -> list[str]:
         members: set[Any] = self.connection.smembers(INDEX_KEY)
         return sorted(_text(m) for m in members)
-
-    def all_feedback(self) -> Iterator[Feedback]:
-        for record_id in self.record_ids():
-            yield from self.for_record(record_id)
 
     def export_corrections(self, path: Path) -> ExportSummary:
         """Write one ``{"text", "slug"}`` JSON line per corrected classification to ``path``.
