@@ -24,9 +24,13 @@ def make_version(model_dir: Path, name: str, macro_f1: float | None = None) -> P
 def test_version_names_sort_by_time_and_are_unique() -> None:
     early = registry.new_version_name(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     late = registry.new_version_name(datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC))
-    assert re.fullmatch(r"20260102-030405-[0-9a-f]{6}", early)
+    assert re.fullmatch(r"20260102-030405-000[0-9a-f]{6}", early)
     assert early < late
     assert len({registry.new_version_name() for _ in range(50)}) == 50
+    # Two versions within the same second sort in the order they were made.
+    same_second = [datetime(2026, 11, 29, 14, 20, 29, ms * 1000, tzinfo=UTC) for ms in (7, 120, 999)]
+    names = [registry.new_version_name(moment) for moment in same_second]
+    assert sorted(names) == names and all(registry.VERSION_PATTERN.match(n) for n in names)
 
 
 def test_only_fully_registered_versions_are_listed(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ HISTORY_FILE = "history.jsonl"
 METRICS_FILE = "metrics.json"
 # Written last into every version folder this package trains: what kind of model it is, when, on what split.
 INFO_FILE = "training.json"
-# A version name: sortable UTC timestamp + short id (20261129-123456-a1b2c3).
+# A version name: sortable UTC timestamp + milliseconds and a short id (20261129-123456-789a1b2c3).
 VERSION_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-z]+$")
 _STAGING_PREFIX = ".staging-"
 
@@ -84,9 +84,10 @@ class VersionInfo:
 
 
 def new_version_name(now: datetime | None = None) -> str:
-    """A new, sortable version name: UTC ``YYYYMMDD-HHMMSS`` + 6 random hex digits."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(3)}"
+    """A new version name that sorts in creation order: UTC ``YYYYMMDD-HHMMSS-`` then the milliseconds (3
+    digits) and 6 random hex digits, so two versions made within the same second still sort right."""
+    moment = now or datetime.now(UTC)
+    return f"{moment.strftime('%Y%m%d-%H%M%S')}-{moment.microsecond // 1000:03d}{secrets.token_hex(3)}"
 
 
 def read_metrics(path: Path) -> dict[str, Any] | None:
