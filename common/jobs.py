@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 CLASSIFY_QUEUE = "classify"
 TRAIN_QUEUE = "train"
@@ -48,8 +48,22 @@ def job_id_for(kind: str, delivery_key: str) -> str:
     return f"{kind}-{digest}"
 
 
+class Payload:
+    """JSON round trip shared by the job payload dataclasses below (unknown keys are ignored on the way in)."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
 @dataclass(frozen=True, slots=True)
-class ClassifyRequest:
+class ClassifyRequest(Payload):
     """Classify one Slack message (pasted article text and/or links) and reply where it came from."""
 
     request_id: str
@@ -61,13 +75,6 @@ class ClassifyRequest:
     # For /classify-news (delivered through response_url): "in_channel" or "ephemeral".
     response_type: str = "in_channel"
     source: Source = "mention"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClassifyRequest:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +96,7 @@ class ClassifyResult:
 
 
 @dataclass(frozen=True, slots=True)
-class RetrainRequest:
+class RetrainRequest(Payload):
     """An admin's /retrain: options already validated by the bot, progress shown in ``channel``."""
 
     request_id: str
@@ -100,13 +107,6 @@ class RetrainRequest:
     base_model: str | None = None
     epochs: float | None = None
     force: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RetrainRequest:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 # --- /retrain: one training at a time, its progress, and the admin jobs ---------------------------
@@ -122,7 +122,7 @@ RETRAIN_PROMOTE_ACTION = "retrain_promote"
 
 
 @dataclass(frozen=True, slots=True)
-class AdminRequest:
+class AdminRequest(Payload):
     """``/retrain status`` or ``/retrain rollback [version]``: answered through ``response_url``."""
 
     request_id: str
@@ -130,10 +130,3 @@ class AdminRequest:
     channel: str
     response_url: str | None = None
     version: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AdminRequest:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
