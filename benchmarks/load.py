@@ -31,7 +31,7 @@ from tests.support.fake_slack import FakeSlack
 from tests.support.processes import Proc, product_env, start_bot, start_worker
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.samples import all_texts
-from tests.support.signing import event_body, slack_signature_headers
+from tests.support.signing import event_body, mention_event, signed_json_headers
 
 SECRET = "load-signing-secret"
 
@@ -74,16 +74,9 @@ def run_burst(
 
         def fire(i: int, client: httpx.Client) -> None:
             ts = f"{1_700_000_000 + i}.{i:06d}"
-            event = {
-                "type": "app_mention",
-                "user": "ULOAD",
-                "channel": "CLOAD",
-                "ts": ts,
-                "event_ts": ts,
-                "text": f"<@UBOT> {texts[i % len(texts)]}",
-            }
+            event = mention_event(ts, texts[i % len(texts)], channel="CLOAD", user="ULOAD")
             body = event_body(event, event_id=f"EvLoad{label}{i}")
-            headers = {"Content-Type": "application/json", **slack_signature_headers(body, SECRET)}
+            headers = signed_json_headers(body, SECRET)
             start = time.perf_counter()
             with lock:
                 sent_at[ts] = time.time()

@@ -26,7 +26,7 @@ import httpx  # noqa: E402
 
 from tests.support.fake_slack import FakeSlack  # noqa: E402
 from tests.support.redis_server import free_port  # noqa: E402
-from tests.support.signing import event_body, slack_signature_headers  # noqa: E402
+from tests.support.signing import event_body, mention_event, signed_json_headers  # noqa: E402
 
 SECRET = "demo-signing-secret"
 DEFAULT_TEXT = (
@@ -72,16 +72,8 @@ def main() -> int:
                 pass
             time.sleep(0.5)
         ts = f"{int(time.time())}.000100"
-        event = {
-            "type": "app_mention",
-            "user": "UDEMO",
-            "channel": "CDEMO",
-            "ts": ts,
-            "event_ts": ts,
-            "text": f"<@UBOT> {args.text}",
-        }
-        body = event_body(event, event_id=f"EvDemo{ts}")
-        headers = {"Content-Type": "application/json", **slack_signature_headers(body, SECRET)}
+        body = event_body(mention_event(ts, args.text, channel="CDEMO", user="UDEMO"), event_id=f"EvDemo{ts}")
+        headers = signed_json_headers(body, SECRET)
         ack = httpx.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers, timeout=10)
         print(f"demo: mention sent, bot answered HTTP {ack.status_code}; waiting for the reply in thread {ts}")
         fake.wait_for(

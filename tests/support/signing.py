@@ -17,6 +17,22 @@ def slack_signature_headers(body: bytes, secret: str, timestamp: int | None = No
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
+def mention_event(ts: str, text: str, *, channel: str, user: str) -> dict[str, str]:
+    """An ``app_mention`` event as Slack sends it (the bot's own mention first in the text)."""
+    return {
+        "type": "app_mention",
+        "user": user,
+        "channel": channel,
+        "ts": ts,
+        "event_ts": ts,
+        "text": f"<@UBOT> {text}",
+    }
+
+
+def signed_json_headers(body: bytes, secret: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", **slack_signature_headers(body, secret)}
+
+
 def event_body(event: dict[str, Any], event_id: str, team: str = "T0001", api_app_id: str = "A0001") -> bytes:
     payload = {
         "token": "verification-token-unused",
