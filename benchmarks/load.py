@@ -27,11 +27,11 @@ from typing import Any
 
 import httpx
 
-from tests.support.fake_slack import FakeSlack
-from tests.support.processes import Proc, product_env, start_bot, start_worker
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.samples import all_texts
-from tests.support.signing import event_body, mention_event, signed_json_headers
+from testkit.fake_slack import FakeSlack
+from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.redis_server import RedisServer, free_port
+from testkit.samples import all_texts
+from testkit.signing import event_body, mention_event, signed_json_headers
 
 SECRET = "load-signing-secret"
 
@@ -142,7 +142,7 @@ def main() -> None:
         work = Path(tmp)
         model = args.model
         if model is None:
-            from tests.support.tiny_bert import build_tiny_bert
+            from testkit.tiny_bert import build_tiny_bert
 
             model = build_tiny_bert(work / "tiny-bert", all_texts())
         results = [

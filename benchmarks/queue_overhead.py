@@ -32,9 +32,9 @@ from rq.job import Job
 
 from common.jobs import CLASSIFY_JOB, SERVING_KEY_PREFIX, ClassifyRequest
 from common.queues import SERIALIZER
-from tests.support.fake_slack import FakeSlack
-from tests.support.processes import REPO_ROOT, Proc, product_env
-from tests.support.redis_server import RedisServer
+from testkit.fake_slack import FakeSlack
+from testkit.processes import REPO_ROOT, Proc, product_env
+from testkit.redis_server import RedisServer
 
 NAIVE_JOB = "benchmarks.queue_overhead.naive_classify"
 PRODUCT_NAME = "bench-product"

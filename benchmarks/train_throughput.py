@@ -30,7 +30,7 @@ VOCAB_SIZE = 32768
 def build_tokenizer(texts: list[str], folder: Path) -> Any:
     from transformers import BertJapaneseTokenizer
 
-    from tests.support.tiny_bert import build_vocab
+    from testkit.tiny_bert import build_vocab
 
     vocab = build_vocab(texts, max_words=VOCAB_SIZE)[:VOCAB_SIZE]
     vocab += [f"[unused{i}]" for i in range(VOCAB_SIZE - len(vocab))]

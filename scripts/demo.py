@@ -2,7 +2,7 @@
 
     python scripts/demo.py [--data ../shared/data/ldcc-20140209.tar.gz] ["記事の本文…"]
 
-It starts the fake Slack Web API (tests/support/fake_slack.py) on loopback, runs the README's own
+It starts the fake Slack Web API (testkit/fake_slack.py) on loopback, runs the README's own
 ``scripts/run`` in HTTP mode with SLACK_API_URL pointing at it (a local redis-server is started by
 scripts/run; a first linear model is trained from --data when MODEL_DIR has none), sends the bot an
 ``app_mention`` signed exactly as Slack signs it, and prints the reply the worker posts in the thread.
@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from tests.support.fake_slack import FakeSlack  # noqa: E402
-from tests.support.redis_server import free_port  # noqa: E402
-from tests.support.signing import event_body, mention_event, signed_json_headers  # noqa: E402
+from testkit.fake_slack import FakeSlack  # noqa: E402
+from testkit.redis_server import free_port  # noqa: E402
+from testkit.signing import event_body, mention_event, signed_json_headers  # noqa: E402
 
 SECRET = "demo-signing-secret"
 DEFAULT_TEXT = (

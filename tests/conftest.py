@@ -8,10 +8,10 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
-from tests.support.fake_slack import FakeSlack
-from tests.support.redis_server import RedisServer
-from tests.support.samples import all_texts
-from tests.support.tiny_bert import build_tiny_bert
+from testkit.fake_slack import FakeSlack
+from testkit.redis_server import RedisServer
+from testkit.samples import all_texts
+from testkit.tiny_bert import build_tiny_bert
 
 # Property tests run on a busy 2-core CI machine: judge them by their examples, not by wall-clock speed.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -62,7 +62,7 @@ def model_registry(tmp_path: Path, tiny_model: Path) -> Path:
     """A MODEL_DIR with the tiny model as its current version."""
     import shutil
 
-    from training.registry import set_current
+    from newsmodel.registry import set_current
 
     registry = tmp_path / "models"
     shutil.copytree(tiny_model, registry / "20260101-000000-tiny0001")

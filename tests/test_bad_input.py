@@ -12,10 +12,10 @@ from rq.job import Job, JobStatus
 from common.jobs import classification_key
 from common.labels import SLUGS
 from common.queues import classify_queue
-from tests.support.fake_slack import FakeSlack
-from tests.support.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
-from tests.support.redis_server import RedisServer
-from tests.support.samples import SAMPLES
+from testkit.fake_slack import FakeSlack
+from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from testkit.redis_server import RedisServer
+from testkit.samples import SAMPLES
 from worker.jobs import Runtime
 
 NO_TEXT = "分類する本文がありません"

@@ -28,10 +28,10 @@ from common.jobs import (
     classification_key,
 )
 from common.queues import SERIALIZER
-from tests.support.fake_slack import FakeSlack
-from tests.support.processes import Proc, product_env, start_bot
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.slack_requests import SECRET, block_action, message_shortcut, slash_command
+from testkit.fake_slack import FakeSlack
+from testkit.processes import Proc, product_env, start_bot
+from testkit.redis_server import RedisServer, free_port
+from testkit.slack_requests import SECRET, block_action, message_shortcut, slash_command
 
 ADMIN = "UADMIN"
 OWNER = "UOWNER"  # not in ADMIN_USER_IDS, but a workspace owner according to users.info
@@ -335,7 +335,7 @@ def test_importing_the_bot_never_imports_torch(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.support.processes import REPO_ROOT
+    from testkit.processes import REPO_ROOT
 
     code = (
         "import sys, bot.app, bot.listeners, bot.submit, bot.options, bot.admins, bot.blocks, bot.server, "

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from bot.listeners.shortcuts import CLASSIFY_MESSAGE_CALLBACK
-from tests.support.processes import REPO_ROOT
+from testkit.processes import REPO_ROOT
 
 
 def manifest() -> dict[str, Any]:

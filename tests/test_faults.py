@@ -20,12 +20,12 @@ from rq.job import Job, JobStatus
 
 from common.jobs import job_id_for
 from common.queues import SERIALIZER
-from tests.support.fake_slack import FakeSlack, Fault
-from tests.support.processes import product_env, start_bot, start_worker
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.samples import SAMPLES
-from tests.support.signing import event_body, slack_signature_headers
-from tests.support.slack_requests import slash_command
+from testkit.fake_slack import FakeSlack, Fault
+from testkit.processes import product_env, start_bot, start_worker
+from testkit.redis_server import RedisServer, free_port
+from testkit.samples import SAMPLES
+from testkit.signing import event_body, slack_signature_headers
+from testkit.slack_requests import slash_command
 
 SECRET = "test-signing-secret"
 ARTICLE_HTML = (

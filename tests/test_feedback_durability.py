@@ -11,10 +11,10 @@ import redis
 
 from common.feedback import FeedbackStore
 from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_WRONG_ACTION, classification_key
-from tests.support.fake_slack import FakeSlack
-from tests.support.processes import product_env, start_bot
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.slack_requests import SECRET, block_action
+from testkit.fake_slack import FakeSlack
+from testkit.processes import product_env, start_bot
+from testkit.redis_server import RedisServer, free_port
+from testkit.slack_requests import SECRET, block_action
 
 
 @pytest.fixture

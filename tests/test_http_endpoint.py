@@ -14,10 +14,10 @@ import httpx
 import pytest
 import redis
 
-from tests.support.fake_slack import FakeSlack
-from tests.support.processes import Proc, product_env, start_bot
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.signing import event_body, form_body, slack_signature_headers
+from testkit.fake_slack import FakeSlack
+from testkit.processes import Proc, product_env, start_bot
+from testkit.redis_server import RedisServer, free_port
+from testkit.signing import event_body, form_body, slack_signature_headers
 
 SECRET = "test-signing-secret"
 

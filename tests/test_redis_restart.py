@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.fake_slack import FakeSlack
-from tests.support.processes import Proc, product_env, start_bot, start_worker
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.signing import event_body, slack_signature_headers
+from testkit.fake_slack import FakeSlack
+from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.redis_server import RedisServer, free_port
+from testkit.signing import event_body, slack_signature_headers
 
 SECRET = "test-signing-secret"
 

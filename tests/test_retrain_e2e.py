@@ -30,11 +30,11 @@ from common.jobs import (
     classification_key,
 )
 from common.queues import SERIALIZER
-from tests.support.fake_corpus import build_text_folder
-from tests.support.fake_slack import Call, FakeSlack
-from tests.support.processes import Proc, product_env, start_bot, start_worker
-from tests.support.redis_server import RedisServer, free_port
-from tests.support.slack_requests import SECRET, block_action, slash_command
+from testkit.fake_corpus import build_text_folder
+from testkit.fake_slack import Call, FakeSlack
+from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.redis_server import RedisServer, free_port
+from testkit.slack_requests import SECRET, block_action, slash_command
 
 ADMIN = "UADMIN"
 CHANNEL = "CTRAIN"

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from common.exceptions import BaseModelNotFoundError
 from common.jobs import TRAINING_PROGRESS_KEY
 from common.settings import Settings
-from tests.support.fake_slack import FakeSlack
+from testkit.fake_slack import FakeSlack
 from training.progress import Progress
 from worker.retrain import ProgressMessage, resolve_base
 

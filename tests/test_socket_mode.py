@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.fake_slack import FakeSlack
-from tests.support.fake_socket_mode import FakeSocketMode
-from tests.support.processes import Proc, product_env, start_worker
-from tests.support.redis_server import RedisServer
-from tests.support.signing import event_body
+from testkit.fake_slack import FakeSlack
+from testkit.fake_socket_mode import FakeSocketMode
+from testkit.processes import Proc, product_env, start_worker
+from testkit.redis_server import RedisServer
+from testkit.signing import event_body
 
 
 @pytest.fixture

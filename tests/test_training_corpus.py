@@ -13,7 +13,7 @@ import pytest
 
 from common.exceptions import CorpusError
 from common.labels import SLUGS
-from tests.support.fake_corpus import FIRST_ID, build_archive, build_text_folder
+from testkit.fake_corpus import FIRST_ID, build_archive, build_text_folder
 from training import corpus
 from training.corpus import load_corpus, parse_article
 from training.leakage import has_leak, strip_body, strip_title

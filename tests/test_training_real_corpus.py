@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from common.labels import SLUGS
-from tests.support.tiny_bert import build_tiny_bert
+from testkit.tiny_bert import build_tiny_bert
 from training.api import TrainOptions, evaluate, prepare, train
 from training.cli import main
 from training.corpus import CorpusArticle, load_corpus

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.exceptions import ModelNotFoundError
-from training import registry
+from newsmodel import registry
 
 
 def make_version(model_dir: Path, name: str, macro_f1: float | None = None) -> Path:

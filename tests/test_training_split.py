@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.labels import SLUGS
-from tests.support.fake_corpus import build_text_folder
+from testkit.fake_corpus import build_text_folder
 from training.corpus import CorpusArticle, load_corpus
 from training.examples import load_extra_examples
 from training.split import assign, fingerprint, load_or_create_split, read_split

@@ -14,10 +14,10 @@ from common.articles import article_from_text
 from common.jobs import classification_key
 from common.labels import SLUGS
 from common.queues import classify_queue
-from tests.support.fake_slack import FakeSlack, Fault
-from tests.support.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
-from tests.support.redis_server import RedisServer
-from tests.support.samples import SAMPLES
+from testkit.fake_slack import FakeSlack, Fault
+from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from testkit.redis_server import RedisServer
+from testkit.samples import SAMPLES
 from worker.jobs import Runtime
 
 OTHER_JOB_RAN_KEY = "test:other-job-ran"

@@ -15,9 +15,9 @@ from rq.job import Job, JobStatus
 from common.jobs import classification_key
 from common.labels import SLUGS
 from common.queues import classify_queue
-from tests.support.fake_slack import FakeSlack
-from tests.support.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
-from tests.support.redis_server import RedisServer
+from testkit.fake_slack import FakeSlack
+from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from testkit.redis_server import RedisServer
 from worker.jobs import Runtime
 
 BODY = "日本代表は試合終了間際のゴールで勝利し、監督は選手をたたえた。プロ野球の開幕戦でエースが完投した。" * 4

@@ -1,5 +1,5 @@
-"""Training, evaluation and the model registry.
+"""Training: data (corpus, leakage, split, examples), fitting (BERT, linear), evaluation, and the CLI.
 
-Importing this package is cheap: torch and transformers are imported only by the modules that need them
-(``training.inference``, …), so the registry can be read from light processes.
+It writes versions into the registry of :mod:`newsmodel`, the served model's package, which never imports
+this one.
 """

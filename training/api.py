@@ -22,7 +22,7 @@ from typing import Any
 from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError, TrainingError
 from common.labels import SLUGS
-from training import registry
+from newsmodel import registry
 from training.corpus import CorpusArticle, load_corpus
 from training.evaluation import (
     CONFUSION_PNG,
@@ -121,7 +121,7 @@ def _current_macro_f1(options: TrainOptions, current: str, split: Split) -> tupl
     stored = registry.read_metrics(path)
     if stored and stored.get("test_fingerprint") == split.test_fingerprint and "macro_f1" in stored:
         return float(stored["macro_f1"]), stored
-    from training.inference import load_classifier
+    from newsmodel.inference import load_classifier
 
     try:
         classifier = load_classifier(path, current, device=options.device)
@@ -331,7 +331,7 @@ def resolve_model(model_dir: Path, model: str | None) -> tuple[Path, str]:
 
 def evaluate(options: TrainOptions, model: str | None = None) -> dict[str, Any]:
     """Test-split metrics of a model (folder or version; default the current one) on the fixed split."""
-    from training.inference import load_classifier
+    from newsmodel.inference import load_classifier
 
     path, version = resolve_model(options.model_dir, model)
     classifier = load_classifier(path, version, device=options.device)

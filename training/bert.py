@@ -1,6 +1,6 @@
 """Fine-tuning a (Japanese) BERT for the nine categories with the Hugging Face Trainer.
 
-Articles are tokenised exactly as serving does (:func:`training.inference.encode_article`: title and body as a
+Articles are tokenised exactly as serving does (:func:`newsmodel.inference.encode_article`: title and body as a
 sentence pair, only the body truncated), once, with ``datasets.map`` (batched, cached on disk by a key of the
 tokenizer, the length and the texts). Batches are padded dynamically and grouped by length. Evaluation runs each
 epoch; the checkpoint with the best validation macro-F1 is kept; TensorBoard logs go into the run folder.
@@ -36,7 +36,7 @@ from transformers import (
 from common.articles import Article
 from common.labels import SLUGS, id2label, label2id
 from training.corpus import CorpusArticle
-from training.inference import MAX_TITLE_CHARS, encode_article
+from newsmodel.inference import MAX_TITLE_CHARS, encode_article
 from training.options import TrainOptions
 from training.progress import Progress
 

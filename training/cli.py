@@ -21,7 +21,7 @@ from common.articles import Article, article_from_text
 from common.exceptions import NewsbotError
 from common.labels import SLUGS
 from common.settings import load_settings
-from training import registry
+from newsmodel import registry
 from training.options import TrainOptions, options_from_settings
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def cmd_train(options: TrainOptions, out: IO[str]) -> None:
 
 def cmd_predict(args: argparse.Namespace, options: TrainOptions, stdin: IO[str], out: IO[str]) -> None:
     from training.api import resolve_model
-    from training.inference import load_classifier
+    from newsmodel.inference import load_classifier
 
     path, version = resolve_model(options.model_dir, args.model)
     classifier = load_classifier(path, version, device=options.device)

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from common.articles import Article
 from common.exceptions import InvalidModelError
 from common.labels import SLUGS
-from training.inference import Prediction, validate_label_map
+from newsmodel.inference import Prediction, validate_label_map
 
 LINEAR_CONFIG = "linear.json"
 VOCABULARY_FILE = "vocabulary.json"
@@ -208,7 +208,7 @@ def read_linear(path: Path) -> LinearModel:
 
 
 class LinearClassifier:
-    """A saved linear model behind the :class:`training.inference.Classifier` interface."""
+    """A saved linear model behind the :class:`newsmodel.inference.Classifier` interface."""
 
     def __init__(self, path: Path, version: str | None = None) -> None:
         self.path = path

@@ -15,8 +15,8 @@ from slack_sdk.webhook import WebhookClient
 from common.exceptions import NewsbotError
 from common.jobs import SERVING_KEY_PREFIX, TRAINING_LOCK_KEY, TRAINING_PROGRESS_KEY, AdminRequest
 from common.settings import Settings
-from training.registry import current_version, list_versions
-from training.registry import rollback as registry_rollback
+from newsmodel.registry import current_version, list_versions
+from newsmodel.registry import rollback as registry_rollback
 from worker.jobs import runtime
 from worker.reports import PHASES, duration, metrics_line, version_line
 

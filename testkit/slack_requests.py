@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.signing import form_body, slack_signature_headers
+from testkit.signing import form_body, slack_signature_headers
 
 SECRET = "test-signing-secret"
 _trigger = itertools.count(1)

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import redis
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def product_env(**overrides: str) -> dict[str, str]:

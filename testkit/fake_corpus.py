@@ -12,7 +12,7 @@ import random
 import tarfile
 from pathlib import Path
 
-from tests.support.samples import SAMPLES
+from testkit.samples import SAMPLES
 
 # A category tag put in front of some titles, and a navigation block put after some bodies (like the real sites).
 TAGS = {"sports-watch": "【Sports Watch】", "it-life-hack": "【ITライフハック】", "kaden-channel": "【デジ通】"}
