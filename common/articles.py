@@ -121,3 +121,13 @@ def message_parts(message: str, max_links: int) -> MessageParts:
     if not has_words(article.text) or (urls and len(article.text) < MIN_TEXT_BESIDE_LINKS_CHARS):
         return MessageParts(urls=kept, text=None, dropped_urls=dropped)
     return MessageParts(urls=kept, text=article, dropped_urls=dropped)
+
+
+def has_article(message: str) -> bool:
+    """The one emptiness rule, shared by the bot and the worker: does ``message`` hold a link or article text?
+
+    A bare mention, emoji, digits or punctuation alone hold none: the bot answers those with its usage line
+    instead of enqueueing them, and the worker, given one anyway, answers "nothing to classify".
+    """
+    parts = message_parts(message, max_links=1)
+    return bool(parts.urls) or parts.text is not None

@@ -13,7 +13,7 @@ from bot.admins import AdminPolicy
 from bot.blocks import training_summary
 from bot.options import RollbackCommand, StatusCommand, TrainCommand, parse_retrain
 from bot.submit import JobSubmitter
-from common.articles import clean_text, extract_urls
+from common.articles import has_article
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import ROLLBACK_JOB, STATUS_JOB, AdminRequest, ClassifyRequest, RetrainRequest
 from common.settings import Settings
@@ -33,7 +33,7 @@ QUEUE_DOWN = (
 def handle_classify_news(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     """Ack with a short ephemeral note, then enqueue; the worker answers through the command's response_url."""
     text = command.get("text") or ""
-    if not clean_text(text) and not extract_urls(text):
+    if not has_article(text):
         ack(text=CLASSIFY_USAGE, response_type="ephemeral")
         return
     ack(text=CLASSIFYING, response_type="ephemeral")

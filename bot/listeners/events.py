@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import App, BoltContext, Say
 
 from bot.submit import JobSubmitter
-from common.articles import clean_text, extract_urls
+from common.articles import has_article
 from common.jobs import ClassifyRequest
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def handle_app_mention(event: dict[str, Any], body: dict[str, Any], context: Bol
     """Enqueue the mentioned article; the worker replies in the thread. Events are acked by Bolt."""
     thread_ts = event.get("thread_ts") or event["ts"]
     text = event.get("text", "")
-    if not clean_text(text) and not extract_urls(text):
+    if not has_article(text):
         say(text=USAGE, thread_ts=thread_ts)
         return
     submitter: JobSubmitter = context["submitter"]

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.submit import JobSubmitter
-from common.articles import clean_text, extract_urls
+from common.articles import has_article
 from common.jobs import ClassifyRequest
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def handle_classify_message(ack: Ack, shortcut: dict[str, Any], context: BoltCon
     user = (shortcut.get("user") or {}).get("id")
     thread_ts = message.get("thread_ts") or message.get("ts")
     text = message_text(message)
-    if not clean_text(text) and not extract_urls(text):
+    if not has_article(text):
         if user:
             client.chat_postEphemeral(channel=channel, user=user, text=NOTHING_TO_CLASSIFY, thread_ts=thread_ts)
         return
