@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs the link fetcher may reach although private (intranets, tests)"
     )
     log_level: str = Field(default="INFO", description="Python logging level")
+    ops_host: str = Field(default="0.0.0.0", description="Address of the /healthz and /metrics endpoint")  # noqa: S104
+    ops_port: int = Field(
+        default=9100,
+        ge=0,
+        le=65535,
+        description="Port of /healthz and /metrics for workers and the Socket Mode bot (0: none)",
+    )
 
     # --- serving (worker) ---------------------------------------------------------------------------
     inference_device: str | None = Field(

@@ -1,0 +1,80 @@
+"""Every Prometheus metric of the product, in one place (bot and workers expose them on ``/metrics``).
+
+Names follow Prometheus conventions (``_total`` counters, ``_seconds`` histograms). Label values are small
+closed sets (kinds, outcomes, reasons), never user input, so the series count stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+# Bot: what arrives from Slack and what became of it.
+REQUESTS = Counter(
+    "newsbot_requests",
+    "Slack requests handled by the bot, by kind (mention, command, shortcut, retrain, feedback) and outcome",
+    ["kind", "outcome"],
+)
+ENQUEUE_FAILURES = Counter("newsbot_enqueue_failures", "Jobs the bot could not enqueue (Redis unreachable)", ["kind"])
+FEEDBACK = Counter("newsbot_feedback", "Feedback clicks on classification replies", ["answer"])
+
+# Worker: jobs, links, predictions, the model served, trainings.
+JOB_LATENCY = Histogram(
+    "newsbot_job_latency_seconds",
+    "Time from enqueue to the reply posted in Slack, per classify job",
+    ["source"],
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300),
+)
+FETCH_OUTCOMES = Counter("newsbot_fetch_outcomes", "Linked pages fetched, by outcome (ok or the reason)", ["reason"])
+CONFIDENCE = Histogram(
+    "newsbot_prediction_confidence",
+    "Probability of the predicted category",
+    buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
+MODEL_SERVED = Gauge("newsbot_model_served", "1 for the model version this worker serves", ["version", "model_type"])
+TRAINING_RUNS = Counter("newsbot_training_runs", "Trainings run by /retrain, by outcome", ["outcome"])
+
+
+def set_model_served(version: str, model_type: str) -> None:
+    """Mark ``version`` as the one served (and no other)."""
+    MODEL_SERVED.clear()
+    MODEL_SERVED.labels(version=version, model_type=model_type).set(1)
+
+
+class QueueDepthCollector(Collector):
+    """``newsbot_queue_depth{queue}``: jobs waiting, read from Redis at scrape time."""
+
+    def __init__(self, depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self._depths = depths
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("newsbot_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
+        try:
+            for name, depth in self._depths():
+                family.add_metric([name], depth)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the scrape still succeeds, without these samples
+            log.warning("queue depth unavailable: %s", exc)
+        yield family
+
+
+_queue_collector: QueueDepthCollector | None = None
+
+
+def watch_queue_depths(depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
+    """Register (once per process) the collector that reports queue depths via ``depths``."""
+    global _queue_collector
+    if _queue_collector is not None:
+        REGISTRY.unregister(_queue_collector)
+    _queue_collector = QueueDepthCollector(depths)
+    REGISTRY.register(_queue_collector)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The body and content type of a ``/metrics`` answer."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

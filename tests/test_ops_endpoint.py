@@ -1,0 +1,100 @@
+"""The operations endpoint: /healthz reflects the probe, /metrics exposes the product's metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from common import metrics
+from common.ops import Health, OpsServer
+
+
+@pytest.fixture
+def checks() -> dict[str, bool]:
+    return {"redis": True, "model_loaded": True}
+
+
+@pytest.fixture
+def ops(checks: dict[str, bool]) -> Iterator[OpsServer]:
+    server = OpsServer("127.0.0.1", 0, lambda: Health(checks=dict(checks), details={"model_version": "v1"})).start()
+    yield server
+    server.stop()
+
+
+def test_healthz_is_200_when_every_check_passes_and_503_when_one_fails(ops: OpsServer, checks: dict[str, bool]) -> None:
+    url = f"http://127.0.0.1:{ops.port}/healthz"
+    ok = httpx.get(url, timeout=5)
+    assert ok.status_code == 200
+    assert ok.json() == {"ok": True, "checks": {"redis": True, "model_loaded": True}, "model_version": "v1"}
+
+    checks["redis"] = False
+    down = httpx.get(url, timeout=5)
+    assert down.status_code == 503
+    assert down.json()["checks"]["redis"] is False and down.json()["ok"] is False
+
+
+def test_a_probe_that_raises_is_unhealthy_not_a_crash() -> None:
+    def broken() -> Health:
+        raise RuntimeError("boom")
+
+    server = OpsServer("127.0.0.1", 0, broken).start()
+    try:
+        response = httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
+        assert response.status_code == 503
+        assert response.json()["error"] == "RuntimeError"
+        assert httpx.get(f"http://127.0.0.1:{server.port}/nope", timeout=5).status_code == 404
+    finally:
+        server.stop()
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_metrics_move_when_the_product_counts(ops: OpsServer) -> None:
+    url = f"http://127.0.0.1:{ops.port}/metrics"
+    before = httpx.get(url, timeout=5).text
+    metrics.REQUESTS.labels(kind="mention", outcome="enqueued").inc()
+    metrics.CONFIDENCE.observe(0.93)
+    metrics.set_model_served("20260101-000000-abc", "bert")
+    after = httpx.get(url, timeout=5).text
+    kw = {"kind": "mention", "outcome": "enqueued"}
+    assert _sample(after, "newsbot_requests_total", **kw) == _sample(before, "newsbot_requests_total", **kw) + 1
+    assert (
+        _sample(after, "newsbot_prediction_confidence_count")
+        == _sample(before, "newsbot_prediction_confidence_count") + 1
+    )
+    assert _sample(after, "newsbot_model_served", version="20260101-000000-abc", model_type="bert") == 1.0
+
+
+def test_queue_depth_is_read_from_redis_at_scrape_time(ops: OpsServer, redis_conn: redis.Redis) -> None:
+    from rq import Queue
+
+    from common.queues import SERIALIZER
+
+    queue = Queue("classify", connection=redis_conn, serializer=SERIALIZER)
+    metrics.watch_queue_depths(lambda: [("classify", queue.count)])
+    url = f"http://127.0.0.1:{ops.port}/metrics"
+    assert _sample(httpx.get(url, timeout=5).text, "newsbot_queue_depth", queue="classify") == 0.0
+    queue.enqueue("worker.jobs.classify", {"x": 1})
+    queue.enqueue("worker.jobs.classify", {"x": 2})
+    assert _sample(httpx.get(url, timeout=5).text, "newsbot_queue_depth", queue="classify") == 2.0
+
+
+def test_a_redis_outage_does_not_break_the_scrape(ops: OpsServer) -> None:
+    def down() -> list[tuple[str, int]]:
+        raise redis.ConnectionError("down")
+
+    metrics.watch_queue_depths(down)
+    response = httpx.get(f"http://127.0.0.1:{ops.port}/metrics", timeout=5)
+    assert response.status_code == 200
+    assert "newsbot_requests_total" in response.text
