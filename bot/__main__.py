@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from common.queues import redis_connection
 
     connection = redis_connection(settings)
-    app = build_app(settings, JobSubmitter(connection, settings.classify_job_timeout_s), http_mode=args.http)
+    app = build_app(settings, JobSubmitter(connection, settings.classify_job_timeout_s))
     if args.http:
         from bot.server import serve
 

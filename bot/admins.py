@@ -1,4 +1,10 @@
-"""Who may run admin actions: ADMIN_USER_IDS, plus (when a setting says so) workspace admins and owners."""
+"""Who may run admin actions: ADMIN_USER_IDS, plus (when a setting says so) this workspace's admins and owners.
+
+A workspace admin counts only for the workspace the bot is installed in: in a Slack Connect channel, the
+admins of the other organisations are admins of *their* workspaces (users.info says ``is_admin`` with their
+own ``team_id``) and must not pass. The bot's workspace is the ``team_id`` of auth.test with its own token,
+not the request's team_id, which in a shared channel can be the clicking user's own workspace.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,18 @@ class AdminPolicy:
         self.admin_user_ids = frozenset(settings.admin_user_ids)
         self.include_workspace_admins = settings.admins_include_workspace_admins
         self._roles: dict[str, tuple[float, bool]] = {}
+        self._own_team: str | None = None
+
+    def own_team(self, client: WebClient) -> str | None:
+        """The bot's workspace (auth.test's team_id), asked once; None while Slack cannot say."""
+        if self._own_team is None:
+            try:
+                team = client.auth_test().get("team_id")
+            except (SlackApiError, SlackClientError) as exc:
+                log.warning("auth.test failed (%s): workspace admins cannot be checked", exc)
+                return None
+            self._own_team = str(team) if team else None
+        return self._own_team
 
     def is_admin(self, client: WebClient, user_id: str | None) -> bool:
         if not user_id:
@@ -42,7 +60,13 @@ class AdminPolicy:
         except (SlackApiError, SlackClientError) as exc:
             log.warning("users.info for %s failed (%s): treated as not an admin", user_id, exc)
             return False
-        allowed = bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+        team = self.own_team(client)
+        if team is None:
+            return False
+        role = bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+        allowed = role and user.get("team_id") == team
+        if role and not allowed:
+            log.warning("%s is an admin of workspace %s, not of this one (%s)", user_id, user.get("team_id"), team)
         self._roles[user_id] = (now, allowed)
         return allowed
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from slack_bolt import App, BoltContext
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
@@ -11,17 +15,43 @@ from bot.submit import JobSubmitter
 from common.feedback import FeedbackStore
 from common.settings import Settings
 
+log = logging.getLogger(__name__)
 
-def build_app(settings: Settings, submitter: JobSubmitter, *, http_mode: bool) -> App:
+
+def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | None) -> BoltResponse | None:
+    """Bolt's global error handler: unhandled requests, and listeners or middleware that raised.
+
+    An event type nobody listens to is acknowledged (200) and ignored: a non-2xx makes Slack retry it, and
+    eventually disable the subscription; in Socket Mode it would never be acked. Any other request nobody
+    handles keeps Bolt's 404. A listener that raised (Redis down while enqueueing) keeps Bolt's 500: over HTTP
+    Slack redelivers the event later, and in Socket Mode a non-200 is never acked, so Slack redelivers it too.
+    """
+    if isinstance(error, BoltUnhandledRequestError):
+        if body.get("type") == "event_callback":
+            log.info("ignored unhandled event type %s", (body.get("event") or {}).get("type"))
+            return BoltResponse(status=200, body={"ignored": True})
+        log.warning("no listener for a %s request", body.get("type") or body.get("command") or "Slack")
+        return None
+    delivery = body.get("event_id") or body.get("trigger_id") or body.get("type") or "request"
+    log.error("could not handle %s (answered %s)", delivery, response.status if response else "-", exc_info=error)
+    return None
+
+
+def build_app(settings: Settings, submitter: JobSubmitter) -> App:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
     app = App(
         client=client,
-        signing_secret=settings.slack_signing_secret or "",
-        # Over HTTP the listener runs before the response, so a failure to enqueue answers 500 and Slack
-        # retries the delivery instead of it being lost. Enqueueing takes milliseconds, well inside 3 s.
-        process_before_response=http_mode,
-        request_verification_enabled=http_mode,
+        # The HTTP server (bot/server.py) checks each request's signature once, on the raw bytes, before it
+        # parses them; Socket Mode requests arrive over the authenticated WebSocket. Bolt does not check again.
+        signing_secret="",
+        request_verification_enabled=False,
+        # The listener runs before the answer (the HTTP response, or the Socket Mode ack), in both modes: a
+        # failure to enqueue answers 500 (HTTP) or leaves the envelope unacked (Socket Mode), and Slack
+        # redelivers the event instead of it being lost. Enqueueing takes milliseconds, well inside 3 s.
+        process_before_response=True,
+        raise_error_for_unhandled_request=True,
     )
+    app.error(on_error)
 
     admins = AdminPolicy(settings)
     feedback = FeedbackStore(submitter.connection)

@@ -1,12 +1,16 @@
 """HTTP mode: POST /slack/events (Slack-signed requests only) and GET /healthz, served by waitress.
 
+This server is the one place a request's Slack signature is checked (Bolt's own RequestVerification is off,
+see bot/app.py): it must authenticate the raw bytes before it parses them, and Bolt only sees them parsed.
 Bad requests are answered the way Slack expects before Bolt sees them:
 
-- no valid signature, or a timestamp more than 5 minutes off (a replay): ``401``;
+- no valid signature, a malformed timestamp, or one more than 5 minutes off (a replay): ``401``;
 - a body over ``MAX_BODY_BYTES``: ``413`` (waitress refuses it without reading it);
-- a signed body that is not UTF-8, not JSON, or a form whose ``payload`` is not JSON: ``400``;
-- an event type nobody listens to: ``200`` and ignored (a non-2xx would make Slack retry it, and
-  eventually disable the subscription).
+- a signed body that is not UTF-8, not JSON, or a form whose ``payload`` is not JSON: ``400``.
+
+What Bolt answers (bot/app.py's error handler) is passed through unchanged: ``200`` for what a listener
+handled and for an event type nobody listens to (a non-2xx would make Slack retry it), ``404`` for another
+request nobody handles, ``500`` when a listener failed (Redis down), so that Slack redelivers the event.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hmac
 import io
 import json
 import logging
+import re
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -38,6 +43,9 @@ HEALTH_PATH = "/healthz"
 MAX_BODY_BYTES = 1024 * 1024
 # Slack's rule: a request whose timestamp is more than 5 minutes off may be a replay.
 MAX_CLOCK_SKEW_S = 5 * 60
+# Slack's timestamps are Unix seconds in ASCII digits. Anything else (other Unicode digits, a sign, a fraction,
+# thousands of digits that int() refuses) is refused as unsigned rather than parsed.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 WSGIApp = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
 
@@ -60,7 +68,7 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
 
 def signature_ok(secret: str, raw: bytes, timestamp: str, signature: str, now: float | None = None) -> bool:
     """Slack's v0 signature over the raw bytes, with the timestamp at most 5 minutes off (no replays)."""
-    if not secret or not timestamp.isdigit() or not signature.startswith("v0="):
+    if not secret or not _TIMESTAMP.fullmatch(timestamp) or not signature.isascii() or not signature.startswith("v0="):
         return False
     if abs((time.time() if now is None else now) - int(timestamp)) > MAX_CLOCK_SKEW_S:
         return False
@@ -108,30 +116,14 @@ def make_wsgi_app(app: App, connection: Redis, signing_secret: str) -> WSGIApp:
             log.warning("refused a request with an invalid or stale signature")
             return _respond(start_response, "401 Unauthorized", {"error": "invalid request"})
         try:
-            parsed = parse_slack_body(raw, environ.get("CONTENT_TYPE", ""))
+            parse_slack_body(raw, environ.get("CONTENT_TYPE", ""))
         except ValueError as exc:
             log.warning("refused a signed but malformed request: %s", exc)
             return _respond(start_response, "400 Bad Request", {"error": "malformed body"})
 
-        # Hand Bolt the body we already read.
+        # Hand Bolt the body we already read (and verified: Bolt does not verify it again).
         environ["wsgi.input"] = io.BytesIO(raw)
         environ["CONTENT_LENGTH"] = str(len(raw))
-        if parsed.get("type") == "event_callback":
-            # Events nobody handles get 200: buffer Bolt's answer to rewrite its 404 "unhandled request".
-            chunks: list[bytes] = []
-            answer: list[tuple[str, list[tuple[str, str]]]] = []
-
-            def buffer(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
-                answer.append((status, headers))
-                return chunks.append
-
-            chunks.extend(slack(environ, buffer))
-            status, headers = answer[0]
-            if status.startswith("404"):
-                log.info("ignored unhandled event type %s", parsed.get("event", {}).get("type"))
-                return _respond(start_response, "200 OK", {"ignored": True})
-            start_response(status, headers)
-            return chunks
         return slack(environ, start_response)
 
     return wsgi

@@ -96,7 +96,9 @@ class Settings(BaseSettings):
         default="in_channel", description="Who sees /classify-news results: the channel or only the user"
     )
     admins_include_workspace_admins: bool = Field(
-        default=False, description="Also let Slack workspace admins and owners (users.info) run /retrain"
+        default=False,
+        description="Also let this workspace's admins and owners (users.info) run /retrain;"
+        " a Slack Connect partner's admins never",
     )
 
     # --- training -----------------------------------------------------------------------------------

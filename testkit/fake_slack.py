@@ -42,6 +42,9 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.faults: dict[str, list[Fault]] = {}
+        # users.info answers by user id; a user without a ``team_id`` belongs to this workspace (``team_id``),
+        # as auth.test reports it. Give one another team_id for a Slack Connect partner's user.
+        self.team_id = "T0001"
         self.users: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, bytes] = {}
         # Where apps.connections.open sends Socket Mode clients (a FakeSocketMode's URL), when set.
@@ -111,7 +114,7 @@ class FakeSlack:
                 "url": "https://fake.slack.test/",
                 "team": "Fake",
                 "user": "newsbot",
-                "team_id": "T0001",
+                "team_id": self.team_id,
                 "user_id": "UBOT",
                 "bot_id": "BBOT",
             }
@@ -133,7 +136,7 @@ class FakeSlack:
             user = self.users.get(
                 str(params.get("user")), {"id": params.get("user"), "is_admin": False, "is_owner": False}
             )
-            return {"ok": True, "user": user}
+            return {"ok": True, "user": {"team_id": self.team_id, **user}}
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts):08d}"
             return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from rq import Queue
@@ -31,6 +32,7 @@ from common.queues import SERIALIZER
 from testkit.fake_slack import FakeSlack
 from testkit.processes import Proc, product_env, start_bot
 from testkit.redis_server import RedisServer, free_port
+from testkit.signing import event_body, mention_event, signed_json_headers
 from testkit.slack_requests import SECRET, block_action, message_shortcut, slash_command
 
 ADMIN = "UADMIN"
@@ -119,6 +121,43 @@ def test_message_shortcut_classifies_that_message_in_its_thread(
     assert len(jobs(redis_conn, "classify")) == 2
 
 
+# --- mentions ------------------------------------------------------------------------------------------------
+def post_mention(bot_url: str, text: str, event_id: str, ts: str, **headers: str) -> httpx.Response:
+    body = event_body(mention_event(ts, text, channel="C42", user="U1"), event_id)
+    return httpx.post(bot_url, content=body, headers={**signed_json_headers(body, SECRET), **headers}, timeout=20)
+
+
+def usage_replies(fake: FakeSlack) -> list[tuple[str, str]]:
+    return [
+        (c.params["channel"], c.params["thread_ts"])
+        for c in fake.calls_to("chat.postMessage")
+        if "Mention me with an article" in c.params.get("text", "")
+    ]
+
+
+def test_an_empty_mention_gets_its_usage_reply_once_however_often_slack_delivers_it(
+    bot_url: str, fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    assert post_mention(bot_url, "", "EvEmpty1", "1700000005.000100").status_code == 200
+    for attempt in ("1", "2"):
+        retry = post_mention(bot_url, "", "EvEmpty1", "1700000005.000100", **{"X-Slack-Retry-Num": attempt})
+        assert retry.status_code == 200
+    # Listeners run before the HTTP answer: when the last retry was answered, every reply had been posted.
+    assert usage_replies(fake_slack) == [("C42", "1700000005.000100")]
+    assert jobs(redis_conn, "classify") == []
+
+
+def test_a_mention_with_only_an_emoji_gets_the_same_usage_reply_as_a_bare_one(
+    bot_url: str, fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    assert post_mention(bot_url, "", "EvBare", "1700000006.000100").status_code == 200
+    assert post_mention(bot_url, "👍", "EvThumb", "1700000006.000200").status_code == 200
+    bare, thumb = (c.params for c in fake_slack.calls_to("chat.postMessage"))
+    assert bare["text"] == thumb["text"] and "Mention me with an article" in thumb["text"]
+    assert usage_replies(fake_slack) == [("C42", "1700000006.000100"), ("C42", "1700000006.000200")]
+    assert jobs(redis_conn, "classify") == []
+
+
 # --- /retrain ------------------------------------------------------------------------------------------------
 def test_retrain_by_a_non_admin_is_refused_and_enqueues_nothing(
     bot_url: str, fake_slack: FakeSlack, redis_conn: redis.Redis
@@ -153,6 +192,22 @@ def test_malformed_retrain_options_are_refused_before_anything_runs(
     assert reason in answer["text"] and "オプションが正しくありません" in answer["text"]
     assert jobs(redis_conn, "train") == []
     assert redis_conn.get(TRAINING_LOCK_KEY) is None
+
+
+def test_a_slack_connect_partners_admin_is_not_an_admin_here(
+    bot_url: str, fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    """users.info says is_admin/is_owner for an external org's admin too, with their own team_id."""
+    fake_slack.users["UPARTNER"] = {"id": "UPARTNER", "is_admin": True, "is_owner": True, "team_id": "TPARTNER"}
+    fake_slack.users["UWSADMIN"] = {"id": "UWSADMIN", "is_admin": True, "is_owner": False}  # this workspace's
+    slash_command(bot_url, "/retrain", "status", user="UPARTNER", response_url=fake_slack.response_url("ext"))
+    (refusal,) = wait_response(fake_slack, "ext")
+    assert "only newsbot admins" in refusal["text"]
+    assert jobs(redis_conn, "classify") == []
+
+    slash_command(bot_url, "/retrain", "status", user="UWSADMIN", response_url=fake_slack.response_url("own"))
+    ((name, payload),) = jobs(redis_conn, "classify")
+    assert (name, payload["user"]) == (STATUS_JOB, "UWSADMIN")
 
 
 def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import signal
 import subprocess
@@ -13,7 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from slack_bolt import BoltRequest
 
+from bot.app import build_app
+from bot.server import signature_ok
+from bot.submit import JobSubmitter
+from common.settings import Settings
 from testkit.fake_slack import FakeSlack
 from testkit.processes import Proc, product_env, start_bot
 from testkit.redis_server import RedisServer, free_port
@@ -59,6 +66,62 @@ def test_bad_signatures_get_401(bot: str, redis_conn: redis.Redis, case: str, he
     assert nothing_enqueued(redis_conn)
 
 
+def signed_with_timestamp(body: bytes, timestamp: str, secret: str = SECRET) -> dict[str, bytes]:
+    """Headers signed with the right secret over ``timestamp`` as given (sent as latin-1 bytes, as HTTP carries)."""
+    raw_ts = timestamp.encode("latin-1")
+    digest = hmac.new(secret.encode(), b"v0:" + raw_ts + b":" + body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": b"application/json",
+        "X-Slack-Request-Timestamp": raw_ts,
+        "X-Slack-Signature": f"v0={digest}".encode(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "timestamp"),
+    [
+        ("a Unicode digit (superscript two)", "²"),
+        ("5,000 digits", "9" * 5000),
+        ("empty", ""),
+        ("negative", f"-{int(time.time())}"),
+        ("float", f"{int(time.time())}.5"),
+    ],
+)
+def test_malformed_timestamps_get_401(bot: str, redis_conn: redis.Redis, case: str, timestamp: str) -> None:
+    body = event_body(MENTION, "EvTs")
+    response = httpx.post(
+        f"{bot}/slack/events", content=body, headers=signed_with_timestamp(body, timestamp), timeout=10
+    )
+    assert response.status_code == 401, (case, response.text)
+    assert response.json() == {"error": "invalid request"}
+    assert nothing_enqueued(redis_conn)
+
+
+def test_a_signature_with_non_ascii_characters_gets_401(bot: str, redis_conn: redis.Redis) -> None:
+    body = event_body(MENTION, "EvSig")
+    headers = {**signed(body), "X-Slack-Signature": "v0=²²".encode("latin-1")}
+    response = httpx.post(f"{bot}/slack/events", content=body, headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert nothing_enqueued(redis_conn)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["١٧٠٠٠٠٠٠٠٠", "１７００００００００", "1700000000\n", "+1700000000", "1_700_000_000"],
+    ids=["Arabic-Indic digits", "fullwidth digits", "trailing newline", "plus sign", "underscores"],
+)
+def test_only_ascii_digit_timestamps_are_accepted(timestamp: str) -> None:
+    """Spellings that int() accepts, correctly signed over, are still not Slack's: refused."""
+    body = b'{"type":"event_callback"}'
+
+    def sign(ts: str) -> str:
+        return "v0=" + hmac.new(SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+
+    assert int(timestamp) == 1_700_000_000
+    assert signature_ok(SECRET, body, "1700000000", sign("1700000000"), now=1_700_000_000)
+    assert not signature_ok(SECRET, body, timestamp, sign(timestamp), now=1_700_000_000)
+
+
 @pytest.mark.parametrize(
     ("case", "body", "content_type"),
     [
@@ -88,6 +151,29 @@ def test_unknown_event_types_are_acknowledged_and_ignored(bot: str, redis_conn: 
     response = httpx.post(f"{bot}/slack/events", content=body, headers=signed(body), timeout=10)
     assert response.status_code == 200
     assert json.loads(response.content) == {"ignored": True}
+    assert nothing_enqueued(redis_conn)
+
+
+def test_the_bolt_app_leaves_verification_to_the_server_and_answers_unhandled_requests(
+    redis_conn: redis.Redis, fake_slack: FakeSlack
+) -> None:
+    """The server checks each signature once; Bolt, behind it, does not check again (a request reaching it is
+    already verified), and Bolt's own unhandled-request error decides 200 (an event) or 404 (anything else)."""
+    settings = Settings(slack_bot_token="xoxb-test", slack_api_url=fake_slack.api_url, slack_signing_secret=SECRET)
+    app = build_app(settings, JobSubmitter(redis_conn))
+    json_headers = {"content-type": "application/json"}  # and no signature headers at all
+
+    challenge = json.dumps({"type": "url_verification", "challenge": "c-9", "token": "t"})
+    answer = app.dispatch(BoltRequest(body=challenge, headers=json_headers))
+    assert answer.status == 200 and "c-9" in answer.body
+
+    reaction = event_body({"type": "reaction_added", "user": "U1", "reaction": "eyes"}, "EvR2").decode()
+    answer = app.dispatch(BoltRequest(body=reaction, headers=json_headers))
+    assert (answer.status, json.loads(answer.body)) == (200, {"ignored": True})
+
+    command = form_body({"command": "/unknown", "text": "", "trigger_id": "t1", "user_id": "U1", "team_id": "T0001"})
+    answer = app.dispatch(BoltRequest(body=command.decode()))
+    assert answer.status == 404
     assert nothing_enqueued(redis_conn)
 
 

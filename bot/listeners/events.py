@@ -19,14 +19,32 @@ USAGE = (
 )
 
 
+def _answer_once(submitter: JobSubmitter, delivery_key: str, say: Say, thread_ts: str) -> None:
+    """Post the usage line once per delivery: Slack's redeliveries of the same event (X-Slack-Retry-Num) find
+    the delivery already claimed, with the same claim (``newsbot:delivery:<key>``) the job submitter uses."""
+    if not submitter._claim(delivery_key):
+        log.info("duplicate delivery %s: usage already posted", delivery_key)
+        return
+    try:
+        say(text=USAGE, thread_ts=thread_ts)
+    except Exception:
+        # Not posted: forget the claim, so that Slack's redelivery (Bolt answers 500) can post it.
+        submitter._release(delivery_key)
+        raise
+
+
 def handle_app_mention(event: dict[str, Any], body: dict[str, Any], context: BoltContext, say: Say) -> None:
-    """Enqueue the mentioned article; the worker replies in the thread. Events are acked by Bolt."""
+    """Enqueue the mentioned article; the worker replies in the thread.
+
+    Bolt acks the event after this returns; if it raises (Redis down), the event is answered 500 or left
+    unacked in Socket Mode, and Slack redelivers it.
+    """
     thread_ts = event.get("thread_ts") or event["ts"]
     text = event.get("text", "")
-    if not has_article(text):
-        say(text=USAGE, thread_ts=thread_ts)
-        return
     submitter: JobSubmitter = context["submitter"]
+    if not has_article(text):
+        _answer_once(submitter, f"event:{body['event_id']}", say, thread_ts)
+        return
     request = ClassifyRequest(
         request_id=body["event_id"],
         text=text,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
+from bot.listeners.commands import QUEUE_DOWN
 from bot.submit import JobSubmitter
 from common.articles import has_article
 from common.jobs import ClassifyRequest
@@ -31,6 +33,7 @@ def message_text(message: dict[str, Any]) -> str:
 
 
 def handle_classify_message(ack: Ack, shortcut: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    """Ack, then enqueue; Slack never redelivers a shortcut, so a failure to enqueue is told to the user."""
     ack()
     message: dict[str, Any] = shortcut.get("message") or {}
     channel = (shortcut.get("channel") or {}).get("id", "")
@@ -50,7 +53,12 @@ def handle_classify_message(ack: Ack, shortcut: dict[str, Any], context: BoltCon
         thread_ts=thread_ts,
         source="shortcut",
     )
-    submitter.submit_classify(request, delivery_key=f"shortcut:{shortcut['trigger_id']}")
+    try:
+        submitter.submit_classify(request, delivery_key=f"shortcut:{shortcut['trigger_id']}")
+    except RedisError:
+        log.exception("could not enqueue the shortcut %s", shortcut["trigger_id"])
+        if user:
+            client.chat_postEphemeral(channel=channel, user=user, text=QUEUE_DOWN, thread_ts=thread_ts)
 
 
 def register(app: App) -> None:
