@@ -1,26 +1,49 @@
-# One Dockerfile, two images: `bot` (no torch) and `worker` (torch + transformers, GPU when present).
+# One Dockerfile, two images (docs/deploy.md):
+#   bot     Slack Bolt bot: slack-bolt, redis, rq; no machine-learning libraries.
+#   worker  torch + transformers + training: compose's bootstrap, worker and train-worker services all run it.
+# Layers go from what changes least to what changes most: user and mount points, dependencies (from
+# pyproject.toml alone, so that a code edit does not reinstall them), then the code, which runs from /app
+# (root-owned, read-only to the process). Everything a process writes goes to /models, /data and /runs, which
+# compose mounts as named volumes: a fresh named volume takes the ownership of its mount point here.
 FROM python:3.11-slim AS base
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONPATH=/app
 RUN useradd --create-home --uid 10001 newsbot
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY common ./common
-COPY bot ./bot
-COPY worker ./worker
-COPY training ./training
+# Each stage installs the dependencies of its extra without the project's code: pyproject.toml plus an empty
+# README.md (pyproject names it) build a package with no modules; pip installs its requirements, then that empty
+# package is uninstalled again.
+COPY pyproject.toml ./
 
 FROM base AS bot
-RUN pip install ".[bot]"
+RUN touch README.md && pip install ".[bot]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info
+COPY common ./common
+COPY bot ./bot
+RUN python -m compileall -q common bot
 USER newsbot
 EXPOSE 3000
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=2)" || exit 1
+# Socket Mode by default (needs SLACK_APP_TOKEN); `python -m bot --http` serves the Events API on port 3000,
+# with GET /healthz for a health check (docker-compose.http.yml).
 CMD ["python", "-m", "bot"]
 
 FROM base AS worker
-# PyPI's Linux torch wheels bundle CUDA; the worker uses the GPU when one is reserved for it.
-ARG TORCH_SPEC="torch>=2.3,<3"
-RUN pip install "${TORCH_SPEC}" && pip install ".[train]"
-RUN mkdir -p /models /data && chown newsbot /models /data
-ENV MODEL_DIR=/models HF_HOME=/data/hf
+# torch first, on its own layer, pinned to the version the tests and benchmarks ran with (scripts/setup installs
+# the same). Its build comes from the PyTorch wheel index TORCH_INDEX_URL: by default the CUDA 12.8 index, whose
+# wheels bundle the CUDA runtime, so a host needs only the NVIDIA driver and the NVIDIA Container Toolkit; the
+# CPU variant (docker-compose.cpu.yml) passes https://download.pytorch.org/whl/cpu, an image without CUDA.
+# If that index lacks the pinned version, pick the CUDA index listed for it on pytorch.org.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+ARG TORCH_VERSION=2.13.0
+RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+# The rest of the training extra (transformers, scikit-learn, …) from PyPI; the installed torch satisfies it.
+RUN touch README.md && pip install ".[train]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info \
+    && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"
+# Mount points of the named volumes, owned by the user the processes run as.
+RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
+ENV MODEL_DIR=/models BASE_MODELS_DIR=/models/base DATA_CACHE_DIR=/data/corpus HF_HOME=/data/hf TRAIN_RUN_DIR=/runs
+COPY common ./common
+COPY newsmodel ./newsmodel
+COPY worker ./worker
+COPY training ./training
+RUN python -m compileall -q common newsmodel worker training
 USER newsbot
 CMD ["python", "-m", "worker"]

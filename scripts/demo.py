@@ -1,11 +1,13 @@
 """Try the product without a Slack workspace: ``scripts/run`` against a local fake Slack Web API.
 
-    python scripts/demo.py [--data ../shared/data/ldcc-20140209.tar.gz] ["記事の本文…"]
+    scripts/run --demo [--data PATH|URL] [--model-dir DIR] ["記事の本文…"]
+    (or, once .venv exists: .venv/bin/python scripts/demo.py [same options])
 
-It starts the fake Slack Web API (testkit/fake_slack.py) on loopback, runs the README's own
-``scripts/run`` in HTTP mode with SLACK_API_URL pointing at it (a local redis-server is started by
-scripts/run; a first linear model is trained from --data when MODEL_DIR has none), sends the bot an
-``app_mention`` signed exactly as Slack signs it, and prints the reply the worker posts in the thread.
+It starts the fake Slack Web API (testkit/fake_slack.py) on loopback, runs ``scripts/run`` in HTTP mode with
+SLACK_API_URL pointing at it (a local redis-server is started by scripts/run; a first linear model is trained
+from --data, by default TRAIN_DATA or else its default, the official archive URL, when MODEL_DIR has none), sends
+the bot an ``app_mention`` signed exactly as Slack signs it, and prints the reply the worker posts in the thread.
+Only the Slack Web API is fake: the bot, Redis, the worker and the model are the real ones.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from common.settings import Settings  # noqa: E402
 from testkit.fake_slack import FakeSlack  # noqa: E402
 from testkit.redis_server import free_port  # noqa: E402
 from testkit.signing import event_body, mention_event, signed_json_headers  # noqa: E402
@@ -39,7 +42,11 @@ DEFAULT_TEXT = (
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("text", nargs="?", default=DEFAULT_TEXT, help="the article to mention the bot with")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"), help="TRAIN_DATA")
+    # The product's own default: TRAIN_DATA when set (scripts/run --demo has read .env), else the official URL.
+    default_data = os.environ.get("TRAIN_DATA") or Settings.model_fields["train_data"].default
+    parser.add_argument(
+        "--data", default=default_data, help=f"TRAIN_DATA: archive path or URL (default {default_data})"
+    )
     parser.add_argument("--model-dir", default=str(ROOT / "models"), help="MODEL_DIR (default ./models)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for set-up and the reply")
     args = parser.parse_args()
@@ -49,6 +56,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env.update(
         SLACK_BOT_TOKEN="xoxb-demo",
+        SLACK_APP_TOKEN="",  # set but empty, so that a token in .env does not switch scripts/run to Socket Mode
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=fake.api_url,
         REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",

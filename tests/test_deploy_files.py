@@ -1,55 +1,263 @@
-"""The deployment files say what the README promises: compose services, persistence, GPU, non-root."""
+"""The deployment files hold together without a Docker engine: what compose runs exists, what it writes is on a
+named volume the image's user owns, GPUs are settings, the CPU variant reserves none, the build context is small.
+
+Compose files are merged by Compose's rules (tests/compose_files.py) in every documented combination: the GPU
+default, the CPU override and the HTTP-mode override.
+"""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+import shlex
+import tomllib
+from collections.abc import Callable
 from typing import Any
 
-import yaml
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from common.settings import Settings
+from tests.compose_files import (
+    BASE,
+    CPU,
+    HTTP,
+    ROOT,
+    VARIANTS,
+    copied_sources,
+    docker_ignores,
+    dockerfile_stages,
+    environment,
+    load_compose,
+    named_volume_mounts,
+    stage_instructions,
+    variables_in,
+    volume_of,
+)
+
+WORKER_SERVICES = ("bootstrap", "worker", "train-worker")
+GPU_SERVICES = ("worker", "train-worker")
+# Settings a process writes below; each must be an absolute path on a named volume in every service that has it.
+WRITABLE_SETTINGS = ("MODEL_DIR", "BASE_MODELS_DIR", "DATA_CACHE_DIR", "TRAIN_RUN_DIR", "HF_HOME")
+SETTINGS = {name.upper() for name in Settings.model_fields}
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 
 
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert isinstance(data, dict)
-    return data
+def documented_compose_variables() -> set[str]:
+    section = DEPLOY_DOC.read_text(encoding="utf-8").split("## Compose variables", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Z_][A-Z0-9_]*)` \|", section, flags=re.M))
 
 
-def test_compose_runs_redis_with_append_only_persistence_on_a_volume() -> None:
-    redis = compose()["services"]["redis"]
+def devices(service: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", []))
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    """The service's command, or its image target's CMD."""
+    command = service.get("command")
+    if command is None:
+        cmd = next(args for ins, args in reversed(stage_instructions(service["build"]["target"])) if ins == "CMD")
+        command = re.findall(r'"([^"]*)"', cmd)
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def _argv_parser(module: str) -> Callable[[list[str]], object]:
+    if module == "training":
+        from training.cli import _parser
+
+        return lambda argv: _parser().parse_args(argv)
+    if module == "worker":
+        from worker.__main__ import parse_args as worker_args
+
+        return worker_args
+    from bot.__main__ import parse_args as bot_args
+
+    return bot_args
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_command_runs_a_module_the_image_has_with_arguments_it_accepts(variant: str) -> None:
+    services = load_compose(*VARIANTS[variant])["services"]
+    assert set(services) == {"redis", "bot", *WORKER_SERVICES}
+    for name, service in services.items():
+        command = command_of(service) if "build" in service else service["command"]
+        if name == "redis":
+            assert command[0] == "redis-server"
+            continue
+        assert command[:2] == ["python", "-m"], (name, command)
+        module = command[2]
+        assert (ROOT / module / "__main__.py").is_file(), (name, module)
+        assert module in copied_sources(service["build"]["target"]), f"{name}: image lacks {module}/"
+        _argv_parser(module)(command[3:])  # argparse exits (SystemExit) on a subcommand or option it lacks
+
+
+def test_one_worker_image_for_bootstrap_worker_and_train_worker() -> None:
+    for variant, files in VARIANTS.items():
+        services = load_compose(*files)["services"]
+        images = {services[name]["image"] for name in WORKER_SERVICES}
+        assert len(images) == 1, (variant, images)
+        for name in (*WORKER_SERVICES, "bot"):
+            assert services[name]["pull_policy"] == "build", "a same-named registry image must never be pulled"
+            assert services[name]["build"]["context"] == "."
+        assert {services[n]["build"]["target"] for n in WORKER_SERVICES} == {"worker"}
+        assert services["bot"]["build"]["target"] == "bot"
+    gpu, cpu = load_compose(BASE)["services"], load_compose(BASE, CPU)["services"]
+    assert gpu["worker"]["image"] != cpu["worker"]["image"], "the CPU build must not overwrite the GPU image's tag"
+
+
+def test_workers_start_after_the_bootstrap_has_made_a_model() -> None:
+    services = load_compose(BASE)["services"]
+    bootstrap = services["bootstrap"]
+    assert command_of(bootstrap) == ["python", "-m", "training", "bootstrap"]
+    assert bootstrap["restart"] == "no"
+    for name in GPU_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["bootstrap"] == {"condition": "service_completed_successfully"}
+        assert depends["redis"] == {"condition": "service_healthy"}
+    assert "bootstrap" not in services["bot"]["depends_on"], "the bot takes mentions while the first model trains"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_environment_name_is_a_setting_or_a_documented_compose_variable(variant: str) -> None:
+    known = SETTINGS | documented_compose_variables()
+    for name, service in load_compose(*VARIANTS[variant])["services"].items():
+        unknown = set(environment(service)) - known
+        assert not unknown, f"{name}: {unknown} are neither Settings fields nor in docs/deploy.md"
+    for file in VARIANTS[variant]:
+        unknown = variables_in((ROOT / file).read_text()) - known
+        assert not unknown, f"{file}: ${{{unknown}}} undocumented"
+
+
+def test_every_documented_compose_variable_is_used() -> None:
+    used = "".join((ROOT / f).read_text() for f in (BASE, CPU, HTTP, "Dockerfile"))
+    documented = documented_compose_variables()
+    assert {"SERVE_GPU", "TRAIN_GPU", "TORCH_INDEX_URL", "HF_HOME"} <= documented
+    assert not (documented & SETTINGS), "a Settings field belongs in README's Configuration table"
+    assert all(name in used for name in documented), documented
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_everything_a_process_writes_is_on_a_named_volume(variant: str) -> None:
+    model = load_compose(*VARIANTS[variant])
+    services = model["services"]
+    for name in WORKER_SERVICES:
+        service = services[name]
+        env, mounts = environment(service), named_volume_mounts(model, service)
+        for setting in WRITABLE_SETTINGS:
+            assert env.get(setting, "").startswith("/"), f"{name}: {setting} must be set to an absolute path"
+            assert volume_of(env[setting], mounts), f"{name}: {setting}={env[setting]} is on no named volume"
+        assert "REDIS_URL" in env and "MODEL_PATH" not in env
+    redis = services["redis"]
+    data_dir = redis["command"][redis["command"].index("--dir") + 1]
+    assert volume_of(data_dir, named_volume_mounts(model, redis)) == "redis-data"
     assert "--appendonly" in redis["command"] and "yes" in redis["command"]
-    assert any(v.endswith(":/data") for v in redis["volumes"])
+    # One models volume: the worker serves what train-worker and bootstrap register.
+    model_volumes = {volume_of(environment(services[n])["MODEL_DIR"], named_volume_mounts(model, services[n]))
+                     for n in WORKER_SERVICES}  # fmt: skip
+    assert model_volumes == {"models"}
 
 
-def test_compose_has_bot_and_gpu_workers_sharing_the_model_volume() -> None:
-    services = compose()["services"]
-    assert services["bot"]["build"]["target"] == "bot"
-    for name in ("worker", "train-worker"):
-        worker = services[name]
-        assert worker["build"]["target"] == "worker"
-        devices = worker["deploy"]["resources"]["reservations"]["devices"]
-        assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
-        assert "models:/models" in worker["volumes"]
-        assert worker["environment"]["MODEL_DIR"] == "/models"
-    assert services["train-worker"]["command"][-2:] == ["--queues", "train"]
+def test_the_image_owns_its_volume_mount_points_and_defaults_to_them() -> None:
+    """A fresh named volume copies its mount point's owner from the image: the worker stage creates each mount
+    point and chowns it to the user the processes run as, before switching to that user; its ENV defaults equal
+    compose's, so a plain `docker run` writes to the same places."""
+    instructions = stage_instructions("worker")
+    runs = " ".join(args for ins, args in instructions if ins == "RUN")
+    env_defaults = dict(
+        pair.split("=", 1) for ins, args in instructions if ins == "ENV" for pair in shlex.split(args) if "=" in pair
+    )
+    model = load_compose(BASE)
+    service = model["services"]["worker"]
+    for target in named_volume_mounts(model, service):
+        assert re.search(rf"mkdir -p [^&]*{re.escape(target)}\b", runs), f"{target} is not created"
+        assert re.search(rf"chown newsbot:newsbot [^&]*{re.escape(target)}\b", runs), f"{target} is not chowned"
+    for setting in WRITABLE_SETTINGS:
+        assert env_defaults[setting] == environment(service)[setting]
+    users = [i for i, (ins, _) in enumerate(instructions) if ins == "USER"]
+    chown = next(i for i, (ins, args) in enumerate(instructions) if ins == "RUN" and "chown" in args)
+    assert users and instructions[users[-1]][1] == "newsbot" and users[-1] > chown
+    assert env_defaults["PYTHONPATH"] == "/app"
+
+
+def test_gpu_services_use_different_gpus_by_default_and_the_gpu_is_a_setting() -> None:
+    services = load_compose(BASE)["services"]
+    chosen = {}
+    for name in GPU_SERVICES:
+        (device,) = devices(services[name])
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+        assert "count" not in device, "count: 1 gives every service GPU 0"
+        chosen[name] = device["device_ids"]
+    assert chosen == {"worker": ["0"], "train-worker": ["1"]}
+    one_gpu = load_compose(BASE, env={"SERVE_GPU": "0", "TRAIN_GPU": "0"})["services"]
+    assert [devices(one_gpu[n])[0]["device_ids"] for n in GPU_SERVICES] == [["0"], ["0"]]
+    assert not devices(services["bootstrap"]), "the linear bootstrap needs no GPU"
+
+
+def test_the_cpu_variant_reserves_no_gpu_and_builds_the_cpu_torch() -> None:
+    for files in (VARIANTS["cpu"], VARIANTS["cpu+http"]):
+        services = load_compose(*files)["services"]
+        for name, service in services.items():
+            assert not devices(service), f"{name} still reserves a GPU"
+        for name in WORKER_SERVICES:
+            build = services[name]["build"]
+            assert build["target"] == "worker" and build["context"] == "."
+            assert build["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    gpu_args = load_compose(BASE)["services"]["worker"]["build"]["args"]
+    assert gpu_args["TORCH_INDEX_URL"].startswith("https://download.pytorch.org/whl/cu")
+
+
+def test_http_mode_publishes_the_events_port_with_a_health_check() -> None:
+    from bot.server import HEALTH_PATH
+
+    socket_bot = load_compose(BASE)["services"]["bot"]
+    assert "--http" not in command_of(socket_bot) and "ports" not in socket_bot
+    bot = load_compose(BASE, HTTP)["services"]["bot"]
+    assert command_of(bot)[:4] == ["python", "-m", "bot", "--http"]
+    assert bot["ports"] == ["3000:3000"]
+    assert load_compose(BASE, HTTP, env={"PORT": "8080"})["services"]["bot"]["ports"] == ["8080:3000"]
+    assert any(f"127.0.0.1:3000{HEALTH_PATH}" in part for part in bot["healthcheck"]["test"])
+
+
+def test_the_build_context_leaves_out_local_state_and_keeps_what_the_dockerfile_copies() -> None:
+    for path in (".venv/bin/python", ".git/HEAD", "models/current", ".env", "runs/x/events", ".cache/data/x.tar.gz",
+                 "tests/test_deploy_files.py", "README.md", "common/__pycache__/settings.cpython-311.pyc"):  # fmt: skip
+        assert docker_ignores(path), f"{path} would be sent to the Docker daemon"
+    for stage in ("bot", "worker"):
+        for source in copied_sources(stage):
+            inside = f"{source}/__init__.py" if (ROOT / source).is_dir() else source
+            assert not docker_ignores(inside), f"COPY {source} would find nothing"
+
+
+def test_dependencies_are_installed_before_the_code_is_copied() -> None:
+    """A code edit reuses the dependency layers: nothing but pyproject.toml is copied before the pip installs."""
+    for stage in ("bot", "worker"):
+        instructions = stage_instructions(stage)
+        installs = [i for i, (ins, args) in enumerate(instructions) if ins == "RUN" and "pip install" in args]
+        code_copies = [i for i, (ins, args) in enumerate(instructions) if ins == "COPY" and "pyproject" not in args]
+        assert installs and code_copies and max(installs) < min(code_copies), stage
+        assert "--no-deps" not in " ".join(instructions[i][1] for i in installs)
+
+
+def test_the_worker_image_pins_the_tested_torch_from_a_wheel_index_argument() -> None:
+    worker = stage_instructions("worker")
+    args = dict(a.split("=", 1) for ins, a in worker if ins == "ARG" and "=" in a)
+    assert args["TORCH_VERSION"] == "2.13.0"
+    assert args["TORCH_INDEX_URL"].startswith("https://download.pytorch.org/whl/cu")
+    torch_install = next(a for ins, a in worker if ins == "RUN" and "torch==" in a)
+    assert '--index-url "${TORCH_INDEX_URL}"' in torch_install and '"torch==${TORCH_VERSION}"' in torch_install
+    # scripts/setup, used outside Docker, installs the same version.
+    assert 'torch_spec="${TORCH_SPEC:-torch==2.13.0}"' in (ROOT / "scripts" / "setup").read_text()
 
 
 def test_images_run_as_a_non_root_user_and_the_bot_image_has_no_torch() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    stages = re.split(r"^FROM ", dockerfile, flags=re.M)
-    bot_stage = next(s for s in stages if s.startswith("base AS bot"))
-    worker_stage = next(s for s in stages if s.startswith("base AS worker"))
-    for stage in (bot_stage, worker_stage):
-        assert re.search(r"^USER newsbot$", stage, flags=re.M)
-    assert "torch" not in bot_stage.lower()
-    assert '".[bot]"' in bot_stage
+    stages = dockerfile_stages()
+    for stage in ("bot", "worker"):
+        users = [args for ins, args in stages[stage] if ins == "USER"]
+        assert users == ["newsbot"], stage
+    assert "useradd --create-home --uid 10001 newsbot" in " ".join(args for _, args in stages["base"])
+    bot_stage = " ".join(args for _, args in stages["bot"]).lower()
+    assert "torch" not in bot_stage and '".[bot]"' in bot_stage
 
 
 def test_the_bot_extra_installs_no_torch() -> None:
-    import tomllib
-
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     bot_deps = " ".join(project["optional-dependencies"]["bot"]).lower()
     assert "torch" not in bot_deps and "transformers" not in bot_deps

@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         "train", help="Train, evaluate and register a new version.", parents=[train], allow_abbrev=False
     )
     evaluate = commands.add_parser("evaluate", help="Test-split metrics of a version (default: the current one).")
+    commands.add_parser("bootstrap", help="Train and promote the linear model if MODEL_DIR has no current version.")
     predict = commands.add_parser("predict", help="Classify stdin lines (JSON with 'text', or plain text).")
     for sub in (prepare, evaluate):
         for name in ("data", "split_seed", "split_file", "keep_leaks", "cache_dir", "model_dir", "device"):
@@ -179,6 +180,10 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
             from training.api import evaluate
 
             _print(evaluate(options, args.model), out)
+        elif args.command == "bootstrap":
+            from training.bootstrap import bootstrap
+
+            _print(bootstrap(load_settings()), out)
         elif args.command == "predict":
             cmd_predict(args, options, stdin, out)
         else:

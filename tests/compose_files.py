@@ -1,0 +1,149 @@
+"""Reading the deployment files the way Docker reads them, for tests on a machine without a Docker engine.
+
+* :func:`load_compose` merges compose files by the Compose merge rules this project relies on (mappings merged,
+  ``command``/``entrypoint``/``healthcheck.test`` replaced, other sequences appended, ``!reset`` removing a key),
+  after ``${VAR:-default}`` interpolation with the given variables.
+* :func:`dockerfile_stages` splits the Dockerfile into its stages' instructions.
+* :func:`docker_ignores` answers whether .dockerignore keeps a path out of the build context (last match wins,
+  ``!`` re-includes, a pattern excludes a folder with everything below it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = "docker-compose.yml"
+CPU = "docker-compose.cpu.yml"
+HTTP = "docker-compose.http.yml"
+VARIANTS = {"gpu": [BASE], "cpu": [BASE, CPU], "gpu+http": [BASE, HTTP], "cpu+http": [BASE, CPU, HTTP]}
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
+_REPLACED = {"command", "entrypoint", "test"}
+
+
+class Reset:
+    """The value of a ``!reset`` tag: the key is removed from the merged model."""
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_constructor("!reset", lambda _loader, _node: Reset())
+
+
+def variables_in(text: str) -> set[str]:
+    """The names of the ``${VAR}`` interpolations in a compose file's text."""
+    return {m.group("name") for m in _VARIABLE.finditer(text)}
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    return _VARIABLE.sub(lambda m: env.get(m.group("name")) or m.group("default") or "", text)
+
+
+def _merge(base: Any, override: Any, key: str = "") -> Any:
+    if isinstance(override, Reset):
+        return override
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for k, v in override.items():
+            merged[k] = _merge(base[k], v, k) if k in base else v
+        return {k: v for k, v in merged.items() if not isinstance(v, Reset)}
+    if isinstance(base, list) and isinstance(override, list) and key not in _REPLACED:
+        return base + [item for item in override if item not in base]
+    return override
+
+
+def _strip_extensions(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not k.startswith("x-")}
+
+
+def load_compose(*files: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The merged compose model of ``files`` (relative to the repository root), interpolated with ``env``."""
+    model: dict[str, Any] = {}
+    for name in files or (BASE,):
+        data = yaml.load(interpolate((ROOT / name).read_text(), env or {}), Loader=_Loader)
+        assert isinstance(data, dict), name
+        model = _merge(model, _strip_extensions(data))
+    return {k: v for k, v in model.items() if not isinstance(v, Reset)}
+
+
+def environment(service: Mapping[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def named_volume_mounts(model: Mapping[str, Any], service: Mapping[str, Any]) -> dict[str, str]:
+    """Mount target -> named volume, for the service's volumes that are named volumes of the model."""
+    mounts = {}
+    for entry in service.get("volumes") or []:
+        source, target = entry.split(":")[:2] if isinstance(entry, str) else (entry["source"], entry["target"])
+        if source in (model.get("volumes") or {}):
+            mounts[target] = source
+    return mounts
+
+
+def volume_of(path: str, mounts: Mapping[str, str]) -> str | None:
+    """The named volume that holds ``path`` (an absolute path in the container), if any."""
+    for target, volume in mounts.items():
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            return volume
+    return None
+
+
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """Stage name -> its instructions as (INSTRUCTION, arguments), continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, args = line.partition(" ")
+        if instruction.upper() == "FROM":
+            name = args.split(" AS ")[-1].strip() if " AS " in args else args
+            current = stages.setdefault(name, [])
+        current.append((instruction.upper(), args.strip()))
+    return stages
+
+
+def stage_instructions(target: str) -> list[tuple[str, str]]:
+    """A target's instructions, with those of the stages it is built FROM first."""
+    stages = dockerfile_stages()
+    own = stages[target]
+    parent = own[0][1].split(" AS ")[0].strip()
+    return (stage_instructions(parent) if parent in stages else []) + own
+
+
+def copied_sources(target: str) -> list[str]:
+    sources: list[str] = []
+    for instruction, args in stage_instructions(target):
+        if instruction == "COPY" and not args.startswith("--from"):
+            sources.extend(args.split()[:-1])
+    return sources
+
+
+def docker_ignores(path: str) -> bool:
+    """Whether .dockerignore keeps ``path`` (relative, with / separators) out of the build context."""
+    ignored = False
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.removeprefix("!").strip("/")
+        candidates = {pattern, pattern.removeprefix("**/")}
+        if any(fnmatch.fnmatchcase(prefix, p) for prefix in prefixes for p in candidates):
+            ignored = not negate
+    return ignored
