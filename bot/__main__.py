@@ -34,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from bot.app import build_app
     from bot.submit import JobSubmitter
-    from common.queues import redis_connection
+    from common import metrics
+    from common.queues import queue_depths, redis_connection
 
     connection = redis_connection(settings)
+    metrics.watch_queue_depths(lambda: queue_depths(connection))
     app = build_app(settings, JobSubmitter(connection, settings.classify_job_timeout_s))
     if args.http:
         from bot.server import serve
@@ -47,7 +49,18 @@ def main(argv: list[str] | None = None) -> int:
 
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+        from common.ops import Health, OpsServer
+        from common.queues import redis_reachable
+
         handler = SocketModeHandler(app, settings.slack_app_token)
+
+        def probe() -> Health:
+            """Healthy while the Socket Mode connection is up and Redis answers."""
+            connected = bool(handler.client.is_connected())
+            return Health(checks={"socket_mode": connected, "redis": redis_reachable(connection)})
+
+        if settings.ops_port:
+            OpsServer(settings.ops_host, settings.ops_port, probe).start()
 
         def stop(signum: int, _frame: object) -> None:
             log.info("signal %d: closing the Socket Mode connection", signum)

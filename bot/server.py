@@ -1,4 +1,4 @@
-"""HTTP mode: POST /slack/events (Slack-signed requests only) and GET /healthz, served by waitress.
+"""HTTP mode: POST /slack/events (Slack-signed requests only), GET /healthz and GET /metrics, served by waitress.
 
 This server is the one place a request's Slack signature is checked (Bolt's own RequestVerification is off,
 see bot/app.py): it must authenticate the raw bytes before it parses them, and Bolt only sees them parsed.
@@ -32,6 +32,8 @@ from redis.exceptions import RedisError
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from common.metrics import exposition
+
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 # Slack's own payloads are far below this; anything larger is refused before it is read.
 MAX_BODY_BYTES = 1024 * 1024
 # Slack's rule: a request whose timestamp is more than 5 minutes off may be a replay.
@@ -104,6 +107,10 @@ def make_wsgi_app(app: App, connection: Redis, signing_secret: str) -> WSGIApp:
             except RedisError as exc:
                 return _respond(start_response, "503 Service Unavailable", {"status": "degraded", "redis": str(exc)})
             return _respond(start_response, "200 OK", {"status": "ok", "redis": "ok"})
+        if path == METRICS_PATH and method == "GET":
+            body, content_type = exposition()
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+            return [body]
         if path != EVENTS_PATH:
             return _respond(start_response, "404 Not Found", {"error": "not found"})
         if method != "POST":

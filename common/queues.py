@@ -29,3 +29,16 @@ def classify_queue(connection: Redis) -> Queue:
 
 def train_queue(connection: Redis) -> Queue:
     return Queue(TRAIN_QUEUE, connection=connection, serializer=SERIALIZER)
+
+
+def queue_depths(connection: Redis) -> list[tuple[str, int]]:
+    """Jobs waiting in each queue, for ``newsbot_queue_depth`` (read at scrape time)."""
+    return [(queue.name, queue.count) for queue in (classify_queue(connection), train_queue(connection))]
+
+
+def redis_reachable(connection: Redis) -> bool:
+    """Whether Redis answers a PING now (health checks)."""
+    try:
+        return bool(connection.ping())
+    except Exception:  # noqa: BLE001 - any failure to answer is "unreachable"
+        return False
