@@ -16,10 +16,10 @@ import pytest
 from common.articles import Article
 from common.exceptions import TrainingError
 from common.labels import SLUGS
+from newsmodel import registry
 from testkit.fake_corpus import build_archive
 from testkit.processes import REPO_ROOT, product_env
 from testkit.samples import SAMPLES
-from newsmodel import registry
 from training.api import Progress, TrainOptions, evaluate, train
 from training.cli import main
 from training.split import read_split
@@ -114,7 +114,7 @@ def test_cli_train_registers_a_complete_version(cli_run: dict[str, Any]) -> None
 def test_saved_bert_works_with_pipeline_and_like_serving(cli_run: dict[str, Any], archive: Path) -> None:
     from transformers import pipeline
 
-    from newsmodel.inference import load_classifier
+    from newsmodel.loading import load_classifier
 
     folder = Path(cli_run["summary"]["path"])
     classify = pipeline("text-classification", model=str(folder), top_k=None)
@@ -274,7 +274,7 @@ def test_options_take_the_deployment_settings_then_overrides(tmp_path: Path) -> 
 
 
 def test_cpu_passes_group_articles_of_about_the_same_length_only(tiny_model: Path) -> None:
-    from newsmodel.inference import BertClassifier, length_chunks
+    from newsmodel.bert import BertClassifier, length_chunks
 
     # 512-token articles go together (no padding); a 100-token one is never padded to 512.
     assert length_chunks([512, 100, 512, 512, 90], 32) == [[4, 1], [0, 2, 3]]
