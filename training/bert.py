@@ -44,8 +44,6 @@ from training.progress import Progress
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[Progress], None]
-
 
 def load_tokenizer(name_or_dir: str) -> PreTrainedTokenizerBase:
     tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(name_or_dir)

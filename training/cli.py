@@ -42,8 +42,8 @@ def _train_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         conflict_handler="resolve",  # TrainOptions comes last: its definition of a shared flag wins
     )
-    names = {f.name for dataclass in (TrainingArguments, TrainOptions) for f in fields(dataclass)}
-    parser.set_defaults(**dict.fromkeys(names, argparse.SUPPRESS))
+    for action in parser._actions:  # no defaults: an option not given stays out of the namespace
+        action.default = argparse.SUPPRESS
     return parser
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from common.settings import Settings
+from training.corpus import OFFICIAL_URL
 
 DEFAULT_BASE_MODEL = "tohoku-nlp/bert-base-japanese-v3"
-DEFAULT_DATA = "https://www.rondhuit.com/download/ldcc-20140209.tar.gz"
+DEFAULT_DATA = OFFICIAL_URL
 
 
 @dataclass
