@@ -91,7 +91,7 @@ def train_head(model_dir: Path, articles: list[CorpusArticle], max_length: int =
     from sklearn.linear_model import LogisticRegression
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from newsmodel.inference import encode_article
+    from newsmodel.encoding import encode_article
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from common.exceptions import ModelNotFoundError
+from newsmodel.loading import ModelType, model_type_of
 
 CURRENT_FILE = "current"
 HISTORY_FILE = "history.jsonl"
@@ -68,7 +69,7 @@ class VersionInfo:
     version: str
     path: Path
     created_at: datetime
-    model_type: str  # "bert", "linear", or "unknown"
+    model_type: ModelType
     metrics: dict[str, Any] | None
     is_current: bool
 
@@ -105,17 +106,6 @@ def read_info(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def model_type_of(path: Path) -> str:
-    """``linear`` for a folder holding the linear model's files, ``bert`` for a save_pretrained folder."""
-    from training.linear import is_linear_folder
-
-    if is_linear_folder(path):
-        return "linear"
-    if (path / "config.json").is_file():
-        return "bert"
-    return "unknown"
 
 
 def _created_at(path: Path) -> datetime:

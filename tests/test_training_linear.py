@@ -11,9 +11,10 @@ import pytest
 from common.articles import Article
 from common.exceptions import InvalidModelError
 from common.labels import SLUGS
+from newsmodel.linear import LinearClassifier, features, is_linear_folder
+from newsmodel.loading import load_classifier
 from testkit.samples import SAMPLES
-from newsmodel.inference import load_classifier
-from training.linear import LinearClassifier, features, fit_linear, is_linear_folder
+from training.linear import fit_linear, save_linear
 
 FILLER = ["今後の動向に注目が集まっている。", "関係者は次のように話した。", "詳しくは公式サイトで確認してほしい。"]
 
@@ -40,7 +41,7 @@ def test_saved_model_reproduces_sklearn_probabilities(tmp_path: Path) -> None:
 
     texts, slugs = training_texts()
     model = fit_linear(texts, slugs, c=1.0, seed=0)
-    model.save(tmp_path / "linear")
+    save_linear(model, tmp_path / "linear")
     assert sorted(p.name for p in (tmp_path / "linear").iterdir()) == [
         "linear.json",
         "vocabulary.json",
@@ -66,7 +67,7 @@ def test_saved_model_reproduces_sklearn_probabilities(tmp_path: Path) -> None:
 def test_a_broken_linear_folder_is_refused(tmp_path: Path) -> None:
     texts, slugs = training_texts()
     folder = tmp_path / "linear"
-    fit_linear(texts, slugs).save(folder)
+    save_linear(fit_linear(texts, slugs), folder)
     assert is_linear_folder(folder)
     config = json.loads((folder / "linear.json").read_text(encoding="utf-8"))
     config["id2label"]["0"] = "not-a-slug"

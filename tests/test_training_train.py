@@ -16,10 +16,10 @@ import pytest
 from common.articles import Article
 from common.exceptions import TrainingError
 from common.labels import SLUGS
+from newsmodel import registry
 from testkit.fake_corpus import build_archive
 from testkit.processes import REPO_ROOT, product_env
 from testkit.samples import SAMPLES
-from newsmodel import registry
 from training.api import Progress, TrainOptions, evaluate, train
 from training.cli import main
 from training.split import read_split
@@ -63,6 +63,8 @@ def cli_run(archive: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFa
         *("train", "--data", str(archive), "--base-model", str(tiny_model)),
         *("--epochs", "3", "--batch-size", "8", "--max-length", "64", "--learning-rate", "5e-3", "--seed", "1"),
         *("--run-dir", str(root / "runs"), "--extra-examples", str(extra), "--warmup", "0"),
+        # A Trainer option that is not ours (transformers.TrainingArguments), and one of ours in its spelling.
+        *("--lr_scheduler_type", "cosine", "--weight_decay", "0.02"),
     ]
     env = product_env(MODEL_DIR=str(root / "models"), DATA_CACHE_DIR=str(root / "cache"))
     proc = subprocess.run(
@@ -90,8 +92,16 @@ def test_cli_train_registers_a_complete_version(cli_run: dict[str, Any]) -> None
     assert summary["metrics"]["macro_f1"] == metrics["macro_f1"]
     assert metrics["examples"] == 18 and sum(map(sum, metrics["confusion_matrix"])) == 18
     assert set(metrics["per_class"]) == set(SLUGS)
+    # The metrics agree with the confusion matrix of the 18 test articles (two per category).
+    matrix = metrics["confusion_matrix"]
+    assert [sum(row) for row in matrix] == [metrics["per_class"][s]["support"] for s in SLUGS] == [2] * 9
+    assert metrics["accuracy"] == pytest.approx(sum(matrix[i][i] for i in range(9)) / 18)
+    assert metrics["macro_f1"] == pytest.approx(sum(row["f1"] for row in metrics["per_class"].values()) / 9)
     assert metrics["baseline"]["accuracy"] >= 0.8  # TF-IDF + SVM on the same split, reported beside
-    assert metrics["validation"]["eval_macro_f1"] >= 0.0
+    assert set(metrics["validation"]) >= {"eval_loss", "eval_accuracy", "eval_macro_f1"}
+    validation_right = metrics["validation"]["eval_accuracy"] * 18  # of the 18 validation articles
+    assert validation_right == pytest.approx(round(validation_right)) and 0 <= round(validation_right) <= 18
+    assert 0.0 <= metrics["validation"]["eval_macro_f1"] <= 1.0
     png = (folder / "confusion_matrix.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     card = (folder / "README.md").read_text(encoding="utf-8")
@@ -99,6 +109,12 @@ def test_cli_train_registers_a_complete_version(cli_run: dict[str, Any]) -> None
     assert f"{metrics['macro_f1']:.4f}" in card and "(+1 extra examples)" in card
     info = json.loads((folder / "training.json").read_text(encoding="utf-8"))
     assert info["split"]["extra_examples"] == 1 and info["split"]["extra_examples_skipped"] == 1
+    # The Trainer ran with the options given: ours, and the TrainingArguments one passed through.
+    assert info["options"]["trainer_args"] == {"lr_scheduler_type": "cosine"}
+    assert info["options"]["weight_decay"] == 0.02
+    assert info["trainer_args"]["lr_scheduler_type"] == "cosine" and info["trainer_args"]["weight_decay"] == 0.02
+    assert info["trainer_args"]["learning_rate"] == 5e-3 and info["trainer_args"]["seed"] == 1
+    assert info["hyperparameters"]["trainer.lr_scheduler_type"] == "cosine"
     # A save_pretrained folder with the nine slugs, the tokenizer, TensorBoard logs in the run folder.
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert [config["id2label"][str(i)] for i in range(9)] == list(SLUGS)
@@ -114,7 +130,7 @@ def test_cli_train_registers_a_complete_version(cli_run: dict[str, Any]) -> None
 def test_saved_bert_works_with_pipeline_and_like_serving(cli_run: dict[str, Any], archive: Path) -> None:
     from transformers import pipeline
 
-    from newsmodel.inference import load_classifier
+    from newsmodel.loading import load_classifier
 
     folder = Path(cli_run["summary"]["path"])
     classify = pipeline("text-classification", model=str(folder), top_k=None)
@@ -274,7 +290,7 @@ def test_options_take_the_deployment_settings_then_overrides(tmp_path: Path) -> 
 
 
 def test_cpu_passes_group_articles_of_about_the_same_length_only(tiny_model: Path) -> None:
-    from newsmodel.inference import BertClassifier, length_chunks
+    from newsmodel.bert import BertClassifier, length_chunks
 
     # 512-token articles go together (no padding); a 100-token one is never padded to 512.
     assert length_chunks([512, 100, 512, 512, 90], 32) == [[4, 1], [0, 2, 3]]

@@ -14,7 +14,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from training.evaluation import (
     plot_confusion,
     write_metrics,
 )
-from training.examples import load_extra_examples
+from training.examples import ExtraExamples, load_extra_examples
+from training.fit import Fit
 from training.options import TrainOptions, options_from_settings
 from training.progress import Progress, safe_reporter
 from training.split import Split, load_or_create_split
@@ -121,7 +122,7 @@ def _current_macro_f1(options: TrainOptions, current: str, split: Split) -> tupl
     stored = registry.read_metrics(path)
     if stored and stored.get("test_fingerprint") == split.test_fingerprint and "macro_f1" in stored:
         return float(stored["macro_f1"]), stored
-    from newsmodel.inference import load_classifier
+    from newsmodel.loading import load_classifier
 
     try:
         classifier = load_classifier(path, current, device=options.device)
@@ -156,131 +157,180 @@ def _decide(options: TrainOptions, new_f1: float, split: Split) -> tuple[bool, s
     return False, why, current, current_metrics
 
 
+@dataclass
+class _Clock:
+    """Reports the run's phases, with the time since the run started."""
+
+    report: Callable[[Progress], None]
+    started: float = field(default_factory=time.monotonic)
+
+    def phase(self, name: str, message: str, metrics: dict[str, float] | None = None) -> None:
+        log.info("%s: %s", name, message)
+        self.report(Progress(name, 0, 0, None, time.monotonic() - self.started, None, metrics or {}, message))
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The corpus, its fixed split, and the extra examples added to the train split."""
+
+    articles: list[CorpusArticle]
+    split: Split
+    extra: ExtraExamples
+
+    @property
+    def train_set(self) -> list[CorpusArticle]:
+        return [*self.split.train, *self.extra.articles]
+
+
+def load_data(options: TrainOptions, clock: _Clock) -> TrainingData:
+    """Step 1: the corpus, the fixed split and the extra examples."""
+    clock.phase("data", f"reading the corpus from {options.data}")
+    articles, split = prepare(options)
+    data = TrainingData(articles, split, load_extra_examples(options.extra_examples, exclude=split.test))
+    clock.phase(
+        "data",
+        f"{len(articles)} articles: train {len(split.train)} (+{len(data.extra.articles)} extra, "
+        f"{data.extra.skipped} skipped), validation {len(split.validation)}, test {len(split.test)}",
+    )
+    return data
+
+
+def fit_linear_model(options: TrainOptions, data: TrainingData, out_dir: Path, clock: _Clock) -> Fit:
+    """Step 2 (linear): fit TF-IDF + linear SVM on the train split, save it to ``out_dir``, predict the test split."""
+    from training.linear import fit_linear, save_linear
+
+    started = time.monotonic()
+    clock.phase("train", "fitting TF-IDF + linear SVM")
+    train_set = data.train_set
+    texts = [article_of(a).text for a in train_set]
+    model = fit_linear(texts, [a.slug for a in train_set], c=options.linear_c, seed=options.seed)
+    save_linear(model, out_dir)
+    clock.phase("evaluate", "evaluating on the test split")
+    proba = model.predict_proba([article_of(a).text for a in data.split.test])
+    predicted = [SLUGS[i] for i in proba.argmax(axis=1)]
+    return Fit(predicted, dict(model.params), seconds=time.monotonic() - started)
+
+
+def fit_bert_model(options: TrainOptions, data: TrainingData, out_dir: Path, run_dir: Path, clock: _Clock) -> Fit:
+    """Step 2 (bert): fine-tune on the train split, keep the best epoch, save it to ``out_dir``, predict the test
+    split."""
+    from training.bert import fine_tune
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clock.phase("tokenize", f"loading {options.base_model}; run folder {run_dir}")
+    split = data.split
+    return fine_tune(
+        options, data.train_set, split.validation, split.test, run_dir=run_dir, out_dir=out_dir, report=clock.report
+    )
+
+
+def score_on_test(options: TrainOptions, data: TrainingData, fit: Fit, clock: _Clock) -> dict[str, Any]:
+    """Step 3: the test-split metrics of ``fit``'s predictions, with the baseline's beside them."""
+    test = data.split.test
+    metrics = compute_metrics([a.slug for a in test], fit.test_predictions)
+    metrics.update(
+        {
+            "model_type": options.model_type,
+            "test_fingerprint": data.split.test_fingerprint,
+            "validation": fit.best_validation,
+            "train_seconds": round(fit.seconds, 1),
+        }
+    )
+    if options.model_type == "linear":
+        metrics["baseline"] = {"model": "this model", "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+    elif options.baseline:
+        clock.phase("evaluate", "training the TF-IDF + SVM baseline on the same split")
+        metrics["baseline"] = _baseline(options, data.train_set, test)
+    return metrics
+
+
+def write_version(
+    options: TrainOptions, version: str, folder: Path, data: TrainingData, fit: Fit, metrics: dict[str, Any]
+) -> None:
+    """Step 4: beside the saved model, metrics.json, the confusion matrix PNG, the model card and training.json."""
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    split = data.split
+    split_facts = {
+        "seed": options.split_seed,
+        "file": str(options.split_path),
+        "train": len(split.train),
+        "validation": len(split.validation),
+        "test": len(split.test),
+        "extra_examples": len(data.extra.articles),
+        "extra_examples_skipped": data.extra.skipped,
+        "test_fingerprint": split.test_fingerprint,
+        "strip_leaks": not options.keep_leaks,
+    }
+    machine = hardware()
+    title = f"{version} ({options.model_type}) acc {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}"
+    plot_confusion(metrics["confusion_matrix"], folder / CONFUSION_PNG, title)
+    write_metrics(folder, metrics)
+    card = model_card(
+        version=version,
+        model_type=options.model_type,
+        base_model=fit.base_model,
+        data=options.data,
+        split=split_facts,
+        hyperparameters=fit.hyperparameters,
+        metrics=metrics,
+        created_at=created_at,
+        train_seconds=fit.seconds,
+        hardware=machine,
+    )
+    (folder / MODEL_CARD).write_text(card, encoding="utf-8")
+    info = {
+        "version": version,
+        "model_type": options.model_type,
+        "created_at": created_at,
+        "base_model": fit.base_model,
+        "data": options.data,
+        "split": split_facts,
+        "hyperparameters": fit.hyperparameters,
+        "hardware": machine,
+        "run_dir": None if fit.run_dir is None else str(fit.run_dir),
+        "options": options.for_log(),
+        "trainer_args": fit.trainer_args,
+    }
+    (folder / registry.INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class _Registered:
+    path: Path
+    promoted: bool
+    reason: str
+    previous_version: str | None
+    previous_metrics: dict[str, Any] | None
+
+
+def register_version(
+    options: TrainOptions, version: str, staging: Path, split: Split, macro_f1: float, clock: _Clock
+) -> _Registered:
+    """Step 5: give the staging folder its version name; make it current if it is not worse than the current."""
+    clock.phase("register", f"registering {version} in {options.model_dir}")
+    promote, reason, previous, previous_metrics = _decide(options, macro_f1, split)
+    path = registry.register(options.model_dir, staging, version)
+    if promote:
+        registry.promote(options.model_dir, version)
+    return _Registered(path, promote, reason, previous, previous_metrics)
+
+
 def train(options: TrainOptions, progress: Callable[[Progress], None] | None = None) -> TrainOutcome:
     """Train, evaluate, register and (if good enough) promote a new version. See the module docstring."""
-    report = safe_reporter(progress)
-    started = time.monotonic()
-
-    def phase(name: str, message: str, metrics: dict[str, float] | None = None) -> None:
-        log.info("%s: %s", name, message)
-        report(Progress(name, 0, 0, None, time.monotonic() - started, None, metrics or {}, message))
-
+    clock = _Clock(safe_reporter(progress))
     version = registry.new_version_name()
     staging: Path | None = None
     try:
-        phase("data", f"reading the corpus from {options.data}")
-        articles, split = prepare(options)
-        extra = load_extra_examples(options.extra_examples, exclude=split.test)
-        train_set = [*split.train, *extra.articles]
-        phase(
-            "data",
-            f"{len(articles)} articles: train {len(split.train)} (+{len(extra.articles)} extra, "
-            f"{extra.skipped} skipped), validation {len(split.validation)}, test {len(split.test)}",
-        )
+        data = load_data(options, clock)
         staging = registry.staging_dir(options.model_dir, version)
-        run_dir = options.run_dir / version
-        created_at = datetime.now(UTC).isoformat(timespec="seconds")
-        train_started = time.monotonic()
         if options.model_type == "linear":
-            from training.linear import fit_linear
-
-            phase("train", "fitting TF-IDF + linear SVM")
-            model = fit_linear(
-                [article_of(a).text for a in train_set],
-                [a.slug for a in train_set],
-                c=options.linear_c,
-                seed=options.seed,
-            )
-            model.save(staging)
-            phase("evaluate", "evaluating on the test split")
-            proba = model.predict_proba([article_of(a).text for a in split.test])
-            predicted = [SLUGS[i] for i in proba.argmax(axis=1)]
-            hyper: dict[str, Any] = dict(model.params)
-            best_validation: dict[str, float] = {}
-            base_model: str | None = None
+            fit = fit_linear_model(options, data, staging, clock)
         else:
-            from training.bert import fine_tune
-
-            run_dir.mkdir(parents=True, exist_ok=True)
-            phase("tokenize", f"loading {options.base_model}; run folder {run_dir}")
-            bert_run = fine_tune(
-                options, train_set, split.validation, split.test, run_dir=run_dir, out_dir=staging, report=report
-            )
-            predicted, hyper, best_validation = (
-                bert_run.test_predictions,
-                bert_run.hyperparameters,
-                bert_run.best_validation,
-            )
-            base_model = options.base_model
-        train_seconds = time.monotonic() - train_started
-
-        metrics = compute_metrics([a.slug for a in split.test], predicted)
-        metrics.update(
-            {
-                "model_type": options.model_type,
-                "test_fingerprint": split.test_fingerprint,
-                "validation": best_validation,
-                "train_seconds": round(train_seconds, 1),
-            }
-        )
-        if options.model_type == "linear":
-            metrics["baseline"] = {
-                "model": "this model",
-                "accuracy": metrics["accuracy"],
-                "macro_f1": metrics["macro_f1"],
-            }
-        elif options.baseline:
-            phase("evaluate", "training the TF-IDF + SVM baseline on the same split")
-            metrics["baseline"] = _baseline(options, train_set, split.test)
-        split_facts = {
-            "seed": options.split_seed,
-            "file": str(options.split_path),
-            "train": len(split.train),
-            "validation": len(split.validation),
-            "test": len(split.test),
-            "extra_examples": len(extra.articles),
-            "extra_examples_skipped": extra.skipped,
-            "test_fingerprint": split.test_fingerprint,
-            "strip_leaks": not options.keep_leaks,
-        }
-        title = f"{version} ({options.model_type}) acc {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}"
-        plot_confusion(metrics["confusion_matrix"], staging / CONFUSION_PNG, title)
-        write_metrics(staging, metrics)
-        (staging / MODEL_CARD).write_text(
-            model_card(
-                version=version,
-                model_type=options.model_type,
-                base_model=base_model,
-                data=options.data,
-                split=split_facts,
-                hyperparameters=hyper,
-                metrics=metrics,
-                created_at=created_at,
-                train_seconds=train_seconds,
-                hardware=hardware(),
-            ),
-            encoding="utf-8",
-        )
-        info = {
-            "version": version,
-            "model_type": options.model_type,
-            "created_at": created_at,
-            "base_model": base_model,
-            "data": options.data,
-            "split": split_facts,
-            "hyperparameters": hyper,
-            "hardware": hardware(),
-            "run_dir": str(run_dir) if options.model_type == "bert" else None,
-            "options": options.for_log(),
-        }
-        (staging / registry.INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
-
-        phase("register", f"registering {version} in {options.model_dir}")
-        promote, reason, previous, previous_metrics = _decide(options, float(metrics["macro_f1"]), split)
-        path = registry.register(options.model_dir, staging, version)
+            fit = fit_bert_model(options, data, staging, options.run_dir / version, clock)
+        metrics = score_on_test(options, data, fit, clock)
+        write_version(options, version, staging, data, fit, metrics)
+        registered = register_version(options, version, staging, data.split, float(metrics["macro_f1"]), clock)
         staging = None
-        if promote:
-            registry.promote(options.model_dir, version)
     except NewsbotError:
         raise
     except Exception as exc:
@@ -288,33 +338,21 @@ def train(options: TrainOptions, progress: Callable[[Progress], None] | None = N
     finally:
         if staging is not None:
             registry.discard(staging)
-
-    outcome = TrainOutcome(
+    done = {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]}
+    clock.phase("done", f"{version}: {registered.reason}", done)
+    return TrainOutcome(
         version=version,
-        path=path,
-        promoted=promote,
-        reason=reason,
+        path=registered.path,
+        promoted=registered.promoted,
+        reason=registered.reason,
         metrics=metrics,
-        previous_version=previous,
-        previous_metrics=previous_metrics,
-        confusion_png=path / CONFUSION_PNG,
-        extra_examples_used=len(extra.articles),
-        extra_examples_skipped=extra.skipped,
-        train_seconds=train_seconds,
+        previous_version=registered.previous_version,
+        previous_metrics=registered.previous_metrics,
+        confusion_png=registered.path / CONFUSION_PNG,
+        extra_examples_used=len(data.extra.articles),
+        extra_examples_skipped=data.extra.skipped,
+        train_seconds=fit.seconds,
     )
-    report(
-        Progress(
-            "done",
-            0,
-            0,
-            None,
-            time.monotonic() - started,
-            None,
-            {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]},
-            f"{version}: {reason}",
-        )
-    )
-    return outcome
 
 
 def resolve_model(model_dir: Path, model: str | None) -> tuple[Path, str]:
@@ -331,7 +369,7 @@ def resolve_model(model_dir: Path, model: str | None) -> tuple[Path, str]:
 
 def evaluate(options: TrainOptions, model: str | None = None) -> dict[str, Any]:
     """Test-split metrics of a model (folder or version; default the current one) on the fixed split."""
-    from newsmodel.inference import load_classifier
+    from newsmodel.loading import load_classifier
 
     path, version = resolve_model(options.model_dir, model)
     classifier = load_classifier(path, version, device=options.device)

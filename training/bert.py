@@ -1,6 +1,6 @@
 """Fine-tuning a (Japanese) BERT for the nine categories with the Hugging Face Trainer.
 
-Articles are tokenised exactly as serving does (:func:`newsmodel.inference.encode_article`: title and body as a
+Articles are tokenised exactly as serving does (:func:`newsmodel.encoding.encode_article`: title and body as a
 sentence pair, only the body truncated), once, with ``datasets.map`` (batched, cached on disk by a key of the
 tokenizer, the length and the texts). Batches are padded dynamically and grouped by length. Evaluation runs each
 epoch; the checkpoint with the best validation macro-F1 is kept; TensorBoard logs go into the run folder.
@@ -9,12 +9,13 @@ epoch; the checkpoint with the best validation macro-F1 is kept; TensorBoard log
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,13 @@ from transformers import (
 
 from common.articles import Article
 from common.labels import SLUGS, id2label, label2id
+from newsmodel.encoding import MAX_TITLE_CHARS, encode_article
 from training.corpus import CorpusArticle
-from newsmodel.inference import MAX_TITLE_CHARS, encode_article
+from training.fit import Fit
 from training.options import TrainOptions
 from training.progress import Progress
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[Progress], None]
 
 
 def load_tokenizer(name_or_dir: str) -> PreTrainedTokenizerBase:
@@ -166,56 +166,92 @@ def mixed_precision() -> tuple[bool, bool]:
     return bf16, not bf16
 
 
-@dataclass
-class BertRun:
-    """What a fine-tuning run leaves: the test predictions (slugs) and facts for the card."""
-
-    test_predictions: list[str]
-    hyperparameters: dict[str, Any]
-    best_validation: dict[str, float]
-    run_dir: Path
-    steps: int
-
-
 def training_arguments(options: TrainOptions, run_dir: Path, train_size: int) -> TrainingArguments:
+    """The Trainer's arguments from ``options``, then ``options.trainer_args`` over them."""
     steps_per_epoch = max(1, math.ceil(train_size / (options.batch_size * options.gradient_accumulation_steps)))
     # Evaluate (and checkpoint) each epoch; a run shorter than an epoch evaluates once, at its end.
     short = 0 < options.max_steps < steps_per_epoch
     strategy = "steps" if short else "epoch"
     every = options.max_steps if short else 500
     bf16, fp16 = mixed_precision()
-    return TrainingArguments(
-        output_dir=str(run_dir),
-        num_train_epochs=options.epochs,
-        max_steps=options.max_steps,
-        per_device_train_batch_size=options.batch_size,
-        per_device_eval_batch_size=options.eval_batch_size,
-        gradient_accumulation_steps=options.gradient_accumulation_steps,
-        learning_rate=options.learning_rate,
-        weight_decay=options.weight_decay,
-        warmup_steps=options.warmup,
-        lr_scheduler_type="linear",
-        seed=options.seed,
-        eval_strategy=strategy,
-        save_strategy=strategy,
-        eval_steps=every,
-        save_steps=every,
-        logging_strategy="steps",
-        logging_steps=max(1, min(50, steps_per_epoch // 4)),
-        load_best_model_at_end=True,
-        metric_for_best_model="macro_f1",
-        greater_is_better=True,
-        save_total_limit=1,
-        save_only_model=True,
-        train_sampling_strategy="group_by_length",
-        length_column_name="length",
-        report_to=["tensorboard"],
-        dataloader_num_workers=0,
-        use_cpu=options.device == "cpu",
-        disable_tqdm=False,
-        bf16=bf16,
-        fp16=fp16,
+    ours: dict[str, Any] = {
+        "output_dir": str(run_dir),
+        "num_train_epochs": options.epochs,
+        "max_steps": options.max_steps,
+        "per_device_train_batch_size": options.batch_size,
+        "per_device_eval_batch_size": options.eval_batch_size,
+        "gradient_accumulation_steps": options.gradient_accumulation_steps,
+        "learning_rate": options.learning_rate,
+        "weight_decay": options.weight_decay,
+        "warmup_steps": options.warmup,
+        "lr_scheduler_type": "linear",
+        "seed": options.seed,
+        "eval_strategy": strategy,
+        "save_strategy": strategy,
+        "eval_steps": every,
+        "save_steps": every,
+        "logging_strategy": "steps",
+        "logging_steps": max(1, min(50, steps_per_epoch // 4)),
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "macro_f1",
+        "greater_is_better": True,
+        "save_total_limit": 1,
+        "save_only_model": True,
+        "train_sampling_strategy": "group_by_length",
+        "length_column_name": "length",
+        "report_to": ["tensorboard"],
+        "dataloader_num_workers": 0,
+        "use_cpu": options.device == "cpu",
+        "disable_tqdm": False,
+        "bf16": bf16,
+        "fp16": fp16,
+    }
+    return TrainingArguments(**{**ours, **options.trainer_args})
+
+
+def _predict_in_order(
+    trainer: Trainer, tokenizer: PreTrainedTokenizerBase, dataset: Any, articles: Sequence[CorpusArticle]
+) -> list[str]:
+    """The slugs predicted for ``dataset`` (the tokenised ``articles``), in the articles' order."""
+    # The Trainer groups evaluation batches by length too (a shuffled order): predict the split in order.
+    in_order = Trainer(
+        model=trainer.model,
+        args=replace(
+            trainer.args,
+            train_sampling_strategy="sequential",
+            eval_strategy="no",
+            save_strategy="no",
+            load_best_model_at_end=False,
+            report_to=[],
+            disable_tqdm=True,
+        ),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
     )
+    output = in_order.predict(dataset)
+    if list(np.asarray(output.label_ids).tolist()) != [SLUGS.index(a.slug) for a in articles]:
+        raise RuntimeError("test predictions came back in another order than the test articles")
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return [SLUGS[i] for i in np.asarray(logits).argmax(axis=-1).tolist()]
+
+
+def _hyperparameters(options: TrainOptions, args: TrainingArguments, train_loss: float) -> dict[str, Any]:
+    return {
+        "base_model": options.base_model,
+        "epochs": options.epochs,
+        "max_steps": options.max_steps,
+        "batch_size": options.batch_size,
+        "gradient_accumulation_steps": options.gradient_accumulation_steps,
+        "learning_rate": options.learning_rate,
+        "weight_decay": options.weight_decay,
+        "warmup": options.warmup,
+        "max_length": options.max_length,
+        "seed": options.seed,
+        **{f"trainer.{key}": value for key, value in sorted(options.trainer_args.items())},
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "devices": max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1,
+        "train_loss": train_loss,
+    }
 
 
 def fine_tune(
@@ -227,8 +263,10 @@ def fine_tune(
     run_dir: Path,
     out_dir: Path,
     report: Callable[[Progress], None],
-) -> BertRun:
-    """Fine-tune ``options.base_model`` on ``train``, pick the best epoch on ``validation``, save to ``out_dir``."""
+) -> Fit:
+    """Fine-tune ``options.base_model`` on ``train``, keep the best epoch on ``validation``, save it to
+    ``out_dir`` and predict ``test``."""
+    started = time.monotonic()
     tokenizer = load_tokenizer(options.base_model)
     report(Progress("tokenize", 0, 0, None, 0.0, None, {}, "tokenising the articles"))
     cache = options.cache_dir / "tokenized"
@@ -243,10 +281,9 @@ def fine_tune(
         label2id=label2id(),
         ignore_mismatched_sizes=True,
     )
-    args = training_arguments(options, run_dir, len(train))
     trainer = Trainer(
         model=model,
-        args=args,
+        args=training_arguments(options, run_dir, len(train)),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         processing_class=tokenizer,
@@ -258,43 +295,17 @@ def fine_tune(
     best = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, int | float)}
     report(Progress("evaluate", trainer.state.global_step, trainer.state.max_steps, trainer.state.epoch,
                     0.0, None, best, "evaluating on the test split"))  # fmt: skip
-    # The Trainer groups evaluation batches by length too (a shuffled order): predict the test split in order.
-    in_order = Trainer(
-        model=trainer.model,
-        args=replace(
-            args,
-            train_sampling_strategy="sequential",
-            eval_strategy="no",
-            save_strategy="no",
-            load_best_model_at_end=False,
-            report_to=[],
-            disable_tqdm=True,
-        ),
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-    )
-    output = in_order.predict(datasets["test"])
-    if list(np.asarray(output.label_ids).tolist()) != [SLUGS.index(a.slug) for a in test]:
-        raise RuntimeError("test predictions came back in another order than the test articles")
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    predicted = [SLUGS[i] for i in np.asarray(logits).argmax(axis=-1).tolist()]
+    predicted = _predict_in_order(trainer, tokenizer, datasets["test"], test)
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     for checkpoint in run_dir.glob("checkpoint-*"):  # the best one is now in out_dir; the run keeps its logs
         shutil.rmtree(checkpoint, ignore_errors=True)
-    hyper = {
-        "base_model": options.base_model,
-        "epochs": options.epochs,
-        "max_steps": options.max_steps,
-        "batch_size": options.batch_size,
-        "gradient_accumulation_steps": options.gradient_accumulation_steps,
-        "learning_rate": options.learning_rate,
-        "weight_decay": options.weight_decay,
-        "warmup": options.warmup,
-        "max_length": options.max_length,
-        "seed": options.seed,
-        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
-        "devices": max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1,
-        "train_loss": float(result.training_loss),
-    }
-    return BertRun(predicted, hyper, best, run_dir, trainer.state.global_step)
+    return Fit(
+        test_predictions=predicted,
+        hyperparameters=_hyperparameters(options, trainer.args, float(result.training_loss)),
+        base_model=options.base_model,
+        best_validation=best,
+        run_dir=run_dir,
+        trainer_args=json.loads(trainer.args.to_json_string()),  # type: ignore[no-untyped-call]
+        seconds=time.monotonic() - started,
+    )

@@ -29,17 +29,34 @@ log = logging.getLogger(__name__)
 PREDICT_BATCH = 32
 
 
-def _parser() -> argparse.ArgumentParser:
-    from transformers import HfArgumentParser
+def _train_parser() -> argparse.ArgumentParser:
+    """The ``train`` options: ours (TrainOptions) and every other ``transformers.TrainingArguments`` flag, as
+    transformers' example scripts take them. Where both define a flag (``--learning_rate``, ``--seed`` …) ours is
+    kept. Only the flags given land in the parsed namespace: the deployment's settings give the rest."""
+    from transformers import HfArgumentParser, TrainingArguments
     from transformers.hf_argparser import DataClassType
 
+    parser = HfArgumentParser(
+        [DataClassType(TrainingArguments), DataClassType(TrainOptions)],
+        add_help=False,
+        allow_abbrev=False,
+        conflict_handler="resolve",  # TrainOptions comes last: its definition of a shared flag wins
+    )
+    for action in parser._actions:  # no defaults: an option not given stays out of the namespace
+        action.default = argparse.SUPPRESS
+    return parser
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0], allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
     # --help of each subcommand lists the TrainOptions fields it uses, with their help text.
     prepare = commands.add_parser("prepare", help="Read the corpus and write the fixed 8:1:1 split (JSONL of ids).")
-    train = HfArgumentParser(DataClassType(TrainOptions), add_help=False, allow_abbrev=False)
     commands.add_parser(
-        "train", help="Train, evaluate and register a new version.", parents=[train], allow_abbrev=False
+        "train",
+        help="Train, evaluate and register a new version (also takes any transformers.TrainingArguments flag).",
+        parents=[_train_parser()],
+        allow_abbrev=False,
     )
     evaluate = commands.add_parser("evaluate", help="Test-split metrics of a version (default: the current one).")
     commands.add_parser("bootstrap", help="Train and promote the linear model if MODEL_DIR has no current version.")
@@ -73,17 +90,20 @@ def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(flag, dest=name, type=kind, default=None, help=spec.metadata["help"])
 
 
-def _options(args: argparse.Namespace, given: set[str]) -> TrainOptions:
-    """Settings' defaults, overridden by what was given on the command line."""
-    settings = load_settings()
+# Parsed arguments that are not training options.
+_NOT_OPTIONS = ("command", "action", "model", "version")
+
+
+def _options(args: argparse.Namespace) -> TrainOptions:
+    """Settings' defaults, overridden by the options given on the command line (an option not given is absent
+    from ``args``, or None); the TrainingArguments flags given that are not ours go to ``trainer_args``."""
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
+    if args.command == "predict":
+        given.pop("batch_size")  # articles per model call, not a training option
     names = {f.name for f in fields(TrainOptions)}
-    overrides = {k: v for k, v in vars(args).items() if k in names and k in given}
-    return options_from_settings(settings, **overrides)
-
-
-def _given(argv: Sequence[str]) -> set[str]:
-    names = {a[2:].split("=", 1)[0].replace("-", "_") for a in argv if a.startswith("--")}
-    return names | {n.removeprefix("no_") for n in names}
+    overrides = {k: v for k, v in given.items() if k in names}
+    trainer_args = {k: v for k, v in given.items() if k not in names}
+    return options_from_settings(load_settings(), **overrides, trainer_args=trainer_args or None)
 
 
 def _print(data: Any, out: IO[str]) -> None:
@@ -145,8 +165,8 @@ def cmd_train(options: TrainOptions, out: IO[str]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace, options: TrainOptions, stdin: IO[str], out: IO[str]) -> None:
+    from newsmodel.loading import load_classifier
     from training.api import resolve_model
-    from newsmodel.inference import load_classifier
 
     path, version = resolve_model(options.model_dir, args.model)
     classifier = load_classifier(path, version, device=options.device)
@@ -171,7 +191,7 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
     stdin, out = stdin or sys.stdin, out or sys.stdout
     args = _parser().parse_args(argv)
     try:
-        options = _options(args, _given(argv))
+        options = _options(args)
         if args.command == "prepare":
             cmd_prepare(options, out)
         elif args.command == "train":

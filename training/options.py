@@ -1,4 +1,5 @@
-"""The training run's options: one dataclass, parsed by ``HfArgumentParser`` (the ``help`` is the CLI's --help).
+"""The training run's options: one dataclass, parsed by ``HfArgumentParser`` (the ``help`` is the CLI's --help)
+together with ``transformers.TrainingArguments`` for the Trainer's other options (:attr:`TrainOptions.trainer_args`).
 
 Defaults that depend on the deployment (data, base model, MODEL_DIR, tolerance) come from
 :class:`common.settings.Settings` through :func:`options_from_settings`; the CLI and the /retrain job both use it.
@@ -6,14 +7,16 @@ Defaults that depend on the deployment (data, base model, MODEL_DIR, tolerance) 
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from common.settings import Settings
+from training.corpus import OFFICIAL_URL
 
 DEFAULT_BASE_MODEL = "tohoku-nlp/bert-base-japanese-v3"
-DEFAULT_DATA = "https://www.rondhuit.com/download/ldcc-20140209.tar.gz"
+DEFAULT_DATA = OFFICIAL_URL
 
 
 @dataclass
@@ -77,6 +80,10 @@ class TrainOptions:
     device: str | None = field(
         default=None, metadata={"help": "cpu or cuda to force one (default: the Trainer's choice)."}
     )
+    # Any other transformers.TrainingArguments values (warmup_steps, lr_scheduler_type, …), applied last, over
+    # the values made from the fields above. The CLI fills it from the TrainingArguments flags given
+    # (``--warmup_steps 1``), as transformers' example scripts take them; it is no flag itself.
+    trainer_args: dict[str, Any] = field(default_factory=dict, metadata={"help": argparse.SUPPRESS})
 
     def for_log(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
-PHASES = ("data", "tokenize", "train", "evaluate", "register", "done")
-
 
 @dataclass
 class Progress:

@@ -22,7 +22,6 @@ from training.corpus import CorpusArticle
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
 DEFAULT_SEED = 42
-SPLIT_FILE = "split.jsonl"
 
 
 @dataclass(frozen=True)

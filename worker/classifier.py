@@ -1,6 +1,6 @@
 """The served classifier: loaded once, kept for every job, and swapped for a new version without a restart.
 
-:class:`ModelService` holds the active :class:`~newsmodel.inference.Classifier`. A background thread
+:class:`ModelService` holds the active :class:`~newsmodel.prediction.Classifier`. A background thread
 (:meth:`ModelService.start_watching`) polls ``MODEL_DIR/current`` every MODEL_POLL_INTERVAL_S; when it
 names another version, that thread loads it (and runs one prediction as a smoke test) while the current
 model keeps serving, then swaps it in between two batches (the swap waits for the batch in hand). A model
@@ -30,7 +30,9 @@ from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.jobs import SERVING_KEY_PREFIX
 from common.settings import Settings
-from newsmodel.inference import BertClassifier, Classifier, Prediction, gpu_batch_size, load_classifier
+from newsmodel.bert import BertClassifier, gpu_batch_size
+from newsmodel.loading import load_classifier
+from newsmodel.prediction import Classifier, Prediction
 from newsmodel.registry import resolve_serving_path
 
 log = logging.getLogger(__name__)

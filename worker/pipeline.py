@@ -19,7 +19,7 @@ from common.articles import Article, message_parts
 from common.exceptions import EmptyArticleError, LinkError
 from common.jobs import ClassifyRequest, ClassifyResult
 from common.labels import category
-from newsmodel.inference import Prediction
+from newsmodel.prediction import Prediction
 from worker.classifier import ModelService
 from worker.extract import article_from_page
 from worker.fetch import GuardedFetcher

@@ -1,152 +1,30 @@
-"""Loading a trained classifier from a save_pretrained folder and predicting with it.
+"""The BERT classifier: a ``save_pretrained`` sequence-classification folder, loaded once and kept.
 
-This is the model contract between training and serving: any sequence-classification folder whose
-``config.json`` maps its label ids to the nine category slugs can be served.
+Any folder whose ``config.json`` maps its label ids to the nine category slugs can be served. Also here: the
+device choice, the GPU batch size, the CPU grouping of articles by length, and the tokenizer process pool.
 """
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from common.articles import Article
-from common.exceptions import InvalidModelError, ModelNotFoundError
-from common.labels import SLUGS
+from common.exceptions import InvalidModelError
+from newsmodel.encoding import Truncation, encode_article
+from newsmodel.prediction import Prediction, validate_label_map
 
-log = logging.getLogger(__name__)
-
-# Titles longer than this (in characters) are cut, so the title never eats the body's token budget.
-MAX_TITLE_CHARS = 128
 # On CPU a padding token costs as much as a real one, and batching 512-token sequences gains nothing (the
 # matrix products are large already), so a CPU forward pass groups only articles of about the same length:
 # padding at most this share of the pass's tokens (benchmarks/queue_overhead.py: a burst of 20 articles
 # padded to 512 together took 1.3x the time of the same articles one by one).
 CPU_MAX_PADDING = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """Probabilities for all nine slugs; ``slug`` is the most probable."""
-
-    scores: dict[str, float]
-
-    @property
-    def slug(self) -> str:
-        return max(self.scores, key=self.scores.__getitem__)
-
-    @property
-    def confidence(self) -> float:
-        return self.scores[self.slug]
-
-    def top(self, k: int = 3) -> list[tuple[str, float]]:
-        return sorted(self.scores.items(), key=lambda kv: kv[1], reverse=True)[:k]
-
-
-class Classifier(Protocol):
-    """What the worker serves and ``python -m training predict`` uses, whatever the model kind."""
-
-    version: str
-    path: Path
-
-    def predict(self, articles: Sequence[Article]) -> list[Prediction]: ...
-
-
-Truncation = Literal["head", "head_tail"]
-# head_tail keeps this share of the body's token budget from its start and the rest from its end
-# (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?": head 128 + tail 382 of 510 tokens).
-HEAD_SHARE = 0.25
-
-
-def cut_body(ids: list[int], budget: int, truncation: Truncation = "head") -> list[int]:
-    """At most ``budget`` body token ids: the first ones, or (head_tail) the first quarter and the last rest."""
-    if len(ids) <= budget:
-        return ids
-    if truncation == "head" or budget < 4:
-        return ids[:budget]
-    head = int(budget * HEAD_SHARE)
-    return ids[:head] + ids[len(ids) - (budget - head) :]
-
-
-# A token covers at least one character (livedoor text averages under two), so a body's first and last
-# CHARS_PER_TOKEN_BOUND × max_length characters, cut at a sentence end, hold every token that can be kept.
-CHARS_PER_TOKEN_BOUND = 4
-_SENTENCE_END = re.compile(r"[。！？!?\n]")
-
-
-def body_prefix(body: str, max_length: int) -> str:
-    """The body up to the first sentence end after ``CHARS_PER_TOKEN_BOUND * max_length`` characters."""
-    cut = CHARS_PER_TOKEN_BOUND * max_length
-    if len(body) <= cut:
-        return body
-    end = _SENTENCE_END.search(body, cut)
-    return body if end is None else body[: end.end()]
-
-
-def body_suffix(body: str, max_length: int) -> str:
-    """The body from the last sentence start before its final ``CHARS_PER_TOKEN_BOUND * max_length`` characters."""
-    cut = len(body) - CHARS_PER_TOKEN_BOUND * max_length
-    if cut <= 0:
-        return body
-    starts = [m.end() for m in _SENTENCE_END.finditer(body, 0, cut)]
-    return body[starts[-1] :] if starts else body
-
-
-def body_ids(
-    tokenizer: PreTrainedTokenizerBase, body: str, budget: int, max_length: int, truncation: Truncation
-) -> list[int]:
-    """The body's token ids after :func:`cut_body`, tokenising only the parts of a long body that can be kept.
-
-    A megabyte pasted into Slack costs no more than an ordinary article: the ids are the same as cutting the
-    whole body's ids (tested), because the head (and tail) come from a prefix (and suffix) that holds more
-    tokens than the budget, cut at sentence ends where the word segmentation starts afresh.
-    """
-
-    def ids(text: str) -> list[int]:
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    head_budget = budget if truncation == "head" or budget < 4 else int(budget * HEAD_SHARE)
-    prefix = body_prefix(body, max_length)
-    if prefix == body:
-        return cut_body(ids(body), budget, truncation)
-    head = ids(prefix)
-    if len(head) < budget:  # unusually long tokens: the prefix does not fill the budget
-        return cut_body(ids(body), budget, truncation)
-    if head_budget == budget:
-        return head[:budget]
-    suffix = body_suffix(body, max_length)
-    tail = ids(suffix)
-    tail_budget = budget - head_budget
-    if len(suffix) >= len(body) - len(prefix) or len(tail) < tail_budget:
-        return cut_body(ids(body), budget, truncation)
-    return head[:head_budget] + tail[len(tail) - tail_budget :]
-
-
-def encode_article(
-    tokenizer: PreTrainedTokenizerBase, article: Article, max_length: int, truncation: Truncation = "head"
-) -> dict[str, Any]:
-    """Title and body as a sentence pair with only the body truncated (the body alone if there is no title).
-
-    ``truncation`` is how a long body is cut: its head, or its head and tail (``head_tail``).
-    """
-    title = article.title[:MAX_TITLE_CHARS]
-    if title and article.body:
-        first_ids = tokenizer(title, add_special_tokens=False)["input_ids"]
-        first_ids = first_ids[: max(1, (max_length - tokenizer.num_special_tokens_to_add(pair=True)) // 2)]
-        budget = max_length - tokenizer.num_special_tokens_to_add(pair=True) - len(first_ids)
-        second_ids = body_ids(tokenizer, article.body, budget, max_length, truncation)
-        return dict(tokenizer.prepare_for_model(first_ids, second_ids, truncation=False))
-    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    only_ids = body_ids(tokenizer, title or article.body, budget, max_length, truncation)
-    return dict(tokenizer.prepare_for_model(only_ids, None, truncation=False))
 
 
 def length_chunks(lengths: Sequence[int], batch_size: int, max_padding: float = CPU_MAX_PADDING) -> list[list[int]]:
@@ -169,29 +47,34 @@ def length_chunks(lengths: Sequence[int], batch_size: int, max_padding: float = 
     return chunks
 
 
-def validate_label_map(id2label: dict[int, str], where: Path) -> list[str]:
-    """The slugs in label-id order; raises :class:`InvalidModelError` unless they are exactly the nine."""
-    labels = [id2label[i] for i in sorted(id2label)]
-    if sorted(labels) != sorted(SLUGS):
-        raise InvalidModelError(f"{where}: id2label must hold the nine category slugs, found {labels}")
-    return labels
-
-
 def pick_device(requested: str | None = None) -> torch.device:
+    """The device asked for, else CUDA when there is one, else the CPU."""
     if requested:
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def gpu_batch_size(device: torch.device, max_length: int, hidden: int = 768, heads: int = 12, cap: int = 512) -> int:
-    """Articles per forward pass that fit in half the GPU's free memory at ``max_length`` tokens (16-bit).
+def batch_size_for_memory(
+    free_bytes: int, max_length: int, hidden: int = 768, heads: int = 12, floor: int = 8, cap: int = 512
+) -> int:
+    """Articles per forward pass that fit in half of ``free_bytes`` at ``max_length`` tokens (16-bit values),
+    between ``floor`` and ``cap``.
 
     Inference keeps one layer's activations at a time: the attention scores (heads x L x L) and the
     feed-forward block (L x 4·hidden), counted three times over for temporaries.
     """
-    free, _total = torch.cuda.mem_get_info(device)
     per_article = 3 * 2 * (heads * max_length * max_length + max_length * 4 * hidden)
-    return max(8, min(cap, int(free * 0.5) // per_article))
+    return max(floor, min(cap, (free_bytes // 2) // per_article))
+
+
+def gpu_batch_size(device: torch.device, max_length: int, hidden: int = 768, heads: int = 12, cap: int = 512) -> int:
+    """:func:`batch_size_for_memory` of the memory the GPU ``device`` has free now."""
+    free, _total = torch.cuda.mem_get_info(device)
+    return batch_size_for_memory(int(free), max_length, hidden, heads, cap=cap)
+
+
+# The tokenizer of a pool process, loaded once by its initializer.
+_POOL_TOKENIZER: PreTrainedTokenizerBase | None = None
 
 
 def _pool_tokenizer_init(path: str) -> None:
@@ -202,9 +85,6 @@ def _pool_tokenizer_init(path: str) -> None:
 def _pool_encode(articles: list[Article], max_length: int, truncation: Truncation) -> list[dict[str, Any]]:
     assert _POOL_TOKENIZER is not None
     return [encode_article(_POOL_TOKENIZER, a, max_length, truncation) for a in articles]
-
-
-_POOL_TOKENIZER: PreTrainedTokenizerBase | None = None
 
 
 class BertClassifier:
@@ -315,16 +195,3 @@ class BertClassifier:
         for position, row in zip(order, probs, strict=True):
             out[position] = Prediction(dict(zip(self.labels, row, strict=True)))
         return [p for p in out if p is not None]
-
-
-def load_classifier(path: Path, version: str | None = None, *, device: str | None = None) -> Classifier:
-    """Load the classifier saved in ``path``: the linear model's files, or a save_pretrained folder."""
-    if not path.is_dir():
-        raise ModelNotFoundError(f"{path} is not a model folder")
-    from training.linear import LinearClassifier, is_linear_folder
-
-    if is_linear_folder(path):
-        return LinearClassifier(path, version)
-    if not (path / "config.json").is_file():
-        raise InvalidModelError(f"{path}: no config.json (not a save_pretrained folder, or half-written)")
-    return BertClassifier(path, version, device=device)
