@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MIN_BODY_CHARS = 100
 # At most this much HTML (characters) goes to the extractor; a longer page loses its scripts, styles and comments
 # first. Far more than an article page's markup, and a few seconds of extraction for the most pathological one.
-MAX_EXTRACT_CHARS = 1_000_000
+MAX_EXTRACT_CHARS = 500_000
 # Extraction time when no link deadline applies (article_from_page called on its own).
 EXTRACT_TIMEOUT_S = 10.0
 # A page fetched just before the link's deadline still gets this long to be extracted.
