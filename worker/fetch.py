@@ -13,10 +13,16 @@ a public name that resolves (or redirects) to an internal address must not make 
   and the Host header is the URL's. Odd spellings (``http://2130706433/``, ``0x7f.1``, ``0177.0.0.1``) resolve
   to the address they mean and are judged on it.
 - Redirects are followed by hand, at most :data:`MAX_REDIRECTS`, each hop through the same guard.
-- One deadline for the whole fetch (connect, TLS, every read, every hop): no read may wait past it.
+- One deadline for the whole fetch (DNS, connect, TLS, every read, every hop): no wait goes past it. The name
+  is resolved in a helper thread that is given up on at the deadline (``getaddrinfo`` itself cannot be
+  interrupted); the resolver is injectable (``resolver=``) for tests.
 - A Content-Length above the byte limit is refused before reading; a body without one stops at the limit.
+- Content-Encoding: the raw bytes are read, never httpx's decoded ones. One layer of ``gzip`` or ``deflate``
+  is inflated here with a bounded decompressor, so the byte limit counts the decoded bytes (a 1 MB gzip bomb
+  of 1 GiB stops at the limit after inflating just that much); any other or stacked encoding is refused.
 - Only HTML and plain text; the bytes are decoded from the header's charset, a BOM or ``<meta charset>``,
-  else by trying UTF-8, then Shift_JIS (cp932) and EUC-JP.
+  else by trying UTF-8, then Shift_JIS (cp932) and EUC-JP. A declared charset that is not a text encoding
+  (``base64``, ``rot13``, ``zip``) or cannot read arbitrary bytes (``idna``, ``undefined``) is ignored.
 - ``allowed_networks`` (FETCH_ALLOWED_NETWORKS) lets an intranet deployment (and the tests) reach named
   private networks.
 """
@@ -28,9 +34,11 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 import typing
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import httpcore
@@ -40,6 +48,9 @@ from common.exceptions import LinkRefusedError, LinkUnreachableError, Unsupporte
 from common.settings import IPNetwork, Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) -> the addresses it resolves to, as text; raises OSError when it cannot be resolved.
+Resolver = Callable[[str, int], Sequence[str]]
+T = typing.TypeVar("T")
 
 MAX_REDIRECTS = 5
 USER_AGENT = "newsbot/0.1 (+Slack news classifier; fetches only links users post)"
@@ -65,6 +76,10 @@ _CHARSET_ALIASES = {
     "euc-jp": "euc_jp",
     "x-euc-jp": "euc_jp",
 }
+# Text codecs that still cannot decode a web page: they fail on arbitrary bytes or read backslash escapes.
+_NOT_PAGE_CODECS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"})
+# Content-Encodings inflated here (one layer at most); "identity" and none at all mean the raw bytes.
+_INFLATED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 
 
 def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
@@ -101,11 +116,43 @@ def is_public(ip: IPAddress) -> bool:
     )
 
 
+def call_with_timeout(function: Callable[[], T], timeout_s: float, name: str) -> T:
+    """``function()`` run in a daemon thread; :class:`TimeoutError` if it has not returned within ``timeout_s``.
+
+    For work that cannot be interrupted (``getaddrinfo``, an HTML parser): the caller stops waiting at its
+    deadline and the thread is left to finish on its own, so such work must be bounded in some other way too.
+    Its exception, if it raises one, is re-raised here.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(function())
+        except BaseException as exc:  # noqa: BLE001 - handed over to the waiting thread, which re-raises it
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join(max(timeout_s, 0.0))
+    if thread.is_alive():
+        raise TimeoutError(f"{name} did not finish within {timeout_s:.3g} s")
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, from the operating system's resolver."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
 class AddressPolicy:
     """Which addresses the fetcher may connect to: public ones, and those in ``allowed_networks``."""
 
-    def __init__(self, allowed_networks: Sequence[IPNetwork] = ()) -> None:
+    def __init__(self, allowed_networks: Sequence[IPNetwork] = (), resolver: Resolver = system_resolver) -> None:
         self.allowed_networks = tuple(allowed_networks)
+        self.resolver = resolver
 
     def allows(self, ip: IPAddress) -> bool:
         inner = embedded_ipv4(ip)
@@ -114,15 +161,25 @@ class AddressPolicy:
                 return True
         return is_public(ip)
 
-    def resolve(self, host: str, port: int) -> list[IPAddress]:
-        """Every address ``host`` resolves to; raises :class:`LinkRefusedError` unless all of them are allowed."""
+    def resolve(self, host: str, port: int, timeout_s: float | None = None) -> list[IPAddress]:
+        """Every address ``host`` resolves to, within ``timeout_s``; refused (``_RefusedAddress``) unless all are
+        allowed, ``httpcore.ConnectTimeout`` when the resolver is slower than that."""
+        name = host.strip("[]")
         try:
-            infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
+            if timeout_s is None:
+                found = self.resolver(name, port)
+            else:
+                found = call_with_timeout(lambda: self.resolver(name, port), timeout_s, f"resolve {name}")
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host!r} took longer than the fetch's time") from exc
+        except (OSError, UnicodeError, ValueError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
         addresses: list[IPAddress] = []
-        for info in infos:
-            ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        for text in found:
+            try:
+                ip = ipaddress.ip_address(str(text).split("%", 1)[0])
+            except ValueError as exc:
+                raise httpcore.ConnectError(f"cannot resolve {host!r}: odd address {text!r}") from exc
             if ip not in addresses:
                 addresses.append(ip)
         refused = [ip for ip in addresses if not self.allows(ip)]
@@ -184,7 +241,10 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        addresses = self.policy.resolve(host, port)
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ConnectTimeout("the fetch's total time is used up")
+        addresses = self.policy.resolve(host, port, left)  # resolution counts against the deadline too
         last: Exception | None = None
         for ip in addresses:
             left = self.deadline - time.monotonic()
@@ -244,34 +304,110 @@ class FetchedPage:
 
 
 def normalise_charset(name: str | None) -> str | None:
-    """A Python codec name for a declared charset, or None if it is unknown."""
+    """A Python codec name for a declared charset, or None if it is unknown or cannot decode a page.
+
+    Only text encodings that read arbitrary bytes count: ``base64``, ``rot13``, ``hex``, ``zip`` (bytes-to-bytes
+    codecs) and ``idna``, ``punycode``, ``undefined`` or the backslash-escape codecs are not page charsets.
+    """
     if not name:
         return None
     name = name.strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_PAGE_CODECS:
+        return None
+    return info.name
+
+
+def _decode(body: bytes, charset: str) -> str | None:
+    """``body`` read as ``charset`` with replacement characters, or None if the codec fails anyway."""
+    try:
+        return body.decode(charset, "replace")
+    except (LookupError, UnicodeError, ValueError, TypeError):
         return None
 
 
 def decode_body(body: bytes, header_charset: str | None) -> tuple[str, str]:
-    """Decode a page: header charset, BOM, ``<meta charset>``, then UTF-8 / Shift_JIS / EUC-JP by trial."""
+    """Decode a page: header charset, BOM, ``<meta charset>``, then UTF-8 / Shift_JIS / EUC-JP by trial.
+
+    Never raises: a declared charset that is unknown or not a text encoding is passed over.
+    """
     if body.startswith(codecs.BOM_UTF8):
         return body[len(codecs.BOM_UTF8) :].decode("utf-8", "replace"), "utf-8"
     declared = [normalise_charset(header_charset)]
     match = _META_CHARSET.search(body[:8192])
     if match:
-        declared.append(normalise_charset(match.group(1).decode("ascii", "ignore")))
+        meta = normalise_charset(match.group(1).decode("ascii", "ignore"))
+        # A <meta> readable as ASCII cannot be in UTF-16/32: browsers read such a page as UTF-8 (WHATWG).
+        declared.append("utf-8" if meta and meta.startswith(("utf-16", "utf-32")) else meta)
     for charset in declared:
         if charset:
-            return body.decode(charset, "replace"), charset
+            text = _decode(body, charset)
+            if text is not None:
+                return text, charset
     for charset in ("utf-8", "cp932", "euc_jp"):
         try:
             return body.decode(charset), charset
         except UnicodeDecodeError:
             continue
     return body.decode("utf-8", "replace"), "utf-8"
+
+
+def content_encodings(values: Iterable[str]) -> list[str]:
+    """The Content-Encoding header values as a list of codings, outermost last, without ``identity``."""
+    codings = [part.strip().lower() for value in values for part in value.split(",")]
+    return [coding for coding in codings if coding and coding != "identity"]
+
+
+def _until_deadline(chunks: Iterable[bytes], deadline: float) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the fetch's total time is used up")
+
+
+class _BoundedInflater:
+    """Inflates one layer of gzip or deflate, never producing more than ``limit`` + 1 bytes in all.
+
+    ``zlib.decompressobj(...).decompress(data, max_length)`` keeps the input it did not inflate; once the output
+    passes the limit the rest is never inflated, so a bomb costs the limit in memory, not its decoded size.
+    """
+
+    def __init__(self, url: str, encoding: str, limit: int) -> None:
+        self.url = url
+        self.encoding = encoding
+        self.limit = limit
+        # gzip, or zlib-wrapped deflate (the header tells which); raw deflate is tried when that fails.
+        self._inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        self._started = False
+
+    def _feed(self, data: bytes, room: int) -> bytes:
+        try:
+            return self._inflater.decompress(data, room)
+        except zlib.error:
+            if self._started or self.encoding != "deflate":
+                raise
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent without its zlib wrapper
+            return self._inflater.decompress(data, room)
+
+    def inflate(self, raw: Iterable[bytes]) -> Iterator[bytes]:
+        produced = 0
+        try:
+            for data in raw:
+                if self._inflater.eof:
+                    break  # trailing bytes after the compressed stream are ignored
+                out = self._feed(data, self.limit + 1 - produced)
+                self._started = self._started or bool(out) or len(data) >= 2
+                produced += len(out)
+                yield out
+                if produced > self.limit:
+                    return
+            yield self._inflater.flush(max(self.limit + 1 - produced, 1))
+        except zlib.error as exc:
+            raise UnsupportedContentError(self.url, f"the {self.encoding} body cannot be decoded: {exc}") from None
 
 
 class GuardedFetcher:
@@ -284,8 +420,9 @@ class GuardedFetcher:
         timeout_s: float = 10.0,
         max_bytes: int = 5 * 1024 * 1024,
         max_redirects: int = MAX_REDIRECTS,
+        resolver: Resolver = system_resolver,
     ) -> None:
-        self.policy = AddressPolicy(allowed_networks)
+        self.policy = AddressPolicy(allowed_networks, resolver)
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -353,16 +490,20 @@ class GuardedFetcher:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_bytes:
             raise UnsupportedContentError(url, f"Content-Length {length} is over {self.max_bytes} bytes")
+        encodings = content_encodings(response.headers.get_list("content-encoding"))
+        if len(encodings) > 1 or (encodings and encodings[0] not in _INFLATED_ENCODINGS):
+            raise UnsupportedContentError(url, f"Content-Encoding {', '.join(encodings)!r} is not accepted")
+        # The raw bytes (httpx would inflate every encoding in full, before any limit is checked).
+        raw = _until_deadline(response.iter_raw(_CHUNK), deadline)
+        chunks = _BoundedInflater(url, encodings[0], self.max_bytes).inflate(raw) if encodings else raw
         body = bytearray()
         truncated = False
-        for chunk in response.iter_bytes(_CHUNK):
+        for chunk in chunks:
             body += chunk
             if len(body) > self.max_bytes:
                 del body[self.max_bytes :]
                 truncated = True
                 break
-            if time.monotonic() > deadline:
-                raise httpx.ReadTimeout("the fetch's total time is used up")
         charset_match = re.search(r"charset\s*=\s*([^;\s]+)", params, re.IGNORECASE)
         text, charset = decode_body(bytes(body), charset_match.group(1) if charset_match else None)
         if truncated:
