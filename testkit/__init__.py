@@ -1,1 +1,5 @@
-"""Dev-only helpers shared by tests, benchmarks and scripts: a fake Slack Web API and Socket Mode server, Slack request signing, a private redis-server, tiny BERT models and sample articles. Never imported by the product."""
+"""Dev-only helpers shared by tests, benchmarks and scripts.
+
+A fake Slack Web API and Socket Mode server, Slack request signing, a private redis-server, tiny BERT models and
+sample articles. Never imported by the product.
+"""
