@@ -14,6 +14,7 @@ import pytest
 import redis
 from rq import Queue
 
+from common import state
 from common.feedback import FeedbackStore
 from common.jobs import (
     CLASSIFY_JOB,
@@ -24,10 +25,9 @@ from common.jobs import (
     RETRAIN_PROMOTE_ACTION,
     ROLLBACK_JOB,
     STATUS_JOB,
-    TRAINING_LOCK_KEY,
-    classification_key,
 )
 from common.queues import SERIALIZER
+from common.state import ClassificationRecord
 from testkit.fake_slack import FakeSlack
 from testkit.processes import Proc, product_env, start_bot
 from testkit.redis_server import RedisServer, free_port
@@ -130,7 +130,7 @@ def test_retrain_by_a_non_admin_is_refused_and_enqueues_nothing(
         assert "管理者のみ" in refusal["text"] and "only newsbot admins" in refusal["text"]
         assert refusal["response_type"] == "ephemeral"
     assert jobs(redis_conn, "train") == [] and jobs(redis_conn, "classify") == []
-    assert redis_conn.get(TRAINING_LOCK_KEY) is None
+    assert state.training_lock(redis_conn) is None
     users_info = [c.params.get("user") for c in fake_slack.calls_to("users.info")]
     assert users_info and set(users_info) == {"UNOBODY"}  # asked Slack once per minute at most, then cached
 
@@ -152,7 +152,7 @@ def test_malformed_retrain_options_are_refused_before_anything_runs(
     (answer,) = wait_response(fake_slack, "bad")
     assert reason in answer["text"] and "オプションが正しくありません" in answer["text"]
     assert jobs(redis_conn, "train") == []
-    assert redis_conn.get(TRAINING_LOCK_KEY) is None
+    assert state.training_lock(redis_conn) is None
 
 
 def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
@@ -175,8 +175,8 @@ def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
     # A second /retrain while the first is still queued answers with its status and starts nothing.
     slash_command(bot_url, "/retrain", "force", user=ADMIN, response_url=fake_slack.response_url("r2"))
     (busy,) = wait_response(fake_slack, "r2")
-    held = redis_conn.get(TRAINING_LOCK_KEY)
-    assert held is not None and held.decode() in busy["text"]
+    held = state.training_lock(redis_conn)
+    assert held is not None and held.job_id in busy["text"]
     assert "already" in busy["text"] and "すでに実行中" in busy["text"]
     assert len(jobs(redis_conn, "train")) == 1
 
@@ -193,19 +193,18 @@ def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
 # --- feedback ------------------------------------------------------------------------------------------------
 def classified(conn: redis.Redis, record_id: str, slug: str = "sports-watch") -> dict[str, Any]:
     """A classification record as the worker leaves it, and its reply message as Slack shows it."""
-    conn.hset(
-        classification_key(record_id),
-        mapping={
-            "text": "日本代表は試合終了間際のゴールで勝利した。",
-            "title": "",
-            "url": "",
-            "slug": slug,
-            "model_version": "20260101-000000-tiny0001",
-            "channel": "C42",
-            "ts": "1700000001.000100",
-            "created_at": "1700000001",
-        },
+    record = ClassificationRecord(
+        record_id=record_id,
+        title="",
+        body="日本代表は試合終了間際のゴールで勝利した。",
+        url="",
+        slug=slug,
+        model_version="20260101-000000-tiny0001",
+        channel="C42",
+        ts="1700000001.000100",
+        created_at="1700000001",
     )
+    state.put_classification(conn, record)
     return {
         "type": "message",
         "ts": "1700000001.000100",
