@@ -10,8 +10,8 @@ import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from common.articles import Article
-from newsmodel.inference import MAX_TITLE_CHARS, Truncation, body_prefix, body_suffix, cut_body, encode_article
 from testkit.samples import SAMPLES
+from newsmodel.inference import MAX_TITLE_CHARS, Truncation, body_prefix, body_suffix, cut_body, encode_article
 
 
 def reference(tok: PreTrainedTokenizerBase, article: Article, max_length: int, truncation: Truncation) -> Any:

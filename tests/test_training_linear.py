@@ -11,8 +11,8 @@ import pytest
 from common.articles import Article
 from common.exceptions import InvalidModelError
 from common.labels import SLUGS
-from newsmodel.inference import load_classifier
 from testkit.samples import SAMPLES
+from newsmodel.inference import load_classifier
 from training.linear import LinearClassifier, features, fit_linear, is_linear_folder
 
 FILLER = ["今後の動向に注目が集まっている。", "関係者は次のように話した。", "詳しくは公式サイトで確認してほしい。"]

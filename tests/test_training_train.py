@@ -16,10 +16,10 @@ import pytest
 from common.articles import Article
 from common.exceptions import TrainingError
 from common.labels import SLUGS
-from newsmodel import registry
 from testkit.fake_corpus import build_archive
 from testkit.processes import REPO_ROOT, product_env
 from testkit.samples import SAMPLES
+from newsmodel import registry
 from training.api import Progress, TrainOptions, evaluate, train
 from training.cli import main
 from training.split import read_split

@@ -13,13 +13,13 @@ from rq.registry import FailedJobRegistry
 from common import state
 from common.queues import classify_queue
 from common.state import ServingState
-from newsmodel.registry import set_current
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify
 from testkit.processes import product_env, start_worker
 from testkit.redis_server import RedisServer
 from testkit.samples import all_texts
 from testkit.tiny_bert import build_tiny_bert
+from newsmodel.registry import set_current
 
 V1 = "20260101-000000-tiny0001"
 V2 = "20260102-000000-tiny0002"
