@@ -30,8 +30,9 @@ import redis
 from rq import Queue, Worker
 from rq.job import Job
 
-from common.jobs import CLASSIFY_JOB, SERVING_KEY_PREFIX, ClassifyRequest
+from common.jobs import CLASSIFY_JOB, ClassifyRequest
 from common.queues import SERIALIZER
+from common.state import ServingState
 from testkit.fake_slack import FakeSlack
 from testkit.processes import REPO_ROOT, Proc, product_env
 from testkit.redis_server import RedisServer
@@ -124,7 +125,7 @@ def main() -> None:
             env = product_env(REDIS_URL=server.url, SLACK_API_URL=slack.api_url, MODEL_PATH=str(model_dir))
             proc = Proc("worker", ["-m", "worker", "--name", PRODUCT_NAME], env, Path(tmp))
             try:
-                wait_until(lambda: conn.exists(f"{SERVING_KEY_PREFIX}{PRODUCT_NAME}"), proc, "model loaded")
+                wait_until(lambda: conn.exists(ServingState.key_for(PRODUCT_NAME)), proc, "model loaded")
                 calls = [
                     (
                         CLASSIFY_JOB,

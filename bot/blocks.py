@@ -7,6 +7,7 @@ from typing import Any
 from common.feedback import FeedbackCounts
 from common.jobs import FEEDBACK_CHOOSE_ACTION
 from common.labels import CATEGORIES, category
+from common.state import TrainingProgress
 
 # The context block with the feedback counts on a classification reply; replaced on every click.
 COUNTS_BLOCK_ID = "newsbot_feedback_counts"
@@ -67,15 +68,15 @@ def category_select(record_id: str, predicted: str, current: str | None) -> list
     ]
 
 
-def training_summary(job_id: str, progress: dict[str, str]) -> str:
-    """One line on the training in hand, from the progress hash the retrain job keeps."""
-    if progress.get("job_id") != job_id:
+def training_summary(job_id: str, progress: TrainingProgress | None) -> str:
+    """One line on the training in hand, from the progress the retrain job publishes."""
+    if progress is None or progress.job_id != job_id:
         return f"学習 `{job_id}` は順番待ちです。/ Training `{job_id}` is queued."
-    parts = [f"phase: {progress.get('phase', '?')}"]
-    if progress.get("epoch"):
-        parts.append(f"epoch {float(progress['epoch']):.2f}")
-    if progress.get("total_steps") and progress.get("total_steps") != "0":
-        parts.append(f"step {progress.get('step', '0')}/{progress['total_steps']}")
-    if progress.get("eta_s"):
-        parts.append(f"ETA {float(progress['eta_s']):.0f} s")
+    parts = [f"phase: {progress.phase or '?'}"]
+    if progress.epoch is not None:
+        parts.append(f"epoch {progress.epoch:.2f}")
+    if progress.total_steps:
+        parts.append(f"step {progress.step}/{progress.total_steps}")
+    if progress.eta_s is not None:
+        parts.append(f"ETA {progress.eta_s:.0f} s")
     return f"学習 `{job_id}` を実行中 / Training `{job_id}` in progress: " + ", ".join(parts)

@@ -5,36 +5,32 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis import Redis, WatchError
+from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from common import state
 from common.exceptions import TrainingInProgressError
 from common.jobs import (
     CLASSIFY_JOB,
     RETRAIN_JOB,
     ROLLBACK_JOB,
     STATUS_JOB,
-    TRAINING_LOCK_KEY,
-    TRAINING_PROGRESS_KEY,
     AdminRequest,
     ClassifyRequest,
     RetrainRequest,
     job_id_for,
 )
 from common.queues import SERIALIZER, classify_queue, train_queue
+from common.state import JOB_FAILURE_TTL_S, JOB_RESULT_TTL_S, TrainingProgress
 
 log = logging.getLogger(__name__)
 
-# How long a delivery id is remembered. Slack retries an event for about 5 minutes; keep it a day.
-DEDUPE_TTL_S = 24 * 3600
 CLASSIFY_JOB_TIMEOUT_S = 60
 # A classify job that fails (Slack down, a page timing out) runs again after these pauses; the user is told
 # it failed only after the last one. slack_sdk's own handlers already retried within each attempt.
 CLASSIFY_RETRY_INTERVALS_S = [5, 15, 60]
-RESULT_TTL_S = 7 * 24 * 3600
-FAILURE_TTL_S = 30 * 24 * 3600
 ADMIN_JOB_TIMEOUT_S = 60
 # A training job whose status is one of these no longer holds the training lock (a crashed worker's job).
 _ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -50,11 +46,11 @@ class JobSubmitter:
         self.train = train_queue(connection)
 
     def _claim(self, delivery_key: str) -> bool:
-        """True the first time ``delivery_key`` is seen (atomic SET NX with a TTL)."""
-        return bool(self.connection.set(f"newsbot:delivery:{delivery_key}", "1", nx=True, ex=DEDUPE_TTL_S))
+        """True the first time ``delivery_key`` is seen."""
+        return state.claim_delivery(self.connection, delivery_key)
 
     def _release(self, delivery_key: str) -> None:
-        self.connection.delete(f"newsbot:delivery:{delivery_key}")
+        state.release_delivery(self.connection, delivery_key)
 
     def _enqueue_once(
         self, queue: Queue, func: str, payload: dict[str, Any], delivery_key: str, kind: str, **options: Any
@@ -70,8 +66,8 @@ class JobSubmitter:
                 args=(payload,),
                 job_id=job_id,
                 unique=True,
-                result_ttl=RESULT_TTL_S,
-                failure_ttl=FAILURE_TTL_S,
+                result_ttl=JOB_RESULT_TTL_S,
+                failure_ttl=JOB_FAILURE_TTL_S,
                 **options,
             )
         except DuplicateJobError:
@@ -113,35 +109,23 @@ class JobSubmitter:
 
     def running_training(self) -> str | None:
         """The id of the training job that is queued or running, or None (a stale lock is cleared)."""
-        held = self.connection.get(TRAINING_LOCK_KEY)
-        if not held:
+        lock = state.training_lock(self.connection)
+        if lock is None:
             return None
-        job_id = held.decode() if isinstance(held, bytes) else str(held)
         try:
-            status = Job.fetch(job_id, connection=self.connection, serializer=SERIALIZER).get_status()
+            status = Job.fetch(lock.job_id, connection=self.connection, serializer=SERIALIZER).get_status()
         except NoSuchJobError:
             status = None
         if status is not None and status not in _ENDED:
-            return job_id
+            return lock.job_id
         # The job ended without releasing the lock (its worker died): release it, unless it changed meanwhile.
-        with self.connection.pipeline() as pipe:
-            try:
-                pipe.watch(TRAINING_LOCK_KEY)  # type: ignore[no-untyped-call]
-                if pipe.get(TRAINING_LOCK_KEY) == held:
-                    pipe.multi()
-                    pipe.delete(TRAINING_LOCK_KEY)
-                    pipe.execute()
-            except WatchError:
-                return self.running_training()
-        log.warning("released the training lock of ended job %s (%s)", job_id, status)
+        if not state.release_training_lock(self.connection, lock.job_id):
+            return self.running_training()
+        log.warning("released the training lock of ended job %s (%s)", lock.job_id, status)
         return None
 
-    def training_progress(self) -> dict[str, str]:
-        raw: dict[Any, Any] = self.connection.hgetall(TRAINING_PROGRESS_KEY)
-        return {
-            (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
-            for k, v in raw.items()
-        }
+    def training_progress(self) -> TrainingProgress | None:
+        return state.training_progress(self.connection)
 
     def submit_retrain(self, request: RetrainRequest, delivery_key: str, timeout_s: int) -> str | None:
         """Enqueue a training job on the ``train`` queue, the only one queued or running.
@@ -153,13 +137,13 @@ class JobSubmitter:
         running = self.running_training()
         if running is not None:
             raise TrainingInProgressError(running)
-        # The lock outlives the job's own timeout only by a margin, in case nothing ever releases it.
-        if not self.connection.set(TRAINING_LOCK_KEY, job_id, nx=True, ex=timeout_s + 3600):
-            held = self.connection.get(TRAINING_LOCK_KEY)
-            raise TrainingInProgressError(held.decode() if isinstance(held, bytes) else str(held))
+        while not state.acquire_training_lock(self.connection, job_id, timeout_s):
+            held = state.training_lock(self.connection)
+            if held is not None:  # else it was released meanwhile: try again
+                raise TrainingInProgressError(held.job_id)
         if not self._claim(delivery_key):
             log.info("duplicate delivery %s ignored", delivery_key)
-            self._release_lock(job_id)
+            state.release_training_lock(self.connection, job_id)
             return None
         try:
             self.train.enqueue_call(
@@ -168,17 +152,13 @@ class JobSubmitter:
                 job_id=job_id,
                 unique=True,
                 timeout=timeout_s,
-                result_ttl=RESULT_TTL_S,
-                failure_ttl=FAILURE_TTL_S,
+                result_ttl=JOB_RESULT_TTL_S,
+                failure_ttl=JOB_FAILURE_TTL_S,
                 description=f"retrain by {request.user} in {request.channel}",
             )
         except Exception:
             self._release(delivery_key)
-            self._release_lock(job_id)
+            state.release_training_lock(self.connection, job_id)
             raise
         log.info("enqueued training %s for delivery %s", job_id, delivery_key)
         return job_id
-
-    def _release_lock(self, job_id: str) -> None:
-        if self.connection.get(TRAINING_LOCK_KEY) == job_id.encode():
-            self.connection.delete(TRAINING_LOCK_KEY)

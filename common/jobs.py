@@ -8,7 +8,7 @@ process ever unpickles data from Redis.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal, Self
 
 CLASSIFY_QUEUE = "classify"
@@ -21,19 +21,10 @@ STATUS_JOB = "worker.admin.status"  # queue: classify (quick; must not be batche
 ROLLBACK_JOB = "worker.admin.rollback"  # queue: classify
 
 # Block Kit action ids on every classification reply (rendered by the worker, handled by the bot).
-# The buttons' ``value`` is the classification record id (see ``classification_key``).
+# The buttons' ``value`` is the classification record id (see ``common.state.ClassificationRecord``).
 FEEDBACK_CORRECT_ACTION = "feedback_correct"
 FEEDBACK_WRONG_ACTION = "feedback_wrong"
 FEEDBACK_CHOOSE_ACTION = "feedback_choose"
-
-
-def classification_key(record_id: str) -> str:
-    """Redis hash where the worker keeps what it classified (text, predicted slug, model version, reply ts).
-
-    Fields: ``text``, ``title``, ``url``, ``slug``, ``model_version``, ``channel``, ``ts`` (the reply's ts),
-    ``created_at``. Kept without TTL: feedback can arrive days later and feeds retraining.
-    """
-    return f"newsbot:classification:{record_id}"
 
 
 Source = Literal["mention", "command", "shortcut"]
@@ -78,24 +69,6 @@ class ClassifyRequest(Payload):
 
 
 @dataclass(frozen=True, slots=True)
-class ClassifyResult:
-    """What a classify job stores as its RQ result, readable back by job id."""
-
-    slug: str
-    ja: str
-    en: str
-    confidence: float
-    scores: dict[str, float]
-    model_version: str
-    title: str | None = None
-    url: str | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
 class RetrainRequest(Payload):
     """An admin's /retrain: options already validated by the bot, progress shown in ``channel``."""
 
@@ -109,14 +82,8 @@ class RetrainRequest(Payload):
     force: bool = False
 
 
-# --- /retrain: one training at a time, its progress, and the admin jobs ---------------------------
+# --- /retrain and the admin jobs (the training lock and progress live in common.state) -------------
 
-# Holds the id of the queued or running training job (SET NX); the retrain job deletes it when it ends.
-TRAINING_LOCK_KEY = "newsbot:training:lock"
-# Hash with the latest progress of the training in hand (job_id, phase, step, total_steps, epoch, …).
-TRAINING_PROGRESS_KEY = "newsbot:training:progress"
-# Prefix of the hashes where each worker publishes what it serves: ``newsbot:serving:<worker name>``.
-SERVING_KEY_PREFIX = "newsbot:serving:"
 # An admin button on a /retrain report that was not promoted: make that version current anyway.
 RETRAIN_PROMOTE_ACTION = "retrain_promote"
 

@@ -29,6 +29,10 @@ class Prediction:
     def confidence(self) -> float:
         return self.scores[self.slug]
 
+    def top(self, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels with their probabilities, most probable first."""
+        return sorted(self.scores.items(), key=lambda kv: kv[1], reverse=True)[:k]
+
 
 class Classifier(Protocol):
     """What the worker serves and ``python -m training predict`` uses, whatever the model kind."""

@@ -15,6 +15,7 @@ import pytest
 import redis
 from rq import Queue
 
+from common import state
 from common.feedback import FeedbackStore
 from common.jobs import (
     CLASSIFY_JOB,
@@ -25,10 +26,9 @@ from common.jobs import (
     RETRAIN_PROMOTE_ACTION,
     ROLLBACK_JOB,
     STATUS_JOB,
-    TRAINING_LOCK_KEY,
-    classification_key,
 )
 from common.queues import SERIALIZER
+from common.state import ClassificationRecord
 from testkit.fake_slack import FakeSlack
 from testkit.processes import Proc, product_env, start_bot
 from testkit.redis_server import RedisServer, free_port
@@ -169,7 +169,7 @@ def test_retrain_by_a_non_admin_is_refused_and_enqueues_nothing(
         assert "管理者のみ" in refusal["text"] and "only newsbot admins" in refusal["text"]
         assert refusal["response_type"] == "ephemeral"
     assert jobs(redis_conn, "train") == [] and jobs(redis_conn, "classify") == []
-    assert redis_conn.get(TRAINING_LOCK_KEY) is None
+    assert state.training_lock(redis_conn) is None
     users_info = [c.params.get("user") for c in fake_slack.calls_to("users.info")]
     assert users_info and set(users_info) == {"UNOBODY"}  # asked Slack once per minute at most, then cached
 
@@ -191,7 +191,7 @@ def test_malformed_retrain_options_are_refused_before_anything_runs(
     (answer,) = wait_response(fake_slack, "bad")
     assert reason in answer["text"] and "オプションが正しくありません" in answer["text"]
     assert jobs(redis_conn, "train") == []
-    assert redis_conn.get(TRAINING_LOCK_KEY) is None
+    assert state.training_lock(redis_conn) is None
 
 
 def test_a_slack_connect_partners_admin_is_not_an_admin_here(
@@ -230,8 +230,8 @@ def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
     # A second /retrain while the first is still queued answers with its status and starts nothing.
     slash_command(bot_url, "/retrain", "force", user=ADMIN, response_url=fake_slack.response_url("r2"))
     (busy,) = wait_response(fake_slack, "r2")
-    held = redis_conn.get(TRAINING_LOCK_KEY)
-    assert held is not None and held.decode() in busy["text"]
+    held = state.training_lock(redis_conn)
+    assert held is not None and held.job_id in busy["text"]
     assert "already" in busy["text"] and "すでに実行中" in busy["text"]
     assert len(jobs(redis_conn, "train")) == 1
 
@@ -248,19 +248,18 @@ def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
 # --- feedback ------------------------------------------------------------------------------------------------
 def classified(conn: redis.Redis, record_id: str, slug: str = "sports-watch") -> dict[str, Any]:
     """A classification record as the worker leaves it, and its reply message as Slack shows it."""
-    conn.hset(
-        classification_key(record_id),
-        mapping={
-            "text": "日本代表は試合終了間際のゴールで勝利した。",
-            "title": "",
-            "url": "",
-            "slug": slug,
-            "model_version": "20260101-000000-tiny0001",
-            "channel": "C42",
-            "ts": "1700000001.000100",
-            "created_at": "1700000001",
-        },
+    record = ClassificationRecord(
+        record_id=record_id,
+        title="",
+        body="日本代表は試合終了間際のゴールで勝利した。",
+        url="",
+        slug=slug,
+        model_version="20260101-000000-tiny0001",
+        channel="C42",
+        ts="1700000001.000100",
+        created_at="1700000001",
     )
+    state.put_classification(conn, record)
     return {
         "type": "message",
         "ts": "1700000001.000100",
@@ -341,7 +340,8 @@ def test_feedback_clicks_are_stored_replaced_and_counted_on_the_reply(
     assert "Wrong: 1" in counts_block(updates[2].params) and "Topic News" not in counts_block(updates[2].params)
     u2 = store.of_user("rec1", "U2")
     assert u2 is not None and (u2.predicted, u2.chosen, u2.user) == ("sports-watch", "peachy", "U2")
-    assert u2.model_version == "20260101-000000-tiny0001" and u2.text.startswith("日本代表")
+    assert u2.model_version == "20260101-000000-tiny0001"
+    assert store.classification(u2.record_id).body.startswith("日本代表")  # the article: in its record only
     assert [f.user for f in store.for_record("rec1")] == ["U1", "U2"]
 
     # A second "Wrong" from U2 preselects their earlier choice.

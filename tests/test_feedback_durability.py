@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from common import state
 from common.feedback import FeedbackStore
-from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_WRONG_ACTION, classification_key
+from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_WRONG_ACTION
+from common.state import ClassificationRecord
 from testkit.fake_slack import FakeSlack
 from testkit.processes import product_env, start_bot
 from testkit.redis_server import RedisServer, free_port
@@ -26,10 +28,16 @@ def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def test_feedback_clicks_survive_a_redis_restart(tmp_path: Path, aof_redis: RedisServer, fake_slack: FakeSlack) -> None:
     conn = redis.Redis.from_url(aof_redis.url)
-    conn.hset(
-        classification_key("rec1"),
-        mapping={"text": "横綱が千秋楽で優勝を決めた。", "slug": "topic-news", "model_version": "v1", "channel": "C1"},
+    record = ClassificationRecord(
+        record_id="rec1",
+        title="",
+        body="横綱が千秋楽で優勝を決めた。",
+        url="",
+        slug="topic-news",
+        model_version="v1",
+        channel="C1",
     )
+    state.put_classification(conn, record)
     env = product_env(REDIS_URL=aof_redis.url, SLACK_API_URL=fake_slack.api_url, SLACK_SIGNING_SECRET=SECRET)
     port = free_port()
     bot = start_bot(env, port, tmp_path / "run")

@@ -20,16 +20,15 @@ import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
+from common import state
 from common.feedback import FeedbackStore
 from common.jobs import (
     FEEDBACK_CORRECT_ACTION,
     FEEDBACK_WRONG_ACTION,
     RETRAIN_PROMOTE_ACTION,
-    SERVING_KEY_PREFIX,
-    TRAINING_LOCK_KEY,
-    classification_key,
 )
 from common.queues import SERIALIZER
+from common.state import ClassificationRecord
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import Call, FakeSlack
 from testkit.processes import Proc, product_env, start_bot, start_worker
@@ -106,8 +105,8 @@ def wait_serving(conn: redis.Redis, version: str, timeout: float = 60) -> None:
     """Until every classify worker reports serving ``version`` (hot reload)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = [conn.hgetall(key) for key in conn.scan_iter(match=f"{SERVING_KEY_PREFIX}*")]
-        if states and all(s.get(b"version") == version.encode() for s in states):
+        states = state.serving_states(conn)
+        if states and all(s.version == version for s in states):
             return
         time.sleep(0.1)
     raise AssertionError(f"workers still serve {states}, not {version}")
@@ -131,7 +130,7 @@ def test_classify_news_answers_through_response_url_with_feedback_buttons(
     by_action = {b["action_id"]: b["value"] for b in buttons}
     assert set(by_action) == {FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION}
     record_id = by_action[FEEDBACK_CORRECT_ACTION]
-    assert redis_conn.hget(classification_key(record_id), "model_version") == FIRST_VERSION.encode()
+    assert state.get_classification(redis_conn, record_id).model_version == FIRST_VERSION
 
     # A click on that very reply is stored against the worker's record.
     message = {"type": "message", "ts": "1700000009.000100", "text": answer["text"], "blocks": answer["blocks"]}
@@ -152,14 +151,16 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
 ) -> None:
     models: Path = stack["models"]
     # A user's correction, to be used as an extra training example.
-    redis_conn.hset(
-        classification_key("rec-x"),
-        mapping={
-            "text": "新型スマートフォンの料金プランが発表された。",
-            "slug": "peachy",
-            "model_version": FIRST_VERSION,
-        },
+    record = ClassificationRecord(
+        record_id="rec-x",
+        title="",
+        body="新型スマートフォンの料金プランが発表された。",
+        url="",
+        slug="peachy",
+        model_version=FIRST_VERSION,
+        channel=CHANNEL,
     )
+    state.put_classification(redis_conn, record)
     FeedbackStore(redis_conn).record("rec-x", "U5", "smax")
 
     slash_command(
@@ -209,7 +210,7 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     (complete,) = fake_slack.wait_for_calls("files.completeUploadExternal", 1)
     assert complete.params.get("channel_id") == CHANNEL
     assert any(data.startswith(PNG_MAGIC) for data in fake_slack.uploads.values())
-    assert redis_conn.get(TRAINING_LOCK_KEY) is None  # the next /retrain may start
+    assert state.training_lock(redis_conn) is None  # the next /retrain may start
 
     # The guard keeps the current model (it claims a perfect score on the same test split), says so, and offers
     # an admin the button; a non-admin's click changes nothing; the admin's click promotes.
@@ -310,5 +311,6 @@ def test_a_failed_training_says_why_and_leaves_the_current_model_serving(
     assert "no-such-model" in failed.params["text"] and "current model keeps serving" in failed.params["text"]
     assert current(models) == before
     assert sorted(p.name for p in models.iterdir()) == versions_before
-    fake_slack.wait_for(lambda f: redis_conn.get(TRAINING_LOCK_KEY) is None, timeout=10)
-    assert redis_conn.hget("newsbot:training:progress", "phase") == b"failed"
+    fake_slack.wait_for(lambda f: state.training_lock(redis_conn) is None, timeout=10)
+    progress = state.training_progress(redis_conn)
+    assert progress is not None and progress.phase == "failed"

@@ -8,9 +8,10 @@ import pytest
 import redis
 from slack_sdk import WebClient
 
+from common import state
 from common.exceptions import BaseModelNotFoundError
-from common.jobs import TRAINING_PROGRESS_KEY
 from common.settings import Settings
+from common.state import TRAINING_PROGRESS_KEY
 from testkit.fake_slack import FakeSlack
 from training.progress import Progress
 from worker.retrain import ProgressMessage, resolve_base
@@ -32,13 +33,24 @@ def test_updates_are_throttled_but_progress_is_always_recorded(fake_slack: FakeS
     for step in range(1, 6):
         slow.report(progress(step))
     assert fake_slack.calls_to("chat.update") == []  # within the interval: the message is left alone
-    assert redis_conn.hget(TRAINING_PROGRESS_KEY, "step") == b"5"  # …but /retrain status sees the latest
-    assert redis_conn.hget(TRAINING_PROGRESS_KEY, "accuracy") == b"0.5000"
+    shown = state.training_progress(redis_conn)  # …but /retrain status sees the latest
+    assert shown is not None and (shown.job_id, shown.phase, shown.step, shown.accuracy) == (
+        "retrain-1",
+        "train",
+        5,
+        0.5,
+    )
+    assert shown.ts == slow.ts and shown.channel == "C1"
+    assert redis_conn.ttl(TRAINING_PROGRESS_KEY) == -1  # kept as long as the training runs
     slow.finish("done", "finished")
     assert [c.params["text"] for c in fake_slack.calls_to("chat.update")] == ["finished"]  # the end always shows
+    ended = state.training_progress(redis_conn)
+    assert ended is not None and (ended.phase, ended.step, ended.total_steps) == ("done", 5, 10)
+    assert 0 < redis_conn.ttl(TRAINING_PROGRESS_KEY) <= state.TRAINING_PROGRESS_TTL_S  # then kept a day
 
     fake_slack.reset()
     fast = message(fake_slack, redis_conn, interval_s=0)
+    assert redis_conn.ttl(TRAINING_PROGRESS_KEY) == -1  # the next training's progress does not expire mid-way
     for step in range(1, 4):
         fast.report(progress(step))
     texts = [c.params["text"] for c in fake_slack.calls_to("chat.update")]

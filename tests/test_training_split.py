@@ -8,8 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 
+from common import state
+from common.feedback import FeedbackStore
 from common.labels import SLUGS
+from common.state import ClassificationRecord
 from testkit.fake_corpus import build_text_folder
 from training.corpus import CorpusArticle, load_corpus
 from training.examples import load_extra_examples
@@ -55,26 +59,41 @@ def test_split_file_is_written_once_and_reused(articles: list[CorpusArticle], tm
     assert read_split(path) == {row["id"]: row["split"] for row in rows}
 
 
+def correction(conn: redis.Redis, record_id: str, title: str, body: str, chosen: str) -> None:
+    """A classification stored as the worker stores it, corrected by a user as the bot records it."""
+    predicted = "peachy" if chosen != "peachy" else "smax"
+    record = ClassificationRecord(
+        record_id=record_id, title=title, body=body, url="", slug=predicted, model_version="v1", channel="C1"
+    )
+    state.put_classification(conn, record)
+    FeedbackStore(conn).record(record_id, "U1", chosen)
+
+
 def test_extra_examples_skip_unknown_slugs_bad_lines_and_test_articles(
-    articles: list[CorpusArticle], tmp_path: Path
+    articles: list[CorpusArticle], tmp_path: Path, redis_conn: redis.Redis
 ) -> None:
     split = load_or_create_split(articles, tmp_path / "split.jsonl")
     test_article = split.test[0]
+    correction(redis_conn, "r1", "新しいスマホの発表会が開かれた。", "詳細は後日。", "smax")
+    correction(redis_conn, "r2", "", "代表が逆転勝ち", "sports-watch")
+    correction(redis_conn, "r3", test_article.title, test_article.body, test_article.slug)
+    path = tmp_path / "extra.jsonl"
+    assert FeedbackStore(redis_conn).export_corrections(path).written == 3
+    # Lines written by hand (pasted text), and lines no export writes: all must be survived.
     lines = [
-        json.dumps({"text": "新しいスマホの発表会が開かれた。\n詳細は後日。", "slug": "smax"}, ensure_ascii=False),
-        json.dumps({"text": "代表が逆転勝ち", "slug": "sports-watch", "user": "U1"}, ensure_ascii=False),
+        json.dumps({"text": "家電の新製品\n冷蔵庫の新モデルが出た。", "slug": "kaden-channel"}, ensure_ascii=False),
         json.dumps({"text": "何かの記事", "slug": "no-such-category"}, ensure_ascii=False),
         "not json at all",
         json.dumps({"slug": "smax"}),
         json.dumps({"text": f"{test_article.title}\n{test_article.body}", "slug": test_article.slug}),
         "",
     ]
-    path = tmp_path / "extra.jsonl"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path.write_text(path.read_text(encoding="utf-8") + "\n".join(lines), encoding="utf-8")
     extra = load_extra_examples(path, exclude=split.test)
     assert [(a.slug, a.title, a.body) for a in extra.articles] == [
         ("smax", "新しいスマホの発表会が開かれた。", "詳細は後日。"),
         ("sports-watch", "", "代表が逆転勝ち"),
+        ("kaden-channel", "家電の新製品", "冷蔵庫の新モデルが出た。"),
     ]
-    assert extra.skipped == 4
+    assert extra.skipped == 5  # the test article twice, the unknown slug, not JSON, no text
     assert load_extra_examples(None).articles == []

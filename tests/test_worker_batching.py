@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -10,15 +14,19 @@ from rq import Retry
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
-from common.articles import article_from_text
-from common.jobs import classification_key
+from common import state
+from common.articles import Article, article_from_text
 from common.labels import SLUGS
 from common.queues import classify_queue
 from testkit.fake_slack import FakeSlack, Fault
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
 from testkit.samples import SAMPLES
+from worker import jobs
+from worker.classifier import ModelService
+from worker.fetch import GuardedFetcher
 from worker.jobs import Runtime
+from worker.slack import SlackReplier, web_client
 
 OTHER_JOB_RAN_KEY = "test:other-job-ran"
 
@@ -79,11 +87,12 @@ def test_waiting_jobs_share_one_forward_pass_and_each_gets_its_own_result(
         buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
         assert {b["action_id"] for b in buttons} == {"feedback_correct", "feedback_wrong"}
         assert {b["value"] for b in buttons} == {job.id}
-        record = {k.decode(): v.decode() for k, v in redis_conn.hgetall(classification_key(job.id)).items()}
-        assert record["slug"] == expected.slug
-        assert record["ts"] == result["ts"] != ""
-        assert record["channel"] == "C42"
-        assert redis_conn.ttl(classification_key(job.id)) == -1  # kept: feedback may come days later
+        record = state.get_classification(redis_conn, job.id)
+        assert record.slug == expected.slug
+        assert record.ts == result["ts"] != ""
+        assert record.channel == "C42"
+        assert (record.title, record.body) == tuple(text.split("\n", 1))  # the article once, title apart
+        assert redis_conn.ttl(state.ClassificationRecord.key_for(job.id)) == -1  # kept: feedback may come later
 
     assert len(FinishedJobRegistry(queue=queue)) == len(enqueued) + 1
     assert len(StartedJobRegistry(queue=queue)) == 0
@@ -134,3 +143,57 @@ def test_slack_rate_limit_is_waited_out_without_a_duplicate(
     calls = fake_slack.calls_to("chat.postMessage")
     assert [c.status for c in calls] == [429, 200]
     assert calls[1].at - calls[0].at >= 0.9
+
+
+POISON = "この記事はモデルを落とす"
+
+
+class PoisonedModels(ModelService):
+    """The served model, except that any forward pass including a poisoned article raises (as a bad input can)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.passes: list[int] = []  # the size of every forward pass asked for
+
+    def predict(self, articles: Sequence[Article]) -> tuple[list[Any], str]:
+        self.passes.append(len(articles))
+        if any(POISON in article.text for article in articles):
+            raise RuntimeError("CUDA error: device-side assert triggered")
+        return super().predict(articles)
+
+
+def test_a_job_that_breaks_the_shared_forward_pass_fails_alone_and_the_others_are_answered_once(
+    redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack, model_registry: Path
+) -> None:
+    settings = worker_settings(redis_server.url, fake_slack.api_url, model_registry)
+    models = PoisonedModels.from_settings(settings)
+    models.load()
+    jobs.install(
+        Runtime(
+            settings, redis_conn, models, SlackReplier(web_client(settings)), GuardedFetcher.from_settings(settings)
+        )
+    )
+    queue = classify_queue(redis_conn)
+    bodies = [f"ニュース{i}\n{SAMPLES[SLUGS[i % len(SLUGS)]][i % 3]}" for i in range(8)]
+    bodies[5] = f"見出し\n{POISON}。{bodies[5]}"
+    enqueued = [enqueue_classify(queue, f"<@UBOT> {text}", n) for n, text in enumerate(bodies)]
+
+    run_burst(redis_conn)
+
+    # The failing job was isolated by halving: 1 + 2·log2(8) passes at most, not one pass per job.
+    assert len(models.passes) <= 1 + 2 * math.ceil(math.log2(len(bodies)))
+    assert models.passes[0] == len(bodies) and 1 in models.passes
+    posts = fake_slack.calls_to("chat.postMessage")
+    by_thread = Counter(c.params["thread_ts"] for c in posts)
+    assert sorted(by_thread) == sorted(job.args[0]["thread_ts"] for job in enqueued)
+    assert set(by_thread.values()) == {1}  # every job answered exactly once
+    for n, job in enumerate(enqueued):
+        job = Job.fetch(job.id, connection=redis_conn, serializer=queue.serializer)
+        text = next(c.params["text"] for c in posts if c.params["thread_ts"] == job.args[0]["thread_ts"])
+        if n == 5:
+            assert job.get_status() == JobStatus.FAILED
+            assert "reference" in text and "`" in text  # the internal error, with its reference
+        else:
+            assert job.get_status() == JobStatus.FINISHED
+            result = job.return_value()
+            assert result is not None and result["slug"] in SLUGS and f"`{result['slug']}`" in text

@@ -10,8 +10,9 @@ import redis
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
-from common.jobs import SERVING_KEY_PREFIX
+from common import state
 from common.queues import classify_queue
+from common.state import ServingState
 from newsmodel.registry import set_current
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify
@@ -25,10 +26,10 @@ V2 = "20260102-000000-tiny0002"
 BROKEN = "20260101-120000-broken"
 
 
-def serving(conn: redis.Redis) -> dict[str, str]:
-    keys = conn.keys(f"{SERVING_KEY_PREFIX}*")
-    assert len(keys) == 1, keys
-    return {k.decode(): v.decode() for k, v in conn.hgetall(keys[0]).items()}
+def serving(conn: redis.Redis) -> ServingState:
+    states = state.serving_states(conn)
+    assert len(states) == 1, states
+    return states[0]
 
 
 def wait_until(predicate: object, timeout: float = 60.0) -> None:
@@ -65,20 +66,20 @@ def test_current_changes_while_jobs_keep_being_answered(
             time.sleep(0.05)
 
     try:
-        wait_until(lambda: serving(redis_conn).get("version") == V1)
+        wait_until(lambda: serving(redis_conn).version == V1)
         send(10)
         # A broken version becomes current: it is not swapped in; v1 keeps answering; the reason is published.
         set_current(model_registry, BROKEN)
-        wait_until(lambda: serving(redis_conn).get("last_error", "") != "")
-        assert serving(redis_conn)["version"] == V1
-        assert BROKEN in serving(redis_conn)["last_error"]
+        wait_until(lambda: serving(redis_conn).last_error != "")
+        assert serving(redis_conn).version == V1
+        assert BROKEN in serving(redis_conn).last_error
         send(10)
         # Then a good new version: swapped in between batches while jobs keep arriving.
         set_current(model_registry, V2)
         send(20)
-        wait_until(lambda: serving(redis_conn).get("version") == V2)
-        assert serving(redis_conn)["device"] == "cpu"
-        assert serving(redis_conn)["last_error"] == ""
+        wait_until(lambda: serving(redis_conn).version == V2)
+        assert serving(redis_conn).device == "cpu"
+        assert serving(redis_conn).last_error == ""
         send(5)
         wait_until(lambda: len(fake_slack.calls_to("chat.postMessage")) >= len(jobs))
     finally:

@@ -1,8 +1,11 @@
 """Extra labelled examples (corrections collected from Slack users), added to the training split only.
 
-The file is JSONL: one ``{"text": "...", "slug": "..."}`` per line (other fields are ignored). Lines that are not
-JSON, have no text, name an unknown slug, or repeat a test article's text are skipped and counted, never fatal:
-one bad correction must not stop a retrain, and a test article must never be trained on.
+The file is JSONL, one example per line: ``{"title": "...", "body": "...", "slug": "..."}`` (what
+:meth:`common.feedback.FeedbackStore.export_corrections` writes: the article as it was classified, title and body
+apart), or ``{"text": "...", "slug": "..."}`` (pasted text, split into title and body as a Slack message is).
+Other fields are ignored. Lines that are not JSON, have no text, name an unknown slug, or repeat a test article's
+text are skipped and counted, never fatal: one bad correction must not stop a retrain, and a test article must
+never be trained on.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from common.articles import article_from_text
+from common.articles import Article, article_from_text
 from common.labels import is_slug
 from training.corpus import CorpusArticle
 
@@ -29,6 +33,16 @@ class ExtraExamples:
 
 def _text_key(text: str) -> str:
     return hashlib.sha256("".join(text.split()).encode("utf-8")).hexdigest()
+
+
+def _article(row: Any) -> Article | None:
+    """The example's article: its title and body as given, or its pasted ``text`` split; None without text."""
+    if not isinstance(row, dict):
+        return None
+    title, body, text = row.get("title", ""), row.get("body"), row.get("text")
+    if isinstance(body, str) and isinstance(title, str):
+        return Article(title=title.strip(), body=body.strip())
+    return article_from_text(text) if isinstance(text, str) else None
 
 
 def load_extra_examples(path: Path | None, exclude: Iterable[CorpusArticle] = ()) -> ExtraExamples:
@@ -48,13 +62,12 @@ def load_extra_examples(path: Path | None, exclude: Iterable[CorpusArticle] = ()
             row = json.loads(line)
         except json.JSONDecodeError:
             row = None
-        text = row.get("text") if isinstance(row, dict) else None
+        article = _article(row)
         slug = row.get("slug") if isinstance(row, dict) else None
-        if not isinstance(text, str) or not isinstance(slug, str) or not is_slug(slug):
+        if article is None or not isinstance(slug, str) or not is_slug(slug):
             log.warning("extra examples: line %d skipped (no text, or unknown slug %r)", number, slug)
             skipped += 1
             continue
-        article = article_from_text(text)
         if not article.text.strip() or _text_key(article.text) in excluded or _text_key(article.body) in excluded:
             log.warning("extra examples: line %d skipped (empty, or the text of a test article)", number)
             skipped += 1

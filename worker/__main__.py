@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
 
     # Heavy imports only after the settings are known to be usable.
+    from common.state import WORKER_TTL_S
     from worker import jobs
-    from worker.batching import MAINTENANCE_INTERVAL_S, WORKER_TTL_S, BatchingWorker
+    from worker.batching import MAINTENANCE_INTERVAL_S, BatchingWorker
     from worker.classifier import ModelService, use_all_cores
     from worker.fetch import GuardedFetcher
     from worker.slack import SlackReplier, web_client

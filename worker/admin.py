@@ -12,8 +12,9 @@ from typing import Any
 from redis import Redis
 from slack_sdk.webhook import WebhookClient
 
+from common import state
 from common.exceptions import NewsbotError
-from common.jobs import SERVING_KEY_PREFIX, TRAINING_LOCK_KEY, TRAINING_PROGRESS_KEY, AdminRequest
+from common.jobs import AdminRequest
 from common.settings import Settings
 from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
@@ -24,15 +25,6 @@ log = logging.getLogger(__name__)
 
 # How many of the latest versions the status lists.
 LISTED_VERSIONS = 5
-
-
-def _decode(raw: dict[Any, Any]) -> dict[str, str]:
-    return {
-        (k.decode() if isinstance(k, bytes) else str(k)): (
-            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-        )
-        for k, v in raw.items()
-    }
 
 
 def answer(request: AdminRequest, text: str) -> None:
@@ -47,39 +39,40 @@ def answer(request: AdminRequest, text: str) -> None:
 
 def serving_lines(connection: Redis) -> list[str]:
     lines = []
-    for key in sorted(connection.scan_iter(match=f"{SERVING_KEY_PREFIX}*")):
-        name = (key.decode() if isinstance(key, bytes) else str(key)).removeprefix(SERVING_KEY_PREFIX)
-        state = _decode(connection.hgetall(key))
-        line = f"• `{name}`: `{state.get('version') or '—'}` on {state.get('device') or '?'}"
-        if state.get("loaded_at"):
-            line += f", loaded {state['loaded_at']}"
-        if state.get("last_error"):
-            line += f"\n    :warning: {state['last_error']}"
+    for serving in state.serving_states(connection):
+        line = f"• `{serving.worker}`: `{serving.version or '—'}` on {serving.device or '?'}"
+        if serving.loaded_at:
+            line += f", loaded {serving.loaded_at}"
+        if serving.last_error:
+            line += f"\n    :warning: {serving.last_error}"
         lines.append(line)
     return lines
 
 
 def training_lines(connection: Redis) -> list[str]:
-    held = connection.get(TRAINING_LOCK_KEY)
-    if not held:
+    lock = state.training_lock(connection)
+    if lock is None:
         return ["学習は実行されていません。/ No training in progress."]
-    job_id = held.decode() if isinstance(held, bytes) else str(held)
-    progress = _decode(connection.hgetall(TRAINING_PROGRESS_KEY))
-    if progress.get("job_id") != job_id:
+    job_id = lock.job_id
+    progress = state.training_progress(connection)
+    if progress is None or progress.job_id != job_id:
         return [f"`{job_id}`: {PHASES['queued']}"]
-    phase = progress.get("phase", "?")
-    detail = [PHASES.get(phase, phase)]
-    if progress.get("epoch"):
-        detail.append(f"epoch {float(progress['epoch']):.2f}")
-    if progress.get("total_steps", "0") != "0":
-        detail.append(f"step {progress.get('step', '0')}/{progress['total_steps']}")
-    if progress.get("elapsed_s"):
-        detail.append(f"elapsed {duration(float(progress['elapsed_s']))}")
-    if progress.get("eta_s"):
-        detail.append(f"ETA {duration(float(progress['eta_s']))}")
-    if progress.get("accuracy") or progress.get("macro_f1"):
-        detail.append(f"validation {progress.get('accuracy', '—')} acc / {progress.get('macro_f1', '—')} macro-F1")
+    detail = [PHASES.get(progress.phase, progress.phase or "?")]
+    if progress.epoch is not None:
+        detail.append(f"epoch {progress.epoch:.2f}")
+    if progress.total_steps:
+        detail.append(f"step {progress.step}/{progress.total_steps}")
+    if progress.elapsed_s is not None:
+        detail.append(f"elapsed {duration(progress.elapsed_s)}")
+    if progress.eta_s is not None:
+        detail.append(f"ETA {duration(progress.eta_s)}")
+    if progress.accuracy is not None or progress.macro_f1 is not None:
+        detail.append(f"validation {_metric(progress.accuracy)} acc / {_metric(progress.macro_f1)} macro-F1")
     return [f"`{job_id}`: " + ", ".join(detail)]
+
+
+def _metric(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def status_text(settings: Settings, connection: Redis) -> str:

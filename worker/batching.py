@@ -2,9 +2,10 @@
 
 RQ hands a worker one job at a time. When that job is a classify job, :class:`BatchingWorker` also claims
 the classify jobs already waiting in the same queue (up to CLASSIFY_BATCH_SIZE in all), computes all their
-outcomes in one go (links fetched concurrently, one forward pass with dynamic padding), and then lets RQ
-perform each job in turn with RQ's own ``perform_job``: each job's function picks up its precomputed outcome,
-replies, and RQ records its result, status, registries and retries exactly as for any job. Other jobs on the
+outcomes in one go (links fetched concurrently, one forward pass with dynamic padding), hands each job its
+own outcome (the jobs are :class:`worker.jobs.ClassifyJob` objects, whose ``prepared`` carries it), and then
+lets RQ perform each job in turn with RQ's own ``perform_job``: each job's function finishes with the outcome
+it carries, replies, and RQ records its result, status, registries and retries exactly as for any job. Other jobs on the
 queue (``worker.admin.status``/``rollback``) are never claimed: they stay where they are and run normally.
 
 Bookkeeping for the claimed jobs mirrors RQ's dequeue: each is moved atomically from the queue to the queue's
@@ -29,7 +30,10 @@ from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
 from common.jobs import CLASSIFY_JOB, ClassifyRequest
+from common.state import HEARTBEAT_MARGIN_S, as_str
 from worker import jobs
+from worker.jobs import ClassifyJob
+from worker.pipeline import classify_requests
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +47,16 @@ return 0
 """
 # How far down the queue to look for classify jobs, in multiples of the batch room left.
 _PEEK_FACTOR = 4
-# Added to the execution TTL of a job, beyond its own run time (see get_heartbeat_ttl).
-HEARTBEAT_MARGIN_S = 15
 # How often this worker runs RQ's maintenance, which hands the jobs of a dead worker back (retry or failed).
+# Real only with a short worker TTL (common.state.WORKER_TTL_S).
 MAINTENANCE_INTERVAL_S = 20
-# The worker's own TTL in Redis. RQ blocks on the queue for WORKER_TTL_S - 15 s between two looks at its
-# maintenance clock (405 s by default), so a short TTL is what makes MAINTENANCE_INTERVAL_S real.
-WORKER_TTL_S = 35
 
 
 class BatchingWorker(SimpleWorker):
     """A SimpleWorker that batches waiting classify jobs (see the module docstring)."""
 
     batch_size: int = 32
+    job_class = ClassifyJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long this job's execution stays valid without a heartbeat.
@@ -74,7 +75,7 @@ class BatchingWorker(SimpleWorker):
         if limit <= 0:
             return []
         window = self.connection.lrange(queue.key, 0, limit * _PEEK_FACTOR)
-        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in window]
+        ids = [as_str(i) for i in window]
         claim = self.connection.register_script(_CLAIM)
         claimed: list[Job] = []
         for job_id in ids:
@@ -111,22 +112,32 @@ class BatchingWorker(SimpleWorker):
                 self.perform_job(member, queue, execution)
         finally:
             for member in batch:
-                jobs.runtime().prepared.pop(member.id, None)
+                if isinstance(member, ClassifyJob):
+                    member.prepared = None
             self.set_state(WorkerStatus.IDLE)
 
     def _compute(self, batch: list[Job], queue: Queue) -> None:
-        """Precompute the outcomes of ``batch``; on any trouble each job just computes its own when it runs."""
-        requests: dict[str, ClassifyRequest] = {}
+        """Hand each job of ``batch`` its outcome, computed together; on any trouble each job computes its own."""
+        members: list[ClassifyJob] = []
+        requests: list[ClassifyRequest] = []
         for member in batch:
+            if not isinstance(member, ClassifyJob):
+                continue
             try:
-                requests[member.id] = ClassifyRequest.from_dict(member.args[0])
+                requests.append(ClassifyRequest.from_dict(member.args[0]))
             except Exception as exc:  # noqa: BLE001 - a malformed payload fails in its own job, with RQ's bookkeeping
                 log.warning("job %s not batched: %s", member.id, exc)
+                continue
+            members.append(member)
+        if not members:
+            return
         timeout = min((m.timeout or queue.DEFAULT_TIMEOUT) for m in batch)
+        rt = jobs.runtime()
         try:
             with self.death_penalty_class(timeout, JobTimeoutException, job_id=batch[0].id):
-                jobs.classify_batch(requests)
+                outcomes = classify_requests(requests, rt.models, rt.link_fetcher(), rt.settings.max_links_per_message)
         except Exception:
             log.exception("batch of %d could not be computed together; each job runs on its own", len(batch))
-            for job_id in requests:
-                jobs.runtime().prepared.pop(job_id, None)
+            return
+        for member, outcome in zip(members, outcomes, strict=True):
+            member.prepared = outcome

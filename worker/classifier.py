@@ -26,10 +26,11 @@ import torch
 from redis import Redis
 from redis.exceptions import RedisError
 
+from common import state
 from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
-from common.jobs import SERVING_KEY_PREFIX
 from common.settings import Settings
+from common.state import ServingState
 from newsmodel.bert import BertClassifier, gpu_batch_size
 from newsmodel.loading import load_classifier
 from newsmodel.prediction import Classifier, Prediction
@@ -123,14 +124,15 @@ class ModelService:
             return str(classifier.device)
         return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    def serving_state(self) -> dict[str, str]:
-        return {
-            "version": self.version or "",
-            "path": str(self.path or ""),
-            "loaded_at": self.loaded_at or "",
-            "last_error": self.last_error or "",
-            "device": self.device_name,
-        }
+    def serving_state(self, worker_name: str) -> ServingState:
+        return ServingState(
+            worker=worker_name,
+            version=self.version or "",
+            path=str(self.path or ""),
+            loaded_at=self.loaded_at or "",
+            last_error=self.last_error or "",
+            device=self.device_name,
+        )
 
     # -- loading -----------------------------------------------------------------------------------
     def _configure(self, classifier: Classifier) -> Classifier:
@@ -211,13 +213,8 @@ class ModelService:
 
     # -- the watcher thread ------------------------------------------------------------------------
     def publish(self, connection: Redis, worker_name: str) -> None:
-        """Write the serving state to ``newsbot:serving:<worker name>`` with a TTL of a few poll intervals."""
-        key = f"{SERVING_KEY_PREFIX}{worker_name}"
-        ttl = max(30, int(self.poll_interval_s * 3) + 1)
-        with connection.pipeline() as pipe:
-            pipe.hset(key, mapping={k: v for k, v in self.serving_state().items()})
-            pipe.expire(key, ttl)
-            pipe.execute()
+        """Publish the serving state (``newsbot:serving:<worker name>``), kept a few poll intervals."""
+        state.publish_serving_state(connection, self.serving_state(worker_name), self.poll_interval_s)
 
     def start_watching(self, connection: Redis, worker_name: str) -> None:
         """Poll for new versions and publish the serving state in a daemon thread until :meth:`stop`."""
@@ -235,7 +232,7 @@ class ModelService:
                     log.exception("model watcher iteration failed")
                 self._stop.wait(self.poll_interval_s)
             with contextlib.suppress(RedisError):
-                connection.delete(f"{SERVING_KEY_PREFIX}{worker_name}")
+                state.clear_serving_state(connection, worker_name)
 
         self._thread = threading.Thread(target=loop, name="model-watcher", daemon=True)
         self._thread.start()

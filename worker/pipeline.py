@@ -1,8 +1,12 @@
-"""The classify path: requests → articles (pasted text, fetched links) → one forward pass → results.
+"""The classify path: requests → articles (pasted text, fetched links) → one forward pass → predictions.
 
 Split in two so that a batch of jobs shares one forward pass: :func:`classify_requests` turns any number of
 requests into :class:`Outcome` objects (links of all of them fetched concurrently, all articles predicted
-in one batch); each job then finishes on its own with its outcome (reply, records, RQ result).
+in one batch); each job then finishes on its own with its outcome (records, reply, RQ result: worker.jobs).
+
+One type carries an article all the way: :class:`ArticleResult` is made when the message is parsed (pasted
+text, or a link to fetch), gets its article or its link error, then its prediction, then its record id, and
+is what the reply (worker.replies) and the job's RQ result (:meth:`ArticleResult.to_dict`) are built from.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.articles import Article, message_parts
-from common.exceptions import EmptyArticleError, LinkError
-from common.jobs import ClassifyRequest, ClassifyResult
-from common.labels import category
+from common.exceptions import EmptyArticleError, LinkError, NewsbotError
+from common.jobs import ClassifyRequest
+from common.labels import Category, category
 from newsmodel.prediction import Prediction
 from worker.classifier import ModelService
 from worker.extract import article_from_page
@@ -31,37 +35,97 @@ FETCH_CONCURRENCY = 8
 
 
 @dataclass
-class Item:
-    """One article of a request: pasted text, or a link (fetched into an article, or failed)."""
+class ArticleResult:
+    """One article of a message, from its source to its reply: pasted text, or a link (fetched, or failed)."""
 
     url: str | None
     article: Article | None = None
-    error: LinkError | None = None
-    result: ClassifyResult | None = None
+    error: NewsbotError | None = None
+    prediction: Prediction | None = None
+    model_version: str = ""
+    record_id: str | None = None
+
+    @property
+    def classifiable(self) -> bool:
+        return self.article is not None and self.error is None
+
+    @property
+    def classified(self) -> bool:
+        return self.article is not None and self.prediction is not None
+
+    def _predicted(self) -> Prediction:
+        if self.prediction is None:
+            raise ValueError(f"article {self.url or '(pasted text)'} was not classified")
+        return self.prediction
+
+    @property
+    def slug(self) -> str:
+        return self._predicted().slug
+
+    @property
+    def category(self) -> Category:
+        return category(self._predicted().slug)
+
+    @property
+    def confidence(self) -> float:
+        return self._predicted().confidence
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return self._predicted().scores
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return self._predicted().top(k)
+
+    @property
+    def title(self) -> str | None:
+        return (self.article.title or None) if self.article else None
+
+    @property
+    def user_error(self) -> str:
+        """Why this article has no classification, in plain Japanese and English."""
+        return self.error.user_message if self.error is not None else NewsbotError.user_message
+
+    def to_dict(self) -> dict[str, Any]:
+        """This article's entry in the job's RQ result: its classification and record id, or its error."""
+        if not self.classified:
+            return {"url": self.url, "error": self.user_error}
+        cat = self.category
+        return {
+            "slug": cat.slug,
+            "ja": cat.ja,
+            "en": cat.en,
+            "confidence": self.confidence,
+            "scores": self.scores,
+            "model_version": self.model_version,
+            "title": self.title,
+            "url": self.url,
+            "record_id": self.record_id,
+        }
 
 
 @dataclass
 class Outcome:
-    """What a request came to before replying: its items with results, or one request-level error."""
+    """What a request came to before replying: its articles (with predictions), or one request-level error."""
 
     request: ClassifyRequest
-    items: list[Item] = field(default_factory=list)
+    articles: list[ArticleResult] = field(default_factory=list)
     dropped_urls: int = 0
     error: BaseException | None = None
     batch: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
-    def articles(self) -> list[Item]:
-        return [item for item in self.items if item.article is not None and item.error is None]
+    def classifiable(self) -> list[ArticleResult]:
+        return [a for a in self.articles if a.classifiable]
 
 
-def _fetch_article(fetcher: GuardedFetcher, url: str) -> Item:
+def _fetch_article(fetcher: GuardedFetcher, url: str) -> ArticleResult:
     try:
-        return Item(url=url, article=article_from_page(fetcher.fetch(url)))
+        return ArticleResult(url=url, article=article_from_page(fetcher.fetch(url)))
     except LinkError as exc:
         log.info("link %s not used: %s", url, exc)
-        return Item(url=url, error=exc)
+        return ArticleResult(url=url, error=exc)
 
 
 def prepare(requests: Sequence[ClassifyRequest], fetcher: GuardedFetcher, max_links: int) -> list[Outcome]:
@@ -73,60 +137,60 @@ def prepare(requests: Sequence[ClassifyRequest], fetcher: GuardedFetcher, max_li
         parts = message_parts(request.text, max_links)
         outcome = Outcome(request=request, dropped_urls=parts.dropped_urls)
         if parts.text is not None:
-            outcome.items.append(Item(url=None, article=parts.text))
+            outcome.articles.append(ArticleResult(url=None, article=parts.text))
         for url in parts.urls:
-            to_fetch.append((outcome, len(outcome.items), url))
-            outcome.items.append(Item(url=url))
-        if not outcome.items:
+            to_fetch.append((outcome, len(outcome.articles), url))
+            outcome.articles.append(ArticleResult(url=url))
+        if not outcome.articles:
             outcome.error = EmptyArticleError("nothing to classify")
         outcomes.append(outcome)
     if to_fetch:
         with ThreadPoolExecutor(min(FETCH_CONCURRENCY, len(to_fetch)), thread_name_prefix="fetch") as pool:
             fetched = pool.map(lambda job: _fetch_article(fetcher, job[2]), to_fetch)
-            for (outcome, index, _url), item in zip(to_fetch, fetched, strict=True):
-                outcome.items[index] = item
+            for (outcome, index, _url), article in zip(to_fetch, fetched, strict=True):
+                outcome.articles[index] = article
     fetch_ms = (time.perf_counter() - started) * 1000
     for outcome in outcomes:
-        if any(item.url for item in outcome.items):
+        if any(article.url for article in outcome.articles):
             outcome.timings_ms["fetch"] = fetch_ms
     return outcomes
 
 
-def to_result(prediction: Prediction, version: str, item: Item, timings_ms: dict[str, float]) -> ClassifyResult:
-    cat = category(prediction.slug)
-    return ClassifyResult(
-        slug=cat.slug,
-        ja=cat.ja,
-        en=cat.en,
-        confidence=prediction.confidence,
-        scores=prediction.scores,
-        model_version=version,
-        title=(item.article.title or None) if item.article else None,
-        url=item.url,
-        timings_ms=dict(timings_ms),
-    )
-
-
 def predict(outcomes: Sequence[Outcome], models: ModelService) -> None:
-    """Classify every article of every outcome in one batch; a failure is recorded on each outcome."""
-    pending = [o for o in outcomes if o.error is None]
-    articles = [(o, item) for o in pending for item in o.articles]
-    if not articles:
-        return
+    """Classify every article of every outcome, in one forward pass when nothing fails.
+
+    When the shared pass fails, the jobs are split in halves and each half tried again, down to the job that
+    fails on its own (it gets the error, to handle and retry); the others are answered. One failing job among
+    n costs at most 2·⌈log2 n⌉ passes more. A NewsbotError (no model loaded) is no job's fault: every job gets it.
+    """
+    pending = [o for o in outcomes if o.error is None and o.classifiable]
+    if pending:
+        _predict_together(pending, models)
+
+
+def _predict_together(outcomes: list[Outcome], models: ModelService) -> None:
+    articles = [article for o in outcomes for article in o.classifiable]
     started = time.perf_counter()
     try:
-        predictions, version = models.predict([item.article for _o, item in articles if item.article])
-    except Exception as exc:  # noqa: BLE001 - every job of the batch gets to handle (and retry) it
-        for outcome in pending:
-            outcome.error = exc
+        predictions, version = models.predict([a.article for a in articles if a.article is not None])
+    except Exception as exc:  # noqa: BLE001 - recorded on the failing job, which handles (and retries) it
+        if len(outcomes) == 1 or isinstance(exc, NewsbotError):
+            for outcome in outcomes:
+                outcome.error = exc
+            return
+        log.warning("a forward pass over %d jobs failed (%s); trying each half apart", len(outcomes), exc)
+        half = len(outcomes) // 2
+        _predict_together(outcomes[:half], models)
+        _predict_together(outcomes[half:], models)
         return
     model_ms = (time.perf_counter() - started) * 1000
-    batch = {"id": uuid.uuid4().hex[:12], "jobs": len(pending), "articles": len(articles), "number": models.batches}
-    for outcome in pending:
+    batch = {"id": uuid.uuid4().hex[:12], "jobs": len(outcomes), "articles": len(articles), "number": models.batches}
+    for outcome in outcomes:
         outcome.timings_ms["model"] = model_ms
         outcome.batch = batch
-    for (outcome, item), prediction in zip(articles, predictions, strict=True):
-        item.result = to_result(prediction, version, item, outcome.timings_ms)
+    for article, prediction in zip(articles, predictions, strict=True):
+        article.prediction = prediction
+        article.model_version = version
 
 
 def classify_requests(

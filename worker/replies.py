@@ -8,7 +8,6 @@ section per link (each with its own feedback buttons whose ``value`` is that art
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -22,8 +21,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from common.jobs import FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION, ClassifyResult
+from common.jobs import FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
 from common.labels import category
+from worker.pipeline import ArticleResult
 
 BAR_WIDTH = 10
 TOP_K = 3
@@ -32,27 +32,13 @@ MAX_ARTICLE_SECTIONS = 14
 _SECTION_TEXT_MAX = 3000
 
 
-@dataclass(frozen=True, slots=True)
-class ArticleReply:
-    """One article of a reply: its result and record id, or why it could not be classified."""
-
-    url: str | None = None
-    result: ClassifyResult | None = None
-    record_id: str | None = None
-    error: str | None = None
-
-
 def bar(probability: float, width: int = BAR_WIDTH) -> str:
     """A small text bar: ``███████░░░`` for 0.7."""
     filled = max(0, min(width, round(probability * width)))
     return "█" * filled + "░" * (width - filled)
 
 
-def top_scores(result: ClassifyResult, k: int = TOP_K) -> list[tuple[str, float]]:
-    return sorted(result.scores.items(), key=lambda kv: kv[1], reverse=True)[:k]
-
-
-def is_unsure(result: ClassifyResult, threshold: float) -> bool:
+def is_unsure(result: ArticleResult, threshold: float) -> bool:
     return result.confidence < threshold
 
 
@@ -66,57 +52,46 @@ def _link(url: str, label: str | None) -> str:
     return f"<{safe_url}|{_escape(label)}>" if label else f"<{safe_url}>"
 
 
-def result_line(result: ClassifyResult, threshold: float) -> str:
+def result_line(result: ArticleResult, threshold: float) -> str:
     """One plain line per article for ``text``: the slug in backticks and the confidence."""
+    cat = result.category
     if is_unsure(result, threshold):
-        others = ", ".join(f"{category(s).ja} {p:.0%}" for s, p in top_scores(result)[1:])
+        others = ", ".join(f"{category(s).ja} {p:.0%}" for s, p in result.top(TOP_K)[1:])
         return (
-            f"自信がありません / Not sure: たぶん / maybe *{result.ja} / {result.en}* (`{result.slug}`) "
+            f"自信がありません / Not sure: たぶん / maybe *{cat.ja} / {cat.en}* (`{cat.slug}`) "
             f"{result.confidence:.0%}; 他の候補 / other candidates: {others}"
         )
-    return (
-        f"カテゴリ / Category: *{result.ja} / {result.en}* (`{result.slug}`) "
-        f"確信度 / Confidence: {result.confidence:.0%}"
-    )
+    return f"カテゴリ / Category: *{cat.ja} / {cat.en}* (`{cat.slug}`) 確信度 / Confidence: {result.confidence:.0%}"
 
 
-def result_text(result: ClassifyResult, threshold: float = 0.5) -> str:
-    """The plain-text reply for a single article (also Slack's notification fallback)."""
-    lines = [result_line(result, threshold)]
-    if result.title:
-        lines.insert(0, f"記事 / Article: {result.title}")
-    lines.append(f"model {result.model_version}")
-    return "\n".join(lines)
-
-
-def _scores_mrkdwn(result: ClassifyResult) -> str:
+def _scores_mrkdwn(result: ArticleResult) -> str:
     rows = []
-    for slug, p in top_scores(result):
+    for slug, p in result.top(TOP_K):
         cat = category(slug)
         rows.append(f"`{bar(p)}` {p:>4.0%}  {cat.ja} / {cat.en} (`{slug}`)")
     return "\n".join(rows)
 
 
-def _article_blocks(item: ArticleReply, threshold: float, index: int) -> list[Block]:
-    result = item.result
+def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[Block]:
     heading = _link(item.url, None) if item.url else ""
-    if result is None:
-        text = "\n".join(part for part in (heading, f":warning: {_escape(item.error or '')}") if part)
+    if not item.classified:
+        text = "\n".join(part for part in (heading, f":warning: {_escape(item.user_error)}") if part)
         return [SectionBlock(text=MarkdownTextObject(text=text[:_SECTION_TEXT_MAX]), block_id=f"error-{index}")]
-    if result.title:
-        heading = _link(item.url, result.title) if item.url else f"*{_escape(result.title)}*"
-    if is_unsure(result, threshold):
+    if item.title:
+        heading = _link(item.url, item.title) if item.url else f"*{_escape(item.title)}*"
+    cat = item.category
+    if is_unsure(item, threshold):
         verdict = (
-            f":thinking_face: *自信がありません / I am not sure* (確信度 / confidence {result.confidence:.0%}). "
+            f":thinking_face: *自信がありません / I am not sure* (確信度 / confidence {item.confidence:.0%}). "
             "候補 / Top candidates:"
         )
     else:
-        verdict = f"*{result.ja} / {result.en}* (`{result.slug}`)\n確信度 / Confidence: *{result.confidence:.0%}*"
-    body = "\n".join(part for part in (heading, verdict, _scores_mrkdwn(result)) if part)
+        verdict = f"*{cat.ja} / {cat.en}* (`{cat.slug}`)\n確信度 / Confidence: *{item.confidence:.0%}*"
+    body = "\n".join(part for part in (heading, verdict, _scores_mrkdwn(item)) if part)
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=body[:_SECTION_TEXT_MAX]), block_id=f"result-{index}"),
         ContextBlock(
-            elements=[MarkdownTextObject(text=f"model `{result.model_version}` · ref `{item.record_id}`")],
+            elements=[MarkdownTextObject(text=f"model `{item.model_version}` · ref `{item.record_id}`")],
             block_id=f"meta-{index}",
         ),
     ]
@@ -149,17 +124,17 @@ def dropped_note(dropped: int, max_links: int) -> str:
     )
 
 
-def reply_message(items: list[ArticleReply], threshold: float, dropped: int = 0, max_links: int = 0) -> dict[str, Any]:
+def reply_message(items: list[ArticleResult], threshold: float, dropped: int = 0, max_links: int = 0) -> dict[str, Any]:
     """``text`` and ``blocks`` of the reply to one Slack message (one or more articles)."""
     lines: list[str] = []
     blocks: list[Block] = []
     for index, item in enumerate(items):
-        if item.result is not None:
-            line = result_line(item.result, threshold)
-            if item.result.title:
-                line = f"{item.result.title}: {line}"
+        if item.classified:
+            line = result_line(item, threshold)
+            if item.title:
+                line = f"{item.title}: {line}"
         else:
-            line = f"{item.url}\n:warning: {item.error}" if item.url else f":warning: {item.error}"
+            line = f"{item.url}\n:warning: {item.user_error}" if item.url else f":warning: {item.user_error}"
         lines.append(f"{index + 1}. {line}" if len(items) > 1 else line)
         if index < MAX_ARTICLE_SECTIONS:
             if index:
@@ -168,7 +143,7 @@ def reply_message(items: list[ArticleReply], threshold: float, dropped: int = 0,
     if dropped:
         lines.append(dropped_note(dropped, max_links))
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=dropped_note(dropped, max_links))]))
-    versions = sorted({i.result.model_version for i in items if i.result is not None})
+    versions = sorted({i.model_version for i in items if i.classified})
     if versions:
         lines.append(f"model {', '.join(versions)}")
     return {"text": "\n".join(lines), "blocks": [b.to_dict() for b in blocks]}

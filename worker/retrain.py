@@ -12,6 +12,7 @@ import logging
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,17 @@ from rq import get_current_job
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from common import state
 from common.exceptions import BaseModelNotFoundError, NewsbotError
 from common.feedback import ExportSummary, FeedbackStore
-from common.jobs import RETRAIN_PROMOTE_ACTION, TRAINING_LOCK_KEY, TRAINING_PROGRESS_KEY, RetrainRequest
+from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
 from common.settings import Settings
+from common.state import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
 from worker.jobs import runtime
 from worker.reports import duration, metric, metrics_line, progress_text
 
 log = logging.getLogger(__name__)
-
-# The progress hash is kept this long after the training ends, for /retrain status.
-PROGRESS_TTL_S = 24 * 3600
 
 
 def resolve_base(name: str | None, settings: Settings) -> str:
@@ -73,6 +73,7 @@ class ProgressMessage:
         self.interval_s = interval_s
         self.ts: str | None = None
         self.updates = 0
+        self.published = TrainingProgress(job_id=job_id, phase="data", channel=channel)
         self._last_update = 0.0
         self._lock = threading.Lock()
 
@@ -80,7 +81,7 @@ class ProgressMessage:
         text = progress_text(
             phase="data", step=0, total_steps=0, epoch=None, elapsed_s=0, eta_s=None, metrics=None, header=self.header
         )
-        self._publish({"phase": "data", "step": 0, "total_steps": 0})
+        self._publish(self.published)
         try:
             response = self.client.chat_postMessage(channel=self.channel, text=text)
             self.ts = str(response["ts"])
@@ -93,17 +94,18 @@ class ProgressMessage:
         """The callback ``training.api.train`` calls as it goes."""
         metrics = dict(progress.metrics or {})
         self._publish(
-            {
-                "phase": progress.phase,
-                "step": progress.step,
-                "total_steps": progress.total_steps,
-                "epoch": "" if progress.epoch is None else f"{progress.epoch:.4f}",
-                "elapsed_s": f"{progress.elapsed_s:.1f}",
-                "eta_s": "" if progress.eta_s is None else f"{progress.eta_s:.1f}",
-                "accuracy": _fmt(metric(metrics, "accuracy")),
-                "macro_f1": _fmt(metric(metrics, "macro_f1", "f1_macro")),
-                "message": progress.message or "",
-            }
+            replace(
+                self.published,
+                phase=progress.phase,
+                step=progress.step,
+                total_steps=progress.total_steps,
+                epoch=progress.epoch,
+                elapsed_s=progress.elapsed_s,
+                eta_s=progress.eta_s,
+                accuracy=metric(metrics, "accuracy"),
+                macro_f1=metric(metrics, "macro_f1", "f1_macro"),
+                message=progress.message or "",
+            )
         )
         if progress.phase == "done":
             return  # the result, shown by finish(), follows at once
@@ -136,8 +138,7 @@ class ProgressMessage:
             log.warning("could not update the progress message %s: %s", self.ts, exc)
 
     def finish(self, phase: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        self._publish({"phase": phase})
-        self.connection.expire(TRAINING_PROGRESS_KEY, PROGRESS_TTL_S)
+        self._publish(replace(self.published, phase=phase), ended=True)
         if self.ts is None:
             # The progress message could not be posted (e.g. the bot is not in the channel): say it once now.
             try:
@@ -147,16 +148,10 @@ class ProgressMessage:
             return
         self.update(text, blocks)
 
-    def _publish(self, fields: dict[str, Any]) -> None:
-        mapping: dict[Any, Any] = {k: str(v) for k, v in fields.items()}
-        mapping.update({"job_id": self.job_id, "channel": self.channel, "updated_at": f"{time.time():.3f}"})
-        if self.ts:
-            mapping["ts"] = self.ts
-        self.connection.hset(TRAINING_PROGRESS_KEY, mapping=mapping)
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+    def _publish(self, progress: TrainingProgress, *, ended: bool = False) -> None:
+        """Publish ``progress`` for /retrain status, with where the progress message is."""
+        self.published = replace(progress, channel=self.channel, ts=self.ts or "")
+        state.put_training_progress(self.connection, self.published, ended=ended)
 
 
 def result_text(header: str, outcome: TrainOutcome, extra: ExportSummary) -> str:
@@ -222,12 +217,6 @@ def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | No
     return True
 
 
-def _release_lock(connection: Redis, job_id: str) -> None:
-    held = connection.get(TRAINING_LOCK_KEY)
-    if held is not None and (held.decode() if isinstance(held, bytes) else str(held)) == job_id:
-        connection.delete(TRAINING_LOCK_KEY)
-
-
 def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate, maybe promote, and report in Slack; the dict is kept as the job's result."""
     rt = runtime()
@@ -276,7 +265,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         )
         raise
     finally:
-        _release_lock(rt.connection, job_id)
+        state.release_training_lock(rt.connection, job_id)
 
     text = result_text(header, outcome, extra)
     uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)

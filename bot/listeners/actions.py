@@ -14,7 +14,7 @@ from bot.admins import AdminPolicy
 from bot.blocks import CHOOSE_BLOCK_PREFIX, category_select, with_counts
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError
-from common.feedback import Classification, FeedbackCounts, FeedbackStore
+from common.feedback import FeedbackCounts, FeedbackStore
 from common.jobs import (
     FEEDBACK_CHOOSE_ACTION,
     FEEDBACK_CORRECT_ACTION,
@@ -24,6 +24,7 @@ from common.jobs import (
     AdminRequest,
 )
 from common.labels import category
+from common.state import ClassificationRecord
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class _Click:
     user: str
     snapshot: dict[str, Any] | None
     thread_ts: str | None
-    found: Classification
+    found: ClassificationRecord
 
 
 def _feedback_click(

@@ -1,0 +1,479 @@
+"""Everything the product keeps in Redis besides RQ's own keys: key names, TTLs, and typed records.
+
+Like rq's own ``rq.defaults`` and ``Job.key_for``, every key name and TTL is defined here once, and each
+record kept in Redis is a dataclass with exactly one ``encode`` and one ``decode``. The bot and the workers
+read and write these keys only through this module.
+
+Keys (``<…>`` is filled in per record):
+
+========================================  ==========================  ========================================
+key                                       value                       lifetime
+========================================  ==========================  ========================================
+``newsbot:classification:<record id>``    hash, ClassificationRecord  no TTL (feedback may come days later)
+``newsbot:feedback:<record id>``          hash user → FeedbackAnswer  no TTL (feeds retraining)
+``newsbot:feedback:index``                set of record ids           no TTL
+``newsbot:feedback:message:<record id>``  JSON, the reply as shown    no TTL
+``newsbot:delivery:<delivery key>``       "1" (DeliveryClaim)         DELIVERY_TTL_S
+``newsbot:replied:<job id>``              reply ts (ReplyMark)        REPLY_MARK_TTL_S
+``newsbot:training:lock``                 job id (TrainingLock)       job timeout + TRAINING_LOCK_MARGIN_S
+``newsbot:training:progress``             hash, TrainingProgress      TRAINING_PROGRESS_TTL_S once it ends
+``newsbot:serving:<worker name>``         hash, ServingState          serving_ttl_s(poll interval)
+========================================  ==========================  ========================================
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis import Redis
+
+from common.articles import Article
+from common.exceptions import ClassificationNotFoundError
+
+# --- key names ------------------------------------------------------------------------------------
+
+CLASSIFICATION_KEY_PREFIX = "newsbot:classification:"
+FEEDBACK_KEY_PREFIX = "newsbot:feedback:"
+FEEDBACK_INDEX_KEY = "newsbot:feedback:index"
+REPLY_SNAPSHOT_KEY_PREFIX = "newsbot:feedback:message:"
+DELIVERY_KEY_PREFIX = "newsbot:delivery:"
+REPLY_MARK_KEY_PREFIX = "newsbot:replied:"
+TRAINING_LOCK_KEY = "newsbot:training:lock"
+TRAINING_PROGRESS_KEY = "newsbot:training:progress"
+SERVING_KEY_PREFIX = "newsbot:serving:"
+
+# --- TTLs (seconds) -------------------------------------------------------------------------------
+
+# How long a Slack delivery id is remembered. Slack retries an event for about 5 minutes; keep it a day.
+DELIVERY_TTL_S = 24 * 3600
+# A job's reply mark: a retry (of a later step) within this long never posts the reply twice.
+REPLY_MARK_TTL_S = 7 * 24 * 3600
+# The progress hash is kept this long after the training ends, for /retrain status.
+TRAINING_PROGRESS_TTL_S = 24 * 3600
+# The training lock outlives the training job's own timeout by this margin, in case nothing releases it.
+TRAINING_LOCK_MARGIN_S = 3600
+# RQ keeps a job's result (and its job hash) this long after it finished, and a failed job this long.
+JOB_RESULT_TTL_S = 7 * 24 * 3600
+JOB_FAILURE_TTL_S = 30 * 24 * 3600
+# The worker's own TTL in RQ. RQ blocks on the queue for WORKER_TTL_S - 15 s between two looks at its
+# maintenance clock (405 s by default), so a short TTL is what makes worker.batching.MAINTENANCE_INTERVAL_S real.
+WORKER_TTL_S = 35
+# Added to a classify job's execution TTL in RQ, beyond its own run time (BatchingWorker.get_heartbeat_ttl).
+HEARTBEAT_MARGIN_S = 15
+# What a classification record keeps of an article's body (the model reads 512 tokens; retraining may want more).
+RECORD_BODY_MAX_CHARS = 50_000
+
+
+def serving_ttl_s(poll_interval_s: float) -> int:
+    """A worker's serving hash outlives a few of its publishing intervals, then vanishes with the worker."""
+    return max(30, int(poll_interval_s * 3) + 1)
+
+
+# --- the one bytes → str helper -------------------------------------------------------------------
+
+
+def as_str(value: bytes | str | float | None) -> str:
+    """What redis-py returned, as text: bytes decoded as UTF-8 (bad bytes replaced), None as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _fields(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {as_str(k): as_str(v) for k, v in raw.items()}
+
+
+def _float(value: str) -> float | None:
+    return float(value) if value else None
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+# --- classification records -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClassificationRecord:
+    """What the worker classified for one article, kept for feedback and retraining."""
+
+    record_id: str
+    title: str
+    body: str
+    url: str
+    slug: str
+    model_version: str
+    channel: str
+    ts: str = ""  # the reply's ts ("" until replied, and for replies through response_url)
+    created_at: str = ""
+
+    @property
+    def article(self) -> Article:
+        return Article(title=self.title, body=self.body)
+
+    @staticmethod
+    def key_for(record_id: str) -> str:
+        return f"{CLASSIFICATION_KEY_PREFIX}{record_id}"
+
+    def encode(self) -> dict[str, str]:
+        fields = asdict(self)
+        del fields["record_id"]
+        fields["body"] = self.body[:RECORD_BODY_MAX_CHARS]
+        return fields
+
+    @classmethod
+    def decode(cls, record_id: str, raw: Mapping[Any, Any]) -> ClassificationRecord:
+        fields = _fields(raw)
+        title = fields.get("title", "")
+        body = fields.get("body")
+        if body is None:  # written by an earlier release: `text` held the title and the body together
+            text = fields.get("text", "")
+            body = text.removeprefix(f"{title}\n") if title else text
+        return cls(
+            record_id=record_id,
+            title=title,
+            body=body,
+            url=fields.get("url", ""),
+            slug=fields.get("slug", ""),
+            model_version=fields.get("model_version", ""),
+            channel=fields.get("channel", ""),
+            ts=fields.get("ts", ""),
+            created_at=fields.get("created_at", ""),
+        )
+
+
+def put_classification(connection: Redis, record: ClassificationRecord) -> None:
+    """Store (or overwrite, for a retried job) one classification record; kept without TTL."""
+    connection.hset(ClassificationRecord.key_for(record.record_id), mapping=record.encode())  # type: ignore[arg-type]
+
+
+def set_reply_ts(connection: Redis, record_ids: Iterable[str], ts: str) -> None:
+    """Note on each record the ts of the Slack reply that shows it."""
+    with connection.pipeline() as pipe:
+        for record_id in record_ids:
+            pipe.hset(ClassificationRecord.key_for(record_id), "ts", ts)
+        pipe.execute()
+
+
+def get_classification(connection: Redis, record_id: str) -> ClassificationRecord:
+    """The record, or :class:`ClassificationNotFoundError`."""
+    raw: dict[Any, Any] = connection.hgetall(ClassificationRecord.key_for(record_id))
+    if not raw:
+        raise ClassificationNotFoundError(record_id)
+    return ClassificationRecord.decode(record_id, raw)
+
+
+# --- feedback -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackAnswer:
+    """One user's latest verdict on one classification (the article itself is in its ClassificationRecord)."""
+
+    record_id: str
+    user: str
+    predicted: str
+    chosen: str
+    model_version: str
+    at: float
+
+    @property
+    def correct(self) -> bool:
+        return self.chosen == self.predicted
+
+    @staticmethod
+    def key_for(record_id: str) -> str:
+        return f"{FEEDBACK_KEY_PREFIX}{record_id}"
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> FeedbackAnswer:
+        data = json.loads(raw)  # answers of earlier releases also carry `text`: ignored
+        return cls(
+            record_id=str(data["record_id"]),
+            user=str(data["user"]),
+            predicted=str(data["predicted"]),
+            chosen=str(data["chosen"]),
+            model_version=str(data.get("model_version", "")),
+            at=float(data.get("at", 0.0)),
+        )
+
+
+def put_feedback(connection: Redis, answer: FeedbackAnswer) -> None:
+    """Store ``answer``, replacing the user's earlier one on the same record, and index the record."""
+    pipe = connection.pipeline(transaction=True)
+    pipe.hset(FeedbackAnswer.key_for(answer.record_id), answer.user, answer.encode())
+    pipe.sadd(FEEDBACK_INDEX_KEY, answer.record_id)
+    pipe.execute()
+
+
+def feedback_answers(connection: Redis, record_id: str) -> list[FeedbackAnswer]:
+    """Every user's answer on ``record_id``, oldest first."""
+    raw: dict[Any, Any] = connection.hgetall(FeedbackAnswer.key_for(record_id))
+    return sorted((FeedbackAnswer.decode(v) for v in raw.values()), key=lambda a: a.at)
+
+
+def feedback_answer(connection: Redis, record_id: str, user: str) -> FeedbackAnswer | None:
+    raw: Any = connection.hget(FeedbackAnswer.key_for(record_id), user)
+    return FeedbackAnswer.decode(raw) if raw else None
+
+
+def feedback_record_ids(connection: Redis) -> list[str]:
+    """The records that have feedback, sorted."""
+    members: set[Any] = connection.smembers(FEEDBACK_INDEX_KEY)
+    return sorted(as_str(m) for m in members)
+
+
+def reply_snapshot_key(record_id: str) -> str:
+    return f"{REPLY_SNAPSHOT_KEY_PREFIX}{record_id}"
+
+
+def put_reply_snapshot(connection: Redis, record_id: str, message: Mapping[str, Any]) -> None:
+    """Remember the classification reply as Slack last showed it (channel, ts, text, blocks)."""
+    connection.set(reply_snapshot_key(record_id), json.dumps(dict(message), ensure_ascii=False))
+
+
+def reply_snapshot(connection: Redis, record_id: str) -> dict[str, Any] | None:
+    raw: Any = connection.get(reply_snapshot_key(record_id))
+    if not raw:
+        return None
+    data: dict[str, Any] = json.loads(raw)
+    return data
+
+
+# --- delivery claims and reply marks: at most one job per Slack delivery, one reply per job ---------
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryClaim:
+    """A Slack delivery (event_id, trigger id, …) that has been enqueued; Slack's retries of it are refused."""
+
+    delivery_key: str
+
+    @property
+    def key(self) -> str:
+        return f"{DELIVERY_KEY_PREFIX}{self.delivery_key}"
+
+    def encode(self) -> str:
+        return "1"
+
+
+def claim_delivery(connection: Redis, delivery_key: str) -> bool:
+    """True the first time ``delivery_key`` is seen (atomic SET NX with DELIVERY_TTL_S)."""
+    claim = DeliveryClaim(delivery_key)
+    return bool(connection.set(claim.key, claim.encode(), nx=True, ex=DELIVERY_TTL_S))
+
+
+def release_delivery(connection: Redis, delivery_key: str) -> None:
+    """Forget a claim whose job could not be enqueued, so that Slack's retry can enqueue it."""
+    connection.delete(DeliveryClaim(delivery_key).key)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyMark:
+    """A job whose reply was posted, with the reply's ts ("" through response_url)."""
+
+    job_id: str
+    ts: str
+
+    @staticmethod
+    def key_for(job_id: str) -> str:
+        return f"{REPLY_MARK_KEY_PREFIX}{job_id}"
+
+    def encode(self) -> str:
+        return self.ts
+
+    @classmethod
+    def decode(cls, job_id: str, raw: bytes | str) -> ReplyMark:
+        return cls(job_id=job_id, ts=as_str(raw))
+
+
+def reply_mark(connection: Redis, job_id: str) -> ReplyMark | None:
+    raw: Any = connection.get(ReplyMark.key_for(job_id))
+    return None if raw is None else ReplyMark.decode(job_id, raw)
+
+
+def put_reply_mark(connection: Redis, mark: ReplyMark) -> None:
+    connection.set(ReplyMark.key_for(mark.job_id), mark.encode(), ex=REPLY_MARK_TTL_S)
+
+
+# --- the training lock and progress -----------------------------------------------------------------
+
+# DEL the key only while it still holds ARGV[1]: a lock is released by its holder (or for it) only.
+_RELEASE_IF_HELD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingLock:
+    """The one training queued or running: its RQ job id."""
+
+    job_id: str
+
+    def encode(self) -> str:
+        return self.job_id
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> TrainingLock:
+        return cls(job_id=as_str(raw))
+
+
+def acquire_training_lock(connection: Redis, job_id: str, job_timeout_s: int) -> bool:
+    """Take the lock for ``job_id`` unless another training holds it (SET NX, TTL = timeout + margin)."""
+    lock = TrainingLock(job_id)
+    return bool(connection.set(TRAINING_LOCK_KEY, lock.encode(), nx=True, ex=job_timeout_s + TRAINING_LOCK_MARGIN_S))
+
+
+def training_lock(connection: Redis) -> TrainingLock | None:
+    """The lock as it is now, or None when no training holds it."""
+    raw: Any = connection.get(TRAINING_LOCK_KEY)
+    return TrainingLock.decode(raw) if raw else None
+
+
+def release_training_lock(connection: Redis, job_id: str) -> bool:
+    """Release the lock if ``job_id`` still holds it (atomically); True when it was released."""
+    released = connection.eval(_RELEASE_IF_HELD, 1, TRAINING_LOCK_KEY, job_id)
+    return bool(released)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingProgress:
+    """The latest progress of the training in hand, as ``/retrain status`` and the bot show it."""
+
+    job_id: str
+    phase: str
+    channel: str = ""
+    ts: str = ""  # the progress message in Slack
+    step: int = 0
+    total_steps: int = 0
+    epoch: float | None = None
+    elapsed_s: float | None = None
+    eta_s: float | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    message: str = ""
+    updated_at: float = 0.0
+
+    def encode(self) -> dict[str, str]:
+        return {
+            "job_id": self.job_id,
+            "phase": self.phase,
+            "channel": self.channel,
+            "ts": self.ts,
+            "step": str(self.step),
+            "total_steps": str(self.total_steps),
+            "epoch": _fmt(self.epoch, 4),
+            "elapsed_s": _fmt(self.elapsed_s, 1),
+            "eta_s": _fmt(self.eta_s, 1),
+            "accuracy": _fmt(self.accuracy, 4),
+            "macro_f1": _fmt(self.macro_f1, 4),
+            "message": self.message,
+            "updated_at": f"{self.updated_at:.3f}",
+        }
+
+    @classmethod
+    def decode(cls, raw: Mapping[Any, Any]) -> TrainingProgress:
+        fields = _fields(raw)
+        return cls(
+            job_id=fields.get("job_id", ""),
+            phase=fields.get("phase", ""),
+            channel=fields.get("channel", ""),
+            ts=fields.get("ts", ""),
+            step=int(fields.get("step") or 0),
+            total_steps=int(fields.get("total_steps") or 0),
+            epoch=_float(fields.get("epoch", "")),
+            elapsed_s=_float(fields.get("elapsed_s", "")),
+            eta_s=_float(fields.get("eta_s", "")),
+            accuracy=_float(fields.get("accuracy", "")),
+            macro_f1=_float(fields.get("macro_f1", "")),
+            message=fields.get("message", ""),
+            updated_at=float(fields.get("updated_at") or 0.0),
+        )
+
+
+def put_training_progress(connection: Redis, progress: TrainingProgress, *, ended: bool = False) -> None:
+    """Publish ``progress`` (stamped now); once the training ``ended`` it is kept TRAINING_PROGRESS_TTL_S more."""
+    mapping = {**progress.encode(), "updated_at": f"{time.time():.3f}"}
+    with connection.pipeline() as pipe:
+        pipe.hset(TRAINING_PROGRESS_KEY, mapping=mapping)  # type: ignore[arg-type]
+        if ended:
+            pipe.expire(TRAINING_PROGRESS_KEY, TRAINING_PROGRESS_TTL_S)
+        else:  # the hash of an earlier training had a TTL: this one must not vanish mid-training
+            pipe.persist(TRAINING_PROGRESS_KEY)
+        pipe.execute()
+
+
+def training_progress(connection: Redis) -> TrainingProgress | None:
+    raw: dict[Any, Any] = connection.hgetall(TRAINING_PROGRESS_KEY)
+    return TrainingProgress.decode(raw) if raw else None
+
+
+# --- what each worker serves --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServingState:
+    """What one worker serves now, published by its model watcher for ``/retrain status``."""
+
+    worker: str
+    version: str = ""
+    path: str = ""
+    loaded_at: str = ""
+    last_error: str = ""
+    device: str = ""
+
+    @staticmethod
+    def key_for(worker: str) -> str:
+        return f"{SERVING_KEY_PREFIX}{worker}"
+
+    def encode(self) -> dict[str, str]:
+        fields = asdict(self)
+        del fields["worker"]
+        return fields
+
+    @classmethod
+    def decode(cls, worker: str, raw: Mapping[Any, Any]) -> ServingState:
+        fields = _fields(raw)
+        return cls(
+            worker=worker,
+            version=fields.get("version", ""),
+            path=fields.get("path", ""),
+            loaded_at=fields.get("loaded_at", ""),
+            last_error=fields.get("last_error", ""),
+            device=fields.get("device", ""),
+        )
+
+
+def publish_serving_state(connection: Redis, state: ServingState, poll_interval_s: float) -> None:
+    key = ServingState.key_for(state.worker)
+    with connection.pipeline() as pipe:
+        pipe.hset(key, mapping=state.encode())  # type: ignore[arg-type]
+        pipe.expire(key, serving_ttl_s(poll_interval_s))
+        pipe.execute()
+
+
+def clear_serving_state(connection: Redis, worker: str) -> None:
+    connection.delete(ServingState.key_for(worker))
+
+
+def serving_states(connection: Redis) -> list[ServingState]:
+    """Every live worker's serving state, by worker name."""
+    states = []
+    for key in sorted(as_str(k) for k in connection.scan_iter(match=f"{SERVING_KEY_PREFIX}*")):
+        raw: dict[Any, Any] = connection.hgetall(key)
+        if raw:
+            states.append(ServingState.decode(key.removeprefix(SERVING_KEY_PREFIX), raw))
+    return states
