@@ -25,7 +25,7 @@ from common.jobs import ClassifyRequest
 from common.labels import Category, category
 from newsmodel.prediction import Prediction
 from worker.classifier import ModelService
-from worker.extract import article_from_page
+from worker.extract import fetch_article
 from worker.fetch import GuardedFetcher
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Outcome:
 
 def _fetch_article(fetcher: GuardedFetcher, url: str) -> ArticleResult:
     try:
-        return ArticleResult(url=url, article=article_from_page(fetcher.fetch(url)))
+        return ArticleResult(url=url, article=fetch_article(fetcher, url))
     except LinkError as exc:
         log.info("link %s not used: %s", url, exc)
         return ArticleResult(url=url, error=exc)
