@@ -18,6 +18,8 @@ key                                       value                       lifetime
 ``newsbot:training:lock``                 job id (TrainingLock)       job timeout + TRAINING_LOCK_MARGIN_S
 ``newsbot:training:progress``             hash, TrainingProgress      TRAINING_PROGRESS_TTL_S once it ends
 ``newsbot:serving:<worker name>``         hash, ServingState          serving_ttl_s(poll interval)
+``newsbot:watch``                         hash channel → Watch        no TTL (an admin's setting)
+``newsbot:routes``                        hash label → Route          no TTL (an admin's setting)
 ========================================  ==========================  ========================================
 """
 
@@ -45,6 +47,8 @@ REPLY_MARK_KEY_PREFIX = "newsbot:replied:"
 TRAINING_LOCK_KEY = "newsbot:training:lock"
 TRAINING_PROGRESS_KEY = "newsbot:training:progress"
 SERVING_KEY_PREFIX = "newsbot:serving:"
+WATCH_KEY = "newsbot:watch"
+ROUTES_KEY = "newsbot:routes"
 
 # --- TTLs (seconds) -------------------------------------------------------------------------------
 
@@ -477,3 +481,88 @@ def serving_states(connection: Redis) -> list[ServingState]:
         if raw:
             states.append(ServingState.decode(key.removeprefix(SERVING_KEY_PREFIX), raw))
     return states
+
+
+# --- the newsroom workflow: watched channels and routes to desks -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A channel whose new articles are classified without being asked, turned on by an admin."""
+
+    channel: str
+    by: str
+    at: float
+
+    def encode(self) -> str:
+        return json.dumps({"by": self.by, "at": self.at})
+
+    @classmethod
+    def decode(cls, channel: str, raw: bytes | str) -> Watch:
+        data = json.loads(as_str(raw))
+        return cls(channel=channel, by=str(data.get("by", "")), at=float(data.get("at", 0.0)))
+
+
+def put_watch(connection: Redis, watch: Watch) -> None:
+    connection.hset(WATCH_KEY, watch.channel, watch.encode())
+
+
+def remove_watch(connection: Redis, channel: str) -> bool:
+    """Stop watching ``channel``; False when it was not watched."""
+    return bool(connection.hdel(WATCH_KEY, channel))
+
+
+def watch_of(connection: Redis, channel: str) -> Watch | None:
+    raw: Any = connection.hget(WATCH_KEY, channel)
+    return None if raw is None else Watch.decode(channel, raw)
+
+
+def watches(connection: Redis) -> list[Watch]:
+    """Every watched channel, in channel-id order."""
+    raw: dict[Any, Any] = connection.hgetall(WATCH_KEY)
+    return sorted((Watch.decode(as_str(k), v) for k, v in raw.items()), key=lambda w: w.channel)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Confident articles of ``label`` are cross-posted to ``channel`` (a desk), as set by admin ``by``."""
+
+    label: str
+    channel: str
+    by: str
+    at: float
+    warned: bool = False  # the admin was told once that the bot is not in the desk channel
+
+    def encode(self) -> str:
+        return json.dumps({"channel": self.channel, "by": self.by, "at": self.at, "warned": self.warned})
+
+    @classmethod
+    def decode(cls, label: str, raw: bytes | str) -> Route:
+        data = json.loads(as_str(raw))
+        return cls(
+            label=label,
+            channel=str(data["channel"]),
+            by=str(data.get("by", "")),
+            at=float(data.get("at", 0.0)),
+            warned=bool(data.get("warned", False)),
+        )
+
+
+def put_route(connection: Redis, route: Route) -> None:
+    connection.hset(ROUTES_KEY, route.label, route.encode())
+
+
+def remove_route(connection: Redis, label: str) -> bool:
+    """Clear the route of ``label``; False when it had none."""
+    return bool(connection.hdel(ROUTES_KEY, label))
+
+
+def route_of(connection: Redis, label: str) -> Route | None:
+    raw: Any = connection.hget(ROUTES_KEY, label)
+    return None if raw is None else Route.decode(label, raw)
+
+
+def routes(connection: Redis) -> list[Route]:
+    """Every route, in label order."""
+    raw: dict[Any, Any] = connection.hgetall(ROUTES_KEY)
+    return sorted((Route.decode(as_str(k), v) for k, v in raw.items()), key=lambda r: r.label)
