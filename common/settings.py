@@ -7,6 +7,7 @@ stops the process with one clear line naming it. Nothing else in the code base r
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,8 +42,17 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(default=None, description=_HELP["SLACK_SIGNING_SECRET"])
     slack_api_url: str = Field(default="https://slack.com/api/", description="Base URL of the Slack Web API")
     redis_url: str = Field(default="redis://localhost:6379/0", description="Redis that carries the job queues")
-    model_dir: Path = Field(
-        default=Path("./models"), description="Model registry root; MODEL_DIR/current names the active version"
+    model_dir: str = Field(
+        default="./models",
+        description="Model registry root, a folder or s3://bucket/prefix; MODEL_DIR/current names the active version",
+    )
+    model_cache_dir: Path = Field(
+        default=Path("./.cache/models"),
+        description="Where workers keep the versions they download from an s3:// MODEL_DIR",
+    )
+    model_store_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint for an s3:// MODEL_DIR on MinIO or another S3-compatible store (default: AWS)",
     )
     model_path: Path | None = Field(
         default=None, description="A save_pretrained folder to serve directly, overriding MODEL_DIR"
@@ -123,6 +133,11 @@ class Settings(BaseSettings):
     train_run_dir: Path = Field(
         default=Path("./runs"), description="Where each training run keeps its checkpoints and TensorBoard logs"
     )
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

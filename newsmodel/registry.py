@@ -1,9 +1,17 @@
 """The model registry in MODEL_DIR: one folder per version, and a ``current`` file naming the active one.
 
-``current`` is switched atomically (write a temporary file, then ``os.replace``), so a reader never
-sees a half-written name. A version folder appears under its name only once fully written: training
-writes into a hidden staging folder in MODEL_DIR and renames it (:func:`staging_dir`, :func:`register`).
+MODEL_DIR is a local folder (a volume shared by several machines works as one) or an object-store URL
+(``s3://bucket/prefix``, see :mod:`newsmodel.store`); every function here takes either.
+
+In a local folder, ``current`` is switched atomically (write a temporary file, then ``os.replace``), so a
+reader never sees a half-written name. A version folder appears under its name only once fully written:
+training writes into a hidden staging folder in MODEL_DIR and renames it (:func:`staging_dir`,
+:func:`register`). On an object store, training writes into a local staging folder, :func:`register` uploads
+it and writes its completion marker last; ``current`` is one object replaced by one PUT.
 Every switch made by :func:`promote` or :func:`rollback` is appended to ``history.jsonl``.
+
+Workers serve from local folders: :func:`local_version` (and :func:`resolve_serving_path`) download a version
+from an object store into the local cache (MODEL_CACHE_DIR) first.
 """
 
 from __future__ import annotations
@@ -20,6 +28,10 @@ from typing import Any
 
 from common.exceptions import ModelNotFoundError
 from newsmodel.loading import ModelType, model_type_of
+from newsmodel.store import Store, config, is_remote
+
+# MODEL_DIR: a local folder, or an object-store URL such as s3://bucket/prefix.
+ModelDir = str | os.PathLike[str]
 
 CURRENT_FILE = "current"
 HISTORY_FILE = "history.jsonl"
@@ -31,26 +43,65 @@ VERSION_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-z]+$")
 _STAGING_PREFIX = ".staging-"
 
 
-def current_version(model_dir: Path) -> str | None:
+def _local(model_dir: ModelDir) -> Path:
+    return Path(model_dir)
+
+
+def current_version(model_dir: ModelDir) -> str | None:
     """The version that ``model_dir/current`` names, or None when nothing is current yet."""
-    try:
-        name = (model_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    return name or None
+    if is_remote(model_dir):
+        name = Store(os.fspath(model_dir)).read_text(CURRENT_FILE) or ""
+    else:
+        try:
+            name = (_local(model_dir) / CURRENT_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+    return name.strip() or None
 
 
-def set_current(model_dir: Path, version: str) -> None:
-    """Make ``version`` current, atomically."""
-    if not (model_dir / version).is_dir():
+def has_version(model_dir: ModelDir, version: str) -> bool:
+    """True when ``version`` is a complete version of the registry (a folder, or an upload with its marker)."""
+    if not VERSION_PATTERN.match(version):
+        return False
+    if is_remote(model_dir):
+        return Store(os.fspath(model_dir)).marker(version) is not None
+    return (_local(model_dir) / version).is_dir()
+
+
+def set_current(model_dir: ModelDir, version: str) -> None:
+    """Make ``version`` current, atomically (a rename locally; one PUT on an object store)."""
+    if is_remote(model_dir):
+        store = Store(os.fspath(model_dir))
+        if store.marker(version) is None:
+            raise ModelNotFoundError(f"no complete model version {version!r} in {model_dir}")
+        store.write_text(version + "\n", CURRENT_FILE)
+        return
+    root = _local(model_dir)
+    if not (root / version).is_dir():
         raise ModelNotFoundError(f"no model version {version!r} in {model_dir}")
-    tmp = model_dir / f".{CURRENT_FILE}.{os.getpid()}.tmp"
+    tmp = root / f".{CURRENT_FILE}.{os.getpid()}.tmp"
     tmp.write_text(version + "\n", encoding="utf-8")
-    os.replace(tmp, model_dir / CURRENT_FILE)
+    os.replace(tmp, root / CURRENT_FILE)
 
 
-def resolve_serving_path(model_dir: Path, model_path: Path | None) -> tuple[Path, str]:
-    """The folder to serve and its version name: MODEL_PATH when set, else MODEL_DIR/<current>."""
+def local_version(model_dir: ModelDir, version: str, cache_dir: Path | None = None) -> Path:
+    """A local folder holding ``version``: its folder in a local registry, or its copy in the cache
+    (``cache_dir``, default MODEL_CACHE_DIR), downloaded first from an object store when not there yet."""
+    if is_remote(model_dir):
+        if not VERSION_PATTERN.match(version):
+            raise ModelNotFoundError(f"no model version {version!r} in {model_dir}")
+        return Store(os.fspath(model_dir)).download(version, cache_dir or config().cache_dir)
+    path = _local(model_dir) / version
+    if not path.is_dir():
+        raise ModelNotFoundError(f"no model version {version!r} in {model_dir}")
+    return path
+
+
+def resolve_serving_path(
+    model_dir: ModelDir, model_path: Path | None, cache_dir: Path | None = None
+) -> tuple[Path, str]:
+    """The folder to serve and its version name: MODEL_PATH when set, else MODEL_DIR/<current> (downloaded
+    into ``cache_dir`` first when MODEL_DIR is on an object store)."""
     if model_path is not None:
         if not model_path.is_dir():
             raise ModelNotFoundError(f"MODEL_PATH {model_path} is not a folder")
@@ -58,7 +109,9 @@ def resolve_serving_path(model_dir: Path, model_path: Path | None) -> tuple[Path
     version = current_version(model_dir)
     if version is None:
         raise ModelNotFoundError(f"no current model in {model_dir} (nothing trained yet)")
-    path = model_dir / version
+    if is_remote(model_dir):
+        return local_version(model_dir, version, cache_dir), version
+    path = _local(model_dir) / version
     if not path.is_dir():
         raise ModelNotFoundError(f"{model_dir}/current names {version!r}, which is not a folder")
     return path, version
@@ -67,16 +120,24 @@ def resolve_serving_path(model_dir: Path, model_path: Path | None) -> tuple[Path
 @dataclass(frozen=True)
 class VersionInfo:
     version: str
-    path: Path
+    path: str  # the version's folder, or its URL on an object store
     created_at: datetime
     model_type: ModelType
     metrics: dict[str, Any] | None
     is_current: bool
 
+    @property
+    def label_count(self) -> int | None:
+        """How many labels the version was tested on (from its metrics), or None without metrics."""
+        if not self.metrics:
+            return None
+        labels = self.metrics.get("labels") or self.metrics.get("per_class")
+        return len(labels) if isinstance(labels, list | dict) else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
-            "path": str(self.path),
+            "path": self.path,
             "created_at": self.created_at.isoformat(),
             "model_type": self.model_type,
             "metrics": self.metrics,
@@ -100,6 +161,15 @@ def read_metrics(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def version_metrics(model_dir: ModelDir, version: str) -> dict[str, Any] | None:
+    """The test metrics of a registered version (no download from an object store: read from its marker)."""
+    if is_remote(model_dir):
+        marker = Store(os.fspath(model_dir)).marker(version) or {}
+        metrics = marker.get("metrics")
+        return metrics if isinstance(metrics, dict) else None
+    return read_metrics(_local(model_dir) / version)
+
+
 def read_info(path: Path) -> dict[str, Any]:
     try:
         data = json.loads((path / INFO_FILE).read_text(encoding="utf-8"))
@@ -108,32 +178,51 @@ def read_info(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _created_at(path: Path) -> datetime:
-    stamp = read_info(path).get("created_at")
+def _parse_created(stamp: Any, name: str) -> datetime | None:
     if isinstance(stamp, str):
         try:
             return datetime.fromisoformat(stamp)
         except ValueError:
             pass
     try:
-        return datetime.strptime(path.name[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+        return datetime.strptime(name[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
     except ValueError:
-        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        return None
 
 
-def list_versions(model_dir: Path) -> list[VersionInfo]:
-    """Every registered version in ``model_dir``, oldest first (other folders, staging ones included, are ignored)."""
-    if not model_dir.is_dir():
+def _created_at(path: Path) -> datetime:
+    return _parse_created(read_info(path).get("created_at"), path.name) or datetime.fromtimestamp(
+        path.stat().st_mtime, UTC
+    )
+
+
+def _marker_of(path: Path, version: str) -> dict[str, Any]:
+    """What an object store keeps about a version in its completion marker (read by :func:`list_versions`)."""
+    return {
+        "version": version,
+        "model_type": model_type_of(path),
+        "created_at": (_parse_created(read_info(path).get("created_at"), version) or datetime.now(UTC)).isoformat(),
+        "metrics": read_metrics(path),
+    }
+
+
+def list_versions(model_dir: ModelDir) -> list[VersionInfo]:
+    """Every registered version in ``model_dir``, oldest first (other folders, staging ones and half uploads
+    included, are ignored)."""
+    if is_remote(model_dir):
+        return _list_remote(Store(os.fspath(model_dir)))
+    root = _local(model_dir)
+    if not root.is_dir():
         return []
-    current = current_version(model_dir)
+    current = current_version(root)
     versions = []
-    for path in sorted(model_dir.iterdir()):
+    for path in sorted(root.iterdir()):
         if not path.is_dir() or not VERSION_PATTERN.match(path.name):
             continue
         versions.append(
             VersionInfo(
                 version=path.name,
-                path=path,
+                path=str(path),
                 created_at=_created_at(path),
                 model_type=model_type_of(path),
                 metrics=read_metrics(path),
@@ -143,21 +232,55 @@ def list_versions(model_dir: Path) -> list[VersionInfo]:
     return versions
 
 
-def staging_dir(model_dir: Path, version: str) -> Path:
-    """A fresh hidden folder in ``model_dir`` to write a version into before :func:`register` renames it."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    path = model_dir / f"{_STAGING_PREFIX}{version}"
+def _list_remote(store: Store) -> list[VersionInfo]:
+    current = current_version(store.url)
+    versions = []
+    for name in store.names():
+        marker = store.marker(name) if VERSION_PATTERN.match(name) else None
+        if marker is None:
+            continue
+        kind = marker.get("model_type")
+        metrics = marker.get("metrics")
+        versions.append(
+            VersionInfo(
+                version=name,
+                path=store.url_of(name),
+                created_at=_parse_created(marker.get("created_at"), name) or datetime.fromtimestamp(0, UTC),
+                model_type=kind if kind in ("bert", "linear") else "unknown",
+                metrics=metrics if isinstance(metrics, dict) else None,
+                is_current=name == current,
+            )
+        )
+    return versions
+
+
+def staging_dir(model_dir: ModelDir, version: str) -> Path:
+    """A fresh hidden folder to write a version into before :func:`register`: in ``model_dir`` when local
+    (renamed there), in the local cache (MODEL_CACHE_DIR) when ``model_dir`` is on an object store (uploaded)."""
+    root = config().cache_dir if is_remote(model_dir) else _local(model_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{_STAGING_PREFIX}{version}"
     if path.exists():
         shutil.rmtree(path)
     path.mkdir()
     return path
 
 
-def register(model_dir: Path, staging: Path, version: str) -> Path:
-    """Give a fully written staging folder its version name (an atomic rename in the same file system)."""
+def register(model_dir: ModelDir, staging: Path, version: str) -> Path:
+    """Give a fully written staging folder its version name, and return the version's local folder.
+
+    Locally an atomic rename in the same file system. On an object store: upload every file, then the
+    completion marker; the staging folder then becomes the version's copy in the local cache."""
     if not VERSION_PATTERN.match(version):
         raise ValueError(f"not a version name: {version!r}")
-    target = model_dir / version
+    if is_remote(model_dir):
+        Store(os.fspath(model_dir)).upload(staging, version, _marker_of(staging, version))
+        target = staging.parent / version
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(staging, target)
+        return target
+    target = _local(model_dir) / version
     if target.exists():
         raise FileExistsError(f"{target} already exists")
     os.rename(staging, target)
@@ -170,18 +293,26 @@ def discard(staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _record(model_dir: Path, action: str, version: str, previous: str | None) -> None:
-    line = {"at": datetime.now(UTC).isoformat(), "action": action, "version": version, "previous": previous}
-    with (model_dir / HISTORY_FILE).open("a", encoding="utf-8") as out:
-        out.write(json.dumps(line) + "\n")
+def _record(model_dir: ModelDir, action: str, version: str, previous: str | None) -> None:
+    line = json.dumps({"at": datetime.now(UTC).isoformat(), "action": action, "version": version, "previous": previous})
+    if is_remote(model_dir):
+        # Read-modify-write: admin operations are rare; two at the same instant could lose one history line.
+        store = Store(os.fspath(model_dir))
+        store.write_text((store.read_text(HISTORY_FILE) or "") + line + "\n", HISTORY_FILE)
+        return
+    with (_local(model_dir) / HISTORY_FILE).open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
 
 
-def read_history(model_dir: Path) -> list[dict[str, Any]]:
+def read_history(model_dir: ModelDir) -> list[dict[str, Any]]:
     """The switches of ``current``, oldest first."""
-    try:
-        lines = (model_dir / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
+    if is_remote(model_dir):
+        lines = (Store(os.fspath(model_dir)).read_text(HISTORY_FILE) or "").splitlines()
+    else:
+        try:
+            lines = (_local(model_dir) / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
     history = []
     for line in lines:
         try:
@@ -193,12 +324,12 @@ def read_history(model_dir: Path) -> list[dict[str, Any]]:
     return history
 
 
-def _require_version(model_dir: Path, version: str) -> None:
-    if not VERSION_PATTERN.match(version) or not (model_dir / version).is_dir():
+def _require_version(model_dir: ModelDir, version: str) -> None:
+    if not has_version(model_dir, version):
         raise ModelNotFoundError(f"no model version {version!r} in {model_dir}")
 
 
-def promote(model_dir: Path, version: str) -> None:
+def promote(model_dir: ModelDir, version: str) -> None:
     """Make ``version`` current (atomically) and record the switch."""
     _require_version(model_dir, version)
     previous = current_version(model_dir)
@@ -206,7 +337,7 @@ def promote(model_dir: Path, version: str) -> None:
     _record(model_dir, "promote", version, previous)
 
 
-def rollback(model_dir: Path, version: str | None = None) -> str:
+def rollback(model_dir: ModelDir, version: str | None = None) -> str:
     """Make ``version`` current again; without one, the version that was current before the current one.
 
     Without a recorded switch, the newest version older than the current one is taken. Returns the version
@@ -216,7 +347,7 @@ def rollback(model_dir: Path, version: str | None = None) -> str:
     if version is None:
         for row in reversed(read_history(model_dir)):
             previous = row.get("previous")
-            ok = isinstance(previous, str) and previous != current and (model_dir / previous).is_dir()
+            ok = isinstance(previous, str) and previous != current and has_version(model_dir, previous)
             if row.get("version") == current and ok:
                 version = str(previous)
                 break

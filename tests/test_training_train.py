@@ -226,7 +226,7 @@ def test_prepare_predict_and_models_commands(archive: Path, tiny_model: Path, tm
     [older] = run_cli("predict", *common, "--model", first.version, stdin=texts[1])
     assert older["version"] == first.version and older["label"] == "smax"
 
-    listed = run_cli("models", *common, "list")
+    listed = run_cli("models", *common, "list", "--json")
     assert [(v["version"], v["model_type"], v["is_current"]) for v in listed] == [
         (first.version, "linear", False),
         (second.version, "linear", True),
@@ -283,7 +283,11 @@ def test_options_take_the_deployment_settings_then_overrides(tmp_path: Path) -> 
         promotion_tolerance=0.01,
     )
     options = options_from_settings(settings, model_type="linear", epochs=None, force=True)
-    assert (options.data, options.base_model, options.model_dir) == ("/data/ldcc.tar.gz", "org/model", tmp_path / "m")
+    assert (options.data, options.base_model, options.model_dir) == (
+        "/data/ldcc.tar.gz",
+        "org/model",
+        str(tmp_path / "m"),
+    )
     assert (options.cache_dir, options.run_dir, options.promotion_tolerance) == (tmp_path / "c", tmp_path / "r", 0.01)
     assert (options.model_type, options.epochs, options.force) == ("linear", TrainOptions().epochs, True)
     assert options.split_path == tmp_path / "c" / "split-seed42.jsonl"

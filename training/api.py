@@ -118,13 +118,13 @@ def _baseline(options: TrainOptions, train: Sequence[CorpusArticle], test: Seque
 def _current_macro_f1(options: TrainOptions, current: str, split: Split) -> tuple[float | None, dict[str, Any] | None]:
     """The current model's test macro-F1 on this split: from its metrics.json when measured on the same test
     articles, else measured now."""
-    path = options.model_dir / current
-    stored = registry.read_metrics(path)
+    stored = registry.version_metrics(options.model_dir, current)
     if stored and stored.get("test_fingerprint") == split.test_fingerprint and "macro_f1" in stored:
         return float(stored["macro_f1"]), stored
     from newsmodel.loading import load_classifier
 
     try:
+        path = registry.local_version(options.model_dir, current)
         classifier = load_classifier(path, current, device=options.device)
     except NewsbotError:
         log.warning("current model %s cannot be loaded; it does not block promotion", current, exc_info=True)
@@ -136,7 +136,7 @@ def _current_macro_f1(options: TrainOptions, current: str, split: Split) -> tupl
 
 def _decide(options: TrainOptions, new_f1: float, split: Split) -> tuple[bool, str, str | None, dict[str, Any] | None]:
     current = registry.current_version(options.model_dir)
-    if current is None or not (options.model_dir / current).is_dir():
+    if current is None or not registry.has_version(options.model_dir, current):
         return True, "no current model yet", current, None
     current_f1, current_metrics = _current_macro_f1(options, current, split)
     if options.force:
@@ -355,15 +355,15 @@ def train(options: TrainOptions, progress: Callable[[Progress], None] | None = N
     )
 
 
-def resolve_model(model_dir: Path, model: str | None) -> tuple[Path, str]:
+def resolve_model(model_dir: registry.ModelDir, model: str | None) -> tuple[Path, str]:
     """A model folder and its version from ``--model`` (a folder or a version name), default the current one."""
     if model is None:
         return registry.resolve_serving_path(model_dir, None)
     as_path = Path(model)
     if as_path.is_dir():
         return as_path, as_path.resolve().name
-    if (model_dir / model).is_dir():
-        return model_dir / model, model
+    if registry.has_version(model_dir, model):
+        return registry.local_version(model_dir, model), model
     raise ModelNotFoundError(f"no model folder or version {model!r} (registry: {model_dir})")
 
 

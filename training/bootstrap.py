@@ -19,22 +19,26 @@ from typing import Any
 
 from common.settings import Settings
 from newsmodel import registry
+from newsmodel.store import is_remote
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".bootstrap.lock"
 
 
-def servable_version(model_dir: Path) -> str | None:
-    """The current version of ``model_dir`` when its folder exists, else None."""
+def servable_version(model_dir: registry.ModelDir) -> str | None:
+    """The current version of ``model_dir`` when it is a complete version, else None."""
     current = registry.current_version(model_dir)
-    return current if current and (model_dir / current).is_dir() else None
+    return current if current and registry.has_version(model_dir, current) else None
 
 
 @contextmanager
-def _locked(model_dir: Path) -> Iterator[None]:
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with (model_dir / LOCK_FILE).open("a") as handle:
+def _locked(model_dir: registry.ModelDir, cache_dir: Path) -> Iterator[None]:
+    # On an object store the lock file is in the local cache: it keeps starts on this machine from training
+    # twice; starts on several machines at once could each train one (the last promoted wins, both are kept).
+    folder = cache_dir if is_remote(model_dir) else Path(model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / LOCK_FILE).open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, also if this process dies
         yield
 
@@ -46,7 +50,7 @@ def bootstrap(settings: Settings) -> dict[str, Any]:
     model_dir = settings.model_dir
     current = servable_version(model_dir)
     if current is None:
-        with _locked(model_dir):
+        with _locked(model_dir, settings.model_cache_dir):
             current = servable_version(model_dir)  # another start may have trained it while this one waited
             if current is None:
                 from training.api import options_from_settings, train

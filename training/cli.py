@@ -1,7 +1,8 @@
-"""``python -m training``: prepare, train, evaluate, predict, models — a thin layer over :mod:`training.api`.
+"""python -m training: prepare, train, evaluate, predict and manage models (a thin layer over training.api).
 
 Settings (MODEL_DIR, TRAIN_DATA, BASE_MODEL, DATA_CACHE_DIR, PROMOTION_TOLERANCE) give the defaults; options
-given on the command line win. Logs go to standard error; results (JSON) to standard output.
+given on the command line win. Logs go to standard error; results to standard output (JSON, except the table
+of `models list`, which takes --json for scripts).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
+from datetime import UTC
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,7 +23,7 @@ from common.articles import Article, article_from_text
 from common.exceptions import NewsbotError
 from common.labels import SLUGS
 from common.settings import load_settings
-from newsmodel import registry
+from newsmodel import registry, store
 from training.options import TrainOptions, options_from_settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="List, promote or roll back registry versions.")
     _add_option(models, "model_dir")
     actions = models.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="Every version, oldest first, with its test metrics (JSON lines).")
+    listing = actions.add_parser("list", help="Every version, oldest first, with its test metrics (a table).")
+    listing.add_argument("--json", action="store_true", help="Print one JSON object per version instead.")
     promote = actions.add_parser("promote", help="Make VERSION current.")
     promote.add_argument("version")
     rollback = actions.add_parser("rollback", help="Make VERSION (default: the previously current one) current.")
@@ -86,12 +89,12 @@ def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "keep_leaks":
         parser.add_argument(flag, action="store_true", default=None, help=spec.metadata["help"])
         return
-    kind: Any = {"split_seed": int, "split_file": Path, "cache_dir": Path, "model_dir": Path}.get(name, str)
+    kind: Any = {"split_seed": int, "split_file": Path, "cache_dir": Path}.get(name, str)
     parser.add_argument(flag, dest=name, type=kind, default=None, help=spec.metadata["help"])
 
 
 # Parsed arguments that are not training options.
-_NOT_OPTIONS = ("command", "action", "model", "version")
+_NOT_OPTIONS = ("command", "action", "model", "version", "json")
 
 
 def _options(args: argparse.Namespace) -> TrainOptions:
@@ -175,10 +178,45 @@ def cmd_predict(args: argparse.Namespace, options: TrainOptions, stdin: IO[str],
             _print({"label": prediction.slug, "scores": prediction.scores, "version": version}, out)
 
 
+def _metric(metrics: dict[str, Any] | None, name: str) -> str:
+    value = (metrics or {}).get(name)
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+def versions_table(versions: Sequence[registry.VersionInfo]) -> str:
+    """The versions as a table for people: the current one marked with ``*``."""
+    header = ("", "VERSION", "TYPE", "CREATED (UTC)", "TEST ACC", "MACRO-F1", "LABELS")
+    rows = [
+        (
+            "*" if info.is_current else "",
+            info.version,
+            info.model_type,
+            info.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            _metric(info.metrics, "accuracy"),
+            _metric(info.metrics, "macro_f1"),
+            "-" if info.label_count is None else str(info.label_count),
+        )
+        for info in versions
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in
+             (header, *rows)]  # fmt: skip
+    if not rows:
+        lines.append("(no versions yet)")
+    elif any(info.is_current for info in versions):
+        lines.append("* current")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_models(args: argparse.Namespace, options: TrainOptions, out: IO[str]) -> None:
     if args.action == "list":
-        for info in registry.list_versions(options.model_dir):
-            _print(info.to_dict(), out)
+        versions = registry.list_versions(options.model_dir)
+        if args.json:
+            for info in versions:
+                _print(info.to_dict(), out)
+        else:
+            out.write(versions_table(versions))
+            out.flush()
     elif args.action == "promote":
         registry.promote(options.model_dir, args.version)
         _print({"current": args.version}, out)
@@ -191,6 +229,8 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
     stdin, out = stdin or sys.stdin, out or sys.stdout
     args = _parser().parse_args(argv)
     try:
+        settings = load_settings()
+        store.configure(settings.model_store_endpoint_url, settings.model_cache_dir)
         options = _options(args)
         if args.command == "prepare":
             cmd_prepare(options, out)

@@ -1,8 +1,8 @@
-"""The training run's options: one dataclass, parsed by ``HfArgumentParser`` (the ``help`` is the CLI's --help)
-together with ``transformers.TrainingArguments`` for the Trainer's other options (:attr:`TrainOptions.trainer_args`).
+"""The training run's options: one dataclass, parsed by HfArgumentParser (each field's help is the CLI's --help text)
+together with transformers.TrainingArguments for the Trainer's other options (TrainOptions.trainer_args).
 
-Defaults that depend on the deployment (data, base model, MODEL_DIR, tolerance) come from
-:class:`common.settings.Settings` through :func:`options_from_settings`; the CLI and the /retrain job both use it.
+Defaults that depend on the deployment (data, base model, MODEL_DIR, tolerance) come from the Settings through
+options_from_settings; the CLI and the /retrain job both use it.
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ class TrainOptions:
         default=False, metadata={"help": "Make the new version current even if its test macro-F1 is worse."}
     )
     promotion_tolerance: float = field(default=0.0, metadata={"help": "Promote if test macro-F1 >= current's - this."})
-    model_dir: Path = field(default=Path("models"), metadata={"help": "The model registry (MODEL_DIR)."})
+    model_dir: str = field(
+        default="models", metadata={"help": "The model registry (MODEL_DIR): a folder or s3://bucket/prefix."}
+    )
     run_dir: Path = field(
         default=Path("runs"),
         metadata={"help": "Where each run's checkpoints and TensorBoard logs go (runs/<version>)."},

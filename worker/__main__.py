@@ -34,12 +34,14 @@ def main(argv: list[str] | None = None) -> int:
 
     # Heavy imports only after the settings are known to be usable.
     from common.state import WORKER_TTL_S
+    from newsmodel import store
     from worker import jobs
     from worker.batching import MAINTENANCE_INTERVAL_S, BatchingWorker
     from worker.classifier import ModelService, use_all_cores
     from worker.fetch import GuardedFetcher
     from worker.slack import SlackReplier, web_client
 
+    store.configure(settings.model_store_endpoint_url, settings.model_cache_dir)
     connection = redis_connection(settings)
     models = ModelService.from_settings(settings)
     serves_classify = CLASSIFY_QUEUE in args.queues

@@ -7,6 +7,9 @@ model keeps serving, then swaps it in between two batches (the swap waits for th
 that fails to load is never swapped in: the previous one keeps serving, the reason is logged and published
 as ``last_error`` in the worker's serving hash (``newsbot:serving:<worker name>``), and the load is tried
 again after a while (a folder may still have been in the making).
+
+With MODEL_DIR on an object store (``s3://…``), only the small ``current`` object is polled; a new version
+is first downloaded into this worker's local cache (MODEL_CACHE_DIR) and loaded from there.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from common.state import ServingState
 from newsmodel.bert import BertClassifier, gpu_batch_size
 from newsmodel.loading import load_classifier
 from newsmodel.prediction import Classifier, Prediction
-from newsmodel.registry import resolve_serving_path
+from newsmodel.registry import ModelDir, current_version, resolve_serving_path
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +72,11 @@ class ModelService:
 
     def __init__(
         self,
-        model_dir: Path,
+        model_dir: ModelDir,
         model_path: Path | None,
         device: str | None = None,
         *,
+        cache_dir: Path | None = None,
         max_length: int = 512,
         truncation: str = "head",
         batch_size: int = 32,
@@ -80,6 +84,7 @@ class ModelService:
     ) -> None:
         self.model_dir = model_dir
         self.model_path = model_path
+        self.cache_dir = cache_dir
         self.device = device
         self.max_length = max_length
         self.truncation = truncation
@@ -100,6 +105,7 @@ class ModelService:
             settings.model_dir,
             settings.model_path,
             settings.inference_device,
+            cache_dir=settings.model_cache_dir,
             max_length=settings.max_length,
             truncation=settings.truncation,
             batch_size=settings.classify_batch_size,
@@ -149,7 +155,7 @@ class ModelService:
 
     def _load(self) -> Classifier:
         """Load and smoke-test the model MODEL_PATH or MODEL_DIR/current names; raise NewsbotError if unusable."""
-        path, version = resolve_serving_path(self.model_dir, self.model_path)
+        path, version = resolve_serving_path(self.model_dir, self.model_path, self.cache_dir)
         classifier = self._configure(load_classifier(path, version, device=self.device))
         try:
             (prediction,) = classifier.predict([_SMOKE_TEST])
@@ -164,7 +170,7 @@ class ModelService:
         """Load what is current now, in this thread (at start). False, and keep what is served, on failure."""
         try:
             classifier = self._load()
-        except NewsbotError as exc:
+        except Exception as exc:  # noqa: BLE001 - an unreachable store or a broken model: start, retry later
             self.last_error = str(exc)
             log.warning("no new model loaded: %s", exc)
             return False
@@ -185,7 +191,12 @@ class ModelService:
                 torch.cuda.empty_cache()
 
     def wanted_version(self) -> str | None:
-        """The version that should be served now (MODEL_PATH's folder name, or what ``current`` names)."""
+        """The version that should be served now (MODEL_PATH's folder name, or what ``current`` names).
+
+        Only ``current`` is read (one small object on an object store): a new version is downloaded when
+        it is loaded, in the watcher thread, while the served one keeps answering."""
+        if self.model_path is None:
+            return current_version(self.model_dir)
         try:
             return resolve_serving_path(self.model_dir, self.model_path)[1]
         except ModelNotFoundError:
@@ -193,7 +204,12 @@ class ModelService:
 
     def check_for_update(self) -> bool:
         """Load and swap in the current version if it is not the one served. True when a new one was swapped in."""
-        wanted = self.wanted_version()
+        try:
+            wanted = self.wanted_version()
+        except Exception as exc:  # noqa: BLE001 - an unreachable object store: keep serving, say why
+            self.last_error = f"cannot read {self.model_dir}/current: {exc}"
+            log.warning("%s", self.last_error)
+            return False
         if wanted is None or wanted == self.version:
             return False
         failed_at = self._failed.get(wanted)

@@ -27,6 +27,8 @@ from common.feedback import ExportSummary, FeedbackStore
 from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
 from common.settings import Settings
 from common.state import TrainingProgress
+from newsmodel.registry import has_version, local_version
+from newsmodel.store import is_remote
 from training.api import Progress, TrainOutcome, options_from_settings, train
 from worker.jobs import runtime
 from worker.reports import duration, metric, metrics_line, progress_text
@@ -45,11 +47,14 @@ def resolve_base(name: str | None, settings: Settings) -> str:
         return settings.base_model
     if "/" in name:
         return name  # org/name, validated by the bot; loaded from the hub (or its local cache)
-    for area in (settings.base_models_dir, settings.model_dir):
+    remote = is_remote(settings.model_dir)
+    for area in (settings.base_models_dir, *([] if remote else [Path(settings.model_dir)])):
         root = area.resolve()
         candidate = (root / name).resolve()
         if candidate.is_relative_to(root) and candidate != root and candidate.is_dir():
             return str(candidate)
+    if remote and has_version(settings.model_dir, name):
+        return str(local_version(settings.model_dir, name, settings.model_cache_dir).resolve())
     raise BaseModelNotFoundError(name, str(settings.base_models_dir))
 
 

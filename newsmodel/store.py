@@ -1,0 +1,177 @@
+"""The model registry on an object store (``s3://bucket/prefix``, through fsspec and s3fs).
+
+Layout under the prefix (the same names as in a local MODEL_DIR, plus one marker per version)::
+
+    <prefix>/<version>/<file>…              the version's files, uploaded first
+    <prefix>/<version>/.complete.json       the completion marker, written last (manifest, type, metrics)
+    <prefix>/current                        the current version's name: one small object, replaced by one PUT
+    <prefix>/history.jsonl                  the switches of ``current``, appended by read-modify-write
+
+A version exists only once its marker does: a half-uploaded version (a crashed or running upload) is never
+listed, promoted or downloaded. Object stores have no rename, so the marker is what makes an upload atomic.
+Appending to the history reads the object and writes it back whole: two admin operations at the same instant
+could lose one line (never ``current`` itself); admin operations are rare, so this is accepted.
+
+Workers serve from a local cache (MODEL_CACHE_DIR): :func:`download` copies a complete version into
+``<cache>/<version>`` through a hidden folder renamed when every file is there with the size the marker lists,
+so a cached folder is always whole. Nothing here imports torch or transformers.
+
+The S3 endpoint comes from :func:`configure` (MODEL_STORE_ENDPOINT_URL, for MinIO or another S3-compatible
+server); credentials and region from the standard AWS environment variables or files, read by botocore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.exceptions import ModelNotFoundError
+
+MARKER_FILE = ".complete.json"
+DEFAULT_CACHE_DIR = Path(".cache/models")
+_DOWNLOAD_PREFIX = ".download-"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Process-wide object-store settings, set once at start from the Settings (:func:`configure`)."""
+
+    endpoint_url: str | None = None
+    cache_dir: Path = DEFAULT_CACHE_DIR
+
+
+_config = StoreConfig()
+
+
+def configure(endpoint_url: str | None = None, cache_dir: Path | None = None) -> None:
+    """Set the S3 endpoint (None: AWS) and the default local cache of downloaded versions for this process."""
+    global _config
+    _config = StoreConfig(endpoint_url=endpoint_url or None, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
+
+
+def config() -> StoreConfig:
+    return _config
+
+
+def is_remote(model_dir: str | os.PathLike[str]) -> bool:
+    """True when ``model_dir`` is an object-store URL (``s3://…``, or any fsspec URL but ``file://``)."""
+    text = os.fspath(model_dir)
+    return "://" in text and not text.startswith("file://")
+
+
+class Store:
+    """One registry on an object store: its file system and the key prefix (no trailing slash)."""
+
+    def __init__(self, url: str) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        protocol = self.url.split("://", 1)[0]
+        options: dict[str, Any] = {}
+        if protocol in ("s3", "s3a"):
+            # Listings must not be cached: a polling worker has to see a version uploaded by another machine.
+            options["use_listings_cache"] = False
+            if _config.endpoint_url:
+                options["endpoint_url"] = _config.endpoint_url
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
+        self.root = str(self.root).rstrip("/")
+
+    def key(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def url_of(self, *parts: str) -> str:
+        return "/".join([self.url, *parts])
+
+    # -- small objects -------------------------------------------------------------------------------
+    def read_text(self, *parts: str) -> str | None:
+        """The object's text, or None when it does not exist."""
+        try:
+            data: bytes = self.fs.cat_file(self.key(*parts))
+        except FileNotFoundError:
+            return None
+        return data.decode("utf-8")
+
+    def write_text(self, text: str, *parts: str) -> None:
+        """Write one object with one PUT: readers see the old or the new content, never a mix."""
+        self.fs.pipe_file(self.key(*parts), text.encode("utf-8"))
+
+    # -- versions ------------------------------------------------------------------------------------
+    def marker(self, version: str) -> dict[str, Any] | None:
+        """The completion marker of ``version``, or None while it is absent (no version, or a half upload)."""
+        text = self.read_text(version, MARKER_FILE)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def names(self) -> list[str]:
+        """The names of the folders under the prefix (complete versions or not), sorted."""
+        try:
+            entries = self.fs.ls(self.root, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            str(entry["name"]).rstrip("/").rsplit("/", 1)[-1] for entry in entries if entry.get("type") == "directory"
+        )
+
+    def upload(self, local: Path, version: str, marker: dict[str, Any]) -> None:
+        """Upload every file of ``local`` under ``<prefix>/<version>/``, then the marker (with the file list)."""
+        if self.marker(version) is not None:
+            raise FileExistsError(f"{self.url_of(version)} already exists")
+        files = {p.relative_to(local).as_posix(): p.stat().st_size for p in sorted(local.rglob("*")) if p.is_file()}
+        files.pop(MARKER_FILE, None)
+        try:
+            for name in files:
+                self.fs.put_file(str(local / name), self.key(version, name))
+            self.write_text(json.dumps({**marker, "files": files}, ensure_ascii=False, indent=2), version, MARKER_FILE)
+        except BaseException:
+            self.remove_partial(version)
+            raise
+
+    def remove_partial(self, version: str) -> None:
+        """Best effort: delete what a failed upload left (without a marker it is invisible anyway)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.fs.rm(self.key(version), recursive=True)
+
+    def download(self, version: str, cache_dir: Path) -> Path:
+        """``<cache_dir>/<version>``, downloaded first when absent; only a complete version is downloaded."""
+        target = cache_dir / version
+        if target.is_dir():
+            return target
+        marker = self.marker(version)
+        if marker is None:
+            raise ModelNotFoundError(f"no complete model version {version!r} in {self.url} (no {MARKER_FILE})")
+        files = marker.get("files")
+        if not isinstance(files, dict) or not files:
+            raise ModelNotFoundError(f"{self.url_of(version, MARKER_FILE)} lists no files")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cache_dir / f"{_DOWNLOAD_PREFIX}{version}-{os.getpid()}-{secrets.token_hex(3)}"
+        try:
+            for name, size in files.items():
+                out = (partial / name).resolve()
+                if not out.is_relative_to(partial.resolve()):
+                    raise ModelNotFoundError(f"{self.url_of(version, MARKER_FILE)}: bad file name {name!r}")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(self.key(version, name), str(out))
+                if out.stat().st_size != size:
+                    raise ModelNotFoundError(f"{self.url_of(version, name)}: {out.stat().st_size} bytes, not {size}")
+            (partial / MARKER_FILE).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
+            try:
+                os.rename(partial, target)
+            except OSError:
+                if not target.is_dir():  # another worker sharing this cache finished the same download first
+                    raise
+        except FileNotFoundError as exc:
+            raise ModelNotFoundError(f"{self.url_of(version)}: a file is missing ({exc})") from exc
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return target

@@ -1,0 +1,280 @@
+"""MODEL_DIR on an object store: a real S3-compatible server (moto's server mode) over HTTP, real s3fs.
+
+The registry API (register, list, promote, rollback, history), the completion marker (a half-uploaded version
+is never listed, promoted, downloaded or served), the CLI from another process, and two real `python -m worker`
+processes, each with its own empty local cache, that download the current version and hot-reload a version
+trained and promoted by a third process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rq.job import Job, JobStatus
+
+from common.articles import Article
+from common.exceptions import ModelNotFoundError
+from common.jobs import SERVING_KEY_PREFIX
+from common.queues import classify_queue
+from newsmodel import registry, store
+from testkit.fake_corpus import build_text_folder
+from testkit.fake_slack import FakeSlack
+from testkit.inprocess_worker import enqueue_classify
+from testkit.processes import Proc, product_env, start_worker
+from testkit.redis_server import RedisServer
+from testkit.s3_server import CREDENTIALS, S3Server
+from testkit.samples import SAMPLES, all_texts
+
+V1, V2, V3 = "20260101-000000-000aaaaaa", "20260102-000000-000bbbbbb", "20260103-000000-000cccccc"
+HALF = "20260104-000000-000dddddd"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3: S3Server, request: pytest.FixtureRequest) -> str:
+    name = "models-" + str(abs(hash(request.node.nodeid)) % 10**9)
+    s3.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def s3_registry(s3: S3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``s3://<bucket>/registry`` for this test process (endpoint and cache configured, dummy credentials)."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    store.configure(s3.url, tmp_path / "trainer-cache")
+    yield f"s3://{bucket}/registry"
+    store.configure()
+
+
+def linear_folder(folder: Path, seed: int, macro_f1: float) -> Path:
+    """A real linear model (fit on the sample texts) with a metrics.json, as training writes it."""
+    from training.linear import fit_linear, save_linear
+
+    texts = [text for texts in SAMPLES.values() for text in texts]
+    slugs = [slug for slug, texts in SAMPLES.items() for _ in texts]
+    save_linear(fit_linear(texts, slugs, seed=seed), folder)
+    metrics = {"accuracy": macro_f1 + 0.01, "macro_f1": macro_f1, "labels": list(SAMPLES)}
+    (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    return folder
+
+
+def register_linear(model_dir: str, version: str, seed: int = 0, macro_f1: float = 0.5) -> Path:
+    return registry.register(
+        model_dir, linear_folder(registry.staging_dir(model_dir, version), seed, macro_f1), version
+    )
+
+
+def half_upload(s3: S3Server, bucket: str, version: str, source: Path) -> None:
+    """Upload a version's files but not its completion marker: an upload still running, or one that crashed."""
+    for path in sorted(p for p in source.rglob("*") if p.is_file() and p.name != store.MARKER_FILE):
+        s3.put(bucket, f"registry/{version}/{path.relative_to(source).as_posix()}", path.read_bytes())
+
+
+def test_the_registry_api_on_an_object_store(s3: S3Server, bucket: str, s3_registry: str, tmp_path: Path) -> None:
+    assert registry.list_versions(s3_registry) == [] and registry.current_version(s3_registry) is None
+    local = register_linear(s3_registry, V1, seed=1, macro_f1=0.7)
+    assert local == tmp_path / "trainer-cache" / V1 and local.is_dir()  # the trainer keeps its local copy
+    register_linear(s3_registry, V2, seed=2, macro_f1=0.8)
+    keys = s3.keys(bucket, f"registry/{V1}/")
+    assert f"registry/{V1}/{store.MARKER_FILE}" in keys and f"registry/{V1}/metrics.json" in keys
+    marker = json.loads(s3.get(bucket, f"registry/{V1}/{store.MARKER_FILE}"))
+    assert set(marker["files"]) == {k.split("/", 2)[2] for k in keys} - {store.MARKER_FILE}
+    with pytest.raises(FileExistsError):
+        register_linear(s3_registry, V1)
+
+    # A half-uploaded version (no marker) is not listed, cannot be promoted, is never downloaded.
+    half_upload(s3, bucket, HALF, local)
+    assert [v.version for v in registry.list_versions(s3_registry)] == [V1, V2]
+    assert not registry.has_version(s3_registry, HALF)
+    with pytest.raises(ModelNotFoundError):
+        registry.promote(s3_registry, HALF)
+    with pytest.raises(ModelNotFoundError):
+        registry.local_version(s3_registry, HALF, tmp_path / "cache")
+    assert not (tmp_path / "cache" / HALF).exists()
+
+    registry.promote(s3_registry, V2)
+    registry.promote(s3_registry, V1)
+    assert s3.get(bucket, "registry/current") == f"{V1}\n".encode()  # one small object
+    versions = registry.list_versions(s3_registry)
+    assert [(v.version, v.model_type, v.is_current, v.label_count) for v in versions] == [
+        (V1, "linear", True, 9),
+        (V2, "linear", False, 9),
+    ]
+    assert versions[1].metrics == {"accuracy": 0.81, "macro_f1": 0.8, "labels": list(SAMPLES)}
+    assert versions[1].path == f"{s3_registry}/{V2}"
+    assert registry.version_metrics(s3_registry, V2) == versions[1].metrics
+    assert registry.rollback(s3_registry) == V2
+    assert [(h["action"], h["version"], h["previous"]) for h in registry.read_history(s3_registry)] == [
+        ("promote", V2, None),
+        ("promote", V1, V2),
+        ("rollback", V2, V1),
+    ]
+
+    # A worker's cache: the current version is downloaded once, whole, and loads from there.
+    path, version = registry.resolve_serving_path(s3_registry, None, tmp_path / "cache")
+    assert (path, version) == (tmp_path / "cache" / V2, V2)
+    from newsmodel.loading import load_classifier
+
+    (prediction,) = load_classifier(path, version).predict([Article(title="", body=SAMPLES["smax"][0])])
+    assert prediction.slug in SAMPLES
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]  # no partial download left
+
+    # `current` naming a half upload (written by hand) is refused, not served.
+    s3.put(bucket, "registry/current", f"{HALF}\n".encode())
+    with pytest.raises(ModelNotFoundError):
+        registry.resolve_serving_path(s3_registry, None, tmp_path / "cache")
+    with pytest.raises(ModelNotFoundError):
+        registry.set_current(s3_registry, HALF)
+
+
+def test_the_cli_manages_an_object_store_registry_from_another_process(
+    s3: S3Server, s3_registry: str, tmp_path: Path
+) -> None:
+    register_linear(s3_registry, V1, macro_f1=0.6)
+    register_linear(s3_registry, V2, macro_f1=0.75)
+    env = product_env(MODEL_DIR=s3_registry, MODEL_STORE_ENDPOINT_URL=s3.url, **CREDENTIALS)
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "training", "models", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    assert json.loads(cli("promote", V2)) == {"current": V2}
+    assert registry.current_version(s3_registry) == V2
+    table = cli("list").splitlines()
+    assert table[0].split() == ["VERSION", "TYPE", "CREATED", "(UTC)", "TEST", "ACC", "MACRO-F1", "LABELS"]
+    assert table[2].split() == ["*", V2, "linear", "2026-01-02", "00:00", "0.7600", "0.7500", "9"]
+    rows = [json.loads(line) for line in cli("list", "--json").splitlines()]
+    assert [(r["version"], r["is_current"], r["path"]) for r in rows] == [
+        (V1, False, f"{s3_registry}/{V1}"),
+        (V2, True, f"{s3_registry}/{V2}"),
+    ]
+
+
+# -- two real workers on one object-store registry -------------------------------------------------------
+
+
+def serving_of(conn: redis.Redis, name: str) -> dict[str, str]:
+    keys = conn.keys(f"{SERVING_KEY_PREFIX}{name}-*")
+    if len(keys) != 1:
+        return {}
+    return {k.decode(): v.decode() for k, v in conn.hgetall(keys[0]).items()}
+
+
+def wait_until(predicate: Callable[[], bool], what: str, procs: list[Proc], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {p.name}\n{p.log()[-3000:]}" for p in procs)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+@pytest.mark.slow
+def test_two_workers_hot_reload_a_version_promoted_by_another_process(
+    s3: S3Server,
+    bucket: str,
+    s3_registry: str,
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_conn: redis.Redis,
+    fake_slack: FakeSlack,
+) -> None:
+    # Process one (this test): register and promote V1.
+    register_linear(s3_registry, V1, seed=1)
+    registry.promote(s3_registry, V1)
+    common = {
+        "REDIS_URL": redis_server.url,
+        "SLACK_API_URL": fake_slack.api_url,
+        "MODEL_DIR": s3_registry,
+        "MODEL_STORE_ENDPOINT_URL": s3.url,
+        "MODEL_POLL_INTERVAL_S": "0.3",
+        **CREDENTIALS,
+    }
+    caches = {name: tmp_path / f"cache-{name}" for name in ("a", "b")}
+    workers: list[Proc] = []
+    try:
+        # Two workers, as on two machines: each starts with an empty cache and downloads the current version.
+        for name, cache in caches.items():
+            env = product_env(**common, MODEL_CACHE_DIR=str(cache))
+            workers.append(start_worker(env, tmp_path / f"run-{name}", name=f"worker-{name}"))
+        for name, cache in caches.items():
+            wait_until(lambda n=name: serving_of(redis_conn, f"worker-{n}").get("version") == V1, "V1", workers)
+            assert serving_of(redis_conn, f"worker-{name}")["path"] == str(cache / V1)
+
+        # A half upload named in `current` (by hand, or a promote racing an upload) is never served.
+        half_upload(s3, bucket, HALF, caches["a"] / V1)
+        s3.put(bucket, "registry/current", f"{HALF}\n".encode())
+        for name in caches:
+            wait_until(lambda n=name: HALF in serving_of(redis_conn, f"worker-{n}").get("last_error", ""), "error",
+                       workers)  # fmt: skip
+            assert serving_of(redis_conn, f"worker-{name}")["version"] == V1
+        assert not any((cache / HALF).exists() for cache in caches.values())
+        registry.set_current(s3_registry, V1)
+
+        # Process three: `python -m training train` fits a linear model, uploads it and promotes it.
+        corpus = build_text_folder(tmp_path / "corpus", per_class=10)
+        trainer_env = product_env(
+            MODEL_DIR=s3_registry,
+            MODEL_STORE_ENDPOINT_URL=s3.url,
+            MODEL_CACHE_DIR=str(tmp_path / "cache-trainer"),
+            DATA_CACHE_DIR=str(tmp_path / "data-cache"),
+            **CREDENTIALS,
+        )
+        args = ["train", "--model-type", "linear", "--data", str(corpus / "text"), "--force"]
+        trained = subprocess.run(
+            [sys.executable, "-m", "training", *args],
+            env=trainer_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert trained.returncode == 0, trained.stderr[-4000:]
+        summary = json.loads(trained.stdout.splitlines()[-1])
+        new = summary["version"]
+        assert summary["promoted"] is True and summary["previous_version"] == V1
+        assert Path(summary["path"]) == tmp_path / "cache-trainer" / new
+        assert registry.current_version(s3_registry) == new
+
+        # Both workers download it into their own cache and swap it in.
+        for name, cache in caches.items():
+            wait_until(lambda n=name: serving_of(redis_conn, f"worker-{n}").get("version") == new, "new", workers)
+            state = serving_of(redis_conn, f"worker-{name}")
+            assert state["path"] == str(cache / new) and state["last_error"] == ""
+            assert (cache / new / "metrics.json").is_file()
+
+        queue = classify_queue(redis_conn)
+        texts = all_texts()
+        jobs = [enqueue_classify(queue, f"ニュース\n{texts[n]}", n) for n in range(6)]
+        wait_until(lambda: len(fake_slack.calls_to("chat.postMessage")) >= len(jobs), "replies", workers)
+    finally:
+        for worker in workers:
+            worker.stop()
+    for job in jobs:
+        job = Job.fetch(job.id, connection=redis_conn, serializer=queue.serializer)
+        assert job.get_status() == JobStatus.FINISHED
+        assert (job.return_value() or {})["model_version"] == new
+    assert all(f"model {new}" in call.params["text"] for call in fake_slack.calls_to("chat.postMessage"))
