@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     inference_device: str | None = Field(
         default=None, description="torch device for serving: cuda, cpu (default: cuda when present)"
     )
+    serving_gpu_memory_fraction: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="Share of the GPU's memory a serving worker may use (the rest stays free for a training)",
+    )
     max_length: int = Field(default=512, ge=16, le=512, description="Tokens per article at most (title + body)")
     truncation: Literal["head", "head_tail"] = Field(
         default="head", description="How long bodies are cut: keep the head, or head and tail"

@@ -67,10 +67,32 @@ def batch_size_for_memory(
     return max(floor, min(cap, (free_bytes // 2) // per_article))
 
 
-def gpu_batch_size(device: torch.device, max_length: int, hidden: int = 768, heads: int = 12, cap: int = 512) -> int:
-    """:func:`batch_size_for_memory` of the memory the GPU ``device`` has free now."""
-    free, _total = torch.cuda.mem_get_info(device)
-    return batch_size_for_memory(int(free), max_length, hidden, heads, cap=cap)
+def gpu_batch_size(
+    device: torch.device,
+    max_length: int,
+    hidden: int = 768,
+    heads: int = 12,
+    cap: int = 512,
+    memory_fraction: float = 1.0,
+) -> int:
+    """:func:`batch_size_for_memory` of what serving may still use on the GPU ``device``.
+
+    That is the memory free now, but at most ``memory_fraction`` of the GPU's total less what this process
+    holds already (the weights), so that serving leaves the rest to a training sharing the GPU.
+    """
+    free, total = torch.cuda.mem_get_info(device)
+    return batch_size_for_memory(
+        serving_budget(int(free), int(total), torch.cuda.memory_reserved(device), memory_fraction),
+        max_length,
+        hidden,
+        heads,
+        cap=cap,
+    )
+
+
+def serving_budget(free_bytes: int, total_bytes: int, held_bytes: int, memory_fraction: float) -> int:
+    """Bytes serving may still take: the free memory, within ``memory_fraction`` of the total less what it holds."""
+    return max(0, min(free_bytes, int(memory_fraction * total_bytes) - held_bytes))
 
 
 # The tokenizer of a pool process, loaded once by its initializer.

@@ -50,3 +50,16 @@ def test_gpu_batch_size_fills_half_the_free_memory_within_bounds() -> None:
 
 def test_device_is_the_one_asked_for() -> None:
     assert pick_device("cpu").type == "cpu"
+
+
+def test_serving_budget_leaves_the_rest_of_the_gpu_to_a_training() -> None:
+    from newsmodel.bert import serving_budget
+
+    gib = 2**30
+    # 141 GiB card, 0.5 for serving, 1 GiB of weights held: 69.5 GiB left although 140 GiB are free.
+    assert serving_budget(140 * gib, 141 * gib, 1 * gib, 0.5) == int(0.5 * 141 * gib) - gib
+    # A training already took most of the card: only what is free counts.
+    assert serving_budget(3 * gib, 141 * gib, 1 * gib, 0.5) == 3 * gib
+    # Serving already holds its whole share: nothing more (the floor batch size then applies).
+    assert serving_budget(100 * gib, 100 * gib, 60 * gib, 0.5) == 0
+    assert batch_size_for_memory(serving_budget(100 * gib, 100 * gib, 60 * gib, 0.5), 512) == 8

@@ -81,6 +81,7 @@ class ModelService:
         truncation: str = "head",
         batch_size: int = 32,
         poll_interval_s: float = 5.0,
+        gpu_memory_fraction: float = 1.0,
     ) -> None:
         self.model_dir = model_dir
         self.model_path = model_path
@@ -90,6 +91,7 @@ class ModelService:
         self.truncation = truncation
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.gpu_memory_fraction = gpu_memory_fraction
         self.batches = 0  # predict calls: one per batch of jobs
         self.loaded_at: str | None = None
         self.last_error: str | None = None
@@ -110,6 +112,7 @@ class ModelService:
             truncation=settings.truncation,
             batch_size=settings.classify_batch_size,
             poll_interval_s=settings.model_poll_interval_s,
+            gpu_memory_fraction=settings.serving_gpu_memory_fraction,
         )
 
     # -- what is served ----------------------------------------------------------------------------
@@ -147,7 +150,16 @@ class ModelService:
             classifier.max_length = self.max_length
             classifier.truncation = "head_tail" if self.truncation == "head_tail" else "head"
             if classifier.device.type == "cuda":
-                classifier.batch_size = gpu_batch_size(classifier.device, self.max_length)
+                # The caching allocator stops at the fraction (an OOM there, not in a training on the same GPU).
+                torch.cuda.set_per_process_memory_fraction(self.gpu_memory_fraction, classifier.device)
+                config = classifier.model.config
+                classifier.batch_size = gpu_batch_size(
+                    classifier.device,
+                    self.max_length,
+                    hidden=int(getattr(config, "hidden_size", 768)),
+                    heads=int(getattr(config, "num_attention_heads", 12)),
+                    memory_fraction=self.gpu_memory_fraction,
+                )
                 classifier.start_tokenizer_pool(max(1, usable_cores() - 1))
             else:
                 classifier.batch_size = self.batch_size
