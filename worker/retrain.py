@@ -28,6 +28,7 @@ from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
 from common.settings import Settings
 from common.state import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
+from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime
 from worker.reports import duration, metric, metrics_line, progress_text
 
@@ -275,6 +276,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     if not outcome.promoted:
         blocks.append(promote_button(outcome.version))
     progress.finish("done", text, blocks)
+    publish_homes_after_model_change(rt)
     return {
         "version": outcome.version,
         "promoted": outcome.promoted,
