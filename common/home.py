@@ -233,15 +233,28 @@ def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
 def _workers_text(workers: list[ServingState]) -> str:
     if not workers:
         return "*ワーカー / Workers*\n稼働中のワーカー情報なし / no worker has reported"
-    lines = ["*ワーカー / Workers*"]
+    lines = []
     for worker in workers[:LISTED_WORKERS]:
         line = f"• `{escape(worker.worker)}`: `{escape(worker.version or '—')}` on {escape(worker.device or '?')}"
         if worker.last_error:
-            line += f"\n    :warning: {escape(clip(worker.last_error, 300))}"
+            line += f"\n    :warning: {escape(clip(worker.last_error, 200))}"
         lines.append(line)
-    if len(workers) > LISTED_WORKERS:
-        lines.append(f"…他 {len(workers) - LISTED_WORKERS} / and {len(workers) - LISTED_WORKERS} more")
-    return "\n".join(lines)
+    return "*ワーカー / Workers*\n" + bounded(lines, len(workers) - len(lines))
+
+
+def bounded(lines: list[str], hidden: int = 0, limit: int = SECTION_TEXT_MAX - 200) -> str:
+    """``lines`` joined, as many as fit in ``limit`` characters, then how many more there are."""
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    more = hidden + len(lines) - len(kept)
+    if more:
+        kept.append(f"…他 {more} / and {more} more")
+    return "\n".join(kept)
 
 
 # --- activity, the user's own list, the newsroom settings -----------------------------------------------
@@ -271,7 +284,7 @@ def _recent_blocks(data: HomeData) -> list[dict[str, Any]]:
         f"({_date(item.at, _utc(item.at))})"
         for item in data.recent
     ]
-    blocks.append(_section("\n".join(lines)))
+    blocks.append(_section(bounded(lines)))
     return blocks
 
 
@@ -288,9 +301,8 @@ def _newsroom_blocks(data: HomeData) -> list[dict[str, Any]]:
 def _listing(items: list[str], empty: str) -> str:
     if not items:
         return empty
-    shown = items[:LISTED_CHANNELS]
-    more = f"\n…他 {len(items) - len(shown)} / and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
-    return "\n".join(f"• {item}" for item in shown) + more
+    shown = [f"• {item}" for item in items[:LISTED_CHANNELS]]
+    return bounded(shown, len(items) - len(shown))
 
 
 # --- admins ---------------------------------------------------------------------------------------------
