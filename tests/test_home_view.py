@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -27,7 +28,7 @@ def test_classifications_count_once_per_record_by_utc_day_and_week(redis_conn: r
     state.count_classifications(redis_conn, ["older"], None, at=now - 7 * DAY)  # outside the last 7 days
     assert state.classified_counts(redis_conn, at=now) == (3, 4)
     ttl = redis_conn.ttl(state.classified_day_key(state.utc_day(now)))
-    assert 0 < int(ttl) <= state.CLASSIFIED_DAY_TTL_S  # type: ignore[arg-type]
+    assert 0 < int(ttl) <= state.CLASSIFIED_DAY_TTL_S
 
 
 def test_each_users_recent_list_keeps_the_last_five_newest_first(redis_conn: redis.Redis) -> None:
@@ -48,7 +49,7 @@ def test_each_users_recent_list_keeps_the_last_five_newest_first(redis_conn: red
     assert [r.record_id for r in recent] == ["r6", "r5", "r4", "r3", "r2"]
     assert recent[0] == RecentClassification("r6", "<見出し> & 6", SLUGS[6], 1006.0)
     assert recent[1].title.startswith("本文 5 長い") and len(recent[1].title) == state.RECENT_TITLE_CHARS
-    assert 0 < int(redis_conn.ttl(state.recent_key("U1"))) <= state.RECENT_TTL_S  # type: ignore[arg-type]
+    assert 0 < int(redis_conn.ttl(state.recent_key("U1"))) <= state.RECENT_TTL_S
 
 
 def test_feedback_tally_counts_each_users_latest_answer_and_corrections_since_the_last_export(
@@ -113,7 +114,7 @@ def test_a_worker_publishes_its_served_models_facts_and_the_versions(redis_conn:
 # --- the view --------------------------------------------------------------------------------------------------
 
 
-def data(**overrides: object) -> home.HomeData:
+def data(**overrides: Any) -> home.HomeData:
     worker = ServingState(
         worker="w1",
         version="20260102-000000-000bbbbbb",
@@ -125,7 +126,7 @@ def data(**overrides: object) -> home.HomeData:
         labels=SLUGS,
         versions=(("20260102-000000-000bbbbbb", "bert, macro-F1 0.9012"), ("20260101-000000-000aaaaaa", "linear")),
     )
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "user": "U1",
         "is_admin": False,
         "workers": [worker],
@@ -137,7 +138,7 @@ def data(**overrides: object) -> home.HomeData:
         "routes": [Route("sports-watch", "CSPORTS", "UADMIN", 1.0)],
     }
     values.update(overrides)
-    return home.HomeData(**values)  # type: ignore[arg-type]
+    return home.HomeData(**values)
 
 
 def test_the_view_shows_the_model_counts_recent_list_watches_and_help() -> None:
