@@ -92,9 +92,11 @@ class FeedbackStore:
         (:func:`training.examples.load_extra_examples`). When several people answered, the category most of
         them chose wins (the latest answer breaks a tie); a classification that most people confirmed is no
         correction. A correction whose record is gone or has no text, or whose slug is not one of the nine,
-        is skipped and counted, never fatal.
+        is skipped and counted, never fatal. The time of the export is noted: corrections answered later wait for
+        the next training (the App Home counts them).
         """
         written = skipped = 0
+        state.mark_corrections_exported(self.connection, time.time())
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
             for record_id in self.record_ids():

@@ -20,6 +20,13 @@ key                                       value                       lifetime
 ``newsbot:serving:<worker name>``         hash, ServingState          serving_ttl_s(poll interval)
 ``newsbot:watch``                         hash channel → Watch        no TTL (an admin's setting)
 ``newsbot:routes``                        hash label → Route          no TTL (an admin's setting)
+``newsbot:stats:classified:<UTC day>``    set of record ids           CLASSIFIED_DAY_TTL_S
+``newsbot:stats:feedback:correct``        set of ``<user>:<record>``  no TTL (as the answers)
+``newsbot:stats:feedback:wrong``          zset ``<user>:<record>``    no TTL (score: when answered)
+``newsbot:training:corrections_cutoff``   time of the last export     no TTL
+``newsbot:recent:<user>``                 zset record id → time       RECENT_TTL_S (last RECENT_PER_USER)
+``newsbot:home:viewers``                  zset user → last opened     HOME_VIEWER_TTL_S
+``newsbot:home:viewer:<user>``            JSON, HomeViewer            HOME_VIEWER_TTL_S
 ========================================  ==========================  ========================================
 """
 
@@ -217,6 +224,7 @@ def put_feedback(connection: Redis, answer: FeedbackAnswer) -> None:
     pipe = connection.pipeline(transaction=True)
     pipe.hset(FeedbackAnswer.key_for(answer.record_id), answer.user, answer.encode())
     pipe.sadd(FEEDBACK_INDEX_KEY, answer.record_id)
+    _count_feedback(pipe, answer)
     pipe.execute()
 
 
@@ -429,8 +437,25 @@ def training_progress(connection: Redis) -> TrainingProgress | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """A model version as the App Home shows it: what it is, when it was trained, its test figures."""
+
+    version: str
+    model_type: str = ""
+    trained_at: str = ""  # ISO time of training.json's created_at
+    accuracy: float | None = None  # on the test split (metrics.json)
+    macro_f1: float | None = None
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ServingState:
-    """What one worker serves now, published by its model watcher for ``/retrain status``."""
+    """What one worker serves now, published by its model watcher for ``/retrain status`` and the App Home.
+
+    Besides the version, the served model's facts (from its metrics.json and training.json, read by the
+    worker: the bot never reads MODEL_DIR) and ``versions``, the registry's latest versions as the worker
+    last listed them (newest first, each with a one-line summary), which admins may promote from the Home.
+    """
 
     worker: str
     version: str = ""
@@ -438,19 +463,46 @@ class ServingState:
     loaded_at: str = ""
     last_error: str = ""
     device: str = ""
+    model_type: str = ""
+    trained_at: str = ""
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    labels: tuple[str, ...] = ()
+    versions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def model(self) -> ModelFacts | None:
+        """The served model's facts, or None while this worker serves none."""
+        if not self.version:
+            return None
+        return ModelFacts(self.version, self.model_type, self.trained_at, self.accuracy, self.macro_f1, self.labels)
 
     @staticmethod
     def key_for(worker: str) -> str:
         return f"{SERVING_KEY_PREFIX}{worker}"
 
     def encode(self) -> dict[str, str]:
-        fields = asdict(self)
-        del fields["worker"]
-        return fields
+        return {
+            "version": self.version,
+            "path": self.path,
+            "loaded_at": self.loaded_at,
+            "last_error": self.last_error,
+            "device": self.device,
+            "model_type": self.model_type,
+            "trained_at": self.trained_at,
+            "accuracy": _fmt(self.accuracy, 4),
+            "macro_f1": _fmt(self.macro_f1, 4),
+            "labels": ",".join(self.labels),
+            "versions": json.dumps([list(v) for v in self.versions], ensure_ascii=False),
+        }
 
     @classmethod
     def decode(cls, worker: str, raw: Mapping[Any, Any]) -> ServingState:
         fields = _fields(raw)
+        try:
+            versions = tuple((str(v), str(s)) for v, s in json.loads(fields.get("versions") or "[]"))
+        except (ValueError, TypeError):
+            versions = ()
         return cls(
             worker=worker,
             version=fields.get("version", ""),
@@ -458,6 +510,12 @@ class ServingState:
             loaded_at=fields.get("loaded_at", ""),
             last_error=fields.get("last_error", ""),
             device=fields.get("device", ""),
+            model_type=fields.get("model_type", ""),
+            trained_at=fields.get("trained_at", ""),
+            accuracy=_float(fields.get("accuracy", "")),
+            macro_f1=_float(fields.get("macro_f1", "")),
+            labels=tuple(label for label in fields.get("labels", "").split(",") if label),
+            versions=versions,
         )
 
 
@@ -566,3 +624,185 @@ def routes(connection: Redis) -> list[Route]:
     """Every route, in label order."""
     raw: dict[Any, Any] = connection.hgetall(ROUTES_KEY)
     return sorted((Route.decode(as_str(k), v) for k, v in raw.items()), key=lambda r: r.label)
+
+
+# --- the App Home: activity counters, each user's recent classifications, who looks at the Home ---------
+
+CLASSIFIED_DAY_KEY_PREFIX = "newsbot:stats:classified:"
+FEEDBACK_CORRECT_KEY = "newsbot:stats:feedback:correct"
+FEEDBACK_WRONG_KEY = "newsbot:stats:feedback:wrong"
+CORRECTIONS_CUTOFF_KEY = "newsbot:training:corrections_cutoff"
+RECENT_KEY_PREFIX = "newsbot:recent:"
+HOME_VIEWERS_KEY = "newsbot:home:viewers"
+HOME_VIEWER_KEY_PREFIX = "newsbot:home:viewer:"
+
+# A day's set of classified record ids outlives the 7 days that "this week" adds up.
+CLASSIFIED_DAY_TTL_S = 8 * 24 * 3600
+# Each user's last few classifications, shown on their Home; forgotten after a month without one.
+RECENT_PER_USER = 5
+RECENT_TTL_S = 30 * 24 * 3600
+# Who opened the Home within this long has it republished when the model changes (the newest ones, at most).
+HOME_VIEWER_TTL_S = 24 * 3600
+HOME_REFRESH_MAX_VIEWERS = 50
+WEEK_DAYS = 7
+
+
+def utc_day(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
+def classified_day_key(day: str) -> str:
+    return f"{CLASSIFIED_DAY_KEY_PREFIX}{day}"
+
+
+def recent_key(user: str) -> str:
+    return f"{RECENT_KEY_PREFIX}{user}"
+
+
+def count_classifications(connection: Redis, record_ids: list[str], user: str | None, at: float | None = None) -> None:
+    """Count stored records for today (a set: a retried job counts once) and remember them as ``user``'s recent."""
+    if not record_ids:
+        return
+    now = time.time() if at is None else at
+    day = classified_day_key(utc_day(now))
+    with connection.pipeline() as pipe:
+        pipe.sadd(day, *record_ids)
+        pipe.expire(day, CLASSIFIED_DAY_TTL_S)
+        if user:
+            key = recent_key(user)
+            # the n-th article of a message sorts after the (n-1)-th: newest first on the Home
+            pipe.zadd(key, {record_id: now + i / 1000 for i, record_id in enumerate(record_ids)})
+            pipe.zremrangebyrank(key, 0, -RECENT_PER_USER - 1)
+            pipe.expire(key, RECENT_TTL_S)
+        pipe.execute()
+
+
+def classified_counts(connection: Redis, at: float | None = None) -> tuple[int, int]:
+    """Articles classified today and in the last 7 days (UTC days, today included)."""
+    now = time.time() if at is None else at
+    with connection.pipeline() as pipe:
+        for back in range(WEEK_DAYS):
+            pipe.scard(classified_day_key(utc_day(now - back * 86400)))
+        counts = [int(n) for n in pipe.execute()]
+    return counts[0], sum(counts)
+
+
+def _count_feedback(pipe: Any, answer: FeedbackAnswer) -> None:
+    """Within put_feedback's transaction: the answer counts as correct or wrong, never both (a change moves it)."""
+    member = f"{answer.user}:{answer.record_id}"
+    if answer.correct:
+        pipe.sadd(FEEDBACK_CORRECT_KEY, member)
+        pipe.zrem(FEEDBACK_WRONG_KEY, member)
+    else:
+        pipe.zadd(FEEDBACK_WRONG_KEY, {member: answer.at})
+        pipe.srem(FEEDBACK_CORRECT_KEY, member)
+
+
+def mark_corrections_exported(connection: Redis, at: float) -> None:
+    """A training took the corrections as they were at ``at``: later ones wait for the next training."""
+    connection.set(CORRECTIONS_CUTOFF_KEY, f"{at:.3f}")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackTally:
+    """Every user's latest answer counted once: correct, wrong, and wrong ones newer than the last training."""
+
+    correct: int
+    wrong: int
+    waiting: int
+
+
+def feedback_tally(connection: Redis) -> FeedbackTally:
+    cutoff_raw: Any = connection.get(CORRECTIONS_CUTOFF_KEY)
+    low = f"({as_str(cutoff_raw)}" if cutoff_raw else "-inf"
+    with connection.pipeline() as pipe:
+        pipe.scard(FEEDBACK_CORRECT_KEY)
+        pipe.zcard(FEEDBACK_WRONG_KEY)
+        pipe.zcount(FEEDBACK_WRONG_KEY, low, "+inf")
+        correct, wrong, waiting = (int(n) for n in pipe.execute())
+    return FeedbackTally(correct=correct, wrong=wrong, waiting=waiting)
+
+
+@dataclass(frozen=True, slots=True)
+class RecentClassification:
+    """One of a user's recent classifications, as their Home lists it."""
+
+    record_id: str
+    title: str  # the title, or the body's first words when the article had none
+    slug: str
+    at: float
+
+
+RECENT_TITLE_CHARS = 60
+
+
+def recent_classifications(connection: Redis, user: str) -> list[RecentClassification]:
+    """``user``'s last RECENT_PER_USER classifications, newest first (records gone since are left out)."""
+    raw: Any = connection.zrevrange(recent_key(user), 0, RECENT_PER_USER - 1, withscores=True)
+    entries: list[tuple[Any, float]] = list(raw)
+    if not entries:
+        return []
+    with connection.pipeline() as pipe:
+        for record_id, _ in entries:
+            pipe.hmget(ClassificationRecord.key_for(as_str(record_id)), ["title", "slug", "body"])
+        rows: list[list[Any]] = pipe.execute()
+    found = []
+    for (record_id, at), (title, slug, body) in zip(entries, rows, strict=True):
+        if slug is None:
+            continue
+        shown = " ".join((as_str(title) or as_str(body)).split())
+        if len(shown) > RECENT_TITLE_CHARS:
+            shown = shown[: RECENT_TITLE_CHARS - 1] + "…"
+        found.append(RecentClassification(as_str(record_id), shown, as_str(slug), float(at)))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class HomeViewer:
+    """Someone who opened the Home: their DM channel with the bot (where Home actions answer) and the role the
+    bot saw then (a republished Home shows the same buttons; every click is checked again on the server)."""
+
+    user: str
+    channel: str
+    admin: bool
+    at: float
+
+    @staticmethod
+    def key_for(user: str) -> str:
+        return f"{HOME_VIEWER_KEY_PREFIX}{user}"
+
+    def encode(self) -> str:
+        return json.dumps({"channel": self.channel, "admin": self.admin, "at": self.at})
+
+    @classmethod
+    def decode(cls, user: str, raw: bytes | str) -> HomeViewer:
+        data = json.loads(as_str(raw))
+        return cls(user, str(data.get("channel", "")), bool(data.get("admin")), float(data.get("at", 0.0)))
+
+
+def note_home_viewer(connection: Redis, viewer: HomeViewer) -> None:
+    """Remember that ``viewer`` opened the Home now; viewers older than HOME_VIEWER_TTL_S are dropped."""
+    with connection.pipeline() as pipe:
+        pipe.set(HomeViewer.key_for(viewer.user), viewer.encode(), ex=HOME_VIEWER_TTL_S)
+        pipe.zadd(HOME_VIEWERS_KEY, {viewer.user: viewer.at})
+        pipe.zremrangebyscore(HOME_VIEWERS_KEY, "-inf", f"({viewer.at - HOME_VIEWER_TTL_S}")
+        pipe.expire(HOME_VIEWERS_KEY, HOME_VIEWER_TTL_S)
+        pipe.execute()
+
+
+def home_viewer(connection: Redis, user: str) -> HomeViewer | None:
+    raw: Any = connection.get(HomeViewer.key_for(user))
+    return None if raw is None else HomeViewer.decode(user, raw)
+
+
+def home_viewers(connection: Redis, limit: int = HOME_REFRESH_MAX_VIEWERS, at: float | None = None) -> list[HomeViewer]:
+    """Who opened the Home within HOME_VIEWER_TTL_S, most recent first, at most ``limit``."""
+    now = time.time() if at is None else at
+    users: list[Any] = connection.zrevrangebyscore(
+        HOME_VIEWERS_KEY, "+inf", now - HOME_VIEWER_TTL_S, start=0, num=limit
+    )
+    if not users:
+        return []
+    names = [as_str(u) for u in users]
+    raws: list[Any] = connection.mget([HomeViewer.key_for(u) for u in names])
+    return [HomeViewer.decode(u, raw) for u, raw in zip(names, raws, strict=True) if raw is not None]

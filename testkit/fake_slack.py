@@ -145,7 +145,26 @@ class FakeSlack:
             if isinstance(files, str):
                 files = json.loads(files)
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files or []]}
+        if method == "views.publish":
+            return self._views_publish(params)
         return {"ok": False, "error": "unknown_method"}
+
+    # Slack's own limits on a Home view, which views.publish refuses beyond.
+    HOME_MAX_BLOCKS = 100
+    SECTION_TEXT_MAX = 3000
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Answer like Slack: the view must be a home view within Slack's limits, for a user."""
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not params.get("user_id") or not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        blocks = view.get("blocks") or []
+        too_long = [b for b in blocks if len(((b.get("text") or {}).get("text")) or "") > self.SECTION_TEXT_MAX]
+        if len(blocks) > self.HOME_MAX_BLOCKS or too_long:
+            return {"ok": False, "error": "invalid_blocks"}
+        return {"ok": True, "view": {"id": f"V{next(self._ts):08d}", "type": "home", "blocks": blocks}}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self

@@ -18,6 +18,7 @@ from common.jobs import AdminRequest
 from common.settings import Settings
 from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
+from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime
 from worker.reports import PHASES, duration, metrics_line, version_line
 
@@ -128,4 +129,5 @@ def rollback(payload: dict[str, Any]) -> dict[str, Any]:
         f"{metrics_line(metrics)}"
     )
     answer(request, text)
+    publish_homes_after_model_change(rt)
     return {"version": now, "previous": before}

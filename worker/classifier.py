@@ -32,17 +32,23 @@ from redis.exceptions import RedisError
 from common import state
 from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
+from common.labels import SLUGS
 from common.settings import Settings
-from common.state import ServingState
+from common.state import ModelFacts, ServingState
 from newsmodel.bert import BertClassifier, gpu_batch_size
-from newsmodel.loading import load_classifier
+from newsmodel.loading import load_classifier, model_type_of
 from newsmodel.prediction import Classifier, Prediction
-from newsmodel.registry import ModelDir, current_version, resolve_serving_path
+from newsmodel.registry import ModelDir, current_version, list_versions, read_info, read_metrics, resolve_serving_path
+from worker.reports import metric
 
 log = logging.getLogger(__name__)
 
 # A version that failed to load is tried again after this long (or when `current` names another one).
 RETRY_FAILED_LOAD_S = 60.0
+# The registry's versions are listed again (for the admins' promote select on the Home) at most this often.
+VERSIONS_REFRESH_S = 60.0
+# How many of the latest versions the serving state names.
+PUBLISHED_VERSIONS = 10
 _SMOKE_TEST = Article(title="テスト", body="これは読み込み確認のための短い文章です。")
 
 
@@ -65,6 +71,28 @@ def use_all_cores() -> int:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def model_facts(path: Path, version: str, labels: Sequence[str] | None = None) -> ModelFacts:
+    """A version folder's facts for the App Home: its type, when it was trained, and its test figures (from the
+    metrics.json and training.json training wrote into it; blank where a folder lacks them)."""
+    metrics = read_metrics(path)
+    info = read_info(path)
+    created = info.get("created_at")
+    kind = info.get("model_type")
+    return ModelFacts(
+        version=version,
+        model_type=str(kind) if kind else model_type_of(path),
+        trained_at=str(created) if isinstance(created, str) else "",
+        accuracy=metric(metrics, "accuracy"),
+        macro_f1=metric(metrics, "macro_f1", "f1_macro"),
+        labels=tuple(labels or (metrics or {}).get("labels") or ()),
+    )
+
+
+def _version_summary(model_type: str, metrics: dict[str, Any] | None) -> str:
+    macro_f1 = metric(metrics, "macro_f1", "f1_macro")
+    return model_type + ("" if macro_f1 is None else f", macro-F1 {macro_f1:.4f}")
 
 
 class ModelService:
@@ -96,6 +124,9 @@ class ModelService:
         self.loaded_at: str | None = None
         self.last_error: str | None = None
         self._classifier: Classifier | None = None
+        self.facts: ModelFacts | None = None  # the served model's, read once when it is swapped in
+        self._versions: tuple[tuple[str, str], ...] = ()
+        self._versions_at = float("-inf")
         self._failed: dict[str, float] = {}  # version -> monotonic time of its failed load
         self._serve_lock = threading.Lock()  # held for a whole batch; a swap waits for it
         self._stop = threading.Event()
@@ -133,7 +164,21 @@ class ModelService:
             return str(classifier.device)
         return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
+    def recent_versions(self) -> tuple[tuple[str, str], ...]:
+        """The registry's latest versions, newest first, with a short summary each (listed once a minute)."""
+        if self.model_path is not None:
+            return ()  # pinned: the registry is not used
+        if time.monotonic() - self._versions_at >= VERSIONS_REFRESH_S:
+            try:
+                found = list_versions(self.model_dir)[-PUBLISHED_VERSIONS:][::-1]
+                self._versions = tuple((v.version, _version_summary(v.model_type, v.metrics)) for v in found)
+            except OSError as exc:
+                log.warning("cannot list the model versions: %s", exc)
+            self._versions_at = time.monotonic()
+        return self._versions
+
     def serving_state(self, worker_name: str) -> ServingState:
+        facts = self.facts
         return ServingState(
             worker=worker_name,
             version=self.version or "",
@@ -141,6 +186,12 @@ class ModelService:
             loaded_at=self.loaded_at or "",
             last_error=self.last_error or "",
             device=self.device_name,
+            model_type=facts.model_type if facts else "",
+            trained_at=facts.trained_at if facts else "",
+            accuracy=facts.accuracy if facts else None,
+            macro_f1=facts.macro_f1 if facts else None,
+            labels=facts.labels if facts else (),
+            versions=self.recent_versions(),
         )
 
     # -- loading -----------------------------------------------------------------------------------
@@ -190,10 +241,13 @@ class ModelService:
         return True
 
     def _swap(self, classifier: Classifier) -> None:
+        facts = model_facts(classifier.path, classifier.version, getattr(classifier, "labels", None) or SLUGS)
         with self._serve_lock:  # waits for the batch in hand
             old, self._classifier = self._classifier, classifier
             self.loaded_at = _now_iso()
             self.last_error = None
+            self.facts = facts
+            self._versions_at = float("-inf")  # a new version was probably just registered: list them again
         log.info("serving model %s from %s (was %s)", classifier.version, classifier.path, old and old.version)
         if old is not None:
             _close(old)

@@ -165,6 +165,7 @@ def store_records(connection: Redis, job_id: str, outcome: Outcome) -> list[str]
             ),
         )
         records.append(item.record_id)
+    state.count_classifications(connection, records, outcome.request.user)
     return records
 
 

@@ -30,6 +30,7 @@ from common.state import TrainingProgress
 from newsmodel.registry import has_version, local_version
 from newsmodel.store import is_remote
 from training.api import Progress, TrainOutcome, options_from_settings, train
+from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime
 from worker.reports import duration, metric, metrics_line, progress_text
 
@@ -280,6 +281,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     if not outcome.promoted:
         blocks.append(promote_button(outcome.version))
     progress.finish("done", text, blocks)
+    publish_homes_after_model_change(rt)
     return {
         "version": outcome.version,
         "promoted": outcome.promoted,

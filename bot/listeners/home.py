@@ -1,0 +1,153 @@
+"""The App Home: ``app_home_opened`` publishes the user's Home; the admins' Home buttons enqueue admin jobs.
+
+Every Home button is checked on the server like ``/retrain``: a click by someone who is not an admin (now)
+is refused on an updated Home and enqueues nothing. The jobs are the ones ``/retrain`` enqueues; they answer
+in the user's DM with the app (its channel comes with ``app_home_opened``), since a Home has no channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+
+from bot.admins import AdminPolicy
+from bot.blocks import training_summary
+from bot.home import open_home, publish_home
+from bot.submit import JobSubmitter
+from common import state
+from common.exceptions import NewsbotError, TrainingInProgressError
+from common.home import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION, RETRAIN_TYPES
+from common.jobs import ROLLBACK_JOB, AdminRequest, RetrainRequest
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REOPEN = (
+    "ホームタブを開き直してからもう一度お試しください。\n"
+    "Please open the Home tab again, then try once more (the bot does not know your DM with it yet)."
+)
+RETRAIN_ACTIONS = re.compile(rf"^{HOME_RETRAIN_ACTION}_({'|'.join(RETRAIN_TYPES)})$")
+
+
+def handle_app_home_opened(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    """Publish the Home each time its tab is opened (the Messages tab sends this event too: ignored)."""
+    if event.get("tab", "home") != "home":
+        return
+    submitter: JobSubmitter = context["submitter"]
+    open_home(client, submitter.connection, context["admins"], event["user"], str(event.get("channel") or ""))
+
+
+@dataclass(frozen=True)
+class _AdminClick:
+    connection: Redis
+    submitter: JobSubmitter
+    user: str
+    channel: str  # the user's DM with the app, where the job answers
+    trigger: str
+
+    def request(self, version: str | None = None) -> AdminRequest:
+        return AdminRequest(request_id=self.trigger, user=self.user, channel=self.channel, version=version)
+
+
+def _admin_click(body: dict[str, Any], context: BoltContext, client: WebClient) -> _AdminClick | None:
+    """The admin behind a Home click; None (after an updated Home said why) for anyone else."""
+    submitter: JobSubmitter = context["submitter"]
+    admins: AdminPolicy = context["admins"]
+    connection = submitter.connection
+    user = str((body.get("user") or {}).get("id") or "")
+    try:
+        admins.require(client, user)
+    except NewsbotError as exc:
+        publish_home(client, connection, user, False, notice=f":no_entry: {exc.user_message}")
+        return None
+    viewer = state.home_viewer(connection, user)
+    if viewer is None or not viewer.channel:
+        publish_home(client, connection, user, True, notice=REOPEN)
+        return None
+    trigger = str(body.get("trigger_id") or "")
+    return _AdminClick(connection, submitter, user, viewer.channel, trigger)
+
+
+def _queued(client: WebClient, click: _AdminClick, text: str) -> None:
+    publish_home(client, click.connection, click.user, True, notice=text)
+
+
+def handle_home_retrain(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+) -> None:
+    ack()
+    click = _admin_click(body, context, client)
+    if click is None:
+        return
+    settings: Settings = context["settings"]
+    kind = str(action.get("value", ""))
+    if kind not in RETRAIN_TYPES:
+        log.warning("home retrain with an unexpected type %r", kind)
+        return
+    request = RetrainRequest(
+        request_id=click.trigger,
+        user=click.user,
+        channel=click.channel,
+        model_type="linear" if kind == "linear" else "bert",
+    )
+    try:
+        job_id = click.submitter.submit_retrain(request, f"home:{click.trigger}", settings.retrain_timeout_s)
+    except TrainingInProgressError as exc:
+        summary = training_summary(exc.job_id, click.submitter.training_progress())
+        _queued(client, click, f"{exc.user_message}\n{summary}")
+        return
+    if job_id is not None:
+        _queued(
+            client,
+            click,
+            f":brain: 学習を開始します (`{job_id}`, type={kind})。進捗はこのアプリとの DM に表示します。\n"
+            f"Training queued (`{job_id}`, type={kind}); its progress shows in your DM with the app.",
+        )
+
+
+def handle_home_rollback(ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    ack()
+    click = _admin_click(body, context, client)
+    if click is None:
+        return
+    job_id = click.submitter.submit_admin(ROLLBACK_JOB, click.request(), delivery_key=f"home:{click.trigger}")
+    if job_id is not None:
+        _queued(
+            client,
+            click,
+            "一つ前のモデルに戻しています… 結果はこのアプリとの DM に届きます。\n"
+            "Rolling back to the previous model… the result comes in your DM with the app.",
+        )
+
+
+def handle_home_promote(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+) -> None:
+    ack()
+    click = _admin_click(body, context, client)
+    if click is None:
+        return
+    version = str((action.get("selected_option") or {}).get("value") or "")
+    if not version:
+        return
+    job_id = click.submitter.submit_admin(ROLLBACK_JOB, click.request(version), delivery_key=f"home:{click.trigger}")
+    if job_id is not None:
+        _queued(
+            client,
+            click,
+            f"`{version}` を現在のモデルにしています… 結果はこのアプリとの DM に届きます。\n"
+            f"Making `{version}` current… the result comes in your DM with the app.",
+        )
+
+
+def register(app: App) -> None:
+    app.event("app_home_opened")(handle_app_home_opened)
+    app.action(RETRAIN_ACTIONS)(handle_home_retrain)
+    app.action(HOME_ROLLBACK_ACTION)(handle_home_rollback)
+    app.action(HOME_PROMOTE_ACTION)(handle_home_promote)

@@ -1,0 +1,436 @@
+"""The App Home: what it shows, read from Redis (:func:`gather`), and the Block Kit view (:func:`home_view`).
+
+Both the bot (on ``app_home_opened`` and after a Home button) and the worker (after it made another model
+current, for everyone who opened the Home lately) publish it with ``views.publish``; this module imports
+neither Bolt nor slack_sdk, so each publishes with its own client. The view keeps Slack's limits: at most
+HOME_MAX_BLOCKS blocks, and no section text over SECTION_TEXT_MAX characters.
+
+The model shown is the one the workers serve, from the serving state each publishes (the bot never reads
+MODEL_DIR). A worker that has just made another version current passes that version's facts as
+``announced``: the Home shows it while the workers are still loading it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from redis import Redis
+
+from common import state
+from common.exceptions import UnknownCategoryError
+from common.labels import category
+from common.state import (
+    FeedbackTally,
+    ModelFacts,
+    RecentClassification,
+    Route,
+    ServingState,
+    TrainingProgress,
+    Watch,
+)
+
+# Slack's limits on a Home view, and what this view keeps to.
+HOME_MAX_BLOCKS = 100
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+OPTION_TEXT_MAX = 75
+SELECT_OPTIONS_MAX = 100
+LISTED_WORKERS = 10
+LISTED_CHANNELS = 30
+
+# The admins' Home actions (handled by bot/listeners/home.py, checked on the server there).
+HOME_RETRAIN_ACTION = "home_retrain"  # value: "bert" or "linear"
+HOME_ROLLBACK_ACTION = "home_rollback"
+HOME_PROMOTE_ACTION = "home_promote"  # a static_select; the selected option's value is the version
+HOME_ADMIN_BLOCK_ID = "home_admin"
+RETRAIN_TYPES = ("bert", "linear")
+
+PHASES: dict[str, str] = {
+    "data": "データ準備 / Preparing data",
+    "tokenize": "トークン化 / Tokenizing",
+    "train": "学習中 / Training",
+    "evaluate": "評価中 / Evaluating",
+    "register": "登録中 / Registering",
+    "done": "完了 / Done",
+    "failed": "失敗 / Failed",
+}
+
+HELP = (
+    "*分類する / Classify*\n"
+    "• `@newsbot <本文 or リンク>` とメンション / mention the bot with an article's text or link\n"
+    "• `/classify-news <本文 or リンク>` (結果はあなたに / the result is shown to you)\n"
+    "• メッセージの「…」→ *Classify this article* / a message's ⋯ menu → *Classify this article*\n"
+    "*フィードバック / Feedback*\n"
+    "• 結果の「👍 正しい / Correct」か「👎 違う / Wrong」を押して正しいカテゴリを選ぶと、次の再学習で使われます。\n"
+    "  Press Correct or Wrong on a result (and pick the right category): the next retraining learns from it.\n"
+    "*管理者 / Admins*\n"
+    "• `/retrain [epochs=N base=NAME type=bert|linear force]`, `/retrain status`, `/retrain rollback [version]`"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HomeData:
+    """Everything one user's Home shows, read at one moment."""
+
+    user: str
+    is_admin: bool
+    workers: list[ServingState]
+    classified_today: int
+    classified_week: int
+    feedback: FeedbackTally
+    recent: list[RecentClassification]
+    watches: list[Watch]
+    routes: list[Route]
+    training_job: str | None = None  # the training holding the lock, admins only
+    training: TrainingProgress | None = None  # the latest progress published, admins only
+    announced: ModelFacts | None = None
+    notice: str = ""
+    at: float = field(default_factory=time.time)
+
+
+def gather(
+    connection: Redis, user: str, is_admin: bool, *, notice: str = "", announced: ModelFacts | None = None
+) -> HomeData:
+    """Read what ``user``'s Home shows from Redis."""
+    today, week = state.classified_counts(connection)
+    lock = state.training_lock(connection) if is_admin else None
+    return HomeData(
+        user=user,
+        is_admin=is_admin,
+        workers=state.serving_states(connection),
+        classified_today=today,
+        classified_week=week,
+        feedback=state.feedback_tally(connection),
+        recent=state.recent_classifications(connection, user),
+        watches=state.watches(connection),
+        routes=state.routes(connection),
+        training_job=lock.job_id if lock else None,
+        training=state.training_progress(connection) if is_admin else None,
+        announced=announced,
+        notice=notice,
+    )
+
+
+# --- text helpers -------------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Text from users or pages, safe in mrkdwn (Slack's three control characters)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)}}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, 150)}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)}]}
+
+
+def _fields(*pairs: tuple[str, str]) -> dict[str, Any]:
+    fields = [{"type": "mrkdwn", "text": clip(f"*{name}*\n{value}", FIELD_TEXT_MAX)} for name, value in pairs]
+    return {"type": "section", "fields": fields[:10]}
+
+
+def _plain(text: str) -> dict[str, str]:
+    return {"type": "plain_text", "text": text}
+
+
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _date(at: float, fallback: str) -> str:
+    """A time Slack shows in each reader's own time zone."""
+    return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _utc(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
+
+
+def _iso_date(iso: str) -> str:
+    if not iso:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return escape(iso)
+    return _date(moment.timestamp(), moment.strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def category_name(slug: str) -> str:
+    try:
+        return category(slug).display
+    except UnknownCategoryError:
+        return escape(slug)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "—"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# --- the model ----------------------------------------------------------------------------------------
+
+
+def served_model(workers: list[ServingState]) -> ModelFacts | None:
+    """The model most workers serve (the newest version on a tie), or None while none serves one."""
+    models = [w.model for w in workers if w.model is not None]
+    if not models:
+        return None
+    votes = Counter(m.version for m in models)
+    version = max(votes, key=lambda v: (votes[v], v))
+    return next(m for m in models if m.version == version)
+
+
+def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
+    blocks = [_header("現在のモデル / Current model")]
+    served = served_model(data.workers)
+    model = data.announced or served
+    if model is None:
+        blocks.append(_section("まだモデルが読み込まれていません。/ No worker serves a model yet."))
+    else:
+        blocks.append(
+            _fields(
+                ("バージョン / Version", f"`{escape(model.version)}`"),
+                ("種類 / Type", escape(model.model_type or "—")),
+                ("学習日時 / Trained", _iso_date(model.trained_at)),
+                ("テスト正解率 / Test accuracy", _figure(model.accuracy)),
+                ("テスト macro-F1 / Test macro-F1", _figure(model.macro_f1)),
+            )
+        )
+        if model.labels:
+            names = ", ".join(category_name(label) for label in model.labels)
+            blocks.append(_context(f"ラベル / Labels ({len(model.labels)}): {names}"))
+        loading = [w.worker for w in data.workers if w.version != model.version]
+        if data.announced is not None and (loading or not data.workers):
+            blocks.append(
+                _context(
+                    f":arrows_counterclockwise: `{escape(model.version)}` が現在のモデルになりました。"
+                    f"ワーカーが読み込み中です。 / `{escape(model.version)}` is now current; workers are loading it."
+                )
+            )
+    blocks.append(_section(_workers_text(data.workers)))
+    return blocks
+
+
+def _workers_text(workers: list[ServingState]) -> str:
+    if not workers:
+        return "*ワーカー / Workers*\n稼働中のワーカー情報なし / no worker has reported"
+    lines = []
+    for worker in workers[:LISTED_WORKERS]:
+        line = f"• `{escape(worker.worker)}`: `{escape(worker.version or '—')}` on {escape(worker.device or '?')}"
+        if worker.last_error:
+            line += f"\n    :warning: {escape(clip(worker.last_error, 200))}"
+        lines.append(line)
+    return "*ワーカー / Workers*\n" + bounded(lines, len(workers) - len(lines))
+
+
+def bounded(lines: list[str], hidden: int = 0, limit: int = SECTION_TEXT_MAX - 200) -> str:
+    """``lines`` joined, as many as fit in ``limit`` characters, then how many more there are."""
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    more = hidden + len(lines) - len(kept)
+    if more:
+        kept.append(f"…他 {more} / and {more} more")
+    return "\n".join(kept)
+
+
+# --- activity, the user's own list, the newsroom settings -----------------------------------------------
+
+
+def _activity_blocks(data: HomeData) -> list[dict[str, Any]]:
+    return [
+        _header("利用状況 / Activity"),
+        _fields(
+            ("今日の分類 / Classified today", str(data.classified_today)),
+            ("直近7日 / Last 7 days", str(data.classified_week)),
+            ("👍 正しい / Correct", str(data.feedback.correct)),
+            ("👎 違う / Wrong", str(data.feedback.wrong)),
+            ("次の再学習を待つ訂正 / Corrections for the next retraining", str(data.feedback.waiting)),
+        ),
+        _context("日付は UTC / days are UTC days; フィードバックは各人の最新の回答 / each person's latest answer"),
+    ]
+
+
+def _recent_blocks(data: HomeData) -> list[dict[str, Any]]:
+    blocks = [_header("あなたの最近の分類 / Your recent classifications")]
+    if not data.recent:
+        blocks.append(_section("まだありません。/ Nothing yet."))
+        return blocks
+    lines = [
+        f"• {escape(item.title) or '(本文なし / no text)'} → *{category_name(item.slug)}* "
+        f"({_date(item.at, _utc(item.at))})"
+        for item in data.recent
+    ]
+    blocks.append(_section(bounded(lines)))
+    return blocks
+
+
+def _newsroom_blocks(data: HomeData) -> list[dict[str, Any]]:
+    watched = [f"<#{escape(w.channel)}>" for w in data.watches]
+    routed = [f"{category_name(r.label)} → <#{escape(r.channel)}>" for r in data.routes]
+    return [
+        _header("ウォッチ中のチャンネルと振り分け / Watched channels and routes"),
+        _section("*ウォッチ中 / Watched*\n" + _listing(watched, "なし / none")),
+        _section("*振り分け / Routes*\n" + _listing(routed, "なし / none")),
+    ]
+
+
+def _listing(items: list[str], empty: str) -> str:
+    if not items:
+        return empty
+    shown = [f"• {item}" for item in items[:LISTED_CHANNELS]]
+    return bounded(shown, len(items) - len(shown))
+
+
+# --- admins ---------------------------------------------------------------------------------------------
+
+
+def training_text(job_id: str | None, progress: TrainingProgress | None) -> str:
+    if job_id is None:
+        text = "学習は実行されていません。/ No training in progress."
+        if progress is not None and progress.phase in ("done", "failed"):
+            text += f"\n前回 / Last: `{escape(progress.job_id)}` — {PHASES[progress.phase]}"
+        return text
+    if progress is None or progress.job_id != job_id:
+        return f"`{escape(job_id)}`: 順番待ち / Queued"
+    parts = [PHASES.get(progress.phase, escape(progress.phase) or "?")]
+    if progress.epoch is not None:
+        parts.append(f"epoch {progress.epoch:.2f}")
+    if progress.total_steps:
+        parts.append(f"step {progress.step}/{progress.total_steps}")
+    if progress.elapsed_s is not None:
+        parts.append(f"経過 / elapsed {duration(progress.elapsed_s)}")
+    if progress.eta_s is not None:
+        parts.append(f"残り / ETA {duration(progress.eta_s)}")
+    if progress.accuracy is not None or progress.macro_f1 is not None:
+        parts.append(f"検証 / validation acc {_figure(progress.accuracy)}, macro-F1 {_figure(progress.macro_f1)}")
+    return f"`{escape(job_id)}`: " + " · ".join(parts)
+
+
+def version_choices(workers: list[ServingState]) -> list[tuple[str, str]]:
+    """The registry's versions as the workers last listed them: newest first, each once."""
+    seen: dict[str, str] = {}
+    for worker in workers:
+        for version, summary in worker.versions:
+            seen.setdefault(version, summary)
+    return sorted(seen.items(), reverse=True)[:SELECT_OPTIONS_MAX]
+
+
+def _confirm(title: str, text: str, yes: str) -> dict[str, Any]:
+    return {
+        "title": _plain(title),
+        "text": {"type": "mrkdwn", "text": text},
+        "confirm": _plain(yes),
+        "deny": _plain("やめる / Cancel"),
+    }
+
+
+def _admin_blocks(data: HomeData) -> list[dict[str, Any]]:
+    model = data.announced or served_model(data.workers)
+    current = model.version if model else None
+    elements: list[dict[str, Any]] = [
+        {
+            "type": "button",
+            "action_id": f"{HOME_RETRAIN_ACTION}_{kind}",
+            "value": kind,
+            "text": _plain(f"再学習 / Retrain ({kind})"),
+            "confirm": _confirm(
+                "再学習しますか？ / Retrain?",
+                f"type={kind}、既定の設定で学習します。進捗はこのアプリとの DM に表示します。\n"
+                f"Trains a {kind} model with the default settings; progress shows in your DM with the app.",
+                "学習 / Train",
+            ),
+        }
+        for kind in RETRAIN_TYPES
+    ]
+    elements[0]["style"] = "primary"
+    elements.append(
+        {
+            "type": "button",
+            "action_id": HOME_ROLLBACK_ACTION,
+            "value": "previous",
+            "style": "danger",
+            "text": _plain("ロールバック / Roll back"),
+            "confirm": _confirm(
+                "ロールバックしますか？ / Roll back?",
+                "一つ前のモデルに戻します。/ Makes the previous model current again.",
+                "戻す / Roll back",
+            ),
+        }
+    )
+    options = [
+        {
+            "text": _plain(clip(f"{version}{' (current)' if version == current else ''} {summary}", OPTION_TEXT_MAX)),
+            "value": version,
+        }
+        for version, summary in version_choices(data.workers)
+    ]
+    if options:
+        elements.append(
+            {
+                "type": "static_select",
+                "action_id": HOME_PROMOTE_ACTION,
+                "placeholder": _plain("バージョンを採用 / Promote a version"),
+                "options": options,
+                "confirm": _confirm(
+                    "採用しますか？ / Promote?",
+                    "選んだバージョンを現在のモデルにします。/ Makes the chosen version current.",
+                    "採用 / Promote",
+                ),
+            }
+        )
+    blocks = [
+        {"type": "divider"},
+        _header("管理 / Admin"),
+        _section("*学習 / Training*\n" + training_text(data.training_job, data.training)),
+        {"type": "actions", "block_id": HOME_ADMIN_BLOCK_ID, "elements": elements},
+    ]
+    if not options:
+        blocks.append(_context("採用できるバージョンの情報がまだありません / no versions reported by the workers yet"))
+    return blocks
+
+
+# --- the view -------------------------------------------------------------------------------------------
+
+
+def home_view(data: HomeData) -> dict[str, Any]:
+    """The Home tab for ``data.user``: a ``views.publish`` view within Slack's limits."""
+    blocks: list[dict[str, Any]] = [_header("📰 newsbot")]
+    if data.notice:
+        blocks.append(_section(data.notice))
+    blocks += _model_blocks(data)
+    blocks.append({"type": "divider"})
+    blocks += _activity_blocks(data)
+    blocks += _recent_blocks(data)
+    blocks += _newsroom_blocks(data)
+    blocks.append({"type": "divider"})
+    blocks += [_header("使い方 / How to use"), _section(HELP)]
+    if data.is_admin:
+        blocks += _admin_blocks(data)
+    blocks.append(
+        _context(f"更新 / Updated {_date(data.at, time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(data.at)))}")
+    )
+    return {"type": "home", "blocks": blocks[:HOME_MAX_BLOCKS]}
