@@ -1,7 +1,8 @@
-"""Parsing ``/retrain`` text into one of three commands, refusing anything malformed before it runs.
+"""Parsing ``/retrain`` text into one of four commands, refusing anything malformed before it runs.
 
 ``/retrain [epochs=N] [base=org/name|folder] [type=bert|linear] [force]`` trains; ``/retrain status`` and
-``/retrain rollback [version]`` look and switch. Pure functions: no Slack, no Redis.
+``/retrain rollback [version]`` look and switch; ``/retrain cancel`` stops the training in hand. Pure functions:
+no Slack, no Redis.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ class RollbackCommand:
     version: str | None = None
 
 
-RetrainCommand = TrainCommand | StatusCommand | RollbackCommand
+@dataclass(frozen=True, slots=True)
+class CancelCommand:
+    """Stop the training that is queued or running, at its next step; the current model keeps serving."""
+
+
+RetrainCommand = TrainCommand | StatusCommand | RollbackCommand | CancelCommand
 
 
 def _refuse(ja: str, en: str) -> InvalidRetrainOptionsError:
@@ -96,6 +102,10 @@ def parse_retrain(text: str, *, max_epochs: float = 20.0) -> RetrainCommand:
         if len(tokens) > 1:
             raise _refuse("status にオプションは付けられません", "status takes no options")
         return StatusCommand()
+    if tokens and tokens[0].lower() == "cancel":
+        if len(tokens) > 1:
+            raise _refuse("cancel にオプションは付けられません", "cancel takes no options")
+        return CancelCommand()
     if tokens and tokens[0].lower() == "rollback":
         if len(tokens) > 2:
             raise _refuse("rollback に指定できるのはバージョン名ひとつです", "rollback takes at most one version name")

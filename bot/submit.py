@@ -124,6 +124,29 @@ class JobSubmitter:
         log.warning("released the training lock of ended job %s (%s)", lock.job_id, status)
         return None
 
+    def cancel_training(self, user: str) -> tuple[str, bool] | None:
+        """Ask the training in hand to stop, for ``/retrain cancel`` by ``user``.
+
+        Returns (its job id, whether it had started), or None when no training is queued or running. A queued
+        one is cancelled in RQ and its lock released at once; a running one stops at its next step (its worker
+        reads the cancel, says so in the progress message and releases the lock).
+        """
+        job_id = self.running_training()
+        if job_id is None:
+            return None
+        state.request_training_cancel(self.connection, state.TrainingCancel(job_id, user))
+        try:
+            job = Job.fetch(job_id, connection=self.connection, serializer=SERIALIZER)
+        except NoSuchJobError:
+            state.release_training_lock(self.connection, job_id)
+            return job_id, False
+        if job.get_status() != JobStatus.QUEUED:
+            return job_id, True
+        job.cancel()
+        state.release_training_lock(self.connection, job_id)
+        log.info("queued training %s cancelled by %s", job_id, user)
+        return job_id, False
+
     def training_progress(self) -> TrainingProgress | None:
         return state.training_progress(self.connection)
 

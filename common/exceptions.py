@@ -71,6 +71,17 @@ class TrainingError(NewsbotError):
     )
 
 
+class TrainingStoppedError(NewsbotError):
+    """A training stopped before its end: cancelled by admin ``cancelled_by``, or (None) its worker shutting down.
+
+    Raised from the training's progress callback; nothing is registered or promoted.
+    """
+
+    def __init__(self, cancelled_by: str | None = None) -> None:
+        super().__init__(f"cancelled by {cancelled_by}" if cancelled_by else "the training worker is shutting down")
+        self.cancelled_by = cancelled_by
+
+
 class InvalidRetrainOptionsError(NewsbotError, ValueError):
     """A /retrain option that is unknown, malformed or out of range; nothing is enqueued."""
 
@@ -80,7 +91,7 @@ class InvalidRetrainOptionsError(NewsbotError, ValueError):
             f"/retrain のオプションが正しくありません: {reason_ja}\n"
             f"Invalid /retrain option: {reason_en}\n"
             "使い方 / Usage: `/retrain [epochs=N] [base=org/name|folder] [type=bert|linear] [force]`, "
-            "`/retrain status`, `/retrain rollback [version]`"
+            "`/retrain status`, `/retrain rollback [version]`, `/retrain cancel`"
         )
 
 

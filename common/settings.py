@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     )
     retrain_max_epochs: float = Field(default=20.0, gt=0, le=100, description="Largest epochs=N /retrain accepts")
     retrain_timeout_s: int = Field(default=6 * 3600, ge=60, description="A training job is stopped after this long")
+    training_lock_ttl_s: int = Field(
+        default=60,
+        ge=3,
+        le=3600,
+        description="A running training renews its lock every third of this; a killed train worker's lapses after it",
+    )
     progress_interval_s: float = Field(
         default=2.0, ge=0.0, le=60.0, description="Least time between two updates of the /retrain progress message"
     )

@@ -15,7 +15,9 @@ key                                       value                       lifetime
 ``newsbot:feedback:message:<record id>``  JSON, the reply as shown    no TTL
 ``newsbot:delivery:<delivery key>``       "1" (DeliveryClaim)         DELIVERY_TTL_S
 ``newsbot:replied:<job id>``              reply ts (ReplyMark)        REPLY_MARK_TTL_S
-``newsbot:training:lock``                 job id (TrainingLock)       job timeout + TRAINING_LOCK_MARGIN_S
+``newsbot:training:lock``                 job id (TrainingLock)       queued: job timeout + TRAINING_LOCK_MARGIN_S;
+                                                                      running: TRAINING_LOCK_TTL_S, renewed
+``newsbot:training:cancel:<job id>``      user id (TrainingCancel)    TRAINING_PROGRESS_TTL_S
 ``newsbot:training:progress``             hash, TrainingProgress      TRAINING_PROGRESS_TTL_S once it ends
 ``newsbot:serving:<worker name>``         hash, ServingState          serving_ttl_s(poll interval)
 ``newsbot:watch``                         hash channel → Watch        no TTL (an admin's setting)
@@ -52,6 +54,7 @@ REPLY_SNAPSHOT_KEY_PREFIX = "newsbot:feedback:message:"
 DELIVERY_KEY_PREFIX = "newsbot:delivery:"
 REPLY_MARK_KEY_PREFIX = "newsbot:replied:"
 TRAINING_LOCK_KEY = "newsbot:training:lock"
+TRAINING_CANCEL_KEY_PREFIX = "newsbot:training:cancel:"
 TRAINING_PROGRESS_KEY = "newsbot:training:progress"
 SERVING_KEY_PREFIX = "newsbot:serving:"
 WATCH_KEY = "newsbot:watch"
@@ -65,8 +68,11 @@ DELIVERY_TTL_S = 24 * 3600
 REPLY_MARK_TTL_S = 7 * 24 * 3600
 # The progress hash is kept this long after the training ends, for /retrain status.
 TRAINING_PROGRESS_TTL_S = 24 * 3600
-# The training lock outlives the training job's own timeout by this margin, in case nothing releases it.
+# A queued training's lock outlives the training job's own timeout by this margin, in case nothing releases it.
 TRAINING_LOCK_MARGIN_S = 3600
+# Once the training runs, its worker holds the lock with the TRAINING_LOCK_TTL_S setting (default 60 s) and renews
+# it every third of that: a worker killed with SIGKILL leaves a lock that lapses within that TTL.
+TRAINING_LOCK_RENEWALS_PER_TTL = 3
 # RQ keeps a job's result (and its job hash) this long after it finished, and a failed job this long.
 JOB_RESULT_TTL_S = 7 * 24 * 3600
 JOB_FAILURE_TTL_S = 30 * 24 * 3600
@@ -327,6 +333,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# EXPIRE the key while it holds ARGV[1]; when it is free and ARGV[3] is "1", SET it to ARGV[1] with that TTL.
+_HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+    return redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+if holder == false and ARGV[3] == '1' then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+    return 1
+end
+return 0
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +377,45 @@ def release_training_lock(connection: Redis, job_id: str) -> bool:
     """Release the lock if ``job_id`` still holds it (atomically); True when it was released."""
     released = connection.eval(_RELEASE_IF_HELD, 1, TRAINING_LOCK_KEY, job_id)
     return bool(released)
+
+
+def hold_training_lock(connection: Redis, job_id: str, ttl_s: int, *, take_if_free: bool = False) -> bool:
+    """Set the lock's TTL to ``ttl_s`` while ``job_id`` holds it (or take it when free and ``take_if_free``).
+
+    The running training's heartbeat: False when another training holds the lock (or, without
+    ``take_if_free``, when nobody does any more).
+    """
+    held = connection.eval(_HOLD, 1, TRAINING_LOCK_KEY, job_id, str(int(ttl_s)), "1" if take_if_free else "0")
+    return bool(held)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingCancel:
+    """An admin's ``/retrain cancel`` of training ``job_id``: its worker stops at the training's next step."""
+
+    job_id: str
+    user: str
+
+    @staticmethod
+    def key_for(job_id: str) -> str:
+        return f"{TRAINING_CANCEL_KEY_PREFIX}{job_id}"
+
+    def encode(self) -> str:
+        return self.user
+
+    @classmethod
+    def decode(cls, job_id: str, raw: bytes | str) -> TrainingCancel:
+        return cls(job_id=job_id, user=as_str(raw))
+
+
+def request_training_cancel(connection: Redis, cancel: TrainingCancel) -> None:
+    connection.set(TrainingCancel.key_for(cancel.job_id), cancel.encode(), ex=TRAINING_PROGRESS_TTL_S)
+
+
+def training_cancel(connection: Redis, job_id: str) -> TrainingCancel | None:
+    """Who asked to cancel training ``job_id``, or None."""
+    raw: Any = connection.get(TrainingCancel.key_for(job_id))
+    return None if raw is None else TrainingCancel.decode(job_id, raw)
 
 
 @dataclass(frozen=True, slots=True)

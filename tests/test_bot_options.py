@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.options import RollbackCommand, StatusCommand, TrainCommand, parse_retrain
+from bot.options import CancelCommand, RollbackCommand, StatusCommand, TrainCommand, parse_retrain
 from common.exceptions import InvalidRetrainOptionsError
 
 
@@ -17,6 +17,7 @@ def test_defaults_and_each_option() -> None:
     assert parse_retrain("status") == StatusCommand()
     assert parse_retrain("rollback") == RollbackCommand(None)
     assert parse_retrain("rollback 20260101-000000-tiny0001") == RollbackCommand("20260101-000000-tiny0001")
+    assert parse_retrain("cancel") == parse_retrain(" CANCEL ") == CancelCommand()
 
 
 @pytest.mark.parametrize(
@@ -42,6 +43,7 @@ def test_defaults_and_each_option() -> None:
         ("status now", "status takes no options"),
         ("rollback ../x", "not a model version name"),
         ("rollback a b", "at most one version"),
+        ("cancel now", "cancel takes no options"),
     ],
 )
 def test_malformed_options_are_refused_with_the_reason(text: str, reason: str) -> None:

@@ -19,10 +19,18 @@ from slack_bolt import Ack, BoltContext, Respond, Say
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
-from bot.listeners.commands import CLASSIFY_USAGE, CLASSIFYING, QUEUE_DOWN, handle_classify_news, handle_retrain
+from bot.listeners.commands import (
+    CLASSIFY_USAGE,
+    CLASSIFYING,
+    NOTHING_TO_CANCEL,
+    QUEUE_DOWN,
+    handle_classify_news,
+    handle_retrain,
+)
 from bot.listeners.events import USAGE, handle_app_mention
 from bot.listeners.shortcuts import NOTHING_TO_CLASSIFY, handle_classify_message
 from bot.submit import JobSubmitter
+from common import state
 from common.queues import SERIALIZER
 from common.settings import Settings
 from testkit.redis_server import free_port
@@ -184,6 +192,49 @@ def test_retrain_while_a_training_is_queued_is_refused_with_its_status(redis_con
     (busy,) = second.call_args_list
     assert job.id in busy.kwargs["text"] and "already" in busy.kwargs["text"]
     assert len(queued(redis_conn, "train")) == 1
+
+
+def test_retrain_cancel_with_nothing_running_says_so(redis_conn: redis.Redis) -> None:
+    respond = fake(Respond)
+    cancel = command("cancel", "/retrain", user=ADMIN, trigger="trig-c0")
+    handle_retrain(
+        ack=fake(Ack), command=cancel, context=make_context(redis_conn), client=Mock(WebClient), respond=respond
+    )
+    (answer,) = respond.call_args_list
+    assert answer.kwargs == {"text": NOTHING_TO_CANCEL, "response_type": "ephemeral"}
+    assert "nothing to cancel" in NOTHING_TO_CANCEL and "実行中の学習はありません" in NOTHING_TO_CANCEL
+
+
+def test_retrain_cancel_by_a_non_admin_is_refused_and_cancels_nothing(redis_conn: redis.Redis) -> None:
+    context = make_context(redis_conn)
+    retrain = command("type=linear", "/retrain", user=ADMIN, trigger="trig-r1")
+    handle_retrain(ack=fake(Ack), command=retrain, context=context, client=Mock(WebClient), respond=fake(Respond))
+    (job,) = Queue("train", connection=redis_conn, serializer=SERIALIZER).jobs
+    respond = fake(Respond)
+    cancel = command("cancel", "/retrain", user="UNOBODY", trigger="trig-c1")
+    handle_retrain(ack=fake(Ack), command=cancel, context=context, client=Mock(WebClient), respond=respond)
+    assert "only newsbot admins" in respond.call_args.kwargs["text"]
+    assert state.training_cancel(redis_conn, job.id) is None
+    assert len(queued(redis_conn, "train")) == 1 and state.training_lock(redis_conn) is not None
+
+
+def test_retrain_cancel_of_a_queued_training_drops_it_and_frees_the_lock(redis_conn: redis.Redis) -> None:
+    context = make_context(redis_conn)
+    retrain = command("type=linear", "/retrain", user=ADMIN, trigger="trig-r1")
+    handle_retrain(ack=fake(Ack), command=retrain, context=context, client=Mock(WebClient), respond=fake(Respond))
+    (job,) = Queue("train", connection=redis_conn, serializer=SERIALIZER).jobs
+    respond = fake(Respond)
+    cancel = command("cancel", "/retrain", user=ADMIN, trigger="trig-c1")
+    handle_retrain(ack=fake(Ack), command=cancel, context=context, client=Mock(WebClient), respond=respond)
+    (answer,) = respond.call_args_list
+    assert job.id in answer.kwargs["text"] and "cancelled before it started" in answer.kwargs["text"]
+    assert queued(redis_conn, "train") == [] and state.training_lock(redis_conn) is None
+    assert job.get_status(refresh=True) == "canceled"
+    assert state.training_cancel(redis_conn, job.id) == state.TrainingCancel(job.id, ADMIN)
+    # The next /retrain starts at once.
+    again, answer2 = command("type=linear", "/retrain", user=ADMIN, trigger="trig-r2"), fake(Respond)
+    handle_retrain(ack=fake(Ack), command=again, context=context, client=Mock(WebClient), respond=answer2)
+    assert "Training queued" in answer2.call_args.kwargs["text"]
 
 
 # --- ack first -----------------------------------------------------------------------------------------------

@@ -72,3 +72,42 @@ def test_base_names_resolve_only_inside_the_allowed_folders(tmp_path: Path) -> N
     for name in ("missing", "escape", "..", "."):
         with pytest.raises(BaseModelNotFoundError):
             resolve_base(name, settings)
+
+
+def test_a_stop_raised_from_the_progress_callback_ends_the_training_and_registers_nothing(tmp_path: Path) -> None:
+    from common.exceptions import TrainingStoppedError
+    from newsmodel.registry import list_versions
+    from testkit.fake_corpus import build_text_folder
+    from training.api import train
+    from training.options import TrainOptions
+
+    corpus = build_text_folder(tmp_path / "corpus", per_class=12)
+    models = tmp_path / "models"
+    options = TrainOptions(
+        data=str(corpus / "text"), cache_dir=tmp_path / "cache", model_dir=models, model_type="linear"
+    )
+    seen: list[str] = []
+
+    def report(update: Progress) -> None:
+        seen.append(update.phase)
+        if update.phase == "evaluate":
+            raise TrainingStoppedError("UADMIN")
+
+    with pytest.raises(TrainingStoppedError) as stopped:
+        train(options, report)
+    assert stopped.value.cancelled_by == "UADMIN" and seen[-1] == "evaluate"
+    assert list_versions(models) == [] and not [p for p in models.glob("*") if p.is_dir()]
+
+
+def test_the_running_trainings_lease_is_renewed_only_by_its_holder(redis_conn: redis.Redis) -> None:
+    assert state.acquire_training_lock(redis_conn, "retrain-a", 6 * 3600)
+    assert redis_conn.ttl(state.TRAINING_LOCK_KEY) > 6 * 3600  # queued: the job timeout + margin
+    assert state.hold_training_lock(redis_conn, "retrain-a", 5)
+    assert 0 < redis_conn.ttl(state.TRAINING_LOCK_KEY) <= 5  # running: the short lease
+    assert not state.hold_training_lock(redis_conn, "retrain-b", 60, take_if_free=True)  # held by another
+    assert state.training_lock(redis_conn) == state.TrainingLock("retrain-a")
+    assert state.release_training_lock(redis_conn, "retrain-a")
+    assert not state.hold_training_lock(redis_conn, "retrain-a", 5)  # released: a heartbeat never takes it back
+    assert state.training_lock(redis_conn) is None
+    assert state.hold_training_lock(redis_conn, "retrain-a", 5, take_if_free=True)  # a started job may
+    assert state.training_lock(redis_conn) == state.TrainingLock("retrain-a")

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.exceptions import TrainingStoppedError
+
 log = logging.getLogger(__name__)
 
 
@@ -22,13 +24,16 @@ class Progress:
 
 
 def safe_reporter(progress: Callable[[Progress], None] | None) -> Callable[[Progress], None]:
-    """``progress`` wrapped so that an exception in it is logged and never stops the training."""
+    """``progress`` wrapped so that an exception in it is logged and never stops the training, except
+    :class:`TrainingStoppedError`: the way to stop a training at its next step (``/retrain cancel``, shutdown)."""
 
     def report(update: Progress) -> None:
         if progress is None:
             return
         try:
             progress(update)
+        except TrainingStoppedError:
+            raise
         except Exception:
             log.warning("progress callback failed (ignored)", exc_info=True)
 

@@ -3,26 +3,36 @@
 It posts one progress message in the channel where /retrain was asked and keeps it current with chat.update
 (throttled), exports the users' corrections as extra training examples, trains through ``training.api``, and
 ends with the new model's test metrics beside the current one's, whether it was promoted and why, and the
-confusion matrix as a PNG. A failed training leaves the current model serving and says why.
+confusion matrix as a PNG. A failed training leaves the current model serving and tells the admin what to do
+(with a reference id to find the details in this worker's log; no paths or exception reprs in the channel).
+
+While it runs, a :class:`TrainingGuard` renews the training lock (TTL ``TRAINING_LOCK_TTL_S``, so that a killed
+worker's lock lapses within it) and stops the training at its next progress report when the worker is asked to
+shut down (SIGTERM/SIGINT, e.g. a redeploy) or an admin runs ``/retrain cancel``: the progress message then says
+so, the lock is released, and the current model keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import get_current_job
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from common import state
-from common.exceptions import BaseModelNotFoundError, NewsbotError
+from common.exceptions import BaseModelNotFoundError, CorpusError, NewsbotError, TrainingStoppedError
 from common.feedback import ExportSummary, FeedbackStore
 from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
 from common.settings import Settings
@@ -35,6 +45,11 @@ from worker.jobs import runtime
 from worker.reports import duration, metric, metrics_line, progress_text
 
 log = logging.getLogger(__name__)
+
+# How often, at most, the training's progress callback looks for an admin's /retrain cancel in Redis.
+CANCEL_POLL_S = 1.0
+# The signals that ask a worker to shut down (docker compose stop, Ctrl+C).
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def resolve_base(name: str | None, settings: Settings) -> str:
@@ -160,6 +175,137 @@ class ProgressMessage:
         state.put_training_progress(self.connection, self.published, ended=ended)
 
 
+class TrainingGuard:
+    """What a running training needs besides the training itself (a context manager around it).
+
+    * Renews the training lock every ``lock_ttl_s / 3`` in a thread, with TTL ``lock_ttl_s``: when the worker dies
+      (SIGKILL, out of memory), nothing renews it and it lapses within ``lock_ttl_s``.
+    * Notes a shutdown signal (SIGTERM, SIGINT), then passes it on to the worker's own handler (RQ's warm
+      shutdown: it exits once this job has returned).
+    * :meth:`check`, called from the progress callback, raises :class:`TrainingStoppedError` once either a
+      shutdown was asked for or an admin ran ``/retrain cancel`` (looked up in Redis at most every CANCEL_POLL_S).
+    """
+
+    def __init__(self, connection: Redis, job_id: str, lock_ttl_s: int) -> None:
+        self.connection = connection
+        self.job_id = job_id
+        self.lock_ttl_s = lock_ttl_s
+        self.shutdown = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._previous: dict[int, Any] = {}
+        self._last_poll = 0.0
+
+    def __enter__(self) -> TrainingGuard:
+        if not state.hold_training_lock(self.connection, self.job_id, self.lock_ttl_s, take_if_free=True):
+            held = state.training_lock(self.connection)
+            log.warning("training %s runs while %s holds the training lock", self.job_id, held and held.job_id)
+        self._thread = threading.Thread(target=self._heartbeat, name=f"training-lock-{self.job_id}", daemon=True)
+        self._thread.start()
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+            for sig in SHUTDOWN_SIGNALS:
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for sig, previous in self._previous.items():
+            if signal.getsignal(sig) == self._on_signal:  # else the worker replaced it (RQ's cold shutdown): keep
+                signal.signal(sig, previous)
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _heartbeat(self) -> None:
+        interval = self.lock_ttl_s / state.TRAINING_LOCK_RENEWALS_PER_TTL
+        while not self._done.wait(interval):
+            try:
+                if not state.hold_training_lock(self.connection, self.job_id, self.lock_ttl_s):
+                    log.warning("training %s no longer holds the training lock", self.job_id)
+            except RedisError as exc:
+                log.warning("could not renew the training lock of %s: %s", self.job_id, exc)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.warning("training %s: %s received, stopping at the next step", self.job_id, signal.Signals(signum).name)
+        self.shutdown.set()
+        previous = self._previous.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+
+    def check(self) -> None:
+        """Raise :class:`TrainingStoppedError` when the training must stop now."""
+        if self.shutdown.is_set():
+            raise TrainingStoppedError()
+        now = time.monotonic()
+        if now - self._last_poll < CANCEL_POLL_S:
+            return
+        self._last_poll = now
+        try:
+            cancel = state.training_cancel(self.connection, self.job_id)
+        except RedisError as exc:
+            log.warning("could not look for a cancel of %s: %s", self.job_id, exc)
+            return
+        if cancel is not None:
+            raise TrainingStoppedError(cancel.user)
+
+    def reporter(self, progress: ProgressMessage) -> Callable[[Progress], None]:
+        """``progress.report``, after :meth:`check` (never once the model is registered: "done" is final)."""
+
+        def report(update: Progress) -> None:
+            if update.phase != "done":
+                self.check()
+            progress.report(update)
+
+        return report
+
+
+def stopped_text(header: str, exc: TrainingStoppedError) -> str:
+    keeps = "現在のモデルのままです / the current model keeps serving."
+    if exc.cancelled_by:
+        return (
+            f"{header}\n:no_entry_sign: *学習をキャンセルしました / Training cancelled* by <@{exc.cancelled_by}> — "
+            f"{keeps}\n新しいバージョンは作られていません / No new version was made."
+        )
+    return (
+        f"{header}\n:octagonal_sign: *学習を中断しました / Training stopped* — 学習ワーカーが停止しました"
+        f" (再デプロイなど) / the training worker was shut down (a redeploy?). {keeps}\n"
+        "もう一度学習するには `/retrain` を実行してください。/ Run `/retrain` again to train."
+    )
+
+
+def failed_text(header: str, exc: BaseException, reference: str) -> str:
+    """What the admin is told of a failed training: what to do, and the reference to find the details in the log.
+
+    Never the exception itself (paths, hub errors, reprs): those stay in the worker's log.
+    """
+    if isinstance(exc, BaseModelNotFoundError):
+        advice = (
+            "ベースモデルが見つかりません。`base=` の名前 (BASE_MODELS_DIR 内のフォルダ名、MODEL_DIR のバージョン名、"
+            "またはハブの org/name) を確認してください。\n"
+            "The base model was not found: check the `base=` name (a folder in BASE_MODELS_DIR, a version in "
+            "MODEL_DIR, or a hub name org/name)."
+        )
+    elif isinstance(exc, CorpusError):
+        advice = (
+            "学習データを読み込めませんでした。学習ワーカーの TRAIN_DATA の設定を確認してください。\n"
+            "The training data could not be read: check the train worker's TRAIN_DATA setting."
+        )
+    else:
+        advice = (
+            "ベースモデル名 (BASE_MODEL / `base=`、BASE_MODELS_DIR) と TRAIN_DATA の設定を確認してください。\n"
+            "Check the base model name (BASE_MODEL or `base=`, BASE_MODELS_DIR) and the TRAIN_DATA setting."
+        )
+    return (
+        f"{header}\n:x: *学習に失敗しました / Training failed* — 現在のモデルのままです / "
+        f"the current model keeps serving.\n{advice}\n"
+        "もう一度 `/retrain` を試すか、学習ワーカーのログで参照 ID を検索してください。\n"
+        f"Try `/retrain` again, or look up the reference id in the train worker's log. "
+        f"(参照 ID / reference id: `{reference}`)"
+    )
+
+
 def result_text(header: str, outcome: TrainOutcome, extra: ExportSummary) -> str:
     lines = [header, f"*完了 / Done* — 新しいバージョン / new version `{outcome.version}`"]
     lines.append(f"新モデル (テスト) / New model (test): {metrics_line(outcome.metrics)}")
@@ -239,36 +385,40 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     progress = ProgressMessage(
         rt.replier.client, rt.connection, request.channel, job_id, header, settings.progress_interval_s
     )
-    progress.start()
+    guard = TrainingGuard(rt.connection, job_id, settings.training_lock_ttl_s)
     try:
-        base = resolve_base(request.base_model, settings)
-        with tempfile.TemporaryDirectory(prefix="newsbot-feedback-") as tmp:
-            extra = FeedbackStore(rt.connection).export_corrections(Path(tmp) / "corrections.jsonl")
-            log.info("training %s with %d corrected examples (%d skipped)", job_id, extra.written, extra.skipped)
-            options = options_from_settings(
-                settings,
-                base_model=base,
-                model_type=request.model_type,
-                epochs=request.epochs,
-                force=request.force,
-                extra_examples=extra.path if extra.written else None,
-            )
-            outcome = train(options, progress.report)
+        with guard:
+            progress.start()
+            guard.check()  # cancelled while it was queued
+            base = resolve_base(request.base_model, settings)
+            with tempfile.TemporaryDirectory(prefix="newsbot-feedback-") as tmp:
+                extra = FeedbackStore(rt.connection).export_corrections(Path(tmp) / "corrections.jsonl")
+                log.info("training %s with %d corrected examples (%d skipped)", job_id, extra.written, extra.skipped)
+                options = options_from_settings(
+                    settings,
+                    base_model=base,
+                    model_type=request.model_type,
+                    epochs=request.epochs,
+                    force=request.force,
+                    extra_examples=extra.path if extra.written else None,
+                )
+                outcome = train(options, guard.reporter(progress))
+    except TrainingStoppedError as exc:
+        log.warning("training %s stopped: %s", job_id, exc)
+        phase = "cancelled" if exc.cancelled_by else "stopped"
+        progress.finish(phase, stopped_text(header, exc))
+        return {"stopped": phase, "cancelled_by": exc.cancelled_by}
+    except (SystemExit, KeyboardInterrupt):  # RQ's cold shutdown (a second SIGTERM) mid-step
+        log.warning("training %s stopped by a cold shutdown", job_id)
+        progress.finish("stopped", stopped_text(header, TrainingStoppedError()))
+        raise
     except NewsbotError as exc:
-        log.warning("training %s failed: %s", job_id, exc)
-        progress.finish(
-            "failed",
-            f"{header}\n:x: *学習に失敗しました / Training failed* — 現在のモデルのままです / "
-            f"the current model keeps serving.\n{exc.user_message}\n({exc})",
-        )
-        return {"error": type(exc).__name__, "message": str(exc)}
+        log.warning("training %s failed (reference %s): %s", job_id, job_id, exc)
+        progress.finish("failed", failed_text(header, exc, job_id))
+        return {"error": type(exc).__name__, "message": str(exc), "reference": job_id}
     except Exception as exc:
-        log.exception("training %s failed", job_id)
-        progress.finish(
-            "failed",
-            f"{header}\n:x: *学習に失敗しました / Training failed* — 現在のモデルのままです / "
-            f"the current model keeps serving.\n{type(exc).__name__}: {exc}\n(参照 / reference: `{job_id}`)",
-        )
+        log.exception("training %s failed (reference %s)", job_id, job_id)
+        progress.finish("failed", failed_text(header, exc, job_id))
         raise
     finally:
         state.release_training_lock(rt.connection, job_id)

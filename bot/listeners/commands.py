@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
 from bot.blocks import training_summary
-from bot.options import RollbackCommand, StatusCommand, TrainCommand, parse_retrain
+from bot.options import CancelCommand, RollbackCommand, StatusCommand, TrainCommand, parse_retrain
 from bot.submit import JobSubmitter
 from common.articles import has_article
 from common.exceptions import NewsbotError, TrainingInProgressError
@@ -66,6 +66,25 @@ def _queued_text(job_id: str, train: TrainCommand, settings: Settings) -> str:
     )
 
 
+NOTHING_TO_CANCEL = "実行中の学習はありません。/ No training is queued or running: nothing to cancel."
+
+
+def _cancel_text(cancelled: tuple[str, bool] | None) -> str:
+    if cancelled is None:
+        return NOTHING_TO_CANCEL
+    job_id, started = cancelled
+    if not started:
+        return (
+            f"開始前の学習 `{job_id}` をキャンセルしました。現在のモデルのままです。\n"
+            f"Training `{job_id}` was cancelled before it started; the current model keeps serving."
+        )
+    return (
+        f"学習 `{job_id}` のキャンセルを受け付けました。次のステップで停止し、進捗メッセージに表示されます。\n"
+        f"Cancelling training `{job_id}`: it stops at its next step and its progress message will say so; "
+        "the current model keeps serving."
+    )
+
+
 def handle_retrain(
     ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
 ) -> None:
@@ -79,6 +98,9 @@ def handle_retrain(
     try:
         admins.require(client, user)
         parsed = parse_retrain(command.get("text") or "", max_epochs=settings.retrain_max_epochs)
+        if isinstance(parsed, CancelCommand):
+            respond(text=_cancel_text(submitter.cancel_training(user)), response_type="ephemeral")
+            return
         if isinstance(parsed, StatusCommand | RollbackCommand):
             admin_request = AdminRequest(
                 request_id=trigger,

@@ -1,0 +1,248 @@
+"""A /retrain that does not run to its end: stopped by a redeploy, killed, cancelled by an admin, or failing.
+
+Real processes: the bot over signed HTTP, a train worker (``python -m worker --queues train``) per test, the
+private redis-server and the fake Slack Web API. The training is a tiny BERT on a synthetic corpus with many
+epochs, slow enough to be caught in the middle of its steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from common import state
+from testkit.fake_corpus import build_text_folder
+from testkit.fake_slack import FakeSlack
+from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.redis_server import RedisServer, free_port
+from testkit.slack_requests import SECRET, slash_command
+
+ADMIN = "UADMIN"
+CHANNEL = "CTRAIN"
+FIRST_VERSION = "20260101-000000-tiny0001"
+LOCK_TTL_S = 3  # TRAINING_LOCK_TTL_S of the train workers here (60 s by default)
+SLOW = "epochs=20 base=tiny-bert"  # 20 epochs of the tiny BERT: minutes of steps on this machine
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    fake_slack_server: FakeSlack,
+    tiny_model: Path,
+) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("retrain-stop")
+    models = root / "models"
+    shutil.copytree(tiny_model, models / FIRST_VERSION)
+    (models / "current").write_text(FIRST_VERSION + "\n", encoding="utf-8")
+    corpus = build_text_folder(root / "corpus", per_class=40)
+    env = product_env(
+        REDIS_URL=redis_server.url,
+        SLACK_API_URL=fake_slack_server.api_url,
+        SLACK_SIGNING_SECRET=SECRET,
+        MODEL_DIR=str(models),
+        TRAIN_DATA=str(corpus / "text"),
+        DATA_CACHE_DIR=str(root / "cache"),
+        TRAIN_RUN_DIR=str(root / "runs"),
+        BASE_MODELS_DIR=str(tiny_model.parent),
+        ADMIN_USER_IDS=ADMIN,
+        PROGRESS_INTERVAL_S="0",
+        TRAINING_LOCK_TTL_S=str(LOCK_TTL_S),
+    )
+    port = free_port()
+    bot = start_bot(env, port, root / "run")
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/slack/events", "models": models, "env": env, "root": root}
+    finally:
+        bot.stop()
+
+
+@pytest.fixture
+def train_worker(stack: dict[str, Any], redis_conn: redis.Redis) -> Iterator[Proc]:
+    proc = start_worker(stack["env"], stack["root"] / "run", "--queues", "train", name="train-worker")
+    try:
+        yield proc
+    finally:
+        children = descendants(proc.popen.pid)
+        proc.stop()
+        for pid in children:  # RQ's scheduler process, orphaned when its worker was killed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def versions(models: Path) -> list[str]:
+    return sorted(p.name for p in models.iterdir())
+
+
+def current(models: Path) -> str:
+    return (models / "current").read_text(encoding="utf-8").strip()
+
+
+def responses(fake: FakeSlack, name: str) -> list[dict[str, Any]]:
+    return [c.params for c in fake.calls_to("response_url") if c.params.get("_name") == name]
+
+
+def command(stack: dict[str, Any], fake: FakeSlack, text: str, name: str, user: str = ADMIN) -> str:
+    """``/retrain <text>`` over signed HTTP; the ephemeral answer's text."""
+    slash_command(stack["url"], "/retrain", text, user=user, channel=CHANNEL, response_url=fake.response_url(name))
+    fake.wait_for(lambda f: bool(responses(f, name)), timeout=15)
+    return str(responses(fake, name)[0]["text"])
+
+
+def start_training(stack: dict[str, Any], fake: FakeSlack, conn: redis.Redis, name: str) -> str:
+    """A slow /retrain, returned once its worker is in the training steps; its job id."""
+    assert "Training queued" in command(stack, fake, SLOW, name)
+    lock = state.training_lock(conn)
+    assert lock is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        progress = state.training_progress(conn)
+        if progress is not None and progress.job_id == lock.job_id and progress.phase == "train" and progress.step:
+            assert progress.total_steps > progress.step + 20, "the training must be slow enough to catch mid-way"
+            return lock.job_id
+        time.sleep(0.05)
+    raise AssertionError(f"the training never reached its steps: {state.training_progress(conn)}")
+
+
+def progress_texts(fake: FakeSlack) -> list[str]:
+    return [str(c.params.get("text", "")) for c in fake.calls_to("chat.update") if c.params.get("channel") == CHANNEL]
+
+
+def wait_text(fake: FakeSlack, needle: str, timeout: float = 60) -> str:
+    fake.wait_for(lambda f: any(needle in t for t in progress_texts(f)), timeout=timeout)
+    return next(t for t in progress_texts(fake) if needle in t)
+
+
+def wait_no_lock(conn: redis.Redis, timeout: float) -> float:
+    """Seconds until the training lock is gone (AssertionError after ``timeout``)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if state.training_lock(conn) is None:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"the training lock is still held after {timeout}s: {state.training_lock(conn)}")
+
+
+def test_sigterm_stops_the_training_frees_the_lock_and_says_so(
+    stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis, train_worker: Proc
+) -> None:
+    models: Path = stack["models"]
+    before = versions(models)
+    job_id = start_training(stack, fake_slack, redis_conn, "term")
+    assert 0 < redis_conn.ttl(state.TRAINING_LOCK_KEY) <= LOCK_TTL_S  # the running training's short lease
+
+    train_worker.signal(signal.SIGTERM)  # docker compose stop / a redeploy
+    stopped = wait_text(fake_slack, "Training stopped", timeout=30)
+    assert "学習を中断しました" in stopped and "/retrain" in stopped and "again" in stopped
+    assert state.training_lock(redis_conn) is None
+    train_worker.popen.wait(30)  # then the worker exits (a warm shutdown)
+    progress = state.training_progress(redis_conn)
+    assert progress is not None and (progress.job_id, progress.phase) == (job_id, "stopped")
+    assert current(models) == FIRST_VERSION and versions(models) == before
+    # One message, edited in place.
+    assert len({c.params["ts"] for c in fake_slack.calls_to("chat.update")}) == 1
+
+
+def test_a_killed_train_workers_lock_lapses_within_its_ttl(
+    stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis, train_worker: Proc
+) -> None:
+    job_id = start_training(stack, fake_slack, redis_conn, "kill")
+    time.sleep(LOCK_TTL_S + 1)  # the heartbeat keeps the lock while the training runs
+    held = state.training_lock(redis_conn)
+    assert held is not None and held.job_id == job_id
+
+    train_worker.signal(signal.SIGKILL)  # out of memory, power cut: nothing runs any more
+    train_worker.popen.wait(10)
+    waited = wait_no_lock(redis_conn, timeout=LOCK_TTL_S + 2)
+    assert waited <= LOCK_TTL_S + 1
+    assert "Training queued" in command(stack, fake_slack, "type=linear", "after-kill")
+
+
+def test_retrain_cancel_stops_the_training_at_its_next_step(
+    stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis, train_worker: Proc
+) -> None:
+    models: Path = stack["models"]
+    before = versions(models)
+    job_id = start_training(stack, fake_slack, redis_conn, "slow")
+
+    refused = command(stack, fake_slack, "cancel", "cancel-nobody", user="UNOBODY")
+    assert "only newsbot admins" in refused
+    time.sleep(1.5)
+    assert state.training_lock(redis_conn) is not None and not any("cancelled" in t for t in progress_texts(fake_slack))
+
+    answer = command(stack, fake_slack, "cancel", "cancel")
+    assert job_id in answer and "stops at its next step" in answer
+    cancelled = wait_text(fake_slack, "Training cancelled", timeout=30)
+    assert f"<@{ADMIN}>" in cancelled and "キャンセルしました" in cancelled
+    assert "current model keeps serving" in cancelled
+    wait_no_lock(redis_conn, timeout=10)
+    progress = state.training_progress(redis_conn)
+    assert progress is not None and (progress.job_id, progress.phase) == (job_id, "cancelled")
+    assert current(models) == FIRST_VERSION and versions(models) == before
+    assert train_worker.alive()  # the worker itself goes on serving the queue
+    assert "nothing to cancel" in command(stack, fake_slack, "cancel", "cancel-again")
+
+
+INTERNALS = re.compile(r"(?:^|[\s(`'\"=])/[\w.-]+/|[A-Z][A-Za-z]+(?:Error|Exception)\b|Traceback|OSError")
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "advice"),
+    [
+        ("base=no-such-model", {}, "check the `base=` name"),
+        ("type=linear", {"TRAIN_DATA": "/nonexistent/newsbot/corpus/text"}, "TRAIN_DATA"),
+        ("base=tiny-bert", {"TRAIN_DATA": "/nonexistent/newsbot/corpus/text"}, "TRAIN_DATA"),
+    ],
+    ids=["missing base model", "missing data (linear)", "missing data (bert)"],
+)
+def test_a_failed_training_tells_the_admin_what_to_do_without_internals(
+    stack: dict[str, Any],
+    fake_slack: FakeSlack,
+    redis_conn: redis.Redis,
+    text: str,
+    env: dict[str, str],
+    advice: str,
+) -> None:
+    worker = start_worker({**stack["env"], **env}, stack["root"] / "run", "--queues", "train", name="train-fail")
+    try:
+        assert "Training queued" in command(stack, fake_slack, text, "fail")
+        failed = wait_text(fake_slack, "Training failed", timeout=90)
+    finally:
+        worker.stop()
+    lock = state.training_progress(redis_conn)
+    assert lock is not None and lock.phase == "failed"
+    assert advice in failed and "current model keeps serving" in failed and "学習に失敗しました" in failed
+    assert f"reference id: `{lock.job_id}`" in failed and "/retrain" in failed
+    assert not INTERNALS.search(failed), failed
+    for secret in (str(stack["root"]), "/nonexistent", str(Path(stack["env"]["BASE_MODELS_DIR"]))):
+        assert secret not in failed
+    assert lock.job_id in worker.log()  # the details are in the worker's log, under the reference id
+    assert state.training_lock(redis_conn) is None
