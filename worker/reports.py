@@ -15,6 +15,8 @@ PHASES: dict[str, str] = {
     "register": "登録中 / Registering",
     "done": "完了 / Done",
     "failed": "失敗 / Failed",
+    "stopped": "停止 / Stopped",
+    "cancelled": "中止 / Cancelled",
 }
 
 
