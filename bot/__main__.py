@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if args.http else " (or run `python -m bot --http` with SLACK_SIGNING_SECRET)"
         print(f"bot: {exc}{hint}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     from bot.app import build_app
     from bot.submit import JobSubmitter

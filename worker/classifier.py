@@ -26,7 +26,7 @@ import torch
 from redis import Redis
 from redis.exceptions import RedisError
 
-from common import state
+from common import metrics, state
 from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.settings import Settings
@@ -177,6 +177,7 @@ class ModelService:
             self.loaded_at = _now_iso()
             self.last_error = None
         log.info("serving model %s from %s (was %s)", classifier.version, classifier.path, old and old.version)
+        metrics.set_model_served(classifier.version, "bert" if isinstance(classifier, BertClassifier) else "linear")
         if old is not None:
             _close(old)
             del old

@@ -28,7 +28,7 @@ from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
 from common.settings import Settings
 from common.state import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
-from worker.jobs import runtime
+from worker.jobs import runtime, training_run
 from worker.reports import duration, metric, metrics_line, progress_text
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,7 @@ def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | No
     return True
 
 
+@training_run
 def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate, maybe promote, and report in Slack; the dict is kept as the job's result."""
     rt = runtime()
