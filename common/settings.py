@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         default=9100,
         ge=0,
         le=65535,
-        description="Port of /healthz and /metrics for workers and the Socket Mode bot (0: none)",
+        description="Port of /healthz and /metrics of the bot and of each worker (0: none)",
     )
 
     # --- serving (worker) ---------------------------------------------------------------------------
