@@ -8,8 +8,8 @@ whose formatter is not ours.
 ``LOG_FORMAT=json`` writes one JSON object per line instead (:class:`JsonFormatter`): ``time``, ``level``,
 ``logger``, ``message``, ``exc_info`` when there is a traceback, and the request's context when known —
 ``event_id`` (the Slack event, or ``trigger_id`` for a command, shortcut or button), ``job_id`` and
-``model_version``. The bot sets that context around each Slack request and the worker around each job
-(:func:`log_context`); :class:`ContextFilter` copies it onto every record.
+``model_version``. The bot binds that context at the start of each Slack request (:func:`bind_log_context`) and
+the worker sets it around each job (:func:`log_context`); :class:`ContextFilter` copies it onto every record.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ def log_context(**fields: str | None) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def bind_log_context(**fields: str | None) -> None:
+    """Replace this thread's (or task's) context with ``fields``, until the next call: for a request handler that
+    cannot wrap the work in :func:`log_context` (a Bolt middleware returns before its listener runs)."""
+    _context.set({k: str(v) for k, v in fields.items() if v})
 
 
 def current_context() -> Mapping[str, str]:
