@@ -1,6 +1,7 @@
-# One Dockerfile, two images (docs/deploy.md):
+# One Dockerfile, three images (docs/deploy.md):
 #   bot     Slack Bolt bot: slack-bolt, redis, rq; no machine-learning libraries.
 #   worker  torch + transformers + training: compose's bootstrap, worker and train-worker services all run it.
+#   ops     rq-dashboard and TensorBoard for compose's `ops` profile: no newsbot code, no torch.
 # Layers go from what changes least to what changes most: user and mount points, dependencies (from
 # pyproject.toml alone, so that a code edit does not reinstall them), then the code, which runs from /app
 # (root-owned, read-only to the process). Everything a process writes goes to /models, /data and /runs, which
@@ -47,3 +48,11 @@ COPY training ./training
 RUN python -m compileall -q common newsmodel worker training
 USER newsbot
 CMD ["python", "-m", "worker"]
+
+FROM base AS ops
+# rq-dashboard with the rq major version the product uses (its jobs' Redis layout), and TensorBoard, which reads
+# the event files of the runs volume without TensorFlow or torch.
+RUN pip install "rq-dashboard>=0.9" "rq>=3.0,<4" "tensorboard>=2.17"
+USER newsbot
+EXPOSE 9181 6006
+CMD ["rq-dashboard", "--json"]

@@ -30,12 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if args.http else " (or run `python -m bot --http` with SLACK_SIGNING_SECRET)"
         print(f"bot: {exc}{hint}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     from bot.app import build_app
     from bot.submit import JobSubmitter
     from common import metrics
-    from common.queues import queue_depths, redis_connection
+    from common.ops import Health, OpsServer
+    from common.queues import queue_depths, redis_connection, redis_reachable
 
     connection = redis_connection(settings)
     metrics.watch_queue_depths(lambda: queue_depths(connection))
@@ -43,14 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.http:
         from bot.server import serve
 
+        # The Slack port answers /healthz and /metrics too; OPS_PORT gives them the port every process has,
+        # the one Prometheus scrapes (ops/prometheus.yml) whichever mode the bot runs in.
+        if settings.ops_port:
+            OpsServer(
+                settings.ops_host, settings.ops_port, lambda: Health(checks={"redis": redis_reachable(connection)})
+            ).start()
         serve(app, connection, settings.slack_signing_secret or "", args.host, args.port)
     else:
         import signal
 
         from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        from common.ops import Health, OpsServer
-        from common.queues import redis_reachable
 
         handler = SocketModeHandler(app, settings.slack_app_token)
 

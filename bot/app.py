@@ -13,6 +13,7 @@ from bot.admins import AdminPolicy
 from bot.listeners import register_listeners
 from bot.submit import JobSubmitter
 from common.feedback import FeedbackStore
+from common.logs import bind_log_context
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,13 @@ def build_app(settings: Settings, submitter: JobSubmitter) -> App:
 
     admins = AdminPolicy(settings)
     feedback = FeedbackStore(submitter.connection)
+
+    @app.middleware
+    def in_log_context(body: dict[str, Any], next: object) -> None:
+        """Every log line of this request names its Slack event (or trigger) id (LOG_FORMAT=json). Bound, not
+        wrapped: Bolt runs the listener after the middleware has returned, in the same thread."""
+        bind_log_context(event_id=body.get("event_id"), trigger_id=body.get("trigger_id"))
+        next()  # type: ignore[operator]
 
     @app.middleware
     def inject_dependencies(context: BoltContext, next: object) -> None:

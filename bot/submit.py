@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -10,8 +11,8 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from common import state
-from common.exceptions import TrainingInProgressError
+from common import metrics, state
+from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import (
     CLASSIFY_JOB,
     RETRAIN_JOB,
@@ -34,6 +35,25 @@ CLASSIFY_RETRY_INTERVALS_S = [5, 15, 60]
 ADMIN_JOB_TIMEOUT_S = 60
 # A training job whose status is one of these no longer holds the training lock (a crashed worker's job).
 _ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def counted(kind: str, enqueue: Callable[[], str | None]) -> str | None:
+    """Run ``enqueue`` and count the request by its outcome (``newsbot_requests_total{kind, outcome}``).
+
+    A job id is ``enqueued``, None a ``duplicate`` delivery, a NewsbotError (a training in hand) ``refused``;
+    anything else (Redis unreachable) is ``queue_unavailable`` and an enqueue failure, and is raised again.
+    """
+    try:
+        job_id = enqueue()
+    except NewsbotError:
+        metrics.REQUESTS.labels(kind=kind, outcome="refused").inc()
+        raise
+    except Exception:
+        metrics.REQUESTS.labels(kind=kind, outcome="queue_unavailable").inc()
+        metrics.ENQUEUE_FAILURES.labels(kind=kind).inc()
+        raise
+    metrics.REQUESTS.labels(kind=kind, outcome="enqueued" if job_id else "duplicate").inc()
+    return job_id
 
 
 class JobSubmitter:
@@ -80,31 +100,40 @@ class JobSubmitter:
         return job_id
 
     def submit_classify(self, request: ClassifyRequest, delivery_key: str) -> str | None:
-        """Enqueue a classify job; the job id, or None when this delivery was already enqueued."""
-        return self._enqueue_once(
-            self.classify,
-            CLASSIFY_JOB,
-            request.to_dict(),
-            delivery_key,
-            "classify",
-            timeout=self.classify_timeout_s,
-            retry=Retry(max=3, interval=CLASSIFY_RETRY_INTERVALS_S),
-            description=f"classify {request.source} from {request.user} in {request.channel}",
+        """Enqueue a classify job; the job id, or None when this delivery was already enqueued.
+
+        Counted by the request's source (mention, command, shortcut).
+        """
+        return counted(
+            request.source,
+            lambda: self._enqueue_once(
+                self.classify,
+                CLASSIFY_JOB,
+                request.to_dict(),
+                delivery_key,
+                "classify",
+                timeout=self.classify_timeout_s,
+                retry=Retry(max=3, interval=CLASSIFY_RETRY_INTERVALS_S),
+                description=f"classify {request.source} from {request.user} in {request.channel}",
+            ),
         )
 
     def submit_admin(self, job: str, request: AdminRequest, delivery_key: str) -> str | None:
         """Enqueue ``/retrain status`` or ``rollback`` at the front of the classify queue (quick jobs)."""
         if job not in (STATUS_JOB, ROLLBACK_JOB):
             raise ValueError(f"not an admin job: {job}")
-        return self._enqueue_once(
-            self.classify,
-            job,
-            request.to_dict(),
-            delivery_key,
-            job.rsplit(".", 1)[-1],
-            at_front=True,
-            timeout=ADMIN_JOB_TIMEOUT_S,
-            description=f"{job} by {request.user}",
+        return counted(
+            "retrain",
+            lambda: self._enqueue_once(
+                self.classify,
+                job,
+                request.to_dict(),
+                delivery_key,
+                job.rsplit(".", 1)[-1],
+                at_front=True,
+                timeout=ADMIN_JOB_TIMEOUT_S,
+                description=f"{job} by {request.user}",
+            ),
         )
 
     def running_training(self) -> str | None:
@@ -156,6 +185,9 @@ class JobSubmitter:
         Raises :class:`TrainingInProgressError` naming the training in hand when there is one.
         Returns None for a duplicate delivery.
         """
+        return counted("retrain", lambda: self._submit_retrain(request, delivery_key, timeout_s))
+
+    def _submit_retrain(self, request: RetrainRequest, delivery_key: str, timeout_s: int) -> str | None:
         job_id = job_id_for("retrain", delivery_key)
         running = self.running_training()
         if running is not None:

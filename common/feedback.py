@@ -18,7 +18,7 @@ from typing import Any
 
 from redis import Redis
 
-from common import state
+from common import metrics, state
 from common.exceptions import ClassificationNotFoundError
 from common.labels import category, is_slug
 from common.state import ClassificationRecord, FeedbackAnswer
@@ -69,6 +69,7 @@ class FeedbackStore:
             at=time.time(),
         )
         state.put_feedback(self.connection, answer)
+        metrics.FEEDBACK.labels(answer="correct" if answer.correct else "wrong").inc()
         return self.counts(record_id)
 
     def for_record(self, record_id: str) -> list[FeedbackAnswer]:

@@ -13,6 +13,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, His
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from common.exceptions import (
+    LinkError,
+    LinkRefusedError,
+    LinkUnreachableError,
+    UnsupportedContentError,
+    UnusableArticleError,
+)
+
 log = logging.getLogger(__name__)
 
 # Bot: what arrives from Slack and what became of it.
@@ -39,6 +47,23 @@ CONFIDENCE = Histogram(
 )
 MODEL_SERVED = Gauge("newsbot_model_served", "1 for the model version this worker serves", ["version", "model_type"])
 TRAINING_RUNS = Counter("newsbot_training_runs", "Trainings run by /retrain, by outcome", ["outcome"])
+
+
+# newsbot_fetch_outcomes_total{reason}: "ok", or one of these for a link that could not be used.
+FETCH_REASONS: dict[type[LinkError], str] = {
+    LinkRefusedError: "refused",
+    LinkUnreachableError: "unreachable",
+    UnsupportedContentError: "unsupported",
+    UnusableArticleError: "unusable",
+}
+
+
+def fetch_reason(error: LinkError) -> str:
+    """The ``reason`` label of a link that could not be used: its LinkError subclass's, else ``other``."""
+    for kind, reason in FETCH_REASONS.items():
+        if isinstance(error, kind):
+            return reason
+    return "other"
 
 
 def set_model_served(version: str, model_type: str) -> None:

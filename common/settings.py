@@ -64,12 +64,15 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs the link fetcher may reach although private (intranets, tests)"
     )
     log_level: str = Field(default="INFO", description="Python logging level")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text, or one JSON object per line (json) for a log collector"
+    )
     ops_host: str = Field(default="0.0.0.0", description="Address of the /healthz and /metrics endpoint")  # noqa: S104
     ops_port: int = Field(
         default=9100,
         ge=0,
         le=65535,
-        description="Port of /healthz and /metrics for workers and the Socket Mode bot (0: none)",
+        description="Port of /healthz and /metrics of the bot and of each worker (0: none)",
     )
 
     # --- serving (worker) ---------------------------------------------------------------------------

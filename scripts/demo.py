@@ -64,6 +64,7 @@ def main() -> int:
         TRAIN_DATA=args.data,
         PORT=str(port),
         HF_HUB_OFFLINE="1",
+        OPS_PORT="0",  # no /healthz, /metrics ports: a demo must not collide with a product running here
     )
     print(f"demo: fake Slack Web API at {fake.api_url}; starting scripts/run (bot on port {port})", flush=True)
     run = subprocess.Popen(["bash", str(ROOT / "scripts/run")], env=env, cwd=ROOT)

@@ -27,6 +27,9 @@ def product_env(**overrides: str) -> dict[str, str]:
             "TOKENIZERS_PARALLELISM": "false",
             "SLACK_BOT_TOKEN": "xoxb-test-token",
             "SLACK_SIGNING_SECRET": "test-signing-secret",
+            # No ops endpoint unless a test asks for one (--ops-port, OPS_PORT): processes of parallel tests
+            # must not compete for the default port.
+            "OPS_PORT": "0",
         }
     )
     env.update(overrides)

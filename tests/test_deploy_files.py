@@ -73,9 +73,14 @@ def _argv_parser(module: str) -> Callable[[list[str]], object]:
     return bot_args
 
 
+def product_services(files: list[str]) -> dict[str, Any]:
+    """The services a plain ``docker compose up`` starts (no profile)."""
+    return {n: s for n, s in load_compose(*files)["services"].items() if not s.get("profiles")}
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_command_runs_a_module_the_image_has_with_arguments_it_accepts(variant: str) -> None:
-    services = load_compose(*VARIANTS[variant])["services"]
+    services = product_services(VARIANTS[variant])
     assert set(services) == {"redis", "bot", *WORKER_SERVICES}
     for name, service in services.items():
         command = command_of(service) if "build" in service else service["command"]
@@ -276,3 +281,104 @@ def test_ci_runs_the_test_command_from_the_readme() -> None:
     assert "scripts/check" in ci
     check = (ROOT / "scripts" / "check").read_text()
     assert "ruff check" in check and "mypy" in check and "pytest" in check
+
+
+# --- health checks, metrics, the ops profile ---------------------------------------------------------------------
+OPS_SERVICES = ("rq-dashboard", "tensorboard", "prometheus")
+HEALTHCHECKED = ("bot", "worker", "train-worker")
+_HEALTH_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/healthz")
+
+
+def ops_port_of(service: dict[str, Any]) -> int:
+    """The port the service's process answers /healthz and /metrics on: --ops-port, else OPS_PORT."""
+    command = command_of(service)
+    if command[2] == "worker":
+        from worker.__main__ import parse_args
+
+        flag = parse_args(command[3:]).ops_port
+        if flag is not None:
+            return int(flag)
+    return int(environment(service).get("OPS_PORT", Settings.model_fields["ops_port"].default))
+
+
+def answered_ports(service: dict[str, Any]) -> set[int]:
+    """Every port on which the service's process answers /healthz."""
+    command = command_of(service)
+    ports = {ops_port_of(service)} - {0}
+    if command[2] == "bot" and "--http" in command:
+        from bot.__main__ import parse_args
+
+        ports.add(parse_args(command[3:]).port)
+    return ports
+
+
+def healthcheck_port(service: dict[str, Any]) -> int:
+    test = service["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1:3] == ["python", "-c"], test
+    (port,) = _HEALTH_URL.findall(test[3])
+    return int(port)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_healthcheck_asks_a_port_its_process_answers(variant: str) -> None:
+    services = load_compose(*VARIANTS[variant])["services"]
+    for name in HEALTHCHECKED:
+        service = services[name]
+        assert healthcheck_port(service) in answered_ports(service), (variant, name)
+    for name in ("worker", "train-worker"):
+        assert services[name]["healthcheck"]["start_period"], "a model takes a while to load"
+    assert services["rq-dashboard"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+
+
+def test_the_healthcheck_command_fails_when_healthz_answers_503() -> None:
+    """The healthcheck's Python line, run against a real ops endpoint: exit 0 on 200, non-zero on 503."""
+    import subprocess
+    import sys
+
+    from common.ops import Health, OpsServer
+
+    checks = {"redis": True}
+    server = OpsServer("127.0.0.1", 0, lambda: Health(checks=dict(checks))).start()
+    try:
+        service = load_compose(BASE)["services"]["worker"]
+        code = service["healthcheck"]["test"][3].replace(f":{healthcheck_port(service)}/", f":{server.port}/")
+        assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
+        checks["redis"] = False
+        assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode != 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_ops_profile_runs_dashboard_tensorboard_and_prometheus(variant: str) -> None:
+    model = load_compose(*VARIANTS[variant])
+    services = model["services"]
+    for name in OPS_SERVICES:
+        assert services[name]["profiles"] == ["ops"], name
+        for port in services[name]["ports"]:
+            assert port.startswith("127.0.0.1:"), f"{name} must not be published beyond this host"
+    dashboard, board = services["rq-dashboard"], services["tensorboard"]
+    assert {dashboard["build"]["target"], board["build"]["target"]} == {"ops"}
+    ops_stage = " ".join(args for ins, args in stage_instructions("ops") if ins == "RUN")
+    assert "rq-dashboard" in ops_stage and "tensorboard" in ops_stage and '"rq>=3.0,<4"' in ops_stage
+    assert "--json" in dashboard["command"], "jobs are JSON-serialized (common/queues.py)"
+    assert "redis://redis:6379/0" in dashboard["command"]
+    # TensorBoard reads the volume train-worker writes its runs to.
+    logdir = board["command"][board["command"].index("--logdir") + 1]
+    train_runs = environment(services["train-worker"])["TRAIN_RUN_DIR"]
+    assert volume_of(logdir, named_volume_mounts(model, board)) == volume_of(
+        train_runs, named_volume_mounts(model, services["train-worker"])
+    )
+    assert "./ops/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_prometheus_scrapes_each_process_on_its_ops_port(variant: str) -> None:
+    import yaml
+
+    services = load_compose(*VARIANTS[variant])["services"]
+    config = yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    expected = {f"{name}:{ops_port_of(services[name])}" for name in HEALTHCHECKED}
+    assert targets == expected
+    assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in config["scrape_configs"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,12 +30,17 @@ def stack(
         MODEL_DIR=str(model_registry),
         SLACK_SIGNING_SECRET=SECRET,
     )
-    port = free_port()
+    port, worker_ops = free_port(), free_port()
     procs: list[Proc] = []
     try:
-        procs.append(start_worker(env, tmp_path / "run"))
+        procs.append(start_worker(env, tmp_path / "run", "--ops-port", str(worker_ops)))
         procs.append(start_bot(env, port, tmp_path / "run"))
-        yield {"url": f"http://127.0.0.1:{port}/slack/events", "procs": procs}
+        yield {
+            "url": f"http://127.0.0.1:{port}/slack/events",
+            "procs": procs,
+            "bot_metrics": f"http://127.0.0.1:{port}/metrics",
+            "worker_metrics": f"http://127.0.0.1:{worker_ops}/metrics",
+        }
     finally:
         for proc in procs:
             proc.stop()
@@ -98,3 +104,57 @@ def test_healthz_reports_redis(stack: dict[str, object]) -> None:
     health = httpx.get(str(stack["url"]).replace("/slack/events", "/healthz"), timeout=5)
     assert health.status_code == 200
     assert json.loads(health.content)["redis"] == "ok"
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a /metrics answer: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url, timeout=5).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_a_mention_moves_the_bot_and_worker_metrics(stack: dict[str, object], fake_slack: FakeSlack) -> None:
+    bot_url, worker_url = str(stack["bot_metrics"]), str(stack["worker_metrics"])
+    bot_before, worker_before = scrape(bot_url), scrape(worker_url)
+
+    body = event_body(mention(ts="1700000000.000300"), event_id="Ev0300")
+    assert post_signed(str(stack["url"]), body).status_code == 200
+    fake_slack.wait_for_calls("chat.postMessage", 1, timeout=60)
+    # The reply is posted before the job's figures are recorded: wait for them.
+    deadline = time.monotonic() + 10
+    while value(scrape(worker_url), "newsbot_job_latency_seconds_count", source="mention") < 1:
+        assert time.monotonic() < deadline, "the job latency was never observed"
+        time.sleep(0.1)
+    bot_after, worker_after = scrape(bot_url), scrape(worker_url)
+
+    enqueued = {"kind": "mention", "outcome": "enqueued"}
+    assert (
+        value(bot_after, "newsbot_requests_total", **enqueued)
+        == value(bot_before, "newsbot_requests_total", **enqueued) + 1
+    )
+    for name, labels in (
+        ("newsbot_job_latency_seconds_count", {"source": "mention"}),
+        ("newsbot_prediction_confidence_count", {}),
+    ):
+        assert value(worker_after, name, **labels) == value(worker_before, name, **labels) + 1, name
+    latency = value(worker_after, "newsbot_job_latency_seconds_sum", source="mention")
+    assert 0 < latency < 60
+    served = {"version": "20260101-000000-tiny0001", "model_type": "bert"}
+    assert value(worker_after, "newsbot_model_served", **served) == 1.0
+
+    # A mention without an article is a usage answer, counted as such and not enqueued.
+    usage_body = event_body(mention(ts="1700000000.000400", text="<@UBOT>"), "Ev0400")
+    assert post_signed(str(stack["url"]), usage_body).status_code == 200
+    usage = {"kind": "mention", "outcome": "usage"}
+    later = scrape(bot_url)
+    assert value(later, "newsbot_requests_total", **usage) == value(bot_after, "newsbot_requests_total", **usage) + 1
+    assert value(later, "newsbot_requests_total", **enqueued) == value(bot_after, "newsbot_requests_total", **enqueued)

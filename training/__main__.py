@@ -11,7 +11,8 @@ from training.cli import main
 
 if __name__ == "__main__":
     try:
-        configure_logging(load_settings().log_level)
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
     except SettingsError as exc:
         sys.exit(f"error: {exc}")
     sys.exit(main())

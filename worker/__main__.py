@@ -15,11 +15,24 @@ from common.settings import load_settings
 log = logging.getLogger("worker")
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text}")
+    return port
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
     parser.add_argument("--queues", nargs="+", default=[CLASSIFY_QUEUE], help="queues to serve (default: classify)")
     parser.add_argument("--burst", action="store_true", help="exit once the queues are empty (benchmarks, tests)")
     parser.add_argument("--name", default=None, help="worker name shown in RQ (default: generated)")
+    parser.add_argument(
+        "--ops-port",
+        type=_port,
+        default=None,
+        help="port of /healthz and /metrics (default: OPS_PORT; 0: none), e.g. for a second worker on one host",
+    )
     return parser.parse_args(argv)
 
 
@@ -30,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     # Heavy imports only after the settings are known to be usable.
     from common.state import WORKER_TTL_S
@@ -39,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from worker.batching import MAINTENANCE_INTERVAL_S, BatchingWorker
     from worker.classifier import ModelService, use_all_cores
     from worker.fetch import GuardedFetcher
+    from worker.health import worker_probe
     from worker.slack import SlackReplier, web_client
 
     store.configure(settings.model_store_endpoint_url, settings.model_cache_dir)
@@ -70,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         worker_ttl=WORKER_TTL_S,
     )
     worker.batch_size = settings.classify_batch_size
+    ops_port = settings.ops_port if args.ops_port is None else args.ops_port
+    ops = None
+    if ops_port:
+        from common.ops import OpsServer
+
+        probe = worker_probe(connection, models, args.queues, worker.name, serves_model=serves_classify)
+        ops = OpsServer(settings.ops_host, ops_port, probe).start()
     if serves_classify:
         # Hot reload: poll MODEL_DIR/current, load a new version in the background, swap it between batches;
         # and publish what is served in newsbot:serving:<worker name> for `/retrain status`.
@@ -78,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level.upper())
     finally:
         models.stop()
+        if ops is not None:
+            ops.stop()
     return 0
 
 

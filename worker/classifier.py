@@ -29,7 +29,7 @@ import torch
 from redis import Redis
 from redis.exceptions import RedisError
 
-from common import state
+from common import metrics, state
 from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.labels import SLUGS
@@ -249,6 +249,7 @@ class ModelService:
             self.facts = facts
             self._versions_at = float("-inf")  # a new version was probably just registered: list them again
         log.info("serving model %s from %s (was %s)", classifier.version, classifier.path, old and old.version)
+        metrics.set_model_served(classifier.version, "bert" if isinstance(classifier, BertClassifier) else "linear")
         if old is not None:
             _close(old)
             del old

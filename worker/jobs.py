@@ -16,8 +16,10 @@ several. The reply lists them all, each article with its own feedback buttons ca
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,9 +28,10 @@ from redis import Redis
 from rq import get_current_job
 from rq.job import Job
 
-from common import state
+from common import metrics, state
 from common.exceptions import LinkError, NewsbotError
 from common.jobs import ClassifyRequest
+from common.logs import log_context
 from common.settings import Settings
 from common.state import ClassificationRecord, ReplyMark
 from worker.classifier import ModelService
@@ -86,6 +89,49 @@ def reference_for(job_id: str) -> str:
     return job_id.rsplit("-", 1)[-1][:10]
 
 
+JobFunction = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def in_job_context(func: JobFunction) -> JobFunction:
+    """Run a job function with its RQ job id and the served model version in every log line it writes."""
+
+    @functools.wraps(func)
+    def wrapper(payload: dict[str, Any]) -> dict[str, Any]:
+        job = get_current_job()
+        version = _runtime.models.version if _runtime is not None else None
+        with log_context(job_id=job.id if job else None, model_version=version):
+            return func(payload)
+
+    return wrapper
+
+
+def training_run(func: JobFunction) -> JobFunction:
+    """A training job, in its job's log context, counted by outcome in ``newsbot_training_runs_total``:
+    ``promoted``, ``kept`` (trained but not promoted) or ``failed`` (an error result, or an exception)."""
+
+    @functools.wraps(func)
+    def wrapper(payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result = func(payload)
+        except BaseException:
+            metrics.TRAINING_RUNS.labels(outcome="failed").inc()
+            raise
+        outcome = "failed" if "error" in result else "promoted" if result.get("promoted") else "kept"
+        metrics.TRAINING_RUNS.labels(outcome=outcome).inc()
+        return result
+
+    return in_job_context(wrapper)
+
+
+def observe_latency(job: Job | None, source: str) -> None:
+    """``newsbot_job_latency_seconds{source}``: from the job's creation (its first enqueue: a retried job's
+    ``enqueued_at`` is reset, the user's wait is not) to now, when its reply has been posted."""
+    started = job.created_at if job is not None else None
+    if started is not None:
+        metrics.JOB_LATENCY.labels(source=source).observe(max(0.0, (datetime.now(UTC) - started).total_seconds()))
+
+
+@in_job_context
 def classify(payload: dict[str, Any]) -> dict[str, Any]:
     """Classify one Slack message and reply where it came from; the returned dict is the job's result."""
     rt = runtime()
@@ -99,7 +145,9 @@ def classify(payload: dict[str, Any]) -> dict[str, Any]:
             outcome = classify_requests([request], rt.models, rt.link_fetcher(), rt.settings.max_links_per_message)[0]
         if outcome.error is not None and not isinstance(outcome.error, NewsbotError):
             raise outcome.error
-        return finish(rt, job_id, outcome)
+        result = finish(rt, job_id, outcome)
+        observe_latency(job, request.source)
+        return result
     except Exception:
         if not is_last_attempt(job):
             log.warning("job %s failed; RQ will retry it (%s retries left)", job_id, job and job.retries_left)
@@ -135,6 +183,9 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
         deliver(rt, job_id, outcome.request, error_message(outcome.error.user_message))
         return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
     records = store_records(rt.connection, job_id, outcome)
+    for item in outcome.articles:
+        if item.classified:
+            metrics.CONFIDENCE.observe(item.confidence)
     started = time.perf_counter()
     ts = reply(rt, job_id, outcome)
     reply_ms = (time.perf_counter() - started) * 1000

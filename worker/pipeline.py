@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from common import metrics
 from common.articles import Article, message_parts
 from common.exceptions import EmptyArticleError, LinkError, NewsbotError
 from common.jobs import ClassifyRequest
@@ -122,10 +123,13 @@ class Outcome:
 
 def _fetch_article(fetcher: GuardedFetcher, url: str) -> ArticleResult:
     try:
-        return ArticleResult(url=url, article=fetch_article(fetcher, url))
+        result = ArticleResult(url=url, article=fetch_article(fetcher, url))
     except LinkError as exc:
         log.info("link %s not used: %s", url, exc)
+        metrics.FETCH_OUTCOMES.labels(reason=metrics.fetch_reason(exc)).inc()
         return ArticleResult(url=url, error=exc)
+    metrics.FETCH_OUTCOMES.labels(reason="ok").inc()
+    return result
 
 
 def prepare(requests: Sequence[ClassifyRequest], fetcher: GuardedFetcher, max_links: int) -> list[Outcome]:

@@ -41,7 +41,7 @@ from newsmodel.registry import has_version, local_version
 from newsmodel.store import is_remote
 from training.api import Progress, TrainOutcome, options_from_settings, train
 from worker.homes import publish_homes_after_model_change
-from worker.jobs import runtime
+from worker.jobs import runtime, training_run
 from worker.reports import duration, metric, metrics_line, progress_text
 
 log = logging.getLogger(__name__)
@@ -369,6 +369,7 @@ def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | No
     return True
 
 
+@training_run
 def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate, maybe promote, and report in Slack; the dict is kept as the job's result."""
     rt = runtime()

@@ -13,6 +13,7 @@ from bot.admins import AdminPolicy
 from bot.blocks import training_summary
 from bot.options import CancelCommand, RollbackCommand, StatusCommand, TrainCommand, parse_retrain
 from bot.submit import JobSubmitter
+from common import metrics
 from common.articles import has_article
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import ROLLBACK_JOB, STATUS_JOB, AdminRequest, ClassifyRequest, RetrainRequest
@@ -34,6 +35,7 @@ def handle_classify_news(ack: Ack, command: dict[str, Any], context: BoltContext
     """Ack with a short ephemeral note, then enqueue; the worker answers through the command's response_url."""
     text = command.get("text") or ""
     if not has_article(text):
+        metrics.REQUESTS.labels(kind="command", outcome="usage").inc()
         ack(text=CLASSIFY_USAGE, response_type="ephemeral")
         return
     ack(text=CLASSIFYING, response_type="ephemeral")
@@ -128,6 +130,7 @@ def handle_retrain(
         respond(text=f"{exc.user_message}\n{summary}", response_type="ephemeral")
         return
     except NewsbotError as exc:
+        metrics.REQUESTS.labels(kind="retrain", outcome="refused").inc()
         respond(text=exc.user_message, response_type="ephemeral")
         return
     except RedisError:

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import App, BoltContext, Say
 
 from bot.submit import JobSubmitter
+from common import metrics
 from common.articles import has_article
 from common.jobs import ClassifyRequest
 
@@ -43,6 +44,7 @@ def handle_app_mention(event: dict[str, Any], body: dict[str, Any], context: Bol
     text = event.get("text", "")
     submitter: JobSubmitter = context["submitter"]
     if not has_article(text):
+        metrics.REQUESTS.labels(kind="mention", outcome="usage").inc()
         _answer_once(submitter, f"event:{body['event_id']}", say, thread_ts)
         return
     request = ClassifyRequest(

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot.listeners.commands import QUEUE_DOWN
 from bot.submit import JobSubmitter
+from common import metrics
 from common.articles import has_article
 from common.jobs import ClassifyRequest
 
@@ -41,6 +42,7 @@ def handle_classify_message(ack: Ack, shortcut: dict[str, Any], context: BoltCon
     thread_ts = message.get("thread_ts") or message.get("ts")
     text = message_text(message)
     if not has_article(text):
+        metrics.REQUESTS.labels(kind="shortcut", outcome="usage").inc()
         if user:
             client.chat_postEphemeral(channel=channel, user=user, text=NOTHING_TO_CLASSIFY, thread_ts=thread_ts)
         return
