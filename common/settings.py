@@ -83,8 +83,8 @@ class Settings(BaseSettings):
         default=60,
         ge=5,
         le=3600,
-        description="Seconds a classify job (a whole batch) may run; a worker killed mid-job has its jobs retried"
-        " about this long + 15 s later",
+        description="Seconds a classify job (a whole batch) may run before it fails (and is retried); a worker killed"
+        " mid-job has its jobs answered by another worker within about 20 s, whatever this is",
     )
     slack_timeout_s: float = Field(default=15.0, gt=0, le=120, description="HTTP timeout of one Slack Web API call")
     model_poll_interval_s: float = Field(

@@ -65,9 +65,11 @@ JOB_RESULT_TTL_S = 7 * 24 * 3600
 JOB_FAILURE_TTL_S = 30 * 24 * 3600
 # The worker's own TTL in RQ. RQ blocks on the queue for WORKER_TTL_S - 15 s between two looks at its
 # maintenance clock (405 s by default), so a short TTL is what makes worker.batching.MAINTENANCE_INTERVAL_S real.
-WORKER_TTL_S = 35
-# Added to a classify job's execution TTL in RQ, beyond its own run time (BatchingWorker.get_heartbeat_ttl).
-HEARTBEAT_MARGIN_S = 15
+WORKER_TTL_S = 20
+# A job's lease in RQ (its StartedJobRegistry entry and execution): renewed every
+# worker.batching.HEARTBEAT_INTERVAL_S while its worker lives; once a dead worker's lease lapses, the next
+# maintenance of a live worker hands the job back (BatchingWorker.get_heartbeat_ttl).
+JOB_LEASE_S = 10
 # What a classification record keeps of an article's body (the model reads 512 tokens; retraining may want more).
 RECORD_BODY_MAX_CHARS = 50_000
 
