@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     model_poll_interval_s: float = Field(
         default=5.0, gt=0, description="How often workers look for a new current model"
     )
+    record_ttl_days: int = Field(
+        default=90,
+        ge=0,
+        le=3650,
+        description="Days a classification record (the article, for feedback) is kept when nobody gave feedback on it;"
+        " records with feedback are kept for good (0: keep all)",
+    )
 
     # --- Slack surface (bot) ------------------------------------------------------------------------
     classify_response_type: Literal["in_channel", "ephemeral"] = Field(
