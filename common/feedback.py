@@ -1,7 +1,8 @@
 """Users' feedback on classifications, and its export as extra training examples.
 
 The answers and the classification records they are about are kept in Redis through :mod:`common.state`
-(no TTLs; the compose file runs Redis with AOF so that they survive restarts): each user's latest
+(a record expires after RECORD_TTL_DAYS unless it gets feedback; answers never; the compose file runs Redis
+with AOF so that they survive restarts): each user's latest
 :class:`~common.state.FeedbackAnswer` per record (a changed answer replaces the earlier one), the index of
 records with feedback, and the reply as Slack last showed it (so the counts on it can be updated from an
 ephemeral select later).

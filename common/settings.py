@@ -102,12 +102,19 @@ class Settings(BaseSettings):
         default=60,
         ge=5,
         le=3600,
-        description="Seconds a classify job (a whole batch) may run; a worker killed mid-job has its jobs retried"
-        " about this long + 15 s later",
+        description="Seconds a classify job (a whole batch) may run before it fails (and is retried); a worker killed"
+        " mid-job has its jobs answered by another worker within about 20 s, whatever this is",
     )
     slack_timeout_s: float = Field(default=15.0, gt=0, le=120, description="HTTP timeout of one Slack Web API call")
     model_poll_interval_s: float = Field(
         default=5.0, gt=0, description="How often workers look for a new current model"
+    )
+    record_ttl_days: int = Field(
+        default=90,
+        ge=0,
+        le=3650,
+        description="Days a classification record (the article, for feedback) is kept when nobody gave feedback on it;"
+        " records with feedback are kept for good (0: keep all)",
     )
 
     # --- Slack surface (bot) ------------------------------------------------------------------------

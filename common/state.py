@@ -9,10 +9,10 @@ Keys (``<…>`` is filled in per record):
 ========================================  ==========================  ========================================
 key                                       value                       lifetime
 ========================================  ==========================  ========================================
-``newsbot:classification:<record id>``    hash, ClassificationRecord  no TTL (feedback may come days later)
+``newsbot:classification:<record id>``    hash, ClassificationRecord  RECORD_TTL_DAYS; none once it has feedback
 ``newsbot:feedback:<record id>``          hash user → FeedbackAnswer  no TTL (feeds retraining)
 ``newsbot:feedback:index``                set of record ids           no TTL
-``newsbot:feedback:message:<record id>``  JSON, the reply as shown    no TTL
+``newsbot:feedback:message:<record id>``  JSON, the reply as shown    as its classification record
 ``newsbot:delivery:<delivery key>``       "1" (DeliveryClaim)         DELIVERY_TTL_S
 ``newsbot:replied:<job id>``              reply ts (ReplyMark)        REPLY_MARK_TTL_S
 ``newsbot:training:lock``                 job id (TrainingLock)       queued: job timeout + TRAINING_LOCK_MARGIN_S;
@@ -78,11 +78,16 @@ JOB_RESULT_TTL_S = 7 * 24 * 3600
 JOB_FAILURE_TTL_S = 30 * 24 * 3600
 # The worker's own TTL in RQ. RQ blocks on the queue for WORKER_TTL_S - 15 s between two looks at its
 # maintenance clock (405 s by default), so a short TTL is what makes worker.batching.MAINTENANCE_INTERVAL_S real.
-WORKER_TTL_S = 35
-# Added to a classify job's execution TTL in RQ, beyond its own run time (BatchingWorker.get_heartbeat_ttl).
-HEARTBEAT_MARGIN_S = 15
-# What a classification record keeps of an article's body (the model reads 512 tokens; retraining may want more).
-RECORD_BODY_MAX_CHARS = 50_000
+WORKER_TTL_S = 20
+# A job's lease in RQ (its StartedJobRegistry entry and execution): renewed every
+# worker.batching.HEARTBEAT_INTERVAL_S while its worker lives; once a dead worker's lease lapses, the next
+# maintenance of a live worker hands the job back (BatchingWorker.get_heartbeat_ttl).
+JOB_LEASE_S = 10
+# What a classification record keeps of an article's body. The model reads at most 512 tokens (about 1,000 to
+# 1,500 characters of Japanese), from the head or from head and tail; livedoor news articles run 1,000–3,000
+# characters. 20,000 characters (about 60 KB in UTF-8) keep every real article whole for retraining while a
+# page that is mostly comments or boilerplate cannot cost more (it was 50,000: about 150 KB a record).
+RECORD_BODY_MAX_CHARS = 20_000
 
 
 def serving_ttl_s(poll_interval_s: float) -> int:
@@ -166,9 +171,25 @@ class ClassificationRecord:
         )
 
 
-def put_classification(connection: Redis, record: ClassificationRecord) -> None:
-    """Store (or overwrite, for a retried job) one classification record; kept without TTL."""
-    connection.hset(ClassificationRecord.key_for(record.record_id), mapping=record.encode())  # type: ignore[arg-type]
+# HSET the record (ARGV[2..]: field, value, …); EXPIRE it after ARGV[1] s unless 0 or the record has feedback.
+_PUT_RECORD = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if tonumber(ARGV[1]) > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+
+def put_classification(connection: Redis, record: ClassificationRecord, ttl_s: int = 0) -> None:
+    """Store (or overwrite, for a retried job) one classification record.
+
+    It expires after ``ttl_s`` (RECORD_TTL_DAYS; 0: never) unless feedback arrives on it
+    (:func:`put_feedback` makes it permanent); a record that already has feedback keeps no TTL.
+    """
+    fields = [part for item in record.encode().items() for part in item]
+    keys = [ClassificationRecord.key_for(record.record_id), FeedbackAnswer.key_for(record.record_id)]
+    connection.eval(_PUT_RECORD, len(keys), *keys, max(0, int(ttl_s)), *fields)
 
 
 def set_reply_ts(connection: Redis, record_ids: Iterable[str], ts: str) -> None:
@@ -226,11 +247,17 @@ class FeedbackAnswer:
 
 
 def put_feedback(connection: Redis, answer: FeedbackAnswer) -> None:
-    """Store ``answer``, replacing the user's earlier one on the same record, and index the record."""
+    """Store ``answer``, replacing the user's earlier one on the same record, and index the record.
+
+    The record and its reply snapshot are kept from now on (their RECORD_TTL_DAYS is removed): retraining
+    reads the article from the record.
+    """
     pipe = connection.pipeline(transaction=True)
     pipe.hset(FeedbackAnswer.key_for(answer.record_id), answer.user, answer.encode())
     pipe.sadd(FEEDBACK_INDEX_KEY, answer.record_id)
     _count_feedback(pipe, answer)
+    pipe.persist(ClassificationRecord.key_for(answer.record_id))
+    pipe.persist(reply_snapshot_key(answer.record_id))
     pipe.execute()
 
 
@@ -255,9 +282,28 @@ def reply_snapshot_key(record_id: str) -> str:
     return f"{REPLY_SNAPSHOT_KEY_PREFIX}{record_id}"
 
 
+# SET the snapshot with the TTL its record has now (none when the record has none); nothing when it is gone.
+_PUT_SNAPSHOT = """
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl == -2 then
+    return 0
+elseif ttl > 0 then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+else
+    redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+
 def put_reply_snapshot(connection: Redis, record_id: str, message: Mapping[str, Any]) -> None:
-    """Remember the classification reply as Slack last showed it (channel, ts, text, blocks)."""
-    connection.set(reply_snapshot_key(record_id), json.dumps(dict(message), ensure_ascii=False))
+    """Remember the classification reply as Slack last showed it (channel, ts, text, blocks).
+
+    It expires with its classification record (kept as long once the record has feedback); a snapshot of a
+    record that is gone is not kept.
+    """
+    keys = [reply_snapshot_key(record_id), ClassificationRecord.key_for(record_id)]
+    connection.eval(_PUT_SNAPSHOT, len(keys), *keys, json.dumps(dict(message), ensure_ascii=False))
 
 
 def reply_snapshot(connection: Redis, record_id: str) -> dict[str, Any] | None:

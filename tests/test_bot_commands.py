@@ -6,6 +6,7 @@ One bot process (``python -m bot --http``) serves the whole module; the jobs it 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -364,6 +365,28 @@ def test_feedback_on_an_unknown_record_is_answered_not_stored(
     (note,) = fake_slack.wait_for_calls("chat.postEphemeral", 1)
     assert "no longer on record" in note.params["text"]
     assert FeedbackStore(redis_conn).record_ids() == []
+    assert fake_slack.calls_to("chat.update") == []
+
+
+def test_feedback_on_a_record_that_expired_gets_the_same_answer(
+    bot_url: str, fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    record = ClassificationRecord(
+        record_id="expiring", title="見出し", body="本文", url="", slug="smax", model_version="v1", channel="CF"
+    )
+    state.put_classification(redis_conn, record, ttl_s=1)  # RECORD_TTL_DAYS, shortened
+    key = ClassificationRecord.key_for("expiring")
+    deadline = time.monotonic() + 5
+    while redis_conn.exists(key) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not redis_conn.exists(key)
+    correct = {"action_id": FEEDBACK_CORRECT_ACTION, "block_id": "feedback", "value": "expiring", "type": "button"}
+    message = {"type": "message", "ts": "1.3", "text": "x", "blocks": []}
+    block_action(bot_url, correct, user="U1", message=message, response_url="http://127.0.0.1:9/x")
+    (note,) = fake_slack.wait_for_calls("chat.postEphemeral", 1)
+    assert "no longer on record" in note.params["text"]
+    assert "expiring" not in FeedbackStore(redis_conn).record_ids()
+    assert not redis_conn.exists(state.reply_snapshot_key("expiring"))
     assert fake_slack.calls_to("chat.update") == []
 
 

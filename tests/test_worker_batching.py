@@ -92,7 +92,8 @@ def test_waiting_jobs_share_one_forward_pass_and_each_gets_its_own_result(
         assert record.ts == result["ts"] != ""
         assert record.channel == "C42"
         assert (record.title, record.body) == tuple(text.split("\n", 1))  # the article once, title apart
-        assert redis_conn.ttl(state.ClassificationRecord.key_for(job.id)) == -1  # kept: feedback may come later
+        ttl = redis_conn.ttl(state.ClassificationRecord.key_for(job.id))  # kept RECORD_TTL_DAYS for feedback
+        assert 89 * 86400 < ttl <= rt.settings.record_ttl_days * 86400
 
     assert len(FinishedJobRegistry(queue=queue)) == len(enqueued) + 1
     assert len(StartedJobRegistry(queue=queue)) == 0

@@ -15,11 +15,26 @@ them (intermediate queue / started registry) and they end up failed or retried, 
 
 It is a SimpleWorker: jobs run in this process, not in a forked child. The model is loaded once and kept,
 and CUDA cannot be used in a child forked after the parent initialised it.
+
+Leases. Each execution (a job in hand) holds a short lease in RQ: its StartedJobRegistry score and its
+execution keys expire JOB_LEASE_S after they were last renewed. While :meth:`BatchingWorker.execute_job`
+runs anything (a batch, an admin job, a training), a heartbeat thread renews every execution of this worker
+and the worker's own key every HEARTBEAT_INTERVAL_S, exactly as RQ's forking worker does from its monitor
+loop (``Execution.heartbeat``, ``BaseWorker.heartbeat``), so a live worker keeps its jobs however long a batch
+lasts (slow links, Slack rate limits). When the worker dies (SIGKILL, OOM, a container killed), nothing renews
+them: within JOB_LEASE_S the lease lapses, and the next maintenance of any live worker (every
+MAINTENANCE_INTERVAL_S) hands each job back. A job abandoned this way is re-enqueued at once rather than after
+its first Retry interval: the failure was the worker's, not the job's, and a delayed retry would wait for RQ's
+scheduler, whose lock a killed worker keeps for a minute. With the defaults a killed worker's request is
+answered about 10–20 s after the kill when another worker is running.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rq import SimpleWorker
@@ -30,7 +45,7 @@ from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
 from common.jobs import CLASSIFY_JOB, ClassifyRequest
-from common.state import HEARTBEAT_MARGIN_S, as_str
+from common.state import JOB_LEASE_S, as_str
 from worker import jobs
 from worker.jobs import ClassifyJob
 from worker.pipeline import classify_requests
@@ -48,27 +63,87 @@ return 0
 # How far down the queue to look for classify jobs, in multiples of the batch room left.
 _PEEK_FACTOR = 4
 # How often this worker runs RQ's maintenance, which hands the jobs of a dead worker back (retry or failed).
-# Real only with a short worker TTL (common.state.WORKER_TTL_S).
-MAINTENANCE_INTERVAL_S = 20
+# Real only with a short worker TTL (common.state.WORKER_TTL_S): RQ looks at its maintenance clock only
+# between two blocking dequeues of WORKER_TTL_S - 15 s.
+MAINTENANCE_INTERVAL_S = 5
+# How often the heartbeat thread renews the leases of the jobs in hand (several times per JOB_LEASE_S, so that
+# a Redis hiccup or a thread briefly starved of the GIL does not lose a live worker's jobs).
+HEARTBEAT_INTERVAL_S = 2.0
+
+# Set while this worker's maintenance runs: a job it finds abandoned is re-enqueued without its retry interval.
+_in_maintenance = threading.local()
+
+
+class LeasedJob(ClassifyJob):
+    """The BatchingWorker's job class: a job handed back by maintenance (its worker died) is retried at once."""
+
+    def get_retry_interval(self) -> int:
+        if getattr(_in_maintenance, "active", False):
+            return 0
+        return super().get_retry_interval()
 
 
 class BatchingWorker(SimpleWorker):
-    """A SimpleWorker that batches waiting classify jobs (see the module docstring)."""
+    """A SimpleWorker that batches waiting classify jobs and keeps its jobs' leases alive (module docstring)."""
 
     batch_size: int = 32
-    job_class = ClassifyJob
+    job_class = LeasedJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        """How long this job's execution stays valid without a heartbeat.
+        """A job's lease: short, renewed by the heartbeat thread for as long as this worker runs it."""
+        return JOB_LEASE_S
 
-        A SimpleWorker cannot heartbeat while a job runs in its own thread, so the TTL must cover the whole
-        run: the job's timeout for the batch computation, and as much again for finishing the batch's other
-        jobs one by one (Slack calls, rate-limit waits). When the worker is killed (SIGKILL, OOM, power),
-        nothing renews it, and once it lapses RQ's maintenance in any live worker retries the job (or fails
-        it for good, and the user is told). RQ's SimpleWorker default adds 60 s; this recovers sooner.
+    def clean_registries(self) -> None:
+        """RQ's maintenance; a job whose worker died is re-enqueued at once (see :class:`LeasedJob`)."""
+        _in_maintenance.active = True
+        try:
+            super().clean_registries()  # type: ignore[no-untyped-call]
+        finally:
+            _in_maintenance.active = False
+
+    def renew_leases(self) -> None:
+        """Renew the lease of every execution of this worker, and the worker's own key, in one round trip.
+
+        The same calls as RQ's ``maintain_heartbeats``. An execution that finished meanwhile is not brought
+        back: its registry entries are only updated if present (XX), and the bare hash that ``HSET`` would
+        recreate is deleted again, as RQ does for a job's hash.
         """
-        timeout = job.timeout if job.timeout and job.timeout > 0 else self.job_monitoring_interval
-        return int(2 * timeout) + HEARTBEAT_MARGIN_S
+        executions = list(self.executions.values())
+        with self.connection.pipeline() as pipe:
+            self.heartbeat(pipeline=pipe)  # the worker's hash, its TTL and its executions index
+            marks: list[int] = []
+            for execution in executions:
+                marks.append(len(pipe))
+                execution.heartbeat(execution.job.started_job_registry, JOB_LEASE_S, pipeline=pipe)
+            results = pipe.execute()
+            if results[0] == 1:  # the worker's hash had expired: write it whole again, with its TTL
+                pipe.hset(self.key, mapping=self.serialize())
+                pipe.expire(self.key, self.worker_ttl + 60)
+            for execution, mark in zip(executions, marks, strict=True):
+                if results[mark] == 1:  # finished and deleted before this renewal: no resurrected hash
+                    pipe.delete(execution.key)
+            if len(pipe):
+                pipe.execute()
+
+    @contextmanager
+    def heartbeats(self) -> Iterator[None]:
+        """Renew this worker's leases every HEARTBEAT_INTERVAL_S in a background thread while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_INTERVAL_S):
+                try:
+                    self.renew_leases()
+                except Exception:  # Redis away for a moment: the next beat tries again
+                    log.warning("could not renew the job leases of %s", self.name, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self.name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(HEARTBEAT_INTERVAL_S + 5)
 
     def claim_waiting(self, queue: Queue, limit: int) -> list[Job]:
         """Up to ``limit`` classify jobs waiting in ``queue``, claimed for this worker (others are left)."""
@@ -93,9 +168,14 @@ class BatchingWorker(SimpleWorker):
         return claimed
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        if job.func_name != CLASSIFY_JOB or self.batch_size <= 1:
-            super().execute_job(job, queue)
-            return
+        with self.heartbeats():
+            if job.func_name != CLASSIFY_JOB or self.batch_size <= 1:
+                super().execute_job(job, queue)
+            else:
+                self.execute_batch(job, queue)
+
+    def execute_batch(self, job: Job, queue: Queue) -> None:
+        """Claim the waiting classify jobs, compute them together, then let RQ perform each in turn."""
         batch = [job, *self.claim_waiting(queue, self.batch_size - 1)]
         if len(batch) > 1:
             log.info("batching %d classify jobs", len(batch))

@@ -12,6 +12,10 @@ article: its result and record id, or its error), ``dropped_urls``, ``batch`` (t
 ``ts``). Each classified article's record is ``newsbot:classification:<record id>``: the record id is the job
 id for a message with one article, and ``<job id>:<n>`` (n = 1, 2, …) for the n-th article of a message with
 several. The reply lists them all, each article with its own feedback buttons carrying its record id.
+
+Retention: a record expires after RECORD_TTL_DAYS unless someone gives feedback on it (then it is kept, see
+:mod:`common.state`), and a /classify-news job forgets the command's ``response_url`` once its reply is
+posted (:func:`forget_response_url`): RQ keeps the job for JOB_RESULT_TTL_S, the URL is needed only once.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,7 +174,24 @@ def deliver(rt: Runtime, job_id: str, request: ClassifyRequest, message: dict[st
         return mark.ts
     ts = rt.replier.post(request, message)
     state.put_reply_mark(rt.connection, ReplyMark(job_id=job_id, ts=ts))
+    job = get_current_job()
+    if job is not None and job.id == job_id:
+        forget_response_url(job)
     return ts
+
+
+def forget_response_url(job: Job | None) -> None:
+    """Rewrite the job's stored payload without ``response_url`` (after the reply that needed it is posted).
+
+    Only the job hash's ``data`` field is written (RQ's own encoding: the serialized call, zlib-compressed), so
+    its status and bookkeeping are untouched. A retry that happens before the reply still has the URL; one
+    after it finds the reply mark and posts nothing.
+    """
+    if job is None or not job.args or not isinstance(job.args[0], dict) or not job.args[0].get("response_url"):
+        return
+    payload = {k: v for k, v in job.args[0].items() if k != "response_url"}
+    job.args = (payload, *job.args[1:])
+    job.connection.hset(job.key, "data", zlib.compress(job.data))
 
 
 def record_id_for(job_id: str, index: int, count: int) -> str:
@@ -182,7 +204,7 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
         log.info("job %s refused: %s", job_id, outcome.error)
         deliver(rt, job_id, outcome.request, error_message(outcome.error.user_message))
         return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
-    records = store_records(rt.connection, job_id, outcome)
+    records = store_records(rt.connection, job_id, outcome, rt.settings.record_ttl_days * 24 * 3600)
     for item in outcome.articles:
         if item.classified:
             metrics.CONFIDENCE.observe(item.confidence)
@@ -194,8 +216,9 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     return job_result(outcome, ts, reply_ms)
 
 
-def store_records(connection: Redis, job_id: str, outcome: Outcome) -> list[str]:
-    """Give each classified article its record id and store its durable record; the record ids."""
+def store_records(connection: Redis, job_id: str, outcome: Outcome, ttl_s: int = 0) -> list[str]:
+    """Give each classified article its record id and store its record (expiring after ``ttl_s`` unless
+    feedback arrives; 0: never); the record ids."""
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
     records: list[str] = []
     for index, item in enumerate(outcome.articles):
@@ -214,6 +237,7 @@ def store_records(connection: Redis, job_id: str, outcome: Outcome) -> list[str]
                 channel=outcome.request.channel,
                 created_at=created_at,
             ),
+            ttl_s,
         )
         records.append(item.record_id)
     state.count_classifications(connection, records, outcome.request.user)
