@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,8 @@ from rq import get_current_job
 from rq.job import Job
 
 from common import state
-from common.exceptions import LinkError, NewsbotError
+from common.articles import message_text
+from common.exceptions import LinkError, NewsbotError, ThreadParentError
 from common.jobs import ClassifyRequest
 from common.settings import Settings
 from common.state import ClassificationRecord, ReplyMark
@@ -35,7 +36,7 @@ from worker.classifier import ModelService
 from worker.fetch import GuardedFetcher
 from worker.pipeline import Outcome, classify_requests
 from worker.replies import error_message, reply_message
-from worker.slack import SlackReplier
+from worker.slack import SlackReplier, thread_parent
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,13 @@ def classify(payload: dict[str, Any]) -> dict[str, Any]:
     job_id = job.id if job else request.request_id
     try:
         outcome = prepared
+        if request.source == "thread" and not request.text.strip():
+            outcome = None  # its batch had no text for it: read the thread's first message, then classify that
+            try:
+                parent = thread_parent(rt.replier.client, request.channel, request.thread_ts)
+                request = replace(request, text=message_text(parent))
+            except ThreadParentError as exc:
+                outcome = Outcome(request=request, error=exc)
         if outcome is None:  # not part of a batch (or the batch could not be computed): on its own
             outcome = classify_requests([request], rt.models, rt.link_fetcher(), rt.settings.max_links_per_message)[0]
         if outcome.error is not None and not isinstance(outcome.error, NewsbotError):
@@ -106,6 +114,8 @@ def classify(payload: dict[str, Any]) -> dict[str, Any]:
             raise
         reference = reference_for(job_id)
         log.exception("job %s failed for good (reference %s)", job_id, reference)
+        if request.source == "watch":
+            raise  # nobody asked: a watched channel's message is never answered with an error
         try:
             deliver(rt, job_id, request, error_message(NewsbotError.user_message, reference))
         except Exception:
@@ -130,6 +140,10 @@ def record_id_for(job_id: str, index: int, count: int) -> str:
 
 def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     """Store the records, reply, and build the job's result."""
+    if outcome.request.source == "watch":
+        from worker.desks import finish_watch  # worker.desks builds on this module
+
+        return finish_watch(rt, job_id, outcome)
     if isinstance(outcome.error, NewsbotError):
         log.info("job %s refused: %s", job_id, outcome.error)
         deliver(rt, job_id, outcome.request, error_message(outcome.error.user_message))

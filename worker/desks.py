@@ -1,0 +1,327 @@
+"""The newsroom side of the worker: watched channels' reactions, cross-posts to desks, the admins' routes.
+
+A ``watch`` job (a new article in a watched channel) finishes here instead of with the usual reply
+(:func:`finish_watch`): its category reaction (CATEGORY_EMOJI) on the message, a cross-post of each confident
+article to its label's desk channel (the route an admin set), and a thread reply only as WATCH_REPLY says, or to
+say why a routed article was not cross-posted (its confidence is below CONFIDENCE_THRESHOLD). Nothing is done
+twice for one job: each step leaves a mark (``common.state.ReplyMark`` under ``<job id>:reactions``,
+``<job id>:desk:<record id>``) that a retried job finds. A watch job never posts an error: the message was not
+addressed to the bot; the log says what went wrong.
+
+Slack's rate limits: 429 answers are waited out by slack_sdk's RateLimitErrorRetryHandler (worker.slack), and
+this worker paces its own reactions and posts (:class:`Pacer`, SLACK_PACE_S per method and channel), so that a
+burst in one channel is answered steadily instead of tripping the limits.
+
+When the bot is not in a desk channel (``not_in_channel``), the admin who set the route is told once, in a DM,
+how to fix it (``Route.warned``); the article is not cross-posted and the job goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.webhook import WebhookClient
+
+from common import state
+from common.jobs import ClassifyRequest, RouteRequest
+from common.settings import Settings
+from common.state import ReplyMark, Route
+from worker.jobs import Runtime, deliver, job_result, runtime, store_records
+from worker.pipeline import ArticleResult, Outcome
+from worker.replies import is_unsure, reply_message
+from worker.slack import NOT_IN_CHANNEL
+
+log = logging.getLogger(__name__)
+
+# reactions.add answers these when retrying would not help; the job goes on without the reaction.
+_REACTION_GIVE_UP = frozenset({*NOT_IN_CHANNEL, "message_not_found", "invalid_name", "too_many_reactions"})
+
+
+class Pacer:
+    """At most one call per ``interval_s`` for each (method, channel), from this process.
+
+    Slack allows about one message per second per channel and a few dozen reactions a minute; a burst of
+    articles in one channel is spread out here instead of being answered with 429s. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._sleep = sleep
+        self._next: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, method: str, channel: str) -> float:
+        """Sleep until ``method`` may be called in ``channel`` again; the seconds slept."""
+        with self._lock:
+            now = self._clock()
+            at = max(now, self._next.get((method, channel), now))
+            self._next[(method, channel)] = at + self.interval_s
+        if at > now:
+            self._sleep(at - now)
+        return at - now
+
+
+_pacers: dict[float, Pacer] = {}
+
+
+def pacer(settings: Settings) -> Pacer:
+    """This process's pacer (one per SLACK_PACE_S)."""
+    return _pacers.setdefault(settings.slack_pace_s, Pacer(settings.slack_pace_s))
+
+
+# --- watched channels --------------------------------------------------------------------------------------------
+
+
+def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
+    """Answer a watched channel's article: reaction, cross-posts, thread reply (see the module docstring)."""
+    settings = rt.settings
+    request = outcome.request
+    if outcome.error is not None:
+        log.info("watched message %s/%s not classified: %s", request.channel, request.thread_ts, outcome.error)
+        return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
+    records = store_records(rt.connection, job_id, outcome)
+    classified = [item for item in outcome.articles if item.classified]
+    if not classified:
+        log.info("watched message %s/%s: no article could be read", request.channel, request.thread_ts)
+        return job_result(outcome, "", 0.0)
+    started = time.perf_counter()
+    reactions = react(rt, job_id, request, classified) if settings.watch_reply != "thread" else []
+    routed, notes = route_articles(rt, job_id, request, classified)
+    ts = ""
+    if settings.watch_reply != "reaction" or notes:
+        if settings.watch_reply != "reaction":
+            message = reply_message(
+                outcome.articles, settings.confidence_threshold, outcome.dropped_urls, settings.max_links_per_message
+            )
+        else:
+            message = {"text": "", "blocks": []}
+        message = with_notes(message, notes)
+        pacer(settings).wait("chat.postMessage", request.channel)
+        ts = deliver(rt, job_id, request, message)
+        if ts and settings.watch_reply != "reaction":
+            state.set_reply_ts(rt.connection, records, ts)
+    result = job_result(outcome, ts, (time.perf_counter() - started) * 1000)
+    return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes)}
+
+
+def react(rt: Runtime, job_id: str, request: ClassifyRequest, items: list[ArticleResult]) -> list[str]:
+    """Add each article's category reaction to the message (each emoji once, once per job); the emoji added."""
+    mark = f"{job_id}:reactions"
+    if not request.thread_ts or state.reply_mark(rt.connection, mark) is not None:
+        return []
+    names = list(dict.fromkeys(rt.settings.emoji_for(item.slug) for item in items))
+    added = []
+    for name in names:
+        pacer(rt.settings).wait("reactions.add", request.channel)
+        try:
+            rt.replier.client.reactions_add(channel=request.channel, timestamp=request.thread_ts, name=name)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error == "already_reacted":
+                continue
+            if error in _REACTION_GIVE_UP:
+                log.warning("reaction :%s: on %s/%s refused: %s", name, request.channel, request.thread_ts, error)
+                continue
+            raise
+        added.append(name)
+    state.put_reply_mark(rt.connection, ReplyMark(job_id=mark, ts=""))
+    return added
+
+
+def route_articles(
+    rt: Runtime, job_id: str, request: ClassifyRequest, items: list[ArticleResult]
+) -> tuple[list[str], list[str]]:
+    """Cross-post each confident article that has a route; the desk channels posted to, and the thread notes
+    saying why a routed article was not cross-posted (its confidence is below the threshold)."""
+    threshold = rt.settings.confidence_threshold
+    routed: list[str] = []
+    notes: list[str] = []
+    for item in items:
+        route = state.route_of(rt.connection, item.slug)
+        if route is None:
+            continue
+        if is_unsure(item, threshold):
+            notes.append(unrouted_note(item, route, threshold))
+            continue
+        if cross_post(rt, job_id, request, item, route):
+            routed.append(route.channel)
+    return routed, notes
+
+
+def unrouted_note(item: ArticleResult, route: Route, threshold: float) -> str:
+    return (
+        f"確信度が低いため ({item.confidence:.0%} < {threshold:.0%})、<#{route.channel}> (`{route.label}`) には"
+        "転送しませんでした。\n"
+        f"Not cross-posted to <#{route.channel}> (`{route.label}`): the confidence {item.confidence:.0%} is below "
+        f"{threshold:.0%}."
+    )
+
+
+def with_notes(message: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``message`` with the routing notes added (as context blocks), or the notes alone."""
+    if not notes:
+        return message
+    blocks = [ContextBlock(elements=[MarkdownTextObject(text=note)]).to_dict() for note in notes]
+    text = "\n".join(part for part in (message["text"], *notes) if part)
+    return {"text": text, "blocks": [*(message.get("blocks") or []), *blocks]}
+
+
+def permalink(client: WebClient, channel: str, ts: str | None) -> str | None:
+    """The message's permalink (chat.getPermalink), or None when Slack cannot give one."""
+    if not ts:
+        return None
+    try:
+        link = client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
+    except SlackApiError as exc:
+        log.info("no permalink for %s/%s: %s", channel, ts, exc.response.get("error"))
+        return None
+    return str(link) if link else None
+
+
+def desk_message(item: ArticleResult, request: ClassifyRequest, link: str | None, threshold: float) -> dict[str, Any]:
+    """The cross-post: where the article was posted (and its permalink), then the article's usual result."""
+    source = f"<#{request.channel}>"
+    if link:
+        source += f" · <{link}|元のメッセージ / original message>"
+    head = f":newspaper: {source}"
+    base = reply_message([item], threshold)
+    return {
+        "text": f"{head}\n{base['text']}",
+        "blocks": [SectionBlock(text=MarkdownTextObject(text=head)).to_dict(), *base["blocks"]],
+    }
+
+
+def cross_post(rt: Runtime, job_id: str, request: ClassifyRequest, item: ArticleResult, route: Route) -> bool:
+    """Post ``item`` in its desk channel (once per job and article); False when Slack refused the channel."""
+    mark = f"{job_id}:desk:{item.record_id}"
+    if state.reply_mark(rt.connection, mark) is not None:
+        return True
+    client = rt.replier.client
+    link = permalink(client, request.channel, request.thread_ts)
+    message = desk_message(item, request, link, rt.settings.confidence_threshold)
+    pacer(rt.settings).wait("chat.postMessage", route.channel)
+    try:
+        answer = client.chat_postMessage(
+            channel=route.channel,
+            text=message["text"],
+            blocks=message["blocks"],
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or "")
+        if error in NOT_IN_CHANNEL or error == "is_archived":
+            log.warning("cross-post of %s to %s refused: %s", item.record_id, route.channel, error)
+            warn_admin(rt, route, error)
+            return False
+        raise
+    state.put_reply_mark(rt.connection, ReplyMark(job_id=mark, ts=str(answer.get("ts") or "")))
+    return True
+
+
+def desk_warning(route: Route, error: str) -> str:
+    return (
+        f"`{route.label}` の記事を <#{route.channel}> に転送できませんでした ({error})。"
+        f"ボットがそのチャンネルに参加していません。<#{route.channel}> で `/invite @newsbot` を実行してください"
+        f" (転送をやめるには `/classify-news route clear {route.label}`)。\n"
+        f"I could not cross-post `{route.label}` articles to <#{route.channel}> ({error}): the bot is not in that "
+        f"channel. Run `/invite @newsbot` in <#{route.channel}>, or `/classify-news route clear {route.label}` to "
+        "stop routing them."
+    )
+
+
+def warn_admin(rt: Runtime, route: Route, error: str) -> None:
+    """Tell the admin who set ``route`` (a DM from the bot), once per route, that its desk is unreachable."""
+    current = state.route_of(rt.connection, route.label)
+    if current is None or current.warned or current.channel != route.channel:
+        return
+    claim = f"route-warning:{route.label}:{route.channel}:{route.at}"
+    if not state.claim_delivery(rt.connection, claim):
+        return  # another job is telling them
+    try:
+        rt.replier.client.chat_postMessage(channel=route.by, text=desk_warning(route, error))
+    except SlackApiError as exc:
+        log.warning("could not tell %s about route %s: %s", route.by, route.label, exc.response.get("error"))
+        state.release_delivery(rt.connection, claim)
+        return
+    state.put_route(rt.connection, replace(current, warned=True))
+
+
+# --- the admins' routes ------------------------------------------------------------------------------------------
+
+
+def answer(client: WebClient, request: RouteRequest, text: str) -> None:
+    """Tell the admin who asked: through the command's response_url, else an ephemeral note in its channel."""
+    if request.response_url:
+        response = WebhookClient(request.response_url, timeout=15).send(text=text, response_type="ephemeral")
+        if response.status_code == 200:
+            return
+        log.warning("response_url answered %s; falling back to chat.postEphemeral", response.status_code)
+    client.chat_postEphemeral(channel=request.channel, user=request.user, text=text)
+
+
+def route_refusal(desk: str, reason_ja: str, reason_en: str) -> str:
+    return (
+        f":warning: <#{desk}> を転送先にできません: {reason_ja}\n"
+        f"<#{desk}> cannot be a desk: {reason_en}\n転送先は変わっていません。/ No route was changed."
+    )
+
+
+def set_route(payload: dict[str, Any]) -> dict[str, Any]:
+    """An admin's ``route <label> #channel`` (admin and label checked by the bot): check the channel, store it."""
+    rt = runtime()
+    request = RouteRequest.from_dict(payload)
+    client = rt.replier.client
+    try:
+        channel: dict[str, Any] = client.conversations_info(channel=request.desk).get("channel") or {}
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or "")
+        log.info("route %s → %s refused: conversations.info %s", request.label, request.desk, error)
+        answer(
+            client,
+            request,
+            route_refusal(
+                request.desk,
+                f"チャンネルが見つかりません ({error})。非公開チャンネルなら先にボットを招待してください。",
+                f"Slack does not know this channel ({error}); for a private channel, invite the bot first.",
+            ),
+        )
+        return {"error": error}
+    if channel.get("is_im") or channel.get("is_mpim") or channel.get("is_archived"):
+        answer(
+            client,
+            request,
+            route_refusal(
+                request.desk,
+                "アーカイブ済み、またはチャンネルではありません。",
+                "it is archived, or not a channel.",
+            ),
+        )
+        return {"error": "not_a_desk"}
+    state.put_route(rt.connection, Route(label=request.label, channel=request.desk, by=request.user, at=time.time()))
+    log.info("%s routed %s to %s", request.user, request.label, request.desk)
+    text = (
+        f"確信度の高い `{request.label}` の記事を <#{request.desk}> に転送します。\n"
+        f"Confident `{request.label}` articles from watched channels will be cross-posted to <#{request.desk}>."
+    )
+    if not channel.get("is_member"):
+        text += (
+            f"\n:warning: ボットはまだ <#{request.desk}> にいません。`/invite @newsbot` を実行してください。"
+            f"\nThe bot is not in <#{request.desk}> yet: run `/invite @newsbot` there."
+        )
+    answer(client, request, text)
+    return {"label": request.label, "desk": request.desk, "member": bool(channel.get("is_member"))}
