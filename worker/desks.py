@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -74,6 +75,18 @@ class Pacer:
             self._sleep(at - now)
         return at - now
 
+    @contextmanager
+    def slot(self, method: str, channel: str) -> Iterator[float]:
+        """Wait for ``method``'s turn in ``channel``, make the call in the block; the next turn comes at least
+        ``interval_s`` after the block ends, so a call slack_sdk retried (after a 429) is spaced out too."""
+        waited = self.wait(method, channel)
+        try:
+            yield waited
+        finally:
+            with self._lock:
+                key = (method, channel)
+                self._next[key] = max(self._next.get(key, 0.0), self._clock() + self.interval_s)
+
 
 _pacers: dict[float, Pacer] = {}
 
@@ -110,8 +123,8 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
         else:
             message = {"text": "", "blocks": []}
         message = with_notes(message, notes)
-        pacer(settings).wait("chat.postMessage", request.channel)
-        ts = deliver(rt, job_id, request, message)
+        with pacer(settings).slot("chat.postMessage", request.channel):
+            ts = deliver(rt, job_id, request, message)
         if ts and settings.watch_reply != "reaction":
             state.set_reply_ts(rt.connection, records, ts)
     result = job_result(outcome, ts, (time.perf_counter() - started) * 1000)
@@ -126,9 +139,9 @@ def react(rt: Runtime, job_id: str, request: ClassifyRequest, items: list[Articl
     names = list(dict.fromkeys(rt.settings.emoji_for(item.slug) for item in items))
     added = []
     for name in names:
-        pacer(rt.settings).wait("reactions.add", request.channel)
         try:
-            rt.replier.client.reactions_add(channel=request.channel, timestamp=request.thread_ts, name=name)
+            with pacer(rt.settings).slot("reactions.add", request.channel):
+                rt.replier.client.reactions_add(channel=request.channel, timestamp=request.thread_ts, name=name)
         except SlackApiError as exc:
             error = exc.response.get("error")
             if error == "already_reacted":
@@ -213,15 +226,15 @@ def cross_post(rt: Runtime, job_id: str, request: ClassifyRequest, item: Article
     client = rt.replier.client
     link = permalink(client, request.channel, request.thread_ts)
     message = desk_message(item, request, link, rt.settings.confidence_threshold)
-    pacer(rt.settings).wait("chat.postMessage", route.channel)
     try:
-        answer = client.chat_postMessage(
-            channel=route.channel,
-            text=message["text"],
-            blocks=message["blocks"],
-            unfurl_links=False,
-            unfurl_media=False,
-        )
+        with pacer(rt.settings).slot("chat.postMessage", route.channel):
+            answer = client.chat_postMessage(
+                channel=route.channel,
+                text=message["text"],
+                blocks=message["blocks"],
+                unfurl_links=False,
+                unfurl_media=False,
+            )
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "")
         if error in NOT_IN_CHANNEL or error == "is_archived":
