@@ -19,7 +19,7 @@ CLASSIFY_JOB = "worker.jobs.classify"  # queue: classify
 RETRAIN_JOB = "worker.retrain.retrain"  # queue: train
 STATUS_JOB = "worker.admin.status"  # queue: classify (quick; must not be batched with classify jobs)
 ROLLBACK_JOB = "worker.admin.rollback"  # queue: classify
-ROUTE_JOB = "worker.desks.set_route"  # queue: classify (quick: checks the desk channel, stores the route)
+ROUTE_JOB = "worker.routes.set_route"  # queue: classify (quick: checks the desk channel, stores the route)
 
 # Block Kit action ids on every classification reply (rendered by the worker, handled by the bot).
 # The buttons' ``value`` is the classification record id (see ``common.state.ClassificationRecord``).

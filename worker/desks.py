@@ -1,7 +1,7 @@
-"""The newsroom side of the worker: watched channels' reactions, cross-posts to desks, the admins' routes.
+"""The newsroom side of the worker: watched channels' reactions and cross-posts to desks.
 
-A ``watch`` job (a new article in a watched channel) finishes here instead of with the usual reply
-(:func:`finish_watch`): its category reaction (CATEGORY_EMOJI) on the message, a cross-post of each confident
+A ``watch`` job (a new article in a watched channel) finishes with these instead of the usual reply
+(``worker.jobs.finish_watch``): its category reaction (CATEGORY_EMOJI) on the message, a cross-post of each confident
 article to its label's desk channel (the route an admin set), and a thread reply only as WATCH_REPLY says, or to
 say why a routed article was not cross-posted (its confidence is below CONFIDENCE_THRESHOLD). Nothing is done
 twice for one job: each step leaves a mark (``common.state.ReplyMark`` under ``<job id>:reactions``,
@@ -24,21 +24,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
+from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
-from slack_sdk.webhook import WebhookClient
 
 from common import state
-from common.jobs import ClassifyRequest, RouteRequest
+from common.jobs import ClassifyRequest
 from common.settings import Settings
 from common.state import ReplyMark, Route
-from worker.jobs import Runtime, deliver, job_result, runtime, store_records
-from worker.pipeline import ArticleResult, Outcome
+from worker.pipeline import ArticleResult
 from worker.replies import is_unsure, reply_message
-from worker.slack import NOT_IN_CHANNEL
+from worker.slack import NOT_IN_CHANNEL, SlackReplier
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +87,19 @@ class Pacer:
                 self._next[key] = max(self._next.get(key, 0.0), self._clock() + self.interval_s)
 
 
+class WorkerSide(Protocol):
+    """What these functions use of the worker's runtime (``worker.jobs.Runtime``)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def connection(self) -> Redis: ...
+
+    @property
+    def replier(self) -> SlackReplier: ...
+
+
 _pacers: dict[float, Pacer] = {}
 
 
@@ -96,42 +108,10 @@ def pacer(settings: Settings) -> Pacer:
     return _pacers.setdefault(settings.slack_pace_s, Pacer(settings.slack_pace_s))
 
 
-# --- watched channels --------------------------------------------------------------------------------------------
+# --- watched channels: reactions, cross-posts, the admin told when a desk is out of reach -----------------------
 
 
-def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
-    """Answer a watched channel's article: reaction, cross-posts, thread reply (see the module docstring)."""
-    settings = rt.settings
-    request = outcome.request
-    if outcome.error is not None:
-        log.info("watched message %s/%s not classified: %s", request.channel, request.thread_ts, outcome.error)
-        return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
-    records = store_records(rt.connection, job_id, outcome)
-    classified = [item for item in outcome.articles if item.classified]
-    if not classified:
-        log.info("watched message %s/%s: no article could be read", request.channel, request.thread_ts)
-        return job_result(outcome, "", 0.0)
-    started = time.perf_counter()
-    reactions = react(rt, job_id, request, classified) if settings.watch_reply != "thread" else []
-    routed, notes = route_articles(rt, job_id, request, classified)
-    ts = ""
-    if settings.watch_reply != "reaction" or notes:
-        if settings.watch_reply != "reaction":
-            message = reply_message(
-                outcome.articles, settings.confidence_threshold, outcome.dropped_urls, settings.max_links_per_message
-            )
-        else:
-            message = {"text": "", "blocks": []}
-        message = with_notes(message, notes)
-        with pacer(settings).slot("chat.postMessage", request.channel):
-            ts = deliver(rt, job_id, request, message)
-        if ts and settings.watch_reply != "reaction":
-            state.set_reply_ts(rt.connection, records, ts)
-    result = job_result(outcome, ts, (time.perf_counter() - started) * 1000)
-    return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes)}
-
-
-def react(rt: Runtime, job_id: str, request: ClassifyRequest, items: list[ArticleResult]) -> list[str]:
+def react(rt: WorkerSide, job_id: str, request: ClassifyRequest, items: list[ArticleResult]) -> list[str]:
     """Add each article's category reaction to the message (each emoji once, once per job); the emoji added."""
     mark = f"{job_id}:reactions"
     if not request.thread_ts or state.reply_mark(rt.connection, mark) is not None:
@@ -156,7 +136,7 @@ def react(rt: Runtime, job_id: str, request: ClassifyRequest, items: list[Articl
 
 
 def route_articles(
-    rt: Runtime, job_id: str, request: ClassifyRequest, items: list[ArticleResult]
+    rt: WorkerSide, job_id: str, request: ClassifyRequest, items: list[ArticleResult]
 ) -> tuple[list[str], list[str]]:
     """Cross-post each confident article that has a route; the desk channels posted to, and the thread notes
     saying why a routed article was not cross-posted (its confidence is below the threshold)."""
@@ -218,7 +198,7 @@ def desk_message(item: ArticleResult, request: ClassifyRequest, link: str | None
     }
 
 
-def cross_post(rt: Runtime, job_id: str, request: ClassifyRequest, item: ArticleResult, route: Route) -> bool:
+def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: ArticleResult, route: Route) -> bool:
     """Post ``item`` in its desk channel (once per job and article); False when Slack refused the channel."""
     mark = f"{job_id}:desk:{item.record_id}"
     if state.reply_mark(rt.connection, mark) is not None:
@@ -257,7 +237,7 @@ def desk_warning(route: Route, error: str) -> str:
     )
 
 
-def warn_admin(rt: Runtime, route: Route, error: str) -> None:
+def warn_admin(rt: WorkerSide, route: Route, error: str) -> None:
     """Tell the admin who set ``route`` (a DM from the bot), once per route, that its desk is unreachable."""
     current = state.route_of(rt.connection, route.label)
     if current is None or current.warned or current.channel != route.channel:
@@ -272,69 +252,3 @@ def warn_admin(rt: Runtime, route: Route, error: str) -> None:
         state.release_delivery(rt.connection, claim)
         return
     state.put_route(rt.connection, replace(current, warned=True))
-
-
-# --- the admins' routes ------------------------------------------------------------------------------------------
-
-
-def answer(client: WebClient, request: RouteRequest, text: str) -> None:
-    """Tell the admin who asked: through the command's response_url, else an ephemeral note in its channel."""
-    if request.response_url:
-        response = WebhookClient(request.response_url, timeout=15).send(text=text, response_type="ephemeral")
-        if response.status_code == 200:
-            return
-        log.warning("response_url answered %s; falling back to chat.postEphemeral", response.status_code)
-    client.chat_postEphemeral(channel=request.channel, user=request.user, text=text)
-
-
-def route_refusal(desk: str, reason_ja: str, reason_en: str) -> str:
-    return (
-        f":warning: <#{desk}> を転送先にできません: {reason_ja}\n"
-        f"<#{desk}> cannot be a desk: {reason_en}\n転送先は変わっていません。/ No route was changed."
-    )
-
-
-def set_route(payload: dict[str, Any]) -> dict[str, Any]:
-    """An admin's ``route <label> #channel`` (admin and label checked by the bot): check the channel, store it."""
-    rt = runtime()
-    request = RouteRequest.from_dict(payload)
-    client = rt.replier.client
-    try:
-        channel: dict[str, Any] = client.conversations_info(channel=request.desk).get("channel") or {}
-    except SlackApiError as exc:
-        error = str(exc.response.get("error") or "")
-        log.info("route %s → %s refused: conversations.info %s", request.label, request.desk, error)
-        answer(
-            client,
-            request,
-            route_refusal(
-                request.desk,
-                f"チャンネルが見つかりません ({error})。非公開チャンネルなら先にボットを招待してください。",
-                f"Slack does not know this channel ({error}); for a private channel, invite the bot first.",
-            ),
-        )
-        return {"error": error}
-    if channel.get("is_im") or channel.get("is_mpim") or channel.get("is_archived"):
-        answer(
-            client,
-            request,
-            route_refusal(
-                request.desk,
-                "アーカイブ済み、またはチャンネルではありません。",
-                "it is archived, or not a channel.",
-            ),
-        )
-        return {"error": "not_a_desk"}
-    state.put_route(rt.connection, Route(label=request.label, channel=request.desk, by=request.user, at=time.time()))
-    log.info("%s routed %s to %s", request.user, request.label, request.desk)
-    text = (
-        f"確信度の高い `{request.label}` の記事を <#{request.desk}> に転送します。\n"
-        f"Confident `{request.label}` articles from watched channels will be cross-posted to <#{request.desk}>."
-    )
-    if not channel.get("is_member"):
-        text += (
-            f"\n:warning: ボットはまだ <#{request.desk}> にいません。`/invite @newsbot` を実行してください。"
-            f"\nThe bot is not in <#{request.desk}> yet: run `/invite @newsbot` there."
-        )
-    answer(client, request, text)
-    return {"label": request.label, "desk": request.desk, "member": bool(channel.get("is_member"))}

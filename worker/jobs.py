@@ -12,6 +12,10 @@ article: its result and record id, or its error), ``dropped_urls``, ``batch`` (t
 ``ts``). Each classified article's record is ``newsbot:classification:<record id>``: the record id is the job
 id for a message with one article, and ``<job id>:<n>`` (n = 1, 2, …) for the n-th article of a message with
 several. The reply lists them all, each article with its own feedback buttons carrying its record id.
+
+Two sources differ: a ``thread`` request (an empty mention inside a thread) first reads the thread's first
+message (conversations.replies) and classifies that; a ``watch`` request (a watched channel's new article)
+finishes with :func:`finish_watch` (a reaction, cross-posts to desks: worker.desks) and never posts an error.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from common.exceptions import LinkError, NewsbotError, ThreadParentError
 from common.jobs import ClassifyRequest
 from common.settings import Settings
 from common.state import ClassificationRecord, ReplyMark
+from worker import desks
 from worker.classifier import ModelService
 from worker.fetch import GuardedFetcher
 from worker.pipeline import Outcome, classify_requests
@@ -141,8 +146,6 @@ def record_id_for(job_id: str, index: int, count: int) -> str:
 def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     """Store the records, reply, and build the job's result."""
     if outcome.request.source == "watch":
-        from worker.desks import finish_watch  # worker.desks builds on this module
-
         return finish_watch(rt, job_id, outcome)
     if isinstance(outcome.error, NewsbotError):
         log.info("job %s refused: %s", job_id, outcome.error)
@@ -155,6 +158,40 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     if ts:
         state.set_reply_ts(rt.connection, records, ts)
     return job_result(outcome, ts, reply_ms)
+
+
+def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
+    """Answer a watched channel's article (see worker.desks): its category reaction, a cross-post of each confident
+    article to its desk, and a thread reply as WATCH_REPLY says, or to say why a routed article was not cross-posted.
+    Never an error message: the message was not addressed to the bot."""
+    settings = rt.settings
+    request = outcome.request
+    if outcome.error is not None:
+        log.info("watched message %s/%s not classified: %s", request.channel, request.thread_ts, outcome.error)
+        return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
+    records = store_records(rt.connection, job_id, outcome)
+    classified = [item for item in outcome.articles if item.classified]
+    if not classified:
+        log.info("watched message %s/%s: no article could be read", request.channel, request.thread_ts)
+        return job_result(outcome, "", 0.0)
+    started = time.perf_counter()
+    reactions = desks.react(rt, job_id, request, classified) if settings.watch_reply != "thread" else []
+    routed, notes = desks.route_articles(rt, job_id, request, classified)
+    ts = ""
+    if settings.watch_reply != "reaction" or notes:
+        if settings.watch_reply != "reaction":
+            message = reply_message(
+                outcome.articles, settings.confidence_threshold, outcome.dropped_urls, settings.max_links_per_message
+            )
+        else:
+            message = {"text": "", "blocks": []}
+        message = desks.with_notes(message, notes)
+        with desks.pacer(settings).slot("chat.postMessage", request.channel):
+            ts = deliver(rt, job_id, request, message)
+        if ts and settings.watch_reply != "reaction":
+            state.set_reply_ts(rt.connection, records, ts)
+    result = job_result(outcome, ts, (time.perf_counter() - started) * 1000)
+    return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes)}
 
 
 def store_records(connection: Redis, job_id: str, outcome: Outcome) -> list[str]:
