@@ -66,7 +66,8 @@ class Settings(BaseSettings):
         default=None, description="A save_pretrained folder to serve directly, overriding MODEL_DIR"
     )
     admin_user_ids: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Slack user ids allowed to run /retrain"
+        default_factory=list,
+        description="Slack user ids allowed to run /retrain and the newsroom commands (watch, route)",
     )
     fetch_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list, description="CIDRs the link fetcher may reach although private (intranets, tests)"

@@ -9,7 +9,6 @@ import yaml
 from bot.listeners.shortcuts import CLASSIFY_MESSAGE_CALLBACK
 from testkit.processes import REPO_ROOT
 
-
 SCOPES = {
     "app_mentions:read",
     "channels:history",
