@@ -73,7 +73,7 @@ def parse_newsroom(text: str, labels: Sequence[str] = SLUGS) -> NewsroomCommand 
     if rest == ["list"]:
         return RouteCommand("list")
     if len(rest) == 2 and rest[0] == "clear":
-        return RouteCommand("clear", label=_label(rest[1], labels))
+        return RouteCommand("clear", label=rest[1])  # a route of a label the model no longer has can go too
     if len(rest) == 2:
         return RouteCommand("set", label=_label(rest[0], labels), desk=channel_id(rest[1]))
     raise RouteRefusedError("コマンドの形が正しくありません。", "That command is not complete.\n" + NEWSROOM_USAGE)

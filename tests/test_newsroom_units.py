@@ -53,6 +53,7 @@ def queued(conn: redis.Redis) -> list[dict[str, Any]]:
         ("watching", WatchCommand("list")),
         ("route list", RouteCommand("list")),
         ("route clear smax", RouteCommand("clear", label="smax")),
+        ("route clear an-old-label", RouteCommand("clear", label="an-old-label")),
         ("route smax <#C0DESK|desk>", RouteCommand("set", label="smax", desk="C0DESK")),
         ("route smax <#G0PRIV>", RouteCommand("set", label="smax", desk="G0PRIV")),
         ("route smax C0DESK", RouteCommand("set", label="smax", desk="C0DESK")),
