@@ -17,10 +17,12 @@ from common.jobs import (
     CLASSIFY_JOB,
     RETRAIN_JOB,
     ROLLBACK_JOB,
+    ROUTE_JOB,
     STATUS_JOB,
     AdminRequest,
     ClassifyRequest,
     RetrainRequest,
+    RouteRequest,
     job_id_for,
 )
 from common.queues import SERIALIZER, classify_queue, train_queue
@@ -134,6 +136,19 @@ class JobSubmitter:
                 timeout=ADMIN_JOB_TIMEOUT_S,
                 description=f"{job} by {request.user}",
             ),
+        )
+
+    def submit_route(self, request: RouteRequest, delivery_key: str) -> str | None:
+        """Enqueue an admin's route at the front of the classify queue: the worker checks the desk channel."""
+        return self._enqueue_once(
+            self.classify,
+            ROUTE_JOB,
+            request.to_dict(),
+            delivery_key,
+            "route",
+            at_front=True,
+            timeout=ADMIN_JOB_TIMEOUT_S,
+            description=f"route {request.label} to {request.desk} by {request.user}",
         )
 
     def running_training(self) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 # <@U123ABC> or <@U123ABC|name>: a user mention in Slack's message markup.
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -131,3 +132,16 @@ def has_article(message: str) -> bool:
     """
     parts = message_parts(message, max_links=1)
     return bool(parts.urls) or parts.text is not None
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A Slack message's text, plus the links of its unfurled attachments (a pasted link shows as one).
+
+    Used for the message a shortcut was run on, a watched channel's message, and a thread's parent message.
+    """
+    parts = [message.get("text") or ""]
+    for attachment in message.get("attachments") or []:
+        link = attachment.get("from_url") or attachment.get("original_url") or attachment.get("title_link")
+        if link and link not in parts[0]:
+            parts.append(link)
+    return "\n".join(p for p in parts if p)

@@ -177,3 +177,34 @@ class UnusableArticleError(LinkError):
 
     reason_ja = "リンク先から記事の本文を取り出せませんでした (短すぎる、記事ではない、または有料記事の可能性)。"
     reason_en = "No usable article text was found at the link (too short, not an article, or behind a paywall)."
+
+
+# --- the newsroom workflow: watched channels, desks, threads --------------------------------------
+
+
+class RouteRefusedError(NewsbotError, ValueError):
+    """A ``/classify-news route`` or ``watch`` command that cannot be carried out; nothing is stored."""
+
+    def __init__(self, reason_ja: str, reason_en: str) -> None:
+        super().__init__(reason_en)
+        self.user_message = f"{reason_ja}\n{reason_en}"
+
+
+class ThreadParentError(NewsbotError):
+    """The first message of a thread could not be read (conversations.replies refused or found nothing)."""
+
+    user_message = (
+        "スレッドの最初のメッセージを読めませんでした。記事の本文かリンクを添えてメンションしてください。\n"
+        "The thread's first message could not be read; mention me with the article's text or link instead."
+    )
+
+
+class BotNotInChannelError(NewsbotError):
+    """Slack refused a post because the bot is not a member of the channel (``not_in_channel``)."""
+
+    user_message = (
+        "ボットがこのチャンネルに参加していないため、結果はあなたにだけ表示しています。"
+        "スレッドに返信させるには、チャンネルで `/invite @newsbot` を実行してください。\n"
+        "The bot is not in this channel, so only you see this. To get answers in the thread, "
+        "run `/invite @newsbot` in the channel."
+    )

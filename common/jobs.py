@@ -19,6 +19,7 @@ CLASSIFY_JOB = "worker.jobs.classify"  # queue: classify
 RETRAIN_JOB = "worker.retrain.retrain"  # queue: train
 STATUS_JOB = "worker.admin.status"  # queue: classify (quick; must not be batched with classify jobs)
 ROLLBACK_JOB = "worker.admin.rollback"  # queue: classify
+ROUTE_JOB = "worker.routes.set_route"  # queue: classify (quick: checks the desk channel, stores the route)
 
 # Block Kit action ids on every classification reply (rendered by the worker, handled by the bot).
 # The buttons' ``value`` is the classification record id (see ``common.state.ClassificationRecord``).
@@ -27,7 +28,11 @@ FEEDBACK_WRONG_ACTION = "feedback_wrong"
 FEEDBACK_CHOOSE_ACTION = "feedback_choose"
 
 
-Source = Literal["mention", "command", "shortcut"]
+# Where a classify request came from. ``watch``: a new message in a watched channel (answered with a reaction,
+# see WATCH_REPLY, and cross-posted to its desk); ``dm``: a message in the bot's Messages tab (answered there);
+# ``thread``: an empty mention inside a thread, which classifies the thread's parent message (``thread_ts``),
+# read by the worker with conversations.replies.
+Source = Literal["mention", "command", "shortcut", "watch", "dm", "thread"]
 
 
 def job_id_for(kind: str, delivery_key: str) -> str:
@@ -66,6 +71,9 @@ class ClassifyRequest(Payload):
     # For /classify-news (delivered through response_url): "in_channel" or "ephemeral".
     response_type: str = "in_channel"
     source: Source = "mention"
+    # The message shortcut's response_url: the answer goes there, ephemeral to the user, when chat.postMessage
+    # cannot reach the channel (the bot is not in it).
+    fallback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +105,15 @@ class AdminRequest(Payload):
     channel: str
     response_url: str | None = None
     version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest(Payload):
+    """An admin's ``/classify-news route <label> #channel``: the worker checks the channel, then stores the route."""
+
+    request_id: str
+    user: str
+    channel: str  # where the command was run
+    label: str
+    desk: str  # the desk channel's id
+    response_url: str | None = None

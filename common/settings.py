@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,23 @@ _HELP: dict[str, str] = {
     "SLACK_APP_TOKEN": "the app-level token (xapp-…) with connections:write, for Socket Mode",
     "SLACK_SIGNING_SECRET": "the signing secret from your Slack app's 'Basic Information' page",
 }
+
+
+# The reaction each livedoor label gets in a watched channel (standard Slack emoji names), and the one for
+# any other label (``*``). CATEGORY_EMOJI overrides some or all of them.
+DEFAULT_CATEGORY_EMOJI: dict[str, str] = {
+    "topic-news": "newspaper",
+    "sports-watch": "soccer",
+    "it-life-hack": "computer",
+    "kaden-channel": "tv",
+    "movie-enter": "movie_camera",
+    "dokujo-tsushin": "woman",
+    "smax": "iphone",
+    "livedoor-homme": "man",
+    "peachy": "lipstick",
+    "*": "label",
+}
+_EMOJI_NAME = re.compile(r"[a-z0-9_+'-]+")
 
 
 def _split_csv(value: Any) -> Any:
@@ -58,7 +76,8 @@ class Settings(BaseSettings):
         default=None, description="A save_pretrained folder to serve directly, overriding MODEL_DIR"
     )
     admin_user_ids: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Slack user ids allowed to run /retrain"
+        default_factory=list,
+        description="Slack user ids allowed to run /retrain and the newsroom commands (watch, route)",
     )
     fetch_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list, description="CIDRs the link fetcher may reach although private (intranets, tests)"
@@ -121,6 +140,21 @@ class Settings(BaseSettings):
     classify_response_type: Literal["in_channel", "ephemeral"] = Field(
         default="in_channel", description="Who sees /classify-news results: the channel or only the user"
     )
+    watch_reply: Literal["reaction", "thread", "both"] = Field(
+        default="reaction",
+        description="How an article in a watched channel is answered: a category reaction, a thread reply, or both",
+    )
+    category_emoji: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_CATEGORY_EMOJI),
+        description="Reaction per label in watched channels, `label=emoji,…` over the defaults; `*=emoji` for"
+        " labels not named",
+    )
+    slack_pace_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=60.0,
+        description="Least seconds between two reactions or two posts of a worker in one channel (Slack's rate tiers)",
+    )
     admins_include_workspace_admins: bool = Field(
         default=False,
         description="Also let this workspace's admins and owners (users.info) run /retrain;"
@@ -165,6 +199,25 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_admins(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("category_emoji", mode="before")
+    @classmethod
+    def _parse_emoji(cls, value: Any) -> Any:
+        """``label=emoji,…`` (colons around the emoji optional) over the defaults."""
+        if not isinstance(value, str):
+            return value
+        emoji = dict(DEFAULT_CATEGORY_EMOJI)
+        for part in _split_csv(value):
+            label, sep, name = part.partition("=")
+            name = name.strip().strip(":")
+            if not sep or not label.strip() or not _EMOJI_NAME.fullmatch(name):
+                raise ValueError(f"expected label=emoji, got {part!r}")
+            emoji[label.strip()] = name
+        return emoji
+
+    def emoji_for(self, label: str) -> str:
+        """The reaction for ``label`` in a watched channel (the ``*`` one for a label not configured)."""
+        return self.category_emoji.get(label) or self.category_emoji.get("*") or DEFAULT_CATEGORY_EMOJI["*"]
 
     @field_validator("fetch_allowed_networks", mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 It records every call and answers like Slack does for the methods the product uses. Code under test
 reaches it through slack_sdk's ``base_url`` (SLACK_API_URL). Faults can be scripted per method
-(HTTP status with headers, or a delay longer than the client's timeout).
+(HTTP status with headers, or a delay longer than the client's timeout), and rate limits too (every n-th call
+answered 429 with Retry-After). Channels the bot is not in, known channels and thread messages can be set up.
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ class FakeSlack:
         self.uploads: dict[str, bytes] = {}
         # Where apps.connections.open sends Socket Mode clients (a FakeSocketMode's URL), when set.
         self.socket_mode_url: str | None = None
+        # conversations.info answers by channel id (unknown ids: channel_not_found); conversations.replies
+        # answers the message stored under (channel, thread ts); posts and reactions in ``not_in`` channels are
+        # refused with not_in_channel, as Slack does when the bot is not a member.
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.not_in: set[str] = set()
+        # The reactions added, by (channel, ts); adding one again answers already_reacted, as Slack does.
+        self.reactions: dict[tuple[str, str], list[str]] = {}
+        # method → (every n-th call answered 429, Retry-After seconds); see rate_limit().
+        self.rate_limits: dict[str, tuple[int, int]] = {}
+        self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -81,6 +93,12 @@ class FakeSlack:
         with self._lock:
             self.calls.clear()
             self.faults.clear()
+            self.channels.clear()
+            self.messages.clear()
+            self.not_in.clear()
+            self.reactions.clear()
+            self.rate_limits.clear()
+            self._counts.clear()
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
@@ -102,6 +120,27 @@ class FakeSlack:
         with self._lock:
             self.faults.setdefault(method, []).extend(faults)
 
+    def rate_limit(self, method: str, every: int, retry_after: int = 1) -> None:
+        """Answer every ``every``-th call of ``method`` with HTTP 429 and ``Retry-After: retry_after``."""
+        with self._lock:
+            self.rate_limits[method] = (every, retry_after)
+
+    def add_channel(self, channel: str, *, member: bool = True, **info: Any) -> None:
+        """A channel conversations.info knows; with ``member=False`` posts and reactions there are refused."""
+        self.channels[channel] = {"id": channel, "is_channel": True, "is_member": member, **info}
+        if not member:
+            self.not_in.add(channel)
+
+    def _rate_limited(self, method: str) -> Fault | None:
+        """Under the lock: the 429 this call gets, if ``rate_limit`` says so."""
+        if method not in self.rate_limits:
+            return None
+        every, retry_after = self.rate_limits[method]
+        self._counts[method] = self._counts.get(method, 0) + 1
+        if self._counts[method] % every:
+            return None
+        return Fault(status=429, headers={"Retry-After": str(retry_after)})
+
     # -- Slack's answers -------------------------------------------------------------------------
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "apps.connections.open":
@@ -118,9 +157,30 @@ class FakeSlack:
                 "user_id": "UBOT",
                 "bot_id": "BBOT",
             }
-        if method in ("chat.postMessage", "chat.update"):
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral", "reactions.add"):
             if not params.get("channel"):
                 return {"ok": False, "error": "channel_not_found"}
+            if params["channel"] in self.not_in:
+                return {"ok": False, "error": "not_in_channel"}
+        if method == "reactions.add":
+            with self._lock:
+                added = self.reactions.setdefault((str(params["channel"]), str(params.get("timestamp"))), [])
+                if params.get("name") in added:
+                    return {"ok": False, "error": "already_reacted"}
+                added.append(str(params.get("name")))
+            return {"ok": True}
+        if method == "chat.getPermalink":
+            ts = str(params.get("message_ts", "")).replace(".", "")
+            return {"ok": True, "permalink": f"https://fake.slack.test/archives/{params.get('channel')}/p{ts}"}
+        if method == "conversations.info":
+            known = self.channels.get(str(params.get("channel")))
+            return {"ok": True, "channel": known} if known else {"ok": False, "error": "channel_not_found"}
+        if method == "conversations.replies":
+            if params.get("channel") in self.not_in:
+                return {"ok": False, "error": "not_in_channel"}
+            parent = self.messages.get((str(params.get("channel")), str(params.get("ts"))))
+            return {"ok": True, "messages": [parent]} if parent else {"ok": False, "error": "thread_not_found"}
+        if method in ("chat.postMessage", "chat.update"):
             ts = params.get("ts") if method == "chat.update" else f"{int(time.time())}.{next(self._ts):06d}"
             return {
                 "ok": True,
@@ -130,8 +190,6 @@ class FakeSlack:
             }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
-        if method == "reactions.add":
-            return {"ok": True}
         if method == "users.info":
             user = self.users.get(
                 str(params.get("user")), {"id": params.get("user"), "is_admin": False, "is_owner": False}
@@ -201,13 +259,15 @@ class FakeSlack:
                     params = json.loads(raw or b"{}")
                 else:
                     params = dict(parse_qsl(raw.decode("utf-8", "replace")))
+                # GET methods (conversations.info, conversations.replies, chat.getPermalink) send a query string.
+                params.update(parse_qsl(urlparse(self.path).query))
                 if path.startswith("/response/"):
                     method = "response_url"
                     params["_name"] = path.rsplit("/", 1)[-1]
                 else:
                     method = path.removeprefix("/api/")
                 with fake._lock:
-                    fault = fake.faults[method].pop(0) if fake.faults.get(method) else None
+                    fault = fake.faults[method].pop(0) if fake.faults.get(method) else fake._rate_limited(method)
                     fake.calls.append(Call(method, params, headers, fault.status if fault else 200))
                 if fault is not None:
                     if fault.delay_s:

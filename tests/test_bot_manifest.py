@@ -9,6 +9,21 @@ import yaml
 from bot.listeners.shortcuts import CLASSIFY_MESSAGE_CALLBACK
 from testkit.processes import REPO_ROOT
 
+SCOPES = {
+    "app_mentions:read",
+    "channels:history",
+    "channels:read",
+    "chat:write",
+    "commands",
+    "files:write",
+    "groups:history",
+    "groups:read",
+    "im:history",
+    "reactions:write",
+    "users:read",
+}
+EVENTS = {"app_home_opened", "app_mention", "message.channels", "message.groups", "message.im"}
+
 
 def manifest() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((REPO_ROOT / "manifest.yml").read_text(encoding="utf-8"))
@@ -19,20 +34,38 @@ def test_manifest_declares_commands_shortcut_interactivity_scopes_and_socket_mod
     data = manifest()
     features = data["features"]
     assert {c["command"] for c in features["slash_commands"]} == {"/classify-news", "/retrain"}
-    assert all(not c["should_escape"] for c in features["slash_commands"])  # links arrive as Slack markup
+    escape = {c["command"]: c["should_escape"] for c in features["slash_commands"]}
+    # /classify-news escapes: `route <label> #channel` gets the channel as <#C…|name>, with its id.
+    assert escape == {"/classify-news": True, "/retrain": False}
     ((shortcut),) = features["shortcuts"]
     assert (shortcut["type"], shortcut["callback_id"]) == ("message", CLASSIFY_MESSAGE_CALLBACK)
-    assert set(data["oauth_config"]["scopes"]["bot"]) == {
-        "app_mentions:read",
-        "chat:write",
-        "commands",
-        "files:write",
-        "users:read",
-    }
+    assert set(data["oauth_config"]["scopes"]["bot"]) == SCOPES
     settings = data["settings"]
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
-    assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert set(settings["event_subscriptions"]["bot_events"]) == EVENTS
+    home = features["app_home"]
+    assert home["home_tab_enabled"] is True and home["messages_tab_enabled"] is True
+    assert home["messages_tab_read_only_enabled"] is False  # people write to the bot there
+
+
+def test_readme_and_the_newsroom_guide_name_every_scope_and_event() -> None:
+    """The README's "Creating the Slack app" step lists the scopes and events; docs/newsroom.md says why each."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    step = readme.split("## Creating the Slack app", 1)[1].split("\n## ", 1)[0]
+    guide = (REPO_ROOT / "docs" / "newsroom.md").read_text(encoding="utf-8")
+    for name in sorted(SCOPES | EVENTS):
+        assert f"`{name}`" in step, f"README's 'Creating the Slack app' does not name `{name}`"
+    for name in sorted(SCOPES - {"files:write", "users:read", "commands", "app_mentions:read"}):
+        assert f"`{name}`" in guide, f"docs/newsroom.md does not say why `{name}` is asked for"
+
+
+def test_every_event_the_bot_listens_to_is_subscribed() -> None:
+    """Each ``app.event(...)`` has its subscription (``message`` as message.channels/groups/im)."""
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (REPO_ROOT / "bot" / "listeners").glob("*.py"))
+    registered = {part.split('"')[1] for part in source.split("app.event(")[1:]}
+    subscribed = {e.split(".")[0] for e in manifest()["settings"]["event_subscriptions"]["bot_events"]}
+    assert registered <= subscribed
 
 
 def test_every_command_the_bot_registers_is_in_the_manifest() -> None:

@@ -16,6 +16,10 @@ several. The reply lists them all, each article with its own feedback buttons ca
 Retention: a record expires after RECORD_TTL_DAYS unless someone gives feedback on it (then it is kept, see
 :mod:`common.state`), and a /classify-news job forgets the command's ``response_url`` once its reply is
 posted (:func:`forget_response_url`): RQ keeps the job for JOB_RESULT_TTL_S, the URL is needed only once.
+
+Two sources differ: a ``thread`` request (an empty mention inside a thread) first reads the thread's first
+message (conversations.replies) and classifies that; a ``watch`` request (a watched channel's new article)
+finishes with :func:`finish_watch` (a reaction, cross-posts to desks: worker.desks) and never posts an error.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,16 +38,18 @@ from rq import get_current_job
 from rq.job import Job
 
 from common import metrics, state
-from common.exceptions import LinkError, NewsbotError
+from common.articles import message_text
+from common.exceptions import LinkError, NewsbotError, ThreadParentError
 from common.jobs import ClassifyRequest
 from common.logs import log_context
 from common.settings import Settings
 from common.state import ClassificationRecord, ReplyMark
+from worker import desks
 from worker.classifier import ModelService
 from worker.fetch import GuardedFetcher
 from worker.pipeline import Outcome, classify_requests
 from worker.replies import error_message, reply_message
-from worker.slack import SlackReplier
+from worker.slack import SlackReplier, thread_parent
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +152,13 @@ def classify(payload: dict[str, Any]) -> dict[str, Any]:
     job_id = job.id if job else request.request_id
     try:
         outcome = prepared
+        if request.source == "thread" and not request.text.strip():
+            outcome = None  # its batch had no text for it: read the thread's first message, then classify that
+            try:
+                parent = thread_parent(rt.replier.client, request.channel, request.thread_ts)
+                request = replace(request, text=message_text(parent))
+            except ThreadParentError as exc:
+                outcome = Outcome(request=request, error=exc)
         if outcome is None:  # not part of a batch (or the batch could not be computed): on its own
             outcome = classify_requests([request], rt.models, rt.link_fetcher(), rt.settings.max_links_per_message)[0]
         if outcome.error is not None and not isinstance(outcome.error, NewsbotError):
@@ -159,6 +172,8 @@ def classify(payload: dict[str, Any]) -> dict[str, Any]:
             raise
         reference = reference_for(job_id)
         log.exception("job %s failed for good (reference %s)", job_id, reference)
+        if request.source == "watch":
+            raise  # nobody asked: a watched channel's message is never answered with an error
         try:
             deliver(rt, job_id, request, error_message(NewsbotError.user_message, reference))
         except Exception:
@@ -200,6 +215,8 @@ def record_id_for(job_id: str, index: int, count: int) -> str:
 
 def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     """Store the records, reply, and build the job's result."""
+    if outcome.request.source == "watch":
+        return finish_watch(rt, job_id, outcome)
     if isinstance(outcome.error, NewsbotError):
         log.info("job %s refused: %s", job_id, outcome.error)
         deliver(rt, job_id, outcome.request, error_message(outcome.error.user_message))
@@ -214,6 +231,40 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     if ts:
         state.set_reply_ts(rt.connection, records, ts)
     return job_result(outcome, ts, reply_ms)
+
+
+def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
+    """Answer a watched channel's article (see worker.desks): its category reaction, a cross-post of each confident
+    article to its desk, and a thread reply as WATCH_REPLY says, or to say why a routed article was not cross-posted.
+    Never an error message: the message was not addressed to the bot."""
+    settings = rt.settings
+    request = outcome.request
+    if outcome.error is not None:
+        log.info("watched message %s/%s not classified: %s", request.channel, request.thread_ts, outcome.error)
+        return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
+    records = store_records(rt.connection, job_id, outcome, rt.settings.record_ttl_days * 24 * 3600)
+    classified = [item for item in outcome.articles if item.classified]
+    if not classified:
+        log.info("watched message %s/%s: no article could be read", request.channel, request.thread_ts)
+        return job_result(outcome, "", 0.0)
+    started = time.perf_counter()
+    reactions = desks.react(rt, job_id, request, classified) if settings.watch_reply != "thread" else []
+    routed, notes = desks.route_articles(rt, job_id, request, classified)
+    ts = ""
+    if settings.watch_reply != "reaction" or notes:
+        if settings.watch_reply != "reaction":
+            message = reply_message(
+                outcome.articles, settings.confidence_threshold, outcome.dropped_urls, settings.max_links_per_message
+            )
+        else:
+            message = {"text": "", "blocks": []}
+        message = desks.with_notes(message, notes)
+        with desks.pacer(settings).slot("chat.postMessage", request.channel):
+            ts = deliver(rt, job_id, request, message)
+        if ts and settings.watch_reply != "reaction":
+            state.set_reply_ts(rt.connection, records, ts)
+    result = job_result(outcome, ts, (time.perf_counter() - started) * 1000)
+    return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes)}
 
 
 def store_records(connection: Redis, job_id: str, outcome: Outcome, ttl_s: int = 0) -> list[str]:

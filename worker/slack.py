@@ -1,5 +1,7 @@
 """Posting replies to Slack: chat.postMessage in the asking thread, or the slash command's response_url.
 
+Also reading a thread's first message (conversations.replies), for an empty mention inside a thread.
+
 Rate limits (HTTP 429 with Retry-After) are honoured by slack_sdk's RateLimitErrorRetryHandler, 5xx answers
 and dropped connections retried by its ServerErrorRetryHandler and ConnectionErrorRetryHandler (with
 back-off); whatever still fails raises, and the job's RQ Retry takes over.
@@ -7,6 +9,7 @@ back-off); whatever still fails raises, and the job's RQ Retry takes over.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_sdk import WebClient
@@ -16,10 +19,17 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 from slack_sdk.webhook import WebhookClient
 
+from common.exceptions import BotNotInChannelError, ThreadParentError
 from common.jobs import ClassifyRequest
 from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# What chat.postMessage answers in a channel the bot is not in (a private one is not even found).
+NOT_IN_CHANNEL = frozenset({"not_in_channel", "channel_not_found"})
 
 
 def _retry_handlers() -> list[Any]:
@@ -50,15 +60,14 @@ class SlackReplier:
         self.client = client
 
     def post(self, request: ClassifyRequest, message: dict[str, Any]) -> str:
-        """Post ``message`` (``text`` and ``blocks``) as the answer to ``request``."""
+        """Post ``message`` (``text`` and ``blocks``) as the answer to ``request``.
+
+        A message shortcut on a channel the bot is not in cannot be answered in the thread (``not_in_channel``,
+        or ``channel_not_found`` for a private one): the answer then goes through the shortcut's own
+        response_url (``fallback_url``), ephemeral to the user, with how to invite the bot.
+        """
         if request.response_url:
-            webhook = WebhookClient(request.response_url, timeout=self.client.timeout, retry_handlers=_retry_handlers())
-            response = webhook.send(
-                text=message["text"], blocks=message.get("blocks"), response_type=request.response_type
-            )
-            if response.status_code != 200:
-                raise SlackDeliveryError(f"response_url answered HTTP {response.status_code}: {response.body[:200]}")
-            return ""
+            return self._send(request.response_url, message, request.response_type)
         try:
             answer = self.client.chat_postMessage(
                 channel=request.channel,
@@ -69,5 +78,50 @@ class SlackReplier:
                 unfurl_media=False,
             )
         except SlackApiError as exc:
-            raise SlackDeliveryError(f"chat.postMessage failed: {exc.response.get('error')}") from exc
+            error = exc.response.get("error")
+            if error in NOT_IN_CHANNEL and request.fallback_url:
+                log.info("chat.postMessage in %s refused (%s): answering via response_url", request.channel, error)
+                return self._send(request.fallback_url, with_invite_hint(message), "ephemeral", replace_original=False)
+            raise SlackDeliveryError(f"chat.postMessage failed: {error}") from exc
         return str(answer.get("ts") or "")
+
+    def _send(self, url: str, message: dict[str, Any], response_type: str, replace_original: bool | None = None) -> str:
+        webhook = WebhookClient(url, timeout=self.client.timeout, retry_handlers=_retry_handlers())
+        response = webhook.send(
+            text=message["text"],
+            blocks=message.get("blocks"),
+            response_type=response_type,
+            replace_original=replace_original,
+        )
+        if response.status_code != 200:
+            raise SlackDeliveryError(f"response_url answered HTTP {response.status_code}: {response.body[:200]}")
+        return ""
+
+
+def with_invite_hint(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` with a note that the bot is not in the channel and how to invite it."""
+    hint = BotNotInChannelError.user_message
+    note = ContextBlock(elements=[MarkdownTextObject(text=hint)]).to_dict()
+    return {"text": f"{message['text']}\n{hint}", "blocks": [*(message.get("blocks") or []), note]}
+
+
+# conversations.replies answers these for a thread the bot cannot read: told to the user, not retried.
+_UNREADABLE_THREAD = frozenset({*NOT_IN_CHANNEL, "thread_not_found", "message_not_found", "missing_scope"})
+
+
+def thread_parent(client: WebClient, channel: str, thread_ts: str | None) -> dict[str, Any]:
+    """The first message of a thread (conversations.replies); :class:`ThreadParentError` when it cannot be read."""
+    if not thread_ts:
+        raise ThreadParentError(f"no thread in {channel}")
+    try:
+        answer = client.conversations_replies(channel=channel, ts=thread_ts, limit=1, inclusive=True)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error in _UNREADABLE_THREAD:
+            raise ThreadParentError(f"conversations.replies {channel}/{thread_ts}: {error}") from exc
+        raise
+    messages: list[dict[str, Any]] = answer.get("messages") or []
+    parent = next((m for m in messages if m.get("ts") == thread_ts), None)
+    if parent is None:
+        raise ThreadParentError(f"no message {thread_ts} in {channel}")
+    return parent

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, events, home, shortcuts
+from bot.listeners import actions, commands, events, home, messages, shortcuts
 
 
 def register_listeners(app: App) -> None:
     events.register(app)
+    messages.register(app)
     commands.register(app)
     shortcuts.register(app)
     actions.register(app)

@@ -1,8 +1,9 @@
-"""Slash commands: ``/classify-news <text or links>`` and the admins' ``/retrain``."""
+"""Slash commands: ``/classify-news <text or links>`` (and its admins' newsroom subcommands), ``/retrain``."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -11,13 +12,27 @@ from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
 from bot.blocks import training_summary
+from bot.newsroom import (
+    NewsroomCommand,
+    WatchCommand,
+    no_watch_in_dm,
+    parse_newsroom,
+    route_checking,
+    route_cleared,
+    route_labels,
+    route_list,
+    watch_list,
+    watching_off,
+    watching_on,
+)
 from bot.options import CancelCommand, RollbackCommand, StatusCommand, TrainCommand, parse_retrain
 from bot.submit import JobSubmitter
-from common import metrics
+from common import metrics, state
 from common.articles import has_article
-from common.exceptions import NewsbotError, TrainingInProgressError
-from common.jobs import ROLLBACK_JOB, STATUS_JOB, AdminRequest, ClassifyRequest, RetrainRequest
+from common.exceptions import NewsbotError, NotAdminError, RouteRefusedError, TrainingInProgressError
+from common.jobs import ROLLBACK_JOB, STATUS_JOB, AdminRequest, ClassifyRequest, RetrainRequest, RouteRequest
 from common.settings import Settings
+from common.state import Watch
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +46,22 @@ QUEUE_DOWN = (
 )
 
 
-def handle_classify_news(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
-    """Ack with a short ephemeral note, then enqueue; the worker answers through the command's response_url."""
+def handle_classify_news(
+    ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient | None = None
+) -> None:
+    """Ack with a short ephemeral note, then enqueue; the worker answers through the command's response_url.
+
+    ``watch``, ``unwatch``, ``watching`` and ``route …`` are the admins' newsroom subcommands instead.
+    """
     text = command.get("text") or ""
+    try:
+        newsroom = parse_newsroom(text.strip(), route_labels())
+    except RouteRefusedError as exc:
+        ack(text=exc.user_message, response_type="ephemeral")
+        return
+    if newsroom is not None:
+        handle_newsroom(ack, command, context, client, newsroom)
+        return
     if not has_article(text):
         metrics.REQUESTS.labels(kind="command", outcome="usage").inc()
         ack(text=CLASSIFY_USAGE, response_type="ephemeral")
@@ -55,6 +83,57 @@ def handle_classify_news(ack: Ack, command: dict[str, Any], context: BoltContext
     except RedisError:
         log.exception("could not enqueue /classify-news %s", command["trigger_id"])
         respond(text=QUEUE_DOWN, response_type="ephemeral")
+
+
+def handle_newsroom(
+    ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient | None, newsroom: NewsroomCommand
+) -> None:
+    """An admin's watch or route subcommand, checked here on the server; answered in the ack, to the admin alone.
+
+    Setting a route only enqueues it: a worker checks the desk channel (conversations.info, a Slack call kept
+    out of the ack) and answers through the command's response_url.
+    """
+    admins: AdminPolicy = context["admins"]
+    submitter: JobSubmitter = context["submitter"]
+    connection = submitter.connection
+    user = command.get("user_id", "")
+    channel = command["channel_id"]
+    slack = client if client is not None else context.client
+    try:
+        if slack is None:  # Bolt hands every listener its client; only a direct call could lack one
+            raise NotAdminError("no Slack client to check the user with")
+        admins.require(slack, user)
+        if isinstance(newsroom, WatchCommand):
+            if newsroom.action == "list":
+                answer = watch_list(state.watches(connection))
+            elif channel.startswith("D"):
+                raise no_watch_in_dm()
+            elif newsroom.action == "on":
+                state.put_watch(connection, Watch(channel=channel, by=user, at=time.time()))
+                answer = watching_on(channel)
+            else:
+                answer = watching_off(channel, state.remove_watch(connection, channel))
+        elif newsroom.action == "list":
+            answer = route_list(state.routes(connection))
+        elif newsroom.action == "clear":
+            answer = route_cleared(newsroom.label, state.remove_route(connection, newsroom.label))
+        else:
+            route = RouteRequest(
+                request_id=command["trigger_id"],
+                user=user,
+                channel=channel,
+                label=newsroom.label,
+                desk=newsroom.desk,
+                response_url=command.get("response_url"),
+            )
+            submitter.submit_route(route, delivery_key=f"command:{command['trigger_id']}")
+            answer = route_checking(newsroom.label, newsroom.desk)
+    except NewsbotError as exc:
+        answer = exc.user_message
+    except RedisError:
+        log.exception("could not carry out /classify-news %s", command.get("text"))
+        answer = QUEUE_DOWN
+    ack(text=answer, response_type="ephemeral")
 
 
 def _queued_text(job_id: str, train: TrainCommand, settings: Settings) -> str:

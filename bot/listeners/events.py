@@ -1,8 +1,9 @@
-"""Event listeners: a mention of the bot with article text or links."""
+"""Event listeners: a mention of the bot with article text or links, or an empty one inside a thread."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltContext, Say
@@ -20,14 +21,14 @@ USAGE = (
 )
 
 
-def _answer_once(submitter: JobSubmitter, delivery_key: str, say: Say, thread_ts: str) -> None:
+def answer_once(submitter: JobSubmitter, delivery_key: str, post: Callable[[], object]) -> None:
     """Post the usage line once per delivery: Slack's redeliveries of the same event (X-Slack-Retry-Num) find
     the delivery already claimed, with the same claim (``newsbot:delivery:<key>``) the job submitter uses."""
     if not submitter._claim(delivery_key):
         log.info("duplicate delivery %s: usage already posted", delivery_key)
         return
     try:
-        say(text=USAGE, thread_ts=thread_ts)
+        post()
     except Exception:
         # Not posted: forget the claim, so that Slack's redelivery (Bolt answers 500) can post it.
         submitter._release(delivery_key)
@@ -44,8 +45,21 @@ def handle_app_mention(event: dict[str, Any], body: dict[str, Any], context: Bol
     text = event.get("text", "")
     submitter: JobSubmitter = context["submitter"]
     if not has_article(text):
+        if event.get("thread_ts") and event["thread_ts"] != event["ts"]:
+            # An empty mention inside a thread asks about the thread's first message: the worker reads it
+            # (conversations.replies, a Slack call kept out of the ack) and classifies it.
+            parent = ClassifyRequest(
+                request_id=body["event_id"],
+                text="",
+                channel=event["channel"],
+                user=event.get("user"),
+                thread_ts=thread_ts,
+                source="thread",
+            )
+            submitter.submit_classify(parent, delivery_key=f"event:{body['event_id']}")
+            return
         metrics.REQUESTS.labels(kind="mention", outcome="usage").inc()
-        _answer_once(submitter, f"event:{body['event_id']}", say, thread_ts)
+        answer_once(submitter, f"event:{body['event_id']}", lambda: say(text=USAGE, thread_ts=thread_ts))
         return
     request = ClassifyRequest(
         request_id=body["event_id"],

@@ -6,13 +6,15 @@ import logging
 from typing import Any
 
 from redis.exceptions import RedisError
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.listeners.commands import QUEUE_DOWN
 from bot.submit import JobSubmitter
 from common import metrics
-from common.articles import has_article
+from common.articles import has_article, message_text
+from common.exceptions import BotNotInChannelError
 from common.jobs import ClassifyRequest
 
 log = logging.getLogger(__name__)
@@ -23,18 +25,31 @@ NOTHING_TO_CLASSIFY = (
 )
 
 
-def message_text(message: dict[str, Any]) -> str:
-    """The message's text, plus the links of its unfurled attachments (a pasted link shows as one)."""
-    parts = [message.get("text") or ""]
-    for attachment in message.get("attachments") or []:
-        link = attachment.get("from_url") or attachment.get("original_url") or attachment.get("title_link")
-        if link and link not in parts[0]:
-            parts.append(link)
-    return "\n".join(p for p in parts if p)
+def _tell(
+    client: WebClient, respond: Respond | None, channel: str, user: str | None, text: str, thread_ts: str | None
+) -> None:
+    """Say ``text`` to the user alone: an ephemeral note in the thread, or, where the bot is not in the channel
+    (Slack refuses it), through the shortcut's own response_url, which works in any channel."""
+    try:
+        if user:
+            client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+            return
+    except SlackApiError as exc:
+        if respond is None:
+            raise
+        log.info("ephemeral note refused (%s); answering through the response_url", exc.response.get("error"))
+    if respond is not None:
+        respond(text=f"{text}\n{BotNotInChannelError.user_message}", response_type="ephemeral", replace_original=False)
 
 
-def handle_classify_message(ack: Ack, shortcut: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """Ack, then enqueue; Slack never redelivers a shortcut, so a failure to enqueue is told to the user."""
+def handle_classify_message(
+    ack: Ack, shortcut: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond | None = None
+) -> None:
+    """Ack, then enqueue; Slack never redelivers a shortcut, so a failure to enqueue is told to the user.
+
+    The shortcut works in any channel, the bot a member or not: the worker answers in the thread, or, when
+    Slack refuses that (``not_in_channel``), through the shortcut's response_url (``fallback_url``), ephemeral.
+    """
     ack()
     message: dict[str, Any] = shortcut.get("message") or {}
     channel = (shortcut.get("channel") or {}).get("id", "")
@@ -43,8 +58,7 @@ def handle_classify_message(ack: Ack, shortcut: dict[str, Any], context: BoltCon
     text = message_text(message)
     if not has_article(text):
         metrics.REQUESTS.labels(kind="shortcut", outcome="usage").inc()
-        if user:
-            client.chat_postEphemeral(channel=channel, user=user, text=NOTHING_TO_CLASSIFY, thread_ts=thread_ts)
+        _tell(client, respond, channel, user, NOTHING_TO_CLASSIFY, thread_ts)
         return
     submitter: JobSubmitter = context["submitter"]
     request = ClassifyRequest(
@@ -54,13 +68,13 @@ def handle_classify_message(ack: Ack, shortcut: dict[str, Any], context: BoltCon
         user=user,
         thread_ts=thread_ts,
         source="shortcut",
+        fallback_url=shortcut.get("response_url"),
     )
     try:
         submitter.submit_classify(request, delivery_key=f"shortcut:{shortcut['trigger_id']}")
     except RedisError:
         log.exception("could not enqueue the shortcut %s", shortcut["trigger_id"])
-        if user:
-            client.chat_postEphemeral(channel=channel, user=user, text=QUEUE_DOWN, thread_ts=thread_ts)
+        _tell(client, respond, channel, user, QUEUE_DOWN, thread_ts)
 
 
 def register(app: App) -> None:

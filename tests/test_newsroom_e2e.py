@@ -1,0 +1,309 @@
+"""The newsroom workflow end to end: the real bot (HTTP, signed requests) and worker processes, Redis, fake Slack.
+
+Watched channels (a category reaction, once per message), routes to desk channels (cross-posts of confident
+articles, the admin told once when the bot is not in the desk), admin checks, empty mentions in threads, DMs,
+and the message shortcut in a channel the bot is not in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from common import state
+from common.labels import SLUGS
+from common.settings import DEFAULT_CATEGORY_EMOJI
+from testkit.fake_slack import Call, FakeSlack
+from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.redis_server import RedisServer, free_port
+from testkit.samples import SAMPLES
+from testkit.signing import event_body, signed_json_headers
+from testkit.slack_requests import SECRET, interaction, slash_command, trigger_id
+
+ADMIN = "UADMIN"
+NEWS = "CNEWS"  # the watched channel
+DESK = "CDESK"  # a desk channel the bot is in
+# A watched channel's article: no link, but well over 200 characters of text.
+ARTICLE = "".join(SAMPLES["sports-watch"]) * 3
+
+
+@pytest.fixture
+def stack_env(redis_server: RedisServer, fake_slack: FakeSlack, model_registry: Path) -> dict[str, str]:
+    return product_env(
+        REDIS_URL=redis_server.url,
+        SLACK_API_URL=fake_slack.api_url,
+        MODEL_DIR=str(model_registry),
+        SLACK_SIGNING_SECRET=SECRET,
+        ADMIN_USER_IDS=ADMIN,
+        SLACK_PACE_S="0.05",
+    )
+
+
+@dataclass
+class Newsroom:
+    """The bot's events URL and the fake Slack it talks to."""
+
+    url: str
+    fake: FakeSlack
+
+    def command(self, text: str, user: str = ADMIN, channel: str = NEWS, name: str = "cmd") -> str:
+        """Run ``/classify-news text``; the ack's text (acked within 3 s)."""
+        response_url = self.fake.response_url(name)
+        answer = slash_command(self.url, "/classify-news", text, user=user, channel=channel, response_url=response_url)
+        assert answer.status_code == 200 and answer.elapsed.total_seconds() < 3
+        return str(answer.json()["text"])
+
+    def route_everything(self, desk: str) -> list[str]:
+        """Route every label to ``desk`` (whatever the tiny model predicts is routed); the worker's answers."""
+        for n, slug in enumerate(SLUGS):
+            assert "Checking" in self.command(f"route {slug} <#{desk}|desk>", name=f"route-{desk}-{n}")
+        return [str(wait_response(self.fake, f"route-{desk}-{n}")["text"]) for n in range(len(SLUGS))]
+
+
+@contextmanager
+def newsroom(env: dict[str, str], workdir: Path, fake: FakeSlack) -> Iterator[Newsroom]:
+    fake.add_channel(NEWS)
+    fake.add_channel(DESK)
+    port = free_port()
+    procs: list[Proc] = []
+    try:
+        procs.append(start_worker(env, workdir))
+        procs.append(start_bot(env, port, workdir))
+        yield Newsroom(f"http://127.0.0.1:{port}/slack/events", fake)
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+@pytest.fixture
+def confident(
+    tmp_path: Path, stack_env: dict[str, str], redis_conn: redis.Redis, fake_slack: FakeSlack
+) -> Iterator[Newsroom]:
+    """Bot and worker where every prediction counts as confident (CONFIDENCE_THRESHOLD=0), reactions only."""
+    with newsroom({**stack_env, "CONFIDENCE_THRESHOLD": "0", "WATCH_REPLY": "reaction"}, tmp_path, fake_slack) as room:
+        yield room
+
+
+@pytest.fixture
+def unsure(
+    tmp_path: Path, stack_env: dict[str, str], redis_conn: redis.Redis, fake_slack: FakeSlack
+) -> Iterator[Newsroom]:
+    """Bot and worker where no prediction is confident (CONFIDENCE_THRESHOLD=1), reactions and thread replies."""
+    with newsroom({**stack_env, "CONFIDENCE_THRESHOLD": "1", "WATCH_REPLY": "both"}, tmp_path, fake_slack) as room:
+        yield room
+
+
+# --- requests ---------------------------------------------------------------------------------------------------
+def post_event(url: str, event: dict[str, Any], event_id: str, **headers: str) -> httpx.Response:
+    body = event_body(event, event_id)
+    answer = httpx.post(url, content=body, headers={**signed_json_headers(body, SECRET), **headers}, timeout=20)
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def message(ts: str, text: str = ARTICLE, channel: str = NEWS, **extra: Any) -> dict[str, Any]:
+    kind = "im" if channel.startswith("D") else "channel"
+    event = {"type": "message", "channel": channel, "user": "U1", "text": text, "ts": ts, "event_ts": ts}
+    return {**event, "channel_type": kind, **extra}
+
+
+def responses(fake: FakeSlack, name: str) -> list[dict[str, Any]]:
+    return [c.params for c in fake.calls_to("response_url") if c.params.get("_name") == name]
+
+
+def wait_response(fake: FakeSlack, name: str) -> dict[str, Any]:
+    fake.wait_for(lambda f: bool(responses(f, name)), timeout=60)
+    return responses(fake, name)[0]
+
+
+def posts_in(fake: FakeSlack, channel: str) -> list[Call]:
+    return [c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == channel]
+
+
+def reactions_on(fake: FakeSlack, ts: str) -> list[str]:
+    return fake.reactions.get((NEWS, ts), [])
+
+
+def predicted_slug(text: str) -> str:
+    (slug,) = [s for s in SLUGS if f"`{s}`" in text]
+    return slug
+
+
+# --- tests ------------------------------------------------------------------------------------------------------
+def test_admins_set_watch_and_routes_and_others_are_refused(
+    confident: Newsroom, fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    room = confident
+    for text in ("watch", "unwatch", "watching", f"route sports-watch <#{DESK}|desk>", "route list"):
+        refusal = room.command(text, user="UNOBODY")
+        assert "管理者のみ" in refusal and "only newsbot admins" in refusal
+    assert state.watches(redis_conn) == [] and state.routes(redis_conn) == []
+    assert redis_conn.llen("rq:queue:classify") == 0
+
+    assert "Watching <#CNEWS>" in room.command("watch")
+    assert state.watch_of(redis_conn, NEWS) is not None
+    assert "<#CNEWS>" in room.command("watching")
+    assert "cannot be watched" in room.command("watch", channel="D0DM")
+
+    unknown_label = room.command(f"route no-such-label <#{DESK}|desk>")
+    assert "no label `no-such-label`" in unknown_label and "現在のモデルにありません" in unknown_label
+    assert "is not a channel" in room.command("route sports-watch #desk")
+    assert "Checking" in room.command("route sports-watch <#CGONE|gone>", name="gone")
+    gone = wait_response(fake_slack, "gone")["text"]
+    assert "cannot be a desk" in gone and "channel_not_found" in gone and "転送先にできません" in gone
+    assert state.routes(redis_conn) == []
+
+    answers = room.route_everything(DESK)
+    assert all("will be cross-posted to <#CDESK>" in a and "not in" not in a for a in answers)
+    assert {(r.label, r.channel, r.by) for r in state.routes(redis_conn)} == {(s, DESK, ADMIN) for s in SLUGS}
+    listed = room.command("route list")
+    assert all(f"`{slug}` → <#CDESK>" in listed for slug in SLUGS)
+    assert "no longer cross-posted" in room.command("route clear peachy")
+    assert state.route_of(redis_conn, "peachy") is None
+    assert "Stopped watching" in room.command("unwatch")
+    assert state.watches(redis_conn) == []
+
+
+def test_a_watched_article_gets_one_reaction_and_one_desk_post_and_nothing_else_is_answered(
+    confident: Newsroom, fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    room, url = confident, confident.url
+    room.command("watch")
+    room.route_everything(DESK)
+
+    ts = "1700000300.000100"
+    post_event(url, message(ts), "EvW1")
+    fake_slack.wait_for(lambda f: bool(posts_in(f, DESK)), timeout=60)
+    (emoji,) = reactions_on(fake_slack, ts)
+    (desk_post,) = posts_in(fake_slack, DESK)
+    slug = predicted_slug(desk_post.params["text"])
+    assert emoji == DEFAULT_CATEGORY_EMOJI[slug]
+    assert f"https://fake.slack.test/archives/{NEWS}/p{ts.replace('.', '')}" in desk_post.params["text"]
+    blocks = json.dumps(desk_post.params["blocks"])
+    assert "feedback_correct" in blocks and "feedback_wrong" in blocks
+    assert posts_in(fake_slack, NEWS) == []  # WATCH_REPLY=reaction: no thread reply
+
+    # Slack redelivers the event; an edit, a deletion, a bot's post, a thread reply, a join, emoji, code and
+    # a short line, a mention (left to app_mention), and a channel nobody watches: all acked, none answered.
+    post_event(url, message(ts), "EvW1", **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    post_event(url, message(ts), "EvW1-other-delivery")
+    edited = {**message(ts), "text": ARTICLE + "（追記）"}
+    ignored = [
+        message("1700000300.000101", subtype="message_changed", message=edited, previous_message=message(ts)),
+        message("1700000300.000102", subtype="message_deleted", deleted_ts=ts),
+        message("1700000300.000103", bot_id="BOTHER", subtype="bot_message"),
+        message("1700000300.000104", bot_id="BBOT"),
+        message("1700000300.000105", thread_ts=ts),
+        message("1700000300.000106", subtype="channel_join", text="<@U9> has joined the channel"),
+        message("1700000300.000107", text=":tada: " * 60),
+        message("1700000300.000108", text="```\n" + "x = 1\n" * 60 + "```"),
+        message("1700000300.000109", text="<@U2> <@U3> 了解です"),
+        message("1700000300.000110", text=f"<@UBOT> {ARTICLE}"),
+        message("1700000300.000111", channel="CELSEWHERE"),
+    ]
+    for n, event in enumerate(ignored):
+        post_event(url, event, f"EvIgnored{n}")
+    # A fresh article afterwards is answered: by then the ignored ones had their chance to be answered too.
+    post_event(url, message("1700000300.000200"), "EvW2")
+    fake_slack.wait_for(lambda f: len(posts_in(f, DESK)) == 2, timeout=60)
+    assert set(fake_slack.reactions) == {(NEWS, ts), (NEWS, "1700000300.000200")}
+    assert all(len(names) == 1 for names in fake_slack.reactions.values())
+    assert len(fake_slack.calls_to("reactions.add")) == 2
+    assert posts_in(fake_slack, NEWS) == [] and fake_slack.calls_to("chat.postEphemeral") == []
+
+    # The bot is not in the next desk: the route is kept (with a warning), the article is not cross-posted,
+    # and the admin who set it is told once, in a DM, however many articles fail.
+    fake_slack.add_channel("CAWAY", member=False)
+    assert all("not in <#CAWAY> yet" in a for a in room.route_everything("CAWAY"))
+    for n in range(3):
+        post_event(url, message(f"1700000300.00030{n}"), f"EvAway{n}")
+    fake_slack.wait_for(
+        lambda f: len([c for c in f.calls_to("chat.postMessage") if c.params["channel"] == "CAWAY"]) == 3
+    )
+    (warning,) = posts_in(fake_slack, ADMIN)
+    assert (
+        "/invite @newsbot" in warning.params["text"]
+        and "ボットがそのチャンネルに参加していません" in warning.params["text"]
+    )
+    route = state.route_of(redis_conn, predicted_slug(warning.params["text"]))
+    assert route is not None and route.warned
+    assert len(posts_in(fake_slack, DESK)) == 2
+
+
+def test_unsure_articles_thread_mentions_dms_and_the_shortcut_where_the_bot_is_not(
+    unsure: Newsroom, fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    room, url = unsure, unsure.url
+    room.command("watch")
+    room.route_everything(DESK)
+
+    # Not confident: the reaction, the thread reply (WATCH_REPLY=both) saying why it was not cross-posted.
+    ts = "1700000400.000100"
+    post_event(url, message(ts), "EvU1")
+    fake_slack.wait_for(lambda f: bool(posts_in(f, NEWS)), timeout=60)
+    (reply,) = posts_in(fake_slack, NEWS)
+    assert reply.params["thread_ts"] == ts
+    assert "Not cross-posted to <#CDESK>" in reply.params["text"] and "転送しませんでした" in reply.params["text"]
+    assert len(reactions_on(fake_slack, ts)) == 1
+    assert posts_in(fake_slack, DESK) == []
+
+    # An empty mention inside a thread classifies the thread's first message, read by the worker.
+    parent, child = "1700000400.000200", "1700000400.000201"
+    fake_slack.messages[(NEWS, parent)] = {"type": "message", "user": "U2", "ts": parent, "text": SAMPLES["smax"][0]}
+    mention = {"type": "app_mention", "user": "U3", "channel": NEWS, "text": "<@UBOT>", "ts": child}
+    post_event(url, {**mention, "thread_ts": parent, "event_ts": child}, "EvThread1")
+    fake_slack.wait_for(lambda f: len(posts_in(f, NEWS)) == 2, timeout=60)
+    (read,) = fake_slack.calls_to("conversations.replies")
+    assert (read.params["channel"], read.params["ts"]) == (NEWS, parent)
+    thread_reply = posts_in(fake_slack, NEWS)[1]
+    assert thread_reply.params["thread_ts"] == parent
+    predicted_slug(thread_reply.params["text"])  # a classification, not the usage line
+    # A thread whose first message the bot cannot read: told so in the thread, in both languages.
+    post_event(url, {**mention, "thread_ts": "1700000400.000300", "ts": "1700000400.000301"}, "EvThread2")
+    fake_slack.wait_for(lambda f: len(posts_in(f, NEWS)) == 3, timeout=60)
+    assert "could not be read" in posts_in(fake_slack, NEWS)[2].params["text"]
+
+    # A DM is classified and answered in the DM; one without an article gets the usage line, once.
+    post_event(url, message("1700000400.000400", SAMPLES["movie-enter"][0], channel="D0DM"), "EvDm1")
+    post_event(url, message("1700000400.000401", "👍", channel="D0DM"), "EvDm2")
+    post_event(url, message("1700000400.000401", "👍", channel="D0DM"), "EvDm2", **{"X-Slack-Retry-Num": "1"})
+    fake_slack.wait_for(lambda f: len(posts_in(f, "D0DM")) == 2, timeout=60)
+    dm_posts = posts_in(fake_slack, "D0DM")
+    usage = [c for c in dm_posts if "Send me an article" in c.params["text"]]
+    answer = [c for c in dm_posts if c not in usage]
+    assert len(usage) == 1 and len(answer) == 1
+    assert answer[0].params.get("thread_ts") in (None, "")
+    predicted_slug(answer[0].params["text"])
+
+    # The shortcut in a channel the bot is not in: the answer comes through the shortcut's response_url.
+    fake_slack.add_channel("CFOREIGN", member=False)
+    for name, text in (("shortcut", SAMPLES["kaden-channel"][0]), ("shortcut-empty", "🎉")):
+        payload = {
+            "type": "message_action",
+            "callback_id": "classify_message",
+            "trigger_id": trigger_id(),
+            "team": {"id": "T0001"},
+            "user": {"id": "U5", "team_id": "T0001"},
+            "channel": {"id": "CFOREIGN", "name": "foreign"},
+            "message": {"type": "message", "user": "U6", "ts": "1700000400.000500", "text": text},
+            "response_url": fake_slack.response_url(name),
+            "api_app_id": "A0001",
+            "token": "unused",
+        }
+        acked = interaction(url, payload)
+        assert acked.status_code == 200 and acked.elapsed.total_seconds() < 3
+    result = wait_response(fake_slack, "shortcut")
+    assert result["response_type"] == "ephemeral" and result["replace_original"] is False
+    assert "/invite @newsbot" in result["text"]
+    predicted_slug(result["text"])
+    assert "no article text" in wait_response(fake_slack, "shortcut-empty")["text"]
+    refused = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == "CFOREIGN"]
+    assert len(refused) == 1  # tried once, then answered through the response_url (no retries)

@@ -1,0 +1,93 @@
+"""A watched channel over Socket Mode: the message event is acked, reacted to and cross-posted once, and Slack's
+redelivery of it (a new envelope, the same event) and an edit of it change nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from common import state
+from common.labels import SLUGS
+from common.state import Route, Watch
+from testkit.fake_slack import FakeSlack
+from testkit.fake_socket_mode import FakeSocketMode
+from testkit.processes import Proc, product_env, start_worker
+from testkit.redis_server import RedisServer
+from testkit.samples import SAMPLES
+from testkit.signing import event_body
+
+NEWS, DESK = "CSOCKNEWS", "CSOCKDESK"
+
+
+@pytest.fixture
+def socket_mode(fake_slack: FakeSlack) -> Iterator[FakeSocketMode]:
+    server = FakeSocketMode().start()
+    fake_slack.socket_mode_url = server.url
+    yield server
+    fake_slack.socket_mode_url = None
+    server.stop()
+
+
+def test_a_watched_article_over_socket_mode_gets_one_reaction_and_one_desk_post(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_conn: redis.Redis,
+    fake_slack: FakeSlack,
+    socket_mode: FakeSocketMode,
+    model_registry: Path,
+) -> None:
+    env = product_env(
+        REDIS_URL=redis_server.url,
+        SLACK_API_URL=fake_slack.api_url,
+        MODEL_DIR=str(model_registry),
+        SLACK_APP_TOKEN="xapp-1-A0001-test",
+        CONFIDENCE_THRESHOLD="0",
+        SLACK_PACE_S="0.05",
+    )
+    env.pop("SLACK_SIGNING_SECRET")
+    state.put_watch(redis_conn, Watch(channel=NEWS, by="UADMIN", at=time.time()))
+    for slug in SLUGS:
+        state.put_route(redis_conn, Route(label=slug, channel=DESK, by="UADMIN", at=time.time()))
+    worker = start_worker(env, tmp_path / "run")
+    bot = Proc("bot", ["-m", "bot"], env, tmp_path / "run")
+    try:
+        assert socket_mode.connected.wait(60), bot.log()
+        ts = "1700000700.000100"
+        event = {
+            "type": "message",
+            "channel": NEWS,
+            "channel_type": "channel",
+            "user": "U7",
+            "text": "".join(SAMPLES["movie-enter"]) * 3,
+            "ts": ts,
+            "event_ts": ts,
+        }
+        payload = json.loads(event_body(event, "EvSockWatch1"))
+        socket_mode.send("events_api", "env-w1", payload)
+        socket_mode.wait_ack("env-w1")
+        fake_slack.wait_for(lambda f: bool(f.calls_to("chat.postMessage")), timeout=60)
+        (post,) = fake_slack.calls_to("chat.postMessage")
+        assert post.params["channel"] == DESK
+        assert (NEWS, ts) in fake_slack.reactions
+
+        socket_mode.send("events_api", "env-w2", payload, retry_attempt=1)
+        edit = {**event, "subtype": "message_changed", "ts": "1700000700.000101", "message": {**event}}
+        socket_mode.send("events_api", "env-w3", json.loads(event_body(edit, "EvSockWatch2")))
+        # A fresh article afterwards is answered: by then the redelivery and the edit had their chance too.
+        fresh = {**event, "ts": "1700000700.000200", "event_ts": "1700000700.000200"}
+        socket_mode.send("events_api", "env-w4", json.loads(event_body(fresh, "EvSockWatch3")))
+        for envelope in ("env-w2", "env-w3", "env-w4"):
+            socket_mode.wait_ack(envelope)
+        fake_slack.wait_for(lambda f: len(f.calls_to("chat.postMessage")) == 2, timeout=60)
+        time.sleep(1)
+        assert sorted(fake_slack.reactions) == [(NEWS, ts), (NEWS, "1700000700.000200")]
+        assert len(fake_slack.calls_to("reactions.add")) == 2
+        assert [c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")] == [DESK, DESK]
+    finally:
+        bot.stop()
+        worker.stop()
