@@ -40,7 +40,9 @@ RUN touch README.md && pip install ".[train]" && pip uninstall -y -q newsbot && 
     && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"
 # Mount points of the named volumes, owned by the user the processes run as.
 RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
-ENV MODEL_DIR=/models BASE_MODELS_DIR=/models/base DATA_CACHE_DIR=/data/corpus HF_HOME=/data/hf TRAIN_RUN_DIR=/runs
+# MPLCONFIGDIR: matplotlib's font cache (confusion-matrix plots), else written into $HOME, off the volumes.
+ENV MODEL_DIR=/models BASE_MODELS_DIR=/models/base DATA_CACHE_DIR=/data/corpus HF_HOME=/data/hf TRAIN_RUN_DIR=/runs \
+    MPLCONFIGDIR=/data/matplotlib
 COPY common ./common
 COPY newsmodel ./newsmodel
 COPY worker ./worker

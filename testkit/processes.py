@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -37,13 +38,25 @@ def product_env(**overrides: str) -> dict[str, str]:
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path) -> None:
+    """``python args`` with its output in ``workdir/<name>.log``; it runs in ``cwd`` (default: ``workdir``),
+    after ``prefix`` when given (e.g. setpriv, to run it as another user)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        workdir: Path,
+        *,
+        prefix: Sequence[str] = (),
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, *args], env=env, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT
+            [*prefix, sys.executable, *args], env=env, cwd=cwd or workdir, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def log(self) -> str:
@@ -68,8 +81,20 @@ class Proc:
         return self.popen.returncode
 
 
-def start_bot(env: dict[str, str], port: int, workdir: Path, timeout: float = 60.0) -> Proc:
-    proc = Proc("bot", ["-m", "bot", "--http", "--host", "127.0.0.1", "--port", str(port)], env, workdir)
+def start_bot(
+    env: dict[str, str],
+    port: int,
+    workdir: Path,
+    timeout: float = 60.0,
+    *,
+    args: Sequence[str] | None = None,
+    prefix: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> Proc:
+    """Start the bot in HTTP mode on ``port`` (``args``, when given, replace its arguments and must serve that
+    port) and wait until /healthz answers."""
+    argv = list(args) if args is not None else ["-m", "bot", "--http", "--host", "127.0.0.1", "--port", str(port)]
+    proc = Proc("bot", argv, env, workdir, prefix=prefix, cwd=cwd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -84,12 +109,20 @@ def start_bot(env: dict[str, str], port: int, workdir: Path, timeout: float = 60
     raise RuntimeError(f"bot did not become healthy:\n{proc.log()}")
 
 
-def start_worker(env: dict[str, str], workdir: Path, *args: str, name: str = "worker", timeout: float = 120.0) -> Proc:
+def start_worker(
+    env: dict[str, str],
+    workdir: Path,
+    *args: str,
+    name: str = "worker",
+    timeout: float = 120.0,
+    prefix: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> Proc:
     """Start a worker and wait until it has registered with RQ (after its model is loaded)."""
     from rq import Worker
 
     worker_name = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
-    proc = Proc(name, ["-m", "worker", "--name", worker_name, *args], env, workdir)
+    proc = Proc(name, ["-m", "worker", "--name", worker_name, *args], env, workdir, prefix=prefix, cwd=cwd)
     connection = redis.Redis.from_url(env["REDIS_URL"])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

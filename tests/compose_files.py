@@ -6,16 +6,28 @@
 * :func:`dockerfile_stages` splits the Dockerfile into its stages' instructions.
 * :func:`docker_ignores` answers whether .dockerignore keeps a path out of the build context (last match wins,
   ``!`` re-includes, a pattern excludes a folder with everything below it).
+
+Container conditions, for running a service's command as its container would (tests/test_bootstrap.py,
+tests/test_container_stack.py): :func:`read_only_app` copies what an image target COPYs into a root-owned,
+read-only "/app"; :func:`volume_folders` gives each named volume of a service a temporary folder owned by the
+image's user (as a fresh named volume takes its mount point's owner); :func:`container_environment` is the image's
+ENV plus the service's environment with "/app" and the mount points mapped to those folders; :func:`image_user`
+is the argv prefix that runs a command as uid 10001 (setpriv) when the tests run as root.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+import shlex
+import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,3 +159,105 @@ def docker_ignores(path: str) -> bool:
         if any(fnmatch.fnmatchcase(prefix, p) for prefix in prefixes for p in candidates):
             ignored = not negate
     return ignored
+
+
+# --- container conditions ---------------------------------------------------------------------------------------
+UID = 10001  # the Dockerfile's `newsbot` user
+APP = "/app"
+
+
+def walk(root: Path) -> list[Path]:
+    return [root, *root.rglob("*")]
+
+
+def tree(root: Path) -> list[str]:
+    """Every path below ``root``, relative and sorted (to compare a folder before and after)."""
+    return sorted(str(p.relative_to(root)) for p in walk(root))
+
+
+def _reachable_by_anyone(path: Path) -> bool:
+    real = path.resolve()
+    return all(folder.stat().st_mode & 0o001 for folder in real.parents) and bool(real.stat().st_mode & 0o001)
+
+
+def image_user() -> list[str]:
+    """The argv prefix that runs a command as the image's user: setpriv as root; nothing for another user, whom
+    the read-only folders bind as they bind uid 10001. Skips the test when root has no setpriv.
+
+    Where this interpreter lives in a folder only root may enter (a pyenv Python under /root), uid 10001 keeps
+    CAP_DAC_READ_SEARCH, so that it runs the same interpreter as the tests (in the image, Python is world-readable
+    under /usr/local); that capability lets it read and search any file, never write one."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, which ignores file permissions, and setpriv is missing to become uid 10001")
+    prefix = [setpriv, f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
+    if not _reachable_by_anyone(Path(sys.executable)):
+        prefix += ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    return prefix
+
+
+def owned_folder(path: Path) -> Path:
+    """A new folder owned by the image's user (when the tests can give it away: as root)."""
+    path.mkdir(parents=True)
+    if os.geteuid() == 0:
+        os.chown(path, UID, UID)
+    return path
+
+
+def read_only_app(target: str, app: Path) -> list[str]:
+    """Copy the folders the image ``target`` COPYs into ``app``, make them read-only; their paths, as :func:`tree`."""
+    for source in copied_sources(target):
+        if (ROOT / source).is_dir():
+            shutil.copytree(ROOT / source, app / source, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in walk(app):
+        path.chmod(path.stat().st_mode & ~0o222)
+    return tree(app)
+
+
+def volume_folders(model: Mapping[str, Any], service: Mapping[str, Any], root: Path) -> dict[str, Path]:
+    """Mount target -> ``root/<volume name>``, owned by the image's user, for the service's named volumes."""
+    folders = {}
+    for target, name in named_volume_mounts(model, service).items():
+        folder = root / name
+        folders[target] = folder if folder.is_dir() else owned_folder(folder)
+    return folders
+
+
+def env_file(name: str) -> dict[str, str]:
+    """A compose ``env_file`` (``NAME=value`` lines; ``#`` comments and blank lines skipped), e.g. .env.example."""
+    lines = (line.strip() for line in (ROOT / name).read_text(encoding="utf-8").splitlines())
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#") and "=" in line)
+
+
+def image_environment(target: str) -> dict[str, str]:
+    """The ENV of the image ``target`` (its stages' ENV instructions in order, ``NAME=value`` form)."""
+    env: dict[str, str] = {}
+    for instruction, args in stage_instructions(target):
+        if instruction == "ENV":
+            env.update(item.partition("=")[::2] for item in shlex.split(args))
+    return env
+
+
+def container_environment(
+    service: Mapping[str, Any],
+    target: str,
+    paths: Mapping[str, Path],
+    home: Path,
+    env_file: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A container's environment as Docker builds it: the image's ENV, then ``env_file`` (what .env holds), then
+    the service's environment, each later one winning; every value under a key of ``paths`` (container paths:
+    "/app", the mount points) moved to the folder that stands in for it; PATH from here, HOME ``home``."""
+
+    def mapped(value: str) -> str:
+        for container_path, folder in paths.items():
+            if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
+                return str(folder) + value[len(container_path) :]
+        return value
+
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    layers = {**image_environment(target), **(env_file or {}), **environment(service)}
+    env.update({k: mapped(v) for k, v in layers.items()})
+    return env

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from testkit.fake_slack import FakeSlack
 from testkit.redis_server import RedisServer
 from testkit.samples import all_texts
 from testkit.tiny_bert import build_tiny_bert
+from tests.compose_files import walk
 
 # Property tests run on a busy 2-core CI machine: judge them by their examples, not by wall-clock speed.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -75,3 +79,15 @@ def real_corpus() -> Path:
     if not REAL_CORPUS.is_file():
         pytest.skip(f"real livedoor corpus not found at {REAL_CORPUS} (it lives in ../shared/data beside the repo)")
     return REAL_CORPUS
+
+
+@pytest.fixture
+def container_root() -> Iterator[Path]:
+    """A temporary folder every user can reach (pytest's tmp_path is private to root), for container conditions."""
+    root = Path(tempfile.mkdtemp(prefix="newsbot-container-"))
+    root.chmod(0o755)
+    yield root
+    for path in walk(root):  # the read-only app folder first needs its write bits back to be removed
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    shutil.rmtree(root)

@@ -10,80 +10,44 @@ as .env would set it. As root it runs the command as uid 10001 (setpriv), like t
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from common.settings import Settings
 from newsmodel import registry
 from testkit.fake_corpus import build_archive
-from tests.compose_files import ROOT, copied_sources, environment, load_compose, named_volume_mounts
+from testkit.processes import product_env
+from testkit.redis_server import free_port
+from tests.compose_files import (
+    UID,
+    container_environment,
+    image_user,
+    load_compose,
+    owned_folder,
+    read_only_app,
+    tree,
+    volume_folders,
+    walk,
+)
 from training.bootstrap import bootstrap
-
-UID = 10001
-SETPRIV = shutil.which("setpriv")
-
-
-def _walk(root: Path) -> list[Path]:
-    return [root, *root.rglob("*")]
-
-
-@pytest.fixture
-def container_root() -> Iterator[Path]:
-    """A temporary folder every user can reach (pytest's tmp_path is private to root)."""
-    root = Path(tempfile.mkdtemp(prefix="newsbot-container-"))
-    root.chmod(0o755)
-    yield root
-    for path in _walk(root):  # the read-only app folder first needs its write bits back to be removed
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    shutil.rmtree(root)
-
-
-def _run_as_image_user() -> list[str]:
-    if os.geteuid() != 0:
-        return []  # an unprivileged user already: the read-only folder binds it as it binds uid 10001
-    if SETPRIV is None:
-        pytest.skip("running as root, which ignores file permissions, and setpriv is missing to become uid 10001")
-    return [SETPRIV, f"--reuid={UID}", f"--regid={UID}", "--clear-groups"]
 
 
 def test_bootstrap_in_a_read_only_app_writes_only_to_the_volumes_and_trains_once(container_root: Path) -> None:
-    as_user = _run_as_image_user()
+    as_user = image_user()
     model = load_compose()
     service = model["services"]["bootstrap"]
     command = list(service["command"])
     assert command[:3] == ["python", "-m", "training"]
 
     app = container_root / "app"
-    for source in copied_sources("worker"):
-        if (ROOT / source).is_dir():
-            shutil.copytree(ROOT / source, app / source, ignore=shutil.ignore_patterns("__pycache__"))
-    app_files = sorted(str(p.relative_to(app)) for p in _walk(app))
-    for path in _walk(app):
-        path.chmod(path.stat().st_mode & ~0o222)
-
-    volumes = {
-        target: container_root / "volumes" / name for target, name in named_volume_mounts(model, service).items()
-    }
-    home = container_root / "home"
-    for folder in (*volumes.values(), home):
-        folder.mkdir(parents=True)
-        if as_user:
-            os.chown(folder, UID, UID)
+    app_files = read_only_app(service["build"]["target"], app)
+    volumes = volume_folders(model, service, container_root / "volumes")
+    home = owned_folder(container_root / "home")
     archive = build_archive(container_root / "corpus" / "ldcc-20140209.tar.gz", per_class=12)
 
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(app), "HF_HUB_OFFLINE": "1"}
-    for name, value in environment(service).items():
-        target = next((t for t in volumes if value == t or value.startswith(t + "/")), None)
-        env[name] = str(volumes[target]) + value[len(target) :] if target else value
+    env = container_environment(service, service["build"]["target"], {"/app": app, **volumes}, home)
+    env["HF_HUB_OFFLINE"] = "1"
     env["TRAIN_DATA"] = str(archive)
     model_dir = Path(env["MODEL_DIR"])
     argv = [*as_user, sys.executable, *command[1:]]
@@ -109,7 +73,7 @@ def test_bootstrap_in_a_read_only_app_writes_only_to_the_volumes_and_trains_once
     assert registry.current_version(model_dir) == result["version"]
     assert [h["action"] for h in registry.read_history(model_dir)] == ["promote"]
     if as_user:
-        written = [p for v in volumes.values() for p in _walk(v)]
+        written = [p for v in volumes.values() for p in walk(v)]
         assert all(p.stat().st_uid == UID for p in written)
 
     # A later start (every `docker compose up`) does nothing.
@@ -120,7 +84,22 @@ def test_bootstrap_in_a_read_only_app_writes_only_to_the_volumes_and_trains_once
         "reason": "a version is current",
     }
     assert [v.version for v in registry.list_versions(model_dir)] == [result["version"]]
-    assert sorted(str(p.relative_to(app)) for p in _walk(app)) == app_files, "something was written into /app"
+    assert tree(app) == app_files, "something was written into /app"
+    assert tree(home) == ["."], f"written outside the volumes, into HOME: {tree(home)}"
+
+
+def test_bootstrap_exits_1_when_the_corpus_cannot_be_downloaded(tmp_path: Path) -> None:
+    """docs/deploy.md: a host without internet makes `bootstrap` exit 1 (so compose starts no worker), saying why."""
+    command = list(load_compose()["services"]["bootstrap"]["command"])
+    unreachable = f"http://127.0.0.1:{free_port()}/ldcc-20140209.tar.gz"  # nothing listens there
+    env = product_env(MODEL_DIR=str(tmp_path / "models"), DATA_CACHE_DIR=str(tmp_path / "data"), TRAIN_DATA=unreachable)
+    result = subprocess.run(
+        [sys.executable, *command[1:]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "cannot download the corpus" in result.stderr and unreachable in result.stderr
+    assert result.stdout == ""
+    assert registry.current_version(tmp_path / "models") is None
 
 
 def _settings(tmp_path: Path, **values: object) -> Settings:
