@@ -7,6 +7,7 @@ back-off); whatever still fails raises, and the job's RQ Retry takes over.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from slack_sdk import WebClient
@@ -39,6 +40,15 @@ def web_client(settings: Settings) -> WebClient:
     )
 
 
+def _refused(body: str) -> bool:
+    """Whether a response_url answer body says ``{"ok": false, ...}`` (a refusal sent with HTTP 200)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("ok") is False
+
+
 class SlackDeliveryError(RuntimeError):
     """Slack did not accept a reply (after slack_sdk's own retries)."""
 
@@ -56,7 +66,7 @@ class SlackReplier:
             response = webhook.send(
                 text=message["text"], blocks=message.get("blocks"), response_type=request.response_type
             )
-            if response.status_code != 200:
+            if response.status_code != 200 or _refused(response.body):
                 raise SlackDeliveryError(f"response_url answered HTTP {response.status_code}: {response.body[:200]}")
             return ""
         try:
