@@ -25,18 +25,22 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import with_counts
+from common import state
 from common.articles import Article
 from common.feedback import FeedbackCounts
-from common.jobs import ClassifyRequest
+from common.jobs import AdminRequest, ClassifyRequest
 from common.mrkdwn import escape, link, one_line, truncate
 from common.queues import classify_queue
+from common.state import ServingState
 from newsmodel.prediction import Prediction
 from testkit.fake_slack import FakeSlack, message_error
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
+from worker import admin
 from worker.jobs import Runtime
 from worker.pipeline import ArticleResult
 from worker.replies import reply_message
+from worker.reports import progress_text
 from worker.slack import SlackDeliveryError, SlackReplier, web_client
 
 BODY = "日本代表は試合終了間際のゴールで勝利し、監督は選手をたたえた。プロ野球の開幕戦でエースが完投した。" * 4
@@ -121,7 +125,8 @@ def assert_within_budget(message: dict[str, Any]) -> None:
     assert all(len(t) <= 3000 for t in texts(message)[1:])
     for text in texts(message):
         assert not BROKEN_ENTITY.search(text), text[:200]
-    grown = {**message, "blocks": with_counts(message["blocks"], FeedbackCounts(confirmed=1, corrections={"peachy": 1}))}
+    counts = FeedbackCounts(confirmed=1, corrections={"peachy": 1})
+    grown = {**message, "blocks": with_counts(message["blocks"], counts)}
     assert message_error(grown) is None  # the bot's chat.update after a click is accepted too
 
 
@@ -307,3 +312,27 @@ def test_many_articles_are_cut_to_what_slack_accepts(fake_slack: FakeSlack, coun
     assert f"{count - shown} of {count} results did not fit" in notes
     assert "Only" in notes and "4 more were skipped" in notes
     assert "4 more were skipped" in message["text"] and "did not fit" in message["text"]
+
+
+# -- admin and training texts ----------------------------------------------------------------------------------
+
+
+def test_admin_texts_quote_outside_strings(
+    redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack, model_registry: Path
+) -> None:
+    rt = runtime(redis_server, redis_conn, fake_slack, model_registry)
+    state.publish_serving_state(
+        redis_conn, ServingState(worker="w1", version="v", last_error="could not load /m/<!channel>"), 5.0
+    )
+    status = admin.status_text(rt.settings, redis_conn)
+    assert "<!channel>" not in status and "/m/&lt;!channel&gt;" in status
+    request = AdminRequest(
+        request_id="r", user="U1", channel="C1", response_url=fake_slack.response_url("rb"), version="<!channel>"
+    )
+    admin.rollback(request.to_dict())
+    (answer,) = fake_slack.calls_to("response_url")
+    assert "<!channel>" not in answer.params["text"] and "&lt;!channel&gt;" in answer.params["text"]
+    line = progress_text(
+        phase="<!here>", step=1, total_steps=2, epoch=None, elapsed_s=1, eta_s=None, metrics=None, message="<@U1>"
+    )
+    assert "<!here>" not in line and "<@U1>" not in line

@@ -25,6 +25,7 @@ from common import state
 from common.exceptions import BaseModelNotFoundError, NewsbotError
 from common.feedback import ExportSummary, FeedbackStore
 from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
+from common.mrkdwn import escape
 from common.settings import Settings
 from common.state import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
@@ -227,7 +228,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     epochs = f"{request.epochs:g}" if request.epochs is not None else "default"
     header = (
         f":brain: *モデルの再学習 / Retraining* `{job_id}` — <@{request.user}> "
-        f"(type={request.model_type}, base={request.base_model or settings.base_model}, epochs={epochs}"
+        f"(type={escape(request.model_type)}, base={escape(request.base_model or settings.base_model)}, epochs={epochs}"
         + (", force)" if request.force else ")")
     )
     progress = ProgressMessage(
@@ -253,7 +254,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         progress.finish(
             "failed",
             f"{header}\n:x: *学習に失敗しました / Training failed* — 現在のモデルのままです / "
-            f"the current model keeps serving.\n{exc.user_message}\n({exc})",
+            f"the current model keeps serving.\n{escape(exc.user_message)}\n({escape(str(exc))})",
         )
         return {"error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:
@@ -261,7 +262,8 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         progress.finish(
             "failed",
             f"{header}\n:x: *学習に失敗しました / Training failed* — 現在のモデルのままです / "
-            f"the current model keeps serving.\n{type(exc).__name__}: {exc}\n(参照 / reference: `{job_id}`)",
+            f"the current model keeps serving.\n{type(exc).__name__}: {escape(str(exc))}\n"
+            f"(参照 / reference: `{job_id}`)",
         )
         raise
     finally:
