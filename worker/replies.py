@@ -218,8 +218,10 @@ def reply_message(items: list[ArticleResult], threshold: float, dropped: int = 0
         notes.append(left_out_note(len(items) - shown, len(items)))
     if notes:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="\n".join(notes))]).to_dict())
-    if len(lines) < len(items):
-        lines.append(left_out_note(len(items) - len(lines), len(items)))
+    if len(lines) < shown:  # in the blocks, but past the text's budget
+        lines.append(f"ほか{shown - len(lines)}件 / {shown - len(lines)} more")
+    if shown < len(items):
+        lines.append(left_out_note(len(items) - shown, len(items)))
     if dropped:
         lines.append(dropped_note(dropped, max_links))
     versions = sorted({i.model_version for i in items if i.classified})
