@@ -4,6 +4,11 @@ It records every call and answers like Slack does for the methods the product us
 reaches it through slack_sdk's ``base_url`` (SLACK_API_URL). Faults can be scripted per method
 (HTTP status with headers, or a delay longer than the client's timeout), and rate limits too (every n-th call
 answered 429 with Retry-After). Channels the bot is not in, known channels and thread messages can be set up.
+
+Messages are checked against Slack's size limits (:func:`message_error`) on chat.postMessage, chat.update,
+chat.postEphemeral and response_url posts, and refused the way Slack refuses them (``invalid_blocks``,
+``msg_blocks_too_long``, ``msg_too_long``); a refused call is recorded with its ``error`` and is not
+``delivered``.
 """
 
 from __future__ import annotations
@@ -26,10 +31,86 @@ class Call:
     headers: dict[str, str]
     status: int = 200
     at: float = field(default_factory=time.time)
+    # Slack's ``error`` when it refused the call (``{"ok": false}``), else None.
+    error: str | None = None
 
     @property
     def delivered(self) -> bool:
-        return self.status == 200
+        return self.status == 200 and self.error is None
+
+
+# Slack's limits on one message (https://docs.slack.dev/reference/block-kit/blocks). Slack's block-text limit is
+# not documented; ``msg_blocks_too_long`` has been reported from about 12,000 characters of block text on.
+MAX_BLOCKS = 50
+MAX_TEXT_OBJECT_CHARS = 3000
+MAX_CONTEXT_ELEMENTS = 10
+MAX_BLOCK_ID_CHARS = 255
+MAX_BUTTON_TEXT_CHARS = 75
+MAX_BUTTON_VALUE_CHARS = 2000
+MAX_BLOCKS_TEXT_CHARS = 12_000
+# Slack truncates ``text`` past 40,000 characters and advises at most 4,000; the fake refuses past 4,000, so a
+# test notices a reply that leans on the truncation.
+MAX_MESSAGE_TEXT_CHARS = 4000
+MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url"})
+
+
+def _text_objects(value: Any) -> list[dict[str, Any]]:
+    """Every text object (``{"type": "mrkdwn"|"plain_text", "text": ...}``) anywhere in ``value``."""
+    found: list[dict[str, Any]] = []
+    if isinstance(value, dict):
+        if value.get("type") in ("mrkdwn", "plain_text") and isinstance(value.get("text"), str):
+            found.append(value)
+        for child in value.values():
+            found.extend(_text_objects(child))
+    elif isinstance(value, list):
+        for child in value:
+            found.extend(_text_objects(child))
+    return found
+
+
+def _block_error(block: Any) -> str | None:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        return "invalid_blocks"
+    if len(str(block.get("block_id") or "")) > MAX_BLOCK_ID_CHARS:
+        return "invalid_blocks"
+    if any(len(t["text"]) > MAX_TEXT_OBJECT_CHARS for t in _text_objects(block)):
+        return "invalid_blocks"
+    if block["type"] == "section" and not (block.get("text") or block.get("fields")):
+        return "invalid_blocks"
+    if block["type"] == "context" and not 0 < len(block.get("elements") or []) <= MAX_CONTEXT_ELEMENTS:
+        return "invalid_blocks"
+    for element in block.get("elements") or []:
+        if isinstance(element, dict) and element.get("type") == "button":
+            if len(str(element.get("value") or "")) > MAX_BUTTON_VALUE_CHARS:
+                return "invalid_blocks"
+            if len(str((element.get("text") or {}).get("text") or "")) > MAX_BUTTON_TEXT_CHARS:
+                return "invalid_blocks"
+    return None
+
+
+def message_error(params: dict[str, Any]) -> str | None:
+    """The error Slack answers a message with (``text`` and ``blocks``) that breaks its limits; None if it is fine."""
+    blocks = params.get("blocks")
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return "invalid_blocks_format"
+    text = params.get("text")
+    if not blocks and not text and not params.get("attachments"):
+        return "no_text"
+    if len(str(text or "")) > MAX_MESSAGE_TEXT_CHARS:
+        return "msg_too_long"
+    if blocks:
+        if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
+            return "invalid_blocks"
+        for block in blocks:
+            problem = _block_error(block)
+            if problem:
+                return problem
+        if sum(len(t["text"]) for t in _text_objects(blocks)) > MAX_BLOCKS_TEXT_CHARS:
+            return "msg_blocks_too_long"
+    return None
 
 
 @dataclass
@@ -268,12 +349,21 @@ class FakeSlack:
                     method = path.removeprefix("/api/")
                 with fake._lock:
                     fault = fake.faults[method].pop(0) if fake.faults.get(method) else fake._rate_limited(method)
-                    fake.calls.append(Call(method, params, headers, fault.status if fault else 200))
+                    call = Call(method, params, headers, fault.status if fault else 200)
+                    fake.calls.append(call)
                 if fault is not None:
                     if fault.delay_s:
                         time.sleep(fault.delay_s)
                     err = json.dumps({"ok": False, "error": "fault_injected"}).encode()
                     self._reply(fault.status, err, fault.headers)
+                    return
+                error = message_error(params) if method in MESSAGE_METHODS else None
+                if error is not None:
+                    # The Web API answers HTTP 200 with ok: false; response_url (like incoming webhooks) a 400.
+                    status = 400 if method == "response_url" else 200
+                    with fake._lock:
+                        call.error, call.status = error, status
+                    self._reply(status, json.dumps({"ok": False, "error": error}).encode())
                     return
                 answer = {"ok": True} if method == "response_url" else fake._answer(method, params)
                 self._reply(200, json.dumps(answer).encode())

@@ -15,6 +15,7 @@ from slack_sdk.webhook import WebhookClient
 from common import state
 from common.exceptions import NewsbotError
 from common.jobs import AdminRequest
+from common.mrkdwn import escape
 from common.settings import Settings
 from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
@@ -45,7 +46,7 @@ def serving_lines(connection: Redis) -> list[str]:
         if serving.loaded_at:
             line += f", loaded {serving.loaded_at}"
         if serving.last_error:
-            line += f"\n    :warning: {serving.last_error}"
+            line += f"\n    :warning: {escape(serving.last_error)}"
         lines.append(line)
     return lines
 
@@ -81,12 +82,12 @@ def status_text(settings: Settings, connection: Redis) -> str:
     current = next((v for v in versions if v.is_current), None)
     lines = ["*現在のモデル / Current model*"]
     if settings.model_path is not None:
-        lines.append(f"MODEL_PATH `{settings.model_path}` (固定 / pinned; the registry is not used)")
+        lines.append(f"MODEL_PATH `{escape(str(settings.model_path))}` (固定 / pinned; the registry is not used)")
     elif current is not None:
         lines.append(version_line(current.version, current.created_at, current.model_type, current.metrics))
     else:
         named = current_version(settings.model_dir)
-        lines.append(f"`{named}` (登録なし / not a registered version)" if named else "なし / none yet")
+        lines.append(f"`{escape(named)}` (登録なし / not a registered version)" if named else "なし / none yet")
     lines.append("*ワーカー / Workers*")
     lines.extend(serving_lines(connection) or ["稼働中のワーカー情報なし / no worker has reported yet"])
     lines.append("*学習 / Training*")
@@ -118,7 +119,7 @@ def rollback(payload: dict[str, Any]) -> dict[str, Any]:
         log.info("rollback to %s refused: %s", request.version, exc)
         answer(
             request,
-            f":warning: 切り替えできませんでした / Could not switch: {exc}\n{exc.user_message}",
+            f":warning: 切り替えできませんでした / Could not switch: {escape(str(exc))}\n{escape(exc.user_message)}",
         )
         return {"error": type(exc).__name__, "message": str(exc)}
     log.info("%s made %s current (was %s)", request.user, now, before)

@@ -48,7 +48,7 @@ from common.jobs import CLASSIFY_JOB, ClassifyRequest
 from common.state import JOB_LEASE_S, as_str
 from worker import jobs
 from worker.jobs import ClassifyJob
-from worker.pipeline import classify_requests
+from worker.pipeline import classify_requests, fetch_phases
 
 log = logging.getLogger(__name__)
 
@@ -185,16 +185,21 @@ class BatchingWorker(SimpleWorker):
             # The first job came through RQ's dequeue (LMOVE only when serving a single queue); the claimed
             # ones are always on the intermediate list.
             self.prepare_job_execution(member, remove_from_intermediate_queue=index > 0 or len(self.queues) == 1)
-        self._compute(batch, queue)
         try:
-            for member, execution in zip(batch, executions, strict=True):
-                # RQ's own path: timeout, result, registries, Retry, failure, callbacks.
-                self.perform_job(member, queue, execution)
+            # Jobs that fetch no link are computed and answered first: a slow page never holds up pasted text.
+            for phase in fetch_phases(batch, lambda m: m.args[0] if m.args else None, self._max_links()):
+                self._compute(phase, queue)
+                for member in phase:
+                    # RQ's own path: timeout, result, registries, Retry, failure, callbacks.
+                    self.perform_job(member, queue, executions[batch.index(member)])
         finally:
             for member in batch:
                 if isinstance(member, ClassifyJob):
                     member.prepared = None
             self.set_state(WorkerStatus.IDLE)
+
+    def _max_links(self) -> int:
+        return jobs.runtime().settings.max_links_per_message
 
     def _compute(self, batch: list[Job], queue: Queue) -> None:
         """Hand each job of ``batch`` its outcome, computed together; on any trouble each job computes its own."""

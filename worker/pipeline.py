@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from common import metrics
 from common.articles import Article, message_parts
@@ -30,6 +30,7 @@ from worker.extract import fetch_article
 from worker.fetch import GuardedFetcher
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Links fetched at the same time, over all requests of a batch.
 FETCH_CONCURRENCY = 8
@@ -158,6 +159,24 @@ def prepare(requests: Sequence[ClassifyRequest], fetcher: GuardedFetcher, max_li
         if any(article.url for article in outcome.articles):
             outcome.timings_ms["fetch"] = fetch_ms
     return outcomes
+
+
+def fetch_phases(items: Sequence[T], payload_of: Callable[[T], object], max_links: int) -> list[list[T]]:
+    """``items`` (jobs) in the order to compute and answer them: those whose message fetches no link first.
+
+    A page may take up to FETCH_TIMEOUT_S; a message of pasted text is answered in a forward pass. Computing the
+    no-link jobs of a batch (and replying to them) before the link jobs means a slow or pathological page never
+    holds up another user's pasted text. Empty phases are left out; a payload that is no classify request counts
+    as needing no fetch (it fails in its own job at once).
+    """
+    quick: list[T] = []
+    slow: list[T] = []
+    for item in items:
+        payload = payload_of(item)
+        text = payload.get("text") if isinstance(payload, dict) else None
+        fetches = isinstance(text, str) and bool(message_parts(text, max_links).urls)
+        (slow if fetches else quick).append(item)
+    return [phase for phase in (quick, slow) if phase]
 
 
 def predict(outcomes: Sequence[Outcome], models: ModelService) -> None:

@@ -1,9 +1,14 @@
 """What the worker says in Slack: results and failures, in Japanese and English, as Block Kit.
 
-Blocks are built with slack_sdk's block models, which enforce Slack's limits (text lengths, ids) when the
-message is serialised. Every reply also has a plain ``text`` (Slack's notification fallback) naming the
-slug in backticks and the confidence. One message answers one Slack message: a single article, or one
-section per link (each with its own feedback buttons whose ``value`` is that article's record id).
+Blocks are built with slack_sdk's block models. Every reply also has a plain ``text`` (Slack's notification
+fallback) naming the slug in backticks and the confidence. One message answers one Slack message: a single
+article, or one section per link (each with its own feedback buttons whose ``value`` is that article's record id).
+
+Everything from outside (page titles, URLs, error details) goes through :mod:`common.mrkdwn`: titles are cut to
+:data:`~common.mrkdwn.TITLE_MAX_CHARS` and then escaped, so no page can post a live ``<!channel>``. A reply keeps
+within Slack's limits by a budget (:data:`MAX_REPLY_BLOCKS` blocks, :data:`MAX_SECTION_CHARS` per text,
+:data:`MAX_BLOCKS_TEXT_CHARS` of block text, :data:`MAX_TEXT_CHARS` of ``text``); articles that do not fit are
+left out of the reply, and the reply says how many.
 """
 
 from __future__ import annotations
@@ -22,14 +27,27 @@ from slack_sdk.models.blocks import (
 )
 
 from common.jobs import FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
-from common.labels import category
+from common.labels import Category, category
+from common.mrkdwn import escape, link, one_line, truncate
 from worker.pipeline import ArticleResult
 
 BAR_WIDTH = 10
 TOP_K = 3
-# Slack allows 50 blocks per message; each article takes three, so at most this many get blocks.
-MAX_ARTICLE_SECTIONS = 14
-_SECTION_TEXT_MAX = 3000
+# Slack allows 50 blocks per message. A reply keeps one for its notes (links skipped, articles left out) and one
+# for the feedback counts the bot adds to it on the first click (bot.blocks.with_counts).
+SLACK_MAX_BLOCKS = 50
+MAX_REPLY_BLOCKS = SLACK_MAX_BLOCKS - 1
+_ARTICLE_BLOCKS = MAX_REPLY_BLOCKS - 1
+# Slack's limit on one text object (a section's text).
+MAX_SECTION_CHARS = 3000
+# All text in a reply's blocks; Slack answers msg_blocks_too_long from about 12,000 characters on.
+MAX_BLOCKS_TEXT_CHARS = 10_000
+# The plain ``text``: Slack advises at most 4,000 characters (and truncates at 40,000).
+MAX_TEXT_CHARS = 4000
+# Room kept in both budgets for the notes (links skipped, articles left out, model versions).
+_NOTES_CHARS = 800
+# An error's detail shown to the user at most (our own words, but cut all the same).
+_ERROR_CHARS = 1000
 
 
 def bar(probability: float, width: int = BAR_WIDTH) -> str:
@@ -42,14 +60,9 @@ def is_unsure(result: ArticleResult, threshold: float) -> bool:
     return result.confidence < threshold
 
 
-def _escape(text: str) -> str:
-    """Slack mrkdwn needs only ``&``, ``<`` and ``>`` escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _link(url: str, label: str | None) -> str:
-    safe_url = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
-    return f"<{safe_url}|{_escape(label)}>" if label else f"<{safe_url}>"
+def _name(cat: Category) -> str:
+    """``日本語名 / English name``, escaped (``Movies & Entertainment``)."""
+    return escape(f"{cat.ja} / {cat.en}")
 
 
 def result_line(result: ArticleResult, threshold: float) -> str:
@@ -58,27 +71,43 @@ def result_line(result: ArticleResult, threshold: float) -> str:
     if is_unsure(result, threshold):
         others = ", ".join(f"{category(s).ja} {p:.0%}" for s, p in result.top(TOP_K)[1:])
         return (
-            f"自信がありません / Not sure: たぶん / maybe *{cat.ja} / {cat.en}* (`{cat.slug}`) "
+            f"自信がありません / Not sure: たぶん / maybe *{_name(cat)}* (`{cat.slug}`) "
             f"{result.confidence:.0%}; 他の候補 / other candidates: {others}"
         )
-    return f"カテゴリ / Category: *{cat.ja} / {cat.en}* (`{cat.slug}`) 確信度 / Confidence: {result.confidence:.0%}"
+    return f"カテゴリ / Category: *{_name(cat)}* (`{cat.slug}`) 確信度 / Confidence: {result.confidence:.0%}"
 
 
 def _scores_mrkdwn(result: ArticleResult) -> str:
     rows = []
     for slug, p in result.top(TOP_K):
         cat = category(slug)
-        rows.append(f"`{bar(p)}` {p:>4.0%}  {cat.ja} / {cat.en} (`{slug}`)")
+        rows.append(f"`{bar(p)}` {p:>4.0%}  {_name(cat)} (`{slug}`)")
     return "\n".join(rows)
 
 
+def _title(item: ArticleResult) -> str | None:
+    """The article's title for a message: one line, cut to TITLE_MAX_CHARS; raw (escape or link it)."""
+    return one_line(item.title) if item.title else None
+
+
+def _error_detail(item: ArticleResult) -> str:
+    return f":warning: {escape(item.user_error, _ERROR_CHARS)}"
+
+
+def _section(text: str, block_id: str) -> SectionBlock:
+    # Every outside piece is cut before or while it is escaped (title 150 characters, error detail 1,000, link
+    # URL 1,000), so a section stays far below the limit; this cut is only a last guard.
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, MAX_SECTION_CHARS)), block_id=block_id)
+
+
 def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[Block]:
-    heading = _link(item.url, None) if item.url else ""
+    heading = link(item.url) if item.url else ""
     if not item.classified:
-        text = "\n".join(part for part in (heading, f":warning: {_escape(item.user_error)}") if part)
-        return [SectionBlock(text=MarkdownTextObject(text=text[:_SECTION_TEXT_MAX]), block_id=f"error-{index}")]
-    if item.title:
-        heading = _link(item.url, item.title) if item.url else f"*{_escape(item.title)}*"
+        text = "\n".join(part for part in (heading, _error_detail(item)) if part)
+        return [_section(text, f"error-{index}")]
+    title = _title(item)
+    if title:
+        heading = link(item.url, title) if item.url else f"*{escape(title)}*"
     cat = item.category
     if is_unsure(item, threshold):
         verdict = (
@@ -86,10 +115,10 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
             "候補 / Top candidates:"
         )
     else:
-        verdict = f"*{cat.ja} / {cat.en}* (`{cat.slug}`)\n確信度 / Confidence: *{item.confidence:.0%}*"
+        verdict = f"*{_name(cat)}* (`{cat.slug}`)\n確信度 / Confidence: *{item.confidence:.0%}*"
     body = "\n".join(part for part in (heading, verdict, _scores_mrkdwn(item)) if part)
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=body[:_SECTION_TEXT_MAX]), block_id=f"result-{index}"),
+        _section(body, f"result-{index}"),
         ContextBlock(
             elements=[MarkdownTextObject(text=f"model `{item.model_version}` · ref `{item.record_id}`")],
             block_id=f"meta-{index}",
@@ -117,6 +146,31 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
     return blocks
 
 
+def _text_line(item: ArticleResult, threshold: float) -> str:
+    """The article's line in the plain ``text``."""
+    if item.classified:
+        title = _title(item)
+        line = result_line(item, threshold)
+        return f"{escape(title)}: {line}" if title else line
+    detail = _error_detail(item)
+    return f"{link(item.url)}\n{detail}" if item.url else detail
+
+
+def block_text_chars(blocks: list[dict[str, Any]]) -> int:
+    """All text in ``blocks`` (every text object's ``text``), as Slack counts it for msg_blocks_too_long."""
+    total = 0
+    stack: list[Any] = list(blocks)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if value.get("type") in ("mrkdwn", "plain_text") and isinstance(value.get("text"), str):
+                total += len(value["text"])
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return total
+
+
 def dropped_note(dropped: int, max_links: int) -> str:
     return (
         f"リンクは1メッセージにつき{max_links}件までです。残りの{dropped}件は読みませんでした。\n"
@@ -124,38 +178,65 @@ def dropped_note(dropped: int, max_links: int) -> str:
     )
 
 
+def left_out_note(left_out: int, total: int) -> str:
+    return (
+        f"返信に収まらないため、{total}件中{left_out}件の結果は載せていません。\n"
+        f"{left_out} of {total} results did not fit in this reply and were left out."
+    )
+
+
 def reply_message(items: list[ArticleResult], threshold: float, dropped: int = 0, max_links: int = 0) -> dict[str, Any]:
-    """``text`` and ``blocks`` of the reply to one Slack message (one or more articles)."""
-    lines: list[str] = []
-    blocks: list[Block] = []
+    """``text`` and ``blocks`` of the reply to one Slack message (one or more articles), within Slack's limits.
+
+    Articles are added in order while they fit the block budget; the plain ``text`` lists the shown ones while
+    they fit its own budget. What is left out of either is counted in a note.
+    """
+    blocks: list[dict[str, Any]] = []
+    block_chars = 0
+    shown = 0
     for index, item in enumerate(items):
-        if item.classified:
-            line = result_line(item, threshold)
-            if item.title:
-                line = f"{item.title}: {line}"
-        else:
-            line = f"{item.url}\n:warning: {item.user_error}" if item.url else f":warning: {item.user_error}"
-        lines.append(f"{index + 1}. {line}" if len(items) > 1 else line)
-        if index < MAX_ARTICLE_SECTIONS:
-            if index:
-                blocks.append(DividerBlock())
-            blocks.extend(_article_blocks(item, threshold, index))
+        piece = [b.to_dict() for b in ([DividerBlock()] if index else []) + _article_blocks(item, threshold, index)]
+        chars = block_text_chars(piece)
+        if len(blocks) + len(piece) > _ARTICLE_BLOCKS or block_chars + chars > MAX_BLOCKS_TEXT_CHARS - _NOTES_CHARS:
+            break
+        blocks.extend(piece)
+        block_chars += chars
+        shown += 1
+    lines: list[str] = []
+    text_chars = 0
+    for index, item in enumerate(items[:shown]):
+        line = _text_line(item, threshold)
+        line = f"{index + 1}. {line}" if len(items) > 1 else line
+        if text_chars + len(line) + 1 > MAX_TEXT_CHARS - _NOTES_CHARS:
+            break
+        lines.append(line)
+        text_chars += len(line) + 1
+    notes: list[str] = []
+    if dropped:
+        notes.append(dropped_note(dropped, max_links))
+    if shown < len(items):
+        notes.append(left_out_note(len(items) - shown, len(items)))
+    if notes:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="\n".join(notes))]).to_dict())
+    if len(lines) < shown:  # in the blocks, but past the text's budget
+        lines.append(f"ほか{shown - len(lines)}件 / {shown - len(lines)} more")
+    if shown < len(items):
+        lines.append(left_out_note(len(items) - shown, len(items)))
     if dropped:
         lines.append(dropped_note(dropped, max_links))
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=dropped_note(dropped, max_links))]))
     versions = sorted({i.model_version for i in items if i.classified})
     if versions:
-        lines.append(f"model {', '.join(versions)}")
-    return {"text": "\n".join(lines), "blocks": [b.to_dict() for b in blocks]}
+        lines.append(escape(f"model {', '.join(versions)}"))
+    return {"text": "\n".join(lines), "blocks": blocks}
 
 
 def error_text(user_message: str, reference: str | None = None) -> str:
-    text = f":warning: {user_message}"
+    text = f":warning: {escape(user_message, _ERROR_CHARS)}"
     if reference:
-        text += f"\n(参照 / reference: `{reference}`)"
+        text += f"\n(参照 / reference: `{escape(reference)}`)"
     return text
 
 
 def error_message(user_message: str, reference: str | None = None) -> dict[str, Any]:
     text = error_text(user_message, reference)
-    return {"text": text, "blocks": [SectionBlock(text=MarkdownTextObject(text=text[:_SECTION_TEXT_MAX])).to_dict()]}
+    return {"text": text, "blocks": [_section(text, "error").to_dict()]}

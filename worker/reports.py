@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from common.mrkdwn import escape
+
 PHASES: dict[str, str] = {
     "queued": "順番待ち / Queued",
     "data": "データ準備 / Preparing data",
@@ -69,7 +71,7 @@ def progress_text(
     header: str = "",
 ) -> str:
     lines = [header] if header else []
-    lines.append(f"*{PHASES.get(phase, phase)}*" + (f" — {message}" if message else ""))
+    lines.append(f"*{escape(PHASES.get(phase, phase))}*" + (f" — {escape(message)}" if message else ""))
     detail = []
     if epoch is not None:
         detail.append(f"epoch {epoch:.2f}")
@@ -86,4 +88,4 @@ def progress_text(
 
 def version_line(version: str, created_at: datetime | None, model_type: str, metrics: Mapping[str, Any] | None) -> str:
     when = created_at.strftime("%Y-%m-%d %H:%M UTC") if created_at else "—"
-    return f"`{version}` ({model_type}, {when}): {metrics_line(metrics)}"
+    return f"`{escape(version)}` ({escape(model_type)}, {when}): {metrics_line(metrics)}"

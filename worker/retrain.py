@@ -35,6 +35,7 @@ from common import state
 from common.exceptions import BaseModelNotFoundError, CorpusError, NewsbotError, TrainingStoppedError
 from common.feedback import ExportSummary, FeedbackStore
 from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
+from common.mrkdwn import escape
 from common.settings import Settings
 from common.state import TrainingProgress
 from newsmodel.registry import has_version, local_version
@@ -380,7 +381,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     epochs = f"{request.epochs:g}" if request.epochs is not None else "default"
     header = (
         f":brain: *モデルの再学習 / Retraining* `{job_id}` — <@{request.user}> "
-        f"(type={request.model_type}, base={request.base_model or settings.base_model}, epochs={epochs}"
+        f"(type={escape(request.model_type)}, base={escape(request.base_model or settings.base_model)}, epochs={epochs}"
         + (", force)" if request.force else ")")
     )
     progress = ProgressMessage(

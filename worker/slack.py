@@ -9,6 +9,7 @@ back-off); whatever still fails raises, and the job's RQ Retry takes over.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -47,6 +48,15 @@ def web_client(settings: Settings) -> WebClient:
         timeout=int(settings.slack_timeout_s),
         retry_handlers=_retry_handlers(),
     )
+
+
+def _refused(body: str) -> bool:
+    """Whether a response_url answer body says ``{"ok": false, ...}`` (a refusal sent with HTTP 200)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("ok") is False
 
 
 class SlackDeliveryError(RuntimeError):
@@ -93,7 +103,7 @@ class SlackReplier:
             response_type=response_type,
             replace_original=replace_original,
         )
-        if response.status_code != 200:
+        if response.status_code != 200 or _refused(response.body):
             raise SlackDeliveryError(f"response_url answered HTTP {response.status_code}: {response.body[:200]}")
         return ""
 
