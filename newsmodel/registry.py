@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common.exceptions import ModelNotFoundError
-from newsmodel.loading import ModelType, model_type_of
+from common.exceptions import ModelNotFoundError, NewsbotError
+from common.labels import LabelSet
+from newsmodel.loading import ModelType, model_type_of, read_model_labels
 
 CURRENT_FILE = "current"
 HISTORY_FILE = "history.jsonl"
@@ -72,6 +73,7 @@ class VersionInfo:
     model_type: ModelType
     metrics: dict[str, Any] | None
     is_current: bool
+    labels: LabelSet | None = None  # the model's labels and display names; None when unreadable
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,8 @@ class VersionInfo:
             "path": str(self.path),
             "created_at": self.created_at.isoformat(),
             "model_type": self.model_type,
+            "label_count": None if self.labels is None else len(self.labels),
+            "labels": None if self.labels is None else list(self.labels),
             "metrics": self.metrics,
             "is_current": self.is_current,
         }
@@ -106,6 +110,14 @@ def read_info(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def labels_of(path: Path) -> LabelSet | None:
+    """The label set of the version in ``path`` (JSON files only), or None when it cannot be read."""
+    try:
+        return read_model_labels(path)
+    except NewsbotError:
+        return None
 
 
 def _created_at(path: Path) -> datetime:
@@ -138,6 +150,7 @@ def list_versions(model_dir: Path) -> list[VersionInfo]:
                 model_type=model_type_of(path),
                 metrics=read_metrics(path),
                 is_current=path.name == current,
+                labels=labels_of(path),
             )
         )
     return versions

@@ -1,8 +1,9 @@
 """Extra labelled examples (corrections collected from Slack users), added to the training split only.
 
-The file is JSONL: one ``{"text": "...", "slug": "..."}`` per line (other fields are ignored). Lines that are not
-JSON, have no text, name an unknown slug, or repeat a test article's text are skipped and counted, never fatal:
-one bad correction must not stop a retrain, and a test article must never be trained on.
+The file is JSONL: one ``{"text": "...", "slug": "..."}`` per line (``"label"`` may stand for ``"slug"``; other
+fields are ignored). Lines that are not JSON, have no text, name a label that is not in the training data's label
+set, or repeat a test article's text are skipped and counted, never fatal: one bad correction must not stop a
+retrain, and a test article must never be trained on.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.articles import article_from_text
-from common.labels import is_slug
+from common.labels import LIVEDOOR, LabelSet
 from training.corpus import CorpusArticle
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,13 @@ def _text_key(text: str) -> str:
     return hashlib.sha256("".join(text.split()).encode("utf-8")).hexdigest()
 
 
-def load_extra_examples(path: Path | None, exclude: Iterable[CorpusArticle] = ()) -> ExtraExamples:
+def load_extra_examples(
+    path: Path | None, exclude: Iterable[CorpusArticle] = (), labels: LabelSet = LIVEDOOR
+) -> ExtraExamples:
     """The usable examples in ``path`` as articles (id ``extra-<line>``), and how many lines were skipped.
+
+    Only labels of ``labels`` (the training data's) are used: a correction to a label the data does not have
+    is skipped.
 
     ``exclude`` (the test split) is compared on whitespace-free text: an example repeating one is skipped.
     """
@@ -49,9 +55,9 @@ def load_extra_examples(path: Path | None, exclude: Iterable[CorpusArticle] = ()
         except json.JSONDecodeError:
             row = None
         text = row.get("text") if isinstance(row, dict) else None
-        slug = row.get("slug") if isinstance(row, dict) else None
-        if not isinstance(text, str) or not isinstance(slug, str) or not is_slug(slug):
-            log.warning("extra examples: line %d skipped (no text, or unknown slug %r)", number, slug)
+        slug = (row.get("slug") or row.get("label")) if isinstance(row, dict) else None
+        if not isinstance(text, str) or not isinstance(slug, str) or slug not in labels:
+            log.warning("extra examples: line %d skipped (no text, or a label not in the data: %r)", number, slug)
             skipped += 1
             continue
         article = article_from_text(text)
