@@ -335,7 +335,8 @@ def _check_labels(source: str, rows: list[_Row], articles: list[CorpusArticle]) 
     small = [label for label in labels if counts[label] < MIN_PER_LABEL]
     if small:
         label = small[0]
-        where = [r.where for r in rows if r.label == label][:SHOWN_ROWS]
+        where = [r.where.removeprefix(f"{source}: ").removeprefix(f"{source}/") for r in rows if r.label == label]
+        where = where[:SHOWN_ROWS]
         others = f" (also {small[1:]})" if len(small) > 1 else ""
         others_ja = f" (ほかに {small[1:]})" if len(small) > 1 else ""
         raise DatasetError(

@@ -60,8 +60,8 @@ def plot_confusion(matrix: Sequence[Sequence[int]], out: Path, title: str, label
     import matplotlib.pyplot as plt
 
     ticks = axis_names(labels)
-    size = max(6.0, min(24.0, 3.0 + 0.7 * len(ticks)))
-    figure, axes = plt.subplots(figsize=(size + 1, size), dpi=100)
+    height = min(24.0, max(8.0, 2.6 + 0.6 * len(ticks)))  # 9 × 8 inches up to 9 labels, larger for more
+    figure, axes = plt.subplots(figsize=(height + 1, height), dpi=100)
     try:
         image = axes.imshow(matrix, cmap="Blues")
         figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
