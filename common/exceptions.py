@@ -17,7 +17,7 @@ class SettingsError(NewsbotError):
 
 
 class UnknownCategoryError(NewsbotError, KeyError):
-    """A slug that is not one of the nine categories."""
+    """A slug that is not one of the nine livedoor categories, or a label not in a model's label set."""
 
     def __init__(self, slug: str) -> None:
         super().__init__(slug)
@@ -37,7 +37,8 @@ class ModelNotFoundError(NewsbotError):
 
 
 class InvalidModelError(NewsbotError):
-    """A model folder that does not honour the contract (the nine slugs in id2label), or is corrupt."""
+    """A model folder that does not honour the contract (id2label: at least two unique labels, ids 0…n-1; a
+    ``labels.json`` that agrees with it), or is corrupt."""
 
     user_message = (
         "分類モデルが壊れているため使えません。管理者に連絡してください。\n"
@@ -61,6 +62,29 @@ class CorpusError(NewsbotError):
         "学習データ (livedoor ニュースコーパス) を読み込めませんでした。管理者に連絡してください。\n"
         "The training data (livedoor news corpus) could not be read; please tell an admin."
     )
+
+
+class LabelSetError(NewsbotError, ValueError):
+    """A label set that cannot be used: fewer than two labels, a repeated or blank one, bad display names."""
+
+    user_message = (
+        "カテゴリ (ラベル) の設定が正しくありません。管理者に連絡してください。\n"
+        "The category (label) set is not valid; please tell an admin."
+    )
+
+
+class DatasetError(CorpusError):
+    """Training data that cannot be used, found before any training starts: ``where`` names the file (and the
+    line or row), ``reason_ja``/``reason_en`` say what is wrong and how to fix it."""
+
+    def __init__(self, where: str, reason_ja: str, reason_en: str) -> None:
+        super().__init__(f"{where}: {reason_en}")
+        self.where = where
+        self.reason_ja = reason_ja
+        self.reason_en = reason_en
+        self.user_message = (
+            f"学習データを使えません ({where}): {reason_ja}\nThe training data cannot be used ({where}): {reason_en}"
+        )
 
 
 class TrainingError(NewsbotError):

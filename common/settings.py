@@ -164,7 +164,13 @@ class Settings(BaseSettings):
     # --- training -----------------------------------------------------------------------------------
     train_data: str = Field(
         default="https://www.rondhuit.com/download/ldcc-20140209.tar.gz",
-        description="livedoor corpus for /retrain: archive path, URL, or extracted text/ folder",
+        description="Training data for /retrain: the livedoor corpus (archive path, URL, or extracted text/ folder),"
+        " a CSV / JSON Lines / Parquet file (text, label, optional title, id), or a folder of .txt files per label",
+    )
+    labels_file: Path | None = Field(
+        default=None,
+        description="Display names of TRAIN_DATA's labels: YAML or JSON {label: {ja: …, en: …}} (default: the"
+        " labels themselves; livedoor's names for the livedoor corpus)",
     )
     data_cache_dir: Path = Field(default=Path("./.cache/data"), description="Where downloaded corpora are cached")
     base_model: str = Field(default="tohoku-nlp/bert-base-japanese-v3", description="Default base model for /retrain")

@@ -1,7 +1,9 @@
 """The BERT classifier: a ``save_pretrained`` sequence-classification folder, loaded once and kept.
 
-Any folder whose ``config.json`` maps its label ids to the nine category slugs can be served. Also here: the
-device choice, the GPU batch size, the CPU grouping of articles by length, and the tokenizer process pool.
+Any folder whose ``config.json`` maps its label ids ``0…n-1`` to at least two unique labels can be served (the
+nine livedoor slugs, or a newsroom's own categories); ``labels.json`` beside it gives their display names.
+Also here: the device choice, the GPU batch size, the CPU grouping of articles by length, and the tokenizer
+process pool.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from common.articles import Article
 from common.exceptions import InvalidModelError
+from common.labels import LabelSet
 from newsmodel.encoding import Truncation, encode_article
-from newsmodel.prediction import Prediction, validate_label_map
+from newsmodel.prediction import Prediction, label_set_of
 
 # On CPU a padding token costs as much as a real one, and batching 512-token sequences gains nothing (the
 # matrix products are large already), so a CPU forward pass groups only articles of about the same length:
@@ -144,7 +147,7 @@ class BertClassifier:
             model = AutoModelForSequenceClassification.from_pretrained(str(path))
         except (OSError, ValueError) as exc:
             raise InvalidModelError(f"{path}: cannot load model: {exc}") from exc
-        self.labels = validate_label_map(dict(model.config.id2label), path)
+        self.labels: LabelSet = label_set_of(dict(model.config.id2label), path)
         if self.device.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             model = model.to(dtype=dtype)

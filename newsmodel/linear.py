@@ -25,8 +25,8 @@ import scipy.sparse as sp
 
 from common.articles import Article
 from common.exceptions import InvalidModelError
-from common.labels import SLUGS
-from newsmodel.prediction import Prediction, validate_label_map
+from common.labels import LabelSet
+from newsmodel.prediction import Prediction, label_set_of
 
 LINEAR_CONFIG = "linear.json"
 VOCABULARY_FILE = "vocabulary.json"
@@ -60,8 +60,9 @@ def features(text: str) -> list[str]:
 
 @dataclass
 class LinearModel:
-    """The fitted arrays: ``coef`` is (classes, features) in :data:`SLUGS` order."""
+    """The fitted arrays: ``coef`` is (classes, features), the classes in ``labels`` order."""
 
+    labels: tuple[str, ...]
     vocabulary: list[str]
     idf: FloatArray
     coef: FloatArray
@@ -96,7 +97,7 @@ class LinearModel:
     def predict_proba(self, texts: Sequence[str]) -> FloatArray:
         """One-vs-rest sigmoid-calibrated SVM scores, normalised to sum to 1 (scikit-learn's arithmetic)."""
         if not texts:
-            return np.zeros((0, len(SLUGS)))
+            return np.zeros((0, len(self.labels)))
         raw = 1.0 / (1.0 + np.exp(self.sigmoid_a * self.decision(texts) + self.sigmoid_b))
         total = raw.sum(axis=1, keepdims=True)
         uniform = np.full_like(raw, 1.0 / raw.shape[1])
@@ -120,15 +121,18 @@ def read_linear(path: Path) -> LinearModel:
         raise InvalidModelError(f"{path}: cannot read the linear model: {exc}") from exc
     if config.get("model_type") != "linear" or config.get("format_version") != FORMAT_VERSION:
         raise InvalidModelError(f"{path}: {LINEAR_CONFIG} is not a linear model of format {FORMAT_VERSION}")
-    labels = validate_label_map({int(k): v for k, v in config["id2label"].items()}, path)
-    if labels != list(SLUGS):
-        raise InvalidModelError(f"{path}: labels must be in the product's order {list(SLUGS)}")
-    n = len(vocabulary)
-    expected = {"idf": (n,), "coef": (len(SLUGS), n), "intercept": (len(SLUGS),)}
-    for name, shape in {**expected, "sigmoid_a": (len(SLUGS),), "sigmoid_b": (len(SLUGS),)}.items():
+    try:
+        id2label = {int(k): str(v) for k, v in dict(config["id2label"]).items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidModelError(f"{path}: {LINEAR_CONFIG} has no readable id2label: {exc}") from None
+    labels = label_set_of(id2label, path).labels
+    n, k = len(vocabulary), len(labels)
+    expected = {"idf": (n,), "coef": (k, n), "intercept": (k,), "sigmoid_a": (k,), "sigmoid_b": (k,)}
+    for name, shape in expected.items():
         if name not in arrays or tuple(arrays[name].shape) != shape:
             raise InvalidModelError(f"{path}: {WEIGHTS_FILE} lacks {name} of shape {shape}")
     return LinearModel(
+        labels=labels,
         vocabulary=[str(term) for term in vocabulary],
         idf=arrays["idf"].astype(np.float64),
         coef=arrays["coef"].astype(np.float64),
@@ -146,7 +150,8 @@ class LinearClassifier:
         self.path = path
         self.version = version or path.resolve().name
         self.model = read_linear(path)
+        self.labels: LabelSet = label_set_of(dict(enumerate(self.model.labels)), path)
 
     def predict(self, articles: Sequence[Article]) -> list[Prediction]:
         proba = self.model.predict_proba([a.text for a in articles])
-        return [Prediction(dict(zip(SLUGS, map(float, row), strict=True))) for row in proba]
+        return [Prediction(dict(zip(self.labels, map(float, row), strict=True))) for row in proba]

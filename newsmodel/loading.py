@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 from common.exceptions import InvalidModelError, ModelNotFoundError
-from newsmodel.linear import LinearClassifier, is_linear_folder
-from newsmodel.prediction import Classifier
+from common.labels import LabelSet
+from newsmodel.linear import LINEAR_CONFIG, LinearClassifier, is_linear_folder
+from newsmodel.prediction import Classifier, label_set_of, read_id2label
 
 ModelType = Literal["bert", "linear", "unknown"]
 BERT_CONFIG = "config.json"
@@ -24,6 +25,17 @@ def model_type_of(path: Path) -> ModelType:
     if (path / BERT_CONFIG).is_file():
         return "bert"
     return "unknown"
+
+
+def read_model_labels(path: Path) -> LabelSet:
+    """The label set of the model in ``path``, read from its JSON files only (no torch): ``id2label`` of
+    ``linear.json`` or ``config.json``, display names from ``labels.json``. Raises :class:`InvalidModelError`
+    when the folder holds no model or its labels break the contract."""
+    kind = model_type_of(path)
+    if kind == "unknown":
+        raise InvalidModelError(f"{path}: no {BERT_CONFIG} or {LINEAR_CONFIG}")
+    config = path / (LINEAR_CONFIG if kind == "linear" else BERT_CONFIG)
+    return label_set_of(read_id2label(config), path)
 
 
 def load_classifier(path: Path, version: str | None = None, *, device: str | None = None) -> Classifier:

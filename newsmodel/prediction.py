@@ -1,33 +1,45 @@
 """What a served model answers: a :class:`Prediction` per article, behind the :class:`Classifier` protocol.
 
-No torch here: the registry, the bot's contracts and the linear model use these without loading a BERT.
+Also the model contract on labels: a model folder's ``id2label`` holds at least two unique labels with ids
+``0…n-1`` (any labels: livedoor's nine slugs or a newsroom's own), and its optional ``labels.json`` gives their
+display names (:meth:`common.labels.LabelSet.to_dict`). No torch here: the registry, the bot's contracts and the
+linear model use these without loading a BERT.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from common.articles import Article
-from common.exceptions import InvalidModelError
-from common.labels import SLUGS
+from common.exceptions import InvalidModelError, LabelSetError
+from common.labels import LIVEDOOR, LabelSet
+
+# The display names of a version's labels, beside its model files.
+LABELS_FILE = "labels.json"
 
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """Probabilities for all nine slugs; ``slug`` is the most probable."""
+    """Probabilities for every label of the model that made it; ``label`` (alias ``slug``) is the most probable."""
 
     scores: dict[str, float]
 
     @property
-    def slug(self) -> str:
+    def label(self) -> str:
         return max(self.scores, key=self.scores.__getitem__)
 
     @property
+    def slug(self) -> str:
+        """The most probable label (the name from when the labels were always livedoor's slugs)."""
+        return self.label
+
+    @property
     def confidence(self) -> float:
-        return self.scores[self.slug]
+        return self.scores[self.label]
 
     def top(self, k: int) -> list[tuple[str, float]]:
         """The ``k`` most probable labels with their probabilities, most probable first."""
@@ -39,13 +51,53 @@ class Classifier(Protocol):
 
     version: str
     path: Path
+    labels: LabelSet  # in label-id order, with the display names of the version folder's labels.json
 
     def predict(self, articles: Sequence[Article]) -> list[Prediction]: ...
 
 
-def validate_label_map(id2label: dict[int, str], where: Path) -> list[str]:
-    """The slugs in label-id order; raises :class:`InvalidModelError` unless they are exactly the nine."""
-    labels = [id2label[i] for i in sorted(id2label)]
-    if sorted(labels) != sorted(SLUGS):
-        raise InvalidModelError(f"{where}: id2label must hold the nine category slugs, found {labels}")
+def validate_label_map(id2label: Mapping[int, str], where: Path) -> list[str]:
+    """The labels in label-id order; raises :class:`InvalidModelError` unless the ids are ``0…n-1`` and the
+    labels at least two, unique and usable (:func:`common.labels.check_label`)."""
+    ids = sorted(id2label)
+    if ids != list(range(len(ids))):
+        raise InvalidModelError(f"{where}: id2label ids must be 0…n-1, found {ids}")
+    labels = [id2label[i] for i in ids]
+    try:
+        LabelSet(tuple(labels))
+    except LabelSetError as exc:
+        raise InvalidModelError(f"{where}: id2label is not a usable label set: {exc}") from None
     return labels
+
+
+def label_set_of(id2label: Mapping[int, str], folder: Path) -> LabelSet:
+    """The model's :class:`LabelSet`: ``id2label``'s labels in id order, with the display names of the folder's
+    ``labels.json``. Without that file, a model of the nine livedoor slugs gets livedoor's names; any other
+    shows its labels as they are. A ``labels.json`` whose labels are not the model's is a broken model."""
+    labels = tuple(validate_label_map(id2label, folder))
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        return LabelSet(labels, LIVEDOOR.names) if labels == LIVEDOOR.labels else LabelSet(labels)
+    try:
+        stored = LabelSet.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, LabelSetError) as exc:
+        raise InvalidModelError(f"{path}: not a label set: {exc}") from None
+    if stored.labels != labels:
+        raise InvalidModelError(f"{path}: labels {list(stored.labels)} are not the model's id2label {list(labels)}")
+    return stored
+
+
+def write_label_set(folder: Path, labels: LabelSet) -> Path:
+    """Write ``labels.json`` (the labels in id order and their display names) into a version folder."""
+    path = folder / LABELS_FILE
+    path.write_text(labels.to_json() + "\n", encoding="utf-8")
+    return path
+
+
+def read_id2label(config: Path) -> dict[int, str]:
+    """The ``id2label`` of a ``config.json`` or ``linear.json`` (JSON only: no torch, no transformers)."""
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        return {int(k): str(v) for k, v in dict(data["id2label"]).items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidModelError(f"{config}: no readable id2label: {exc}") from None

@@ -26,8 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common.exceptions import ModelNotFoundError
-from newsmodel.loading import ModelType, model_type_of
+from common.exceptions import ModelNotFoundError, NewsbotError
+from common.labels import LabelSet
+from newsmodel.loading import ModelType, model_type_of, read_model_labels
 from newsmodel.store import Store, config, is_remote
 
 # MODEL_DIR: a local folder, or an object-store URL such as s3://bucket/prefix.
@@ -125,10 +126,13 @@ class VersionInfo:
     model_type: ModelType
     metrics: dict[str, Any] | None
     is_current: bool
+    labels: LabelSet | None = None  # the model's labels and display names; None when unreadable
 
     @property
     def label_count(self) -> int | None:
-        """How many labels the version was tested on (from its metrics), or None without metrics."""
+        """How many labels the version has (its label set, else its metrics), or None when neither says."""
+        if self.labels is not None:
+            return len(self.labels)
         if not self.metrics:
             return None
         labels = self.metrics.get("labels") or self.metrics.get("per_class")
@@ -140,6 +144,8 @@ class VersionInfo:
             "path": self.path,
             "created_at": self.created_at.isoformat(),
             "model_type": self.model_type,
+            "label_count": self.label_count,
+            "labels": None if self.labels is None else list(self.labels),
             "metrics": self.metrics,
             "is_current": self.is_current,
         }
@@ -176,6 +182,14 @@ def read_info(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def labels_of(path: Path) -> LabelSet | None:
+    """The label set of the version in ``path`` (JSON files only), or None when it cannot be read."""
+    try:
+        return read_model_labels(path)
+    except NewsbotError:
+        return None
 
 
 def _parse_created(stamp: Any, name: str) -> datetime | None:
@@ -227,6 +241,7 @@ def list_versions(model_dir: ModelDir) -> list[VersionInfo]:
                 model_type=model_type_of(path),
                 metrics=read_metrics(path),
                 is_current=path.name == current,
+                labels=labels_of(path),
             )
         )
     return versions
@@ -249,9 +264,19 @@ def _list_remote(store: Store) -> list[VersionInfo]:
                 model_type=kind if kind in ("bert", "linear") else "unknown",
                 metrics=metrics if isinstance(metrics, dict) else None,
                 is_current=name == current,
+                labels=_labels_in(metrics),
             )
         )
     return versions
+
+
+def _labels_in(metrics: Any) -> LabelSet | None:
+    """The label set a version's metrics name (ids in order, no display names), or None."""
+    labels = metrics.get("labels") if isinstance(metrics, dict) else None
+    try:
+        return LabelSet(tuple(str(label) for label in labels)) if isinstance(labels, list) else None
+    except (NewsbotError, ValueError):
+        return None
 
 
 def staging_dir(model_dir: ModelDir, version: str) -> Path:

@@ -70,10 +70,17 @@ def test_a_broken_linear_folder_is_refused(tmp_path: Path) -> None:
     save_linear(fit_linear(texts, slugs), folder)
     assert is_linear_folder(folder)
     config = json.loads((folder / "linear.json").read_text(encoding="utf-8"))
-    config["id2label"]["0"] = "not-a-slug"
+    config["id2label"]["0"] = SLUGS[1]  # the same label twice: any labels will do, but each once
     (folder / "linear.json").write_text(json.dumps(config), encoding="utf-8")
-    with pytest.raises(InvalidModelError):
+    with pytest.raises(InvalidModelError, match="repeated"):
         load_classifier(folder)
+    config["id2label"]["0"] = "not-a-slug"  # another label is fine, but not when labels.json disagrees
+    (folder / "linear.json").write_text(json.dumps(config), encoding="utf-8")
+    assert list(load_classifier(folder).labels)[:2] == ["not-a-slug", SLUGS[1]]
+    (folder / "labels.json").write_text(json.dumps({"labels": list(SLUGS)}), encoding="utf-8")
+    with pytest.raises(InvalidModelError, match=r"labels\.json"):
+        load_classifier(folder)
+    (folder / "labels.json").unlink()
     (folder / "vocabulary.json").write_text(json.dumps(["only", "two"]), encoding="utf-8")
     config["id2label"]["0"] = SLUGS[0]
     (folder / "linear.json").write_text(json.dumps(config), encoding="utf-8")

@@ -1,9 +1,11 @@
 """The importable training API: what ``python -m training`` and the /retrain job both call.
 
-:func:`train` reads the corpus, applies the fixed split, trains (BERT or linear), evaluates on the test split
-beside the TF-IDF + SVM baseline, writes the version folder (model, metrics.json, confusion PNG, model card),
-registers it, and promotes it only if it is not worse than the current model on the same test split.
-A failed run leaves ``current`` untouched and no version folder behind.
+:func:`train` reads and checks the data (the livedoor corpus or a newsroom's own labelled articles, see
+:mod:`training.dataset`), applies the fixed split, trains (BERT or linear) for the data's label set, evaluates on
+the test split beside the TF-IDF + SVM baseline, writes the version folder (model, labels.json, metrics.json,
+confusion PNG, model card), registers it, and promotes it only if it is not worse than the current model on the
+same test split. Models of another label set or tested on other test articles are not compared: such a version is
+promoted only with ``force``. Refused data and failed runs leave ``current`` untouched and no version folder behind.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from common.articles import Article
-from common.exceptions import ModelNotFoundError, NewsbotError, TrainingError
-from common.labels import SLUGS
+from common.exceptions import DatasetError, ModelNotFoundError, NewsbotError, TrainingError
+from common.labels import LIVEDOOR, LabelSet
 from newsmodel import registry
-from training.corpus import CorpusArticle, load_corpus
+from newsmodel.prediction import write_label_set
+from training.corpus import CorpusArticle
+from training.dataset import LabelledData, load_labelled
 from training.evaluation import (
     CONFUSION_PNG,
     MODEL_CARD,
@@ -45,6 +49,8 @@ __all__ = [
     "evaluate",
     "options_from_settings",
     "prepare",
+    "prepare_data",
+    "read_data",
     "resolve_model",
     "train",
 ]
@@ -65,6 +71,7 @@ class TrainOutcome:
     extra_examples_used: int
     extra_examples_skipped: int
     train_seconds: float
+    labels: LabelSet = LIVEDOOR  # the new version's labels, in label-id order, with their display names
 
     def summary(self) -> dict[str, Any]:
         """The one JSON object the CLI prints last."""
@@ -76,6 +83,7 @@ class TrainOutcome:
             "reason": self.reason,
             "metrics": {k: self.metrics[k] for k in keep if k in self.metrics},
             "previous_version": self.previous_version,
+            "labels": list(self.labels),
             "train_seconds": round(self.train_seconds, 1),
         }
 
@@ -93,19 +101,40 @@ def article_of(article: CorpusArticle) -> Article:
     return Article(title=article.title, body=article.body)
 
 
+def read_data(options: TrainOptions) -> LabelledData:
+    """Read and check the data (``options.data``) and its labels file; writes nothing."""
+    return load_labelled(
+        options.data,
+        cache_dir=options.cache_dir,
+        strip_leaks=not options.keep_leaks,
+        encoding=options.data_encoding,
+        labels_file=options.labels_file,
+    )
+
+
+def prepare_data(options: TrainOptions) -> tuple[LabelledData, Split]:
+    """Read and check the data, then apply (creating it first if needed) the fixed split."""
+    data = read_data(options)
+    return data, load_or_create_split(data.articles, options.split_path, options.split_seed)
+
+
 def prepare(options: TrainOptions) -> tuple[list[CorpusArticle], Split]:
-    """Read the corpus and apply (creating it first if needed) the fixed split."""
-    articles = load_corpus(options.data, cache_dir=options.cache_dir, strip_leaks=not options.keep_leaks)
-    return articles, load_or_create_split(articles, options.split_path, options.split_seed)
+    """Read the data and apply (creating it first if needed) the fixed split."""
+    data, split = prepare_data(options)
+    return data.articles, split
 
 
-def _baseline(options: TrainOptions, train: Sequence[CorpusArticle], test: Sequence[CorpusArticle]) -> dict[str, Any]:
+def _baseline(
+    options: TrainOptions, labels: LabelSet, train: Sequence[CorpusArticle], test: Sequence[CorpusArticle]
+) -> dict[str, Any]:
     from training.linear import fit_linear
 
     started = time.monotonic()
-    model = fit_linear([article_of(a).text for a in train], [a.slug for a in train], c=options.linear_c)
+    texts = [article_of(a).text for a in train]
+    model = fit_linear(texts, [a.slug for a in train], labels=labels.labels, c=options.linear_c)
     proba = model.predict_proba([article_of(a).text for a in test])
-    metrics = compute_metrics([a.slug for a in test], [SLUGS[i] for i in proba.argmax(axis=1)])
+    predicted = [labels.labels[i] for i in proba.argmax(axis=1)]
+    metrics = compute_metrics([a.slug for a in test], predicted, labels)
     return {
         "model": "tfidf-mecab-1-2gram+linear-svm",
         "accuracy": metrics["accuracy"],
@@ -130,14 +159,57 @@ def _current_macro_f1(options: TrainOptions, current: str, split: Split) -> tupl
         log.warning("current model %s cannot be loaded; it does not block promotion", current, exc_info=True)
         return None, stored
     predictions = classifier.predict([article_of(a) for a in split.test])
-    measured = compute_metrics([a.slug for a in split.test], [p.slug for p in predictions])
+    measured = compute_metrics([a.slug for a in split.test], [p.label for p in predictions], classifier.labels)
     return float(measured["macro_f1"]), {**measured, "test_fingerprint": split.test_fingerprint}
 
 
-def _decide(options: TrainOptions, new_f1: float, split: Split) -> tuple[bool, str, str | None, dict[str, Any] | None]:
+def _shown(labels: Sequence[str], most: int = 5) -> str:
+    more = f", … (+{len(labels) - most})" if len(labels) > most else ""
+    return f"{len(labels)}: " + ", ".join(labels[:most]) + more
+
+
+def not_comparable(
+    current: str, current_labels: LabelSet | None, stored: dict[str, Any] | None, labels: LabelSet, split: Split
+) -> tuple[str, str] | None:
+    """Why the new model cannot be compared with the current one (English, Japanese), or None when it can:
+    another label set, or test metrics measured on other test articles (another test-split fingerprint)."""
+    if current_labels is not None and not labels.same_labels(current_labels):
+        return (
+            f"the current model {current} sorts articles into other categories ({_shown(list(current_labels))}) "
+            f"than the new one ({_shown(list(labels))}), so their test scores cannot be compared",
+            f"現在のモデル {current} のカテゴリ ({_shown(list(current_labels))}) と新しいモデルのカテゴリ "
+            f"({_shown(list(labels))}) が違うため、テストの成績を比べられません",
+        )
+    fingerprint = (stored or {}).get("test_fingerprint")
+    if fingerprint is not None and fingerprint != split.test_fingerprint:
+        return (
+            f"the current model {current} was tested on other test articles (test split {fingerprint}, the new "
+            f"one {split.test_fingerprint}: other data, or articles added), so their test scores cannot be compared",
+            f"現在のモデル {current} は別のテスト記事で評価されている (テスト分割 {fingerprint}、新しいモデルは "
+            f"{split.test_fingerprint}: データが違うか記事が追加された) ため、テストの成績を比べられません",
+        )
+    return None
+
+
+def _decide(
+    options: TrainOptions, new_f1: float, split: Split, labels: LabelSet
+) -> tuple[bool, str, str | None, dict[str, Any] | None]:
     current = registry.current_version(options.model_dir)
     if current is None or not registry.has_version(options.model_dir, current):
         return True, "no current model yet", current, None
+    path = registry.local_version(options.model_dir, current)  # downloaded into the cache from an object store
+    stored = registry.read_metrics(path)
+    why_not = not_comparable(current, registry.labels_of(path), stored, labels, split)
+    if why_not is not None:
+        english, japanese = why_not
+        if options.force:
+            return True, f"forced (--force): {english}.\n強制的に採用しました: {japanese}。", current, stored
+        why = (
+            f"not promoted: {english} (use --force, /retrain force or the Promote anyway button to switch).\n"
+            f"採用しませんでした: {japanese} (切り替えるには --force、/retrain force、"
+            "または「それでも採用」ボタンを使ってください)。"
+        )
+        return False, why, current, stored
     current_f1, current_metrics = _current_macro_f1(options, current, split)
     if options.force:
         return True, f"forced (--force); current {current} had test macro-F1 {current_f1}", current, current_metrics
@@ -171,11 +243,19 @@ class _Clock:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The corpus, its fixed split, and the extra examples added to the train split."""
+    """The data (articles and label set), its fixed split, and the extra examples added to the train split."""
 
-    articles: list[CorpusArticle]
+    data: LabelledData
     split: Split
     extra: ExtraExamples
+
+    @property
+    def articles(self) -> list[CorpusArticle]:
+        return self.data.articles
+
+    @property
+    def labels(self) -> LabelSet:
+        return self.data.labels
 
     @property
     def train_set(self) -> list[CorpusArticle]:
@@ -183,14 +263,17 @@ class TrainingData:
 
 
 def load_data(options: TrainOptions, clock: _Clock) -> TrainingData:
-    """Step 1: the corpus, the fixed split and the extra examples."""
-    clock.phase("data", f"reading the corpus from {options.data}")
-    articles, split = prepare(options)
-    data = TrainingData(articles, split, load_extra_examples(options.extra_examples, exclude=split.test))
+    """Step 1: the data (refused here, before anything is written, when it is unusable), the fixed split and the
+    extra examples."""
+    clock.phase("data", f"reading the training data from {options.data}")
+    labelled, split = prepare_data(options)
+    extra = load_extra_examples(options.extra_examples, exclude=split.test, labels=labelled.labels)
+    data = TrainingData(labelled, split, extra)
     clock.phase(
         "data",
-        f"{len(articles)} articles: train {len(split.train)} (+{len(data.extra.articles)} extra, "
-        f"{data.extra.skipped} skipped), validation {len(split.validation)}, test {len(split.test)}",
+        f"{len(labelled.articles)} articles, {len(labelled.labels)} labels: train {len(split.train)} "
+        f"(+{len(extra.articles)} extra, {extra.skipped} skipped), validation {len(split.validation)}, "
+        f"test {len(split.test)}",
     )
     return data
 
@@ -203,11 +286,12 @@ def fit_linear_model(options: TrainOptions, data: TrainingData, out_dir: Path, c
     clock.phase("train", "fitting TF-IDF + linear SVM")
     train_set = data.train_set
     texts = [article_of(a).text for a in train_set]
-    model = fit_linear(texts, [a.slug for a in train_set], c=options.linear_c, seed=options.seed)
+    labels = data.labels.labels
+    model = fit_linear(texts, [a.slug for a in train_set], labels=labels, c=options.linear_c, seed=options.seed)
     save_linear(model, out_dir)
     clock.phase("evaluate", "evaluating on the test split")
     proba = model.predict_proba([article_of(a).text for a in data.split.test])
-    predicted = [SLUGS[i] for i in proba.argmax(axis=1)]
+    predicted = [labels[i] for i in proba.argmax(axis=1)]
     return Fit(predicted, dict(model.params), seconds=time.monotonic() - started)
 
 
@@ -220,14 +304,21 @@ def fit_bert_model(options: TrainOptions, data: TrainingData, out_dir: Path, run
     clock.phase("tokenize", f"loading {options.base_model}; run folder {run_dir}")
     split = data.split
     return fine_tune(
-        options, data.train_set, split.validation, split.test, run_dir=run_dir, out_dir=out_dir, report=clock.report
+        options,
+        data.labels,
+        data.train_set,
+        split.validation,
+        split.test,
+        run_dir=run_dir,
+        out_dir=out_dir,
+        report=clock.report,
     )
 
 
 def score_on_test(options: TrainOptions, data: TrainingData, fit: Fit, clock: _Clock) -> dict[str, Any]:
     """Step 3: the test-split metrics of ``fit``'s predictions, with the baseline's beside them."""
     test = data.split.test
-    metrics = compute_metrics([a.slug for a in test], fit.test_predictions)
+    metrics = compute_metrics([a.slug for a in test], fit.test_predictions, data.labels)
     metrics.update(
         {
             "model_type": options.model_type,
@@ -240,14 +331,15 @@ def score_on_test(options: TrainOptions, data: TrainingData, fit: Fit, clock: _C
         metrics["baseline"] = {"model": "this model", "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
     elif options.baseline:
         clock.phase("evaluate", "training the TF-IDF + SVM baseline on the same split")
-        metrics["baseline"] = _baseline(options, data.train_set, test)
+        metrics["baseline"] = _baseline(options, data.labels, data.train_set, test)
     return metrics
 
 
 def write_version(
     options: TrainOptions, version: str, folder: Path, data: TrainingData, fit: Fit, metrics: dict[str, Any]
 ) -> None:
-    """Step 4: beside the saved model, metrics.json, the confusion matrix PNG, the model card and training.json."""
+    """Step 4: beside the saved model, labels.json, metrics.json, the confusion matrix PNG, the model card and
+    training.json."""
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
     split = data.split
     split_facts = {
@@ -263,13 +355,17 @@ def write_version(
     }
     machine = hardware()
     title = f"{version} ({options.model_type}) acc {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}"
-    plot_confusion(metrics["confusion_matrix"], folder / CONFUSION_PNG, title)
+    write_label_set(folder, data.labels)
+    plot_confusion(metrics["confusion_matrix"], folder / CONFUSION_PNG, title, data.labels)
     write_metrics(folder, metrics)
+    dataset = data.data.facts()
     card = model_card(
         version=version,
         model_type=options.model_type,
         base_model=fit.base_model,
         data=options.data,
+        labels=data.labels,
+        dataset=dataset,
         split=split_facts,
         hyperparameters=fit.hyperparameters,
         metrics=metrics,
@@ -284,6 +380,8 @@ def write_version(
         "created_at": created_at,
         "base_model": fit.base_model,
         "data": options.data,
+        "dataset": dataset,
+        "labels": data.labels.to_dict(),
         "split": split_facts,
         "hyperparameters": fit.hyperparameters,
         "hardware": machine,
@@ -304,11 +402,12 @@ class _Registered:
 
 
 def register_version(
-    options: TrainOptions, version: str, staging: Path, split: Split, macro_f1: float, clock: _Clock
+    options: TrainOptions, version: str, staging: Path, data: TrainingData, macro_f1: float, clock: _Clock
 ) -> _Registered:
-    """Step 5: give the staging folder its version name; make it current if it is not worse than the current."""
+    """Step 5: give the staging folder its version name; make it current if it is not worse than the current
+    (of the same label set, on the same test split)."""
     clock.phase("register", f"registering {version} in {options.model_dir}")
-    promote, reason, previous, previous_metrics = _decide(options, macro_f1, split)
+    promote, reason, previous, previous_metrics = _decide(options, macro_f1, data.split, data.labels)
     path = registry.register(options.model_dir, staging, version)
     if promote:
         registry.promote(options.model_dir, version)
@@ -329,7 +428,7 @@ def train(options: TrainOptions, progress: Callable[[Progress], None] | None = N
             fit = fit_bert_model(options, data, staging, options.run_dir / version, clock)
         metrics = score_on_test(options, data, fit, clock)
         write_version(options, version, staging, data, fit, metrics)
-        registered = register_version(options, version, staging, data.split, float(metrics["macro_f1"]), clock)
+        registered = register_version(options, version, staging, data, float(metrics["macro_f1"]), clock)
         staging = None
     except NewsbotError:
         raise
@@ -352,6 +451,7 @@ def train(options: TrainOptions, progress: Callable[[Progress], None] | None = N
         extra_examples_used=len(data.extra.articles),
         extra_examples_skipped=data.extra.skipped,
         train_seconds=fit.seconds,
+        labels=data.labels,
     )
 
 
@@ -373,8 +473,15 @@ def evaluate(options: TrainOptions, model: str | None = None) -> dict[str, Any]:
 
     path, version = resolve_model(options.model_dir, model)
     classifier = load_classifier(path, version, device=options.device)
-    _, split = prepare(options)
+    data, split = prepare_data(options)
+    if not classifier.labels.same_labels(data.labels):
+        raise DatasetError(
+            options.data,
+            f"モデル {version} のカテゴリ ({list(classifier.labels)}) が"
+            f"データのカテゴリ ({list(data.labels)}) と違います。",
+            f"model {version} has other labels ({list(classifier.labels)}) than the data ({list(data.labels)}).",
+        )
     predictions = classifier.predict([article_of(a) for a in split.test])
-    metrics = compute_metrics([a.slug for a in split.test], [p.slug for p in predictions])
+    metrics = compute_metrics([a.slug for a in split.test], [p.label for p in predictions], classifier.labels)
     metrics.update({"version": version, "path": str(path), "test_fingerprint": split.test_fingerprint})
     return metrics

@@ -1,4 +1,4 @@
-"""Fine-tuning a (Japanese) BERT for the nine categories with the Hugging Face Trainer.
+"""Fine-tuning a (Japanese) BERT for the data's categories with the Hugging Face Trainer.
 
 Articles are tokenised exactly as serving does (:func:`newsmodel.encoding.encode_article`: title and body as a
 sentence pair, only the body truncated), once, with ``datasets.map`` (batched, cached on disk by a key of the
@@ -35,7 +35,7 @@ from transformers import (
 )
 
 from common.articles import Article
-from common.labels import SLUGS, id2label, label2id
+from common.labels import SLUGS, LabelSet
 from newsmodel.encoding import MAX_TITLE_CHARS, encode_article
 from training.corpus import CorpusArticle
 from training.fit import Fit
@@ -50,10 +50,13 @@ def load_tokenizer(name_or_dir: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def _cache_key(tokenizer: PreTrainedTokenizerBase, articles: Sequence[CorpusArticle], max_length: int) -> str:
+def _cache_key(
+    tokenizer: PreTrainedTokenizerBase, articles: Sequence[CorpusArticle], max_length: int, labels: Sequence[str]
+) -> str:
     digest = hashlib.sha256()
     vocab = tokenizer.get_vocab()
     digest.update(f"{type(tokenizer).__name__}|{len(vocab)}|{max_length}|{MAX_TITLE_CHARS}|".encode())
+    digest.update(json.dumps(list(labels), ensure_ascii=False).encode("utf-8"))
     digest.update(hashlib.sha256("\n".join(sorted(vocab)).encode("utf-8")).digest())
     for article in articles:
         digest.update(f"{article.id}\x00{article.slug}\x00{article.title}\x00{article.body}\x01".encode())
@@ -65,19 +68,22 @@ def tokenize(
     tokenizer: PreTrainedTokenizerBase,
     max_length: int,
     cache_dir: Path | None = None,
+    labels: Sequence[str] = SLUGS,
 ) -> Any:
-    """A ``datasets.Dataset`` with input_ids/attention_mask/token_type_ids, ``labels`` and ``length``.
+    """A ``datasets.Dataset`` with input_ids/attention_mask/token_type_ids, ``labels`` (the label ids in
+    ``labels``' order) and ``length``.
 
-    With ``cache_dir``, the result is kept in an Arrow file named by a digest of the tokenizer, the length
-    and the articles, and reused by the next run with the same inputs.
+    With ``cache_dir``, the result is kept in an Arrow file named by a digest of the tokenizer, the length,
+    the labels and the articles, and reused by the next run with the same inputs.
     """
     from datasets import Dataset
 
+    order = list(labels)
     table = Dataset.from_dict(
         {
             "title": [a.title for a in articles],
             "body": [a.body for a in articles],
-            "labels": [SLUGS.index(a.slug) for a in articles],
+            "labels": [order.index(a.slug) for a in articles],
         }
     )
 
@@ -89,7 +95,7 @@ def tokenize(
         out["length"] = [len(ids) for ids in out["input_ids"]]
         return out
 
-    key = _cache_key(tokenizer, articles, max_length)
+    key = _cache_key(tokenizer, articles, max_length, order)
     cache_file = None
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -106,16 +112,21 @@ def tokenize(
     )
 
 
-def _metrics(prediction: EvalPrediction) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
+def metrics_for(count: int) -> Callable[[EvalPrediction], dict[str, float]]:
+    """The Trainer's validation metrics (accuracy, macro-F1 over all ``count`` labels)."""
 
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    predicted = np.asarray(logits).argmax(axis=-1)
-    truth = np.asarray(prediction.label_ids)
-    return {
-        "accuracy": float(accuracy_score(truth, predicted)),
-        "macro_f1": float(f1_score(truth, predicted, average="macro", labels=list(range(len(SLUGS))))),
-    }
+    def metrics(prediction: EvalPrediction) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score
+
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        predicted = np.asarray(logits).argmax(axis=-1)
+        truth = np.asarray(prediction.label_ids)
+        return {
+            "accuracy": float(accuracy_score(truth, predicted)),
+            "macro_f1": float(f1_score(truth, predicted, average="macro", labels=list(range(count)), zero_division=0)),
+        }
+
+    return metrics
 
 
 class ProgressCallback(TrainerCallback):
@@ -210,9 +221,13 @@ def training_arguments(options: TrainOptions, run_dir: Path, train_size: int) ->
 
 
 def _predict_in_order(
-    trainer: Trainer, tokenizer: PreTrainedTokenizerBase, dataset: Any, articles: Sequence[CorpusArticle]
+    trainer: Trainer,
+    tokenizer: PreTrainedTokenizerBase,
+    dataset: Any,
+    articles: Sequence[CorpusArticle],
+    labels: LabelSet,
 ) -> list[str]:
-    """The slugs predicted for ``dataset`` (the tokenised ``articles``), in the articles' order."""
+    """The labels predicted for ``dataset`` (the tokenised ``articles``), in the articles' order."""
     # The Trainer groups evaluation batches by length too (a shuffled order): predict the split in order.
     in_order = Trainer(
         model=trainer.model,
@@ -229,10 +244,10 @@ def _predict_in_order(
         data_collator=DataCollatorWithPadding(tokenizer),
     )
     output = in_order.predict(dataset)
-    if list(np.asarray(output.label_ids).tolist()) != [SLUGS.index(a.slug) for a in articles]:
+    if list(np.asarray(output.label_ids).tolist()) != [labels.index(a.slug) for a in articles]:
         raise RuntimeError("test predictions came back in another order than the test articles")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    return [SLUGS[i] for i in np.asarray(logits).argmax(axis=-1).tolist()]
+    return [labels.labels[i] for i in np.asarray(logits).argmax(axis=-1).tolist()]
 
 
 def _hyperparameters(options: TrainOptions, args: TrainingArguments, train_loss: float) -> dict[str, Any]:
@@ -256,6 +271,7 @@ def _hyperparameters(options: TrainOptions, args: TrainingArguments, train_loss:
 
 def fine_tune(
     options: TrainOptions,
+    labels: LabelSet,
     train: Sequence[CorpusArticle],
     validation: Sequence[CorpusArticle],
     test: Sequence[CorpusArticle],
@@ -264,21 +280,21 @@ def fine_tune(
     out_dir: Path,
     report: Callable[[Progress], None],
 ) -> Fit:
-    """Fine-tune ``options.base_model`` on ``train``, keep the best epoch on ``validation``, save it to
-    ``out_dir`` and predict ``test``."""
+    """Fine-tune ``options.base_model`` on ``train`` with a new classification head for ``labels`` (its
+    ``id2label``), keep the best epoch on ``validation``, save it to ``out_dir`` and predict ``test``."""
     started = time.monotonic()
     tokenizer = load_tokenizer(options.base_model)
     report(Progress("tokenize", 0, 0, None, 0.0, None, {}, "tokenising the articles"))
     cache = options.cache_dir / "tokenized"
     datasets = {
-        name: tokenize(part, tokenizer, options.max_length, cache)
+        name: tokenize(part, tokenizer, options.max_length, cache, labels.labels)
         for name, part in (("train", train), ("validation", validation), ("test", test))
     }
     model = AutoModelForSequenceClassification.from_pretrained(
         options.base_model,
-        num_labels=len(SLUGS),
-        id2label=id2label(),
-        label2id=label2id(),
+        num_labels=len(labels),
+        id2label=labels.id2label(),
+        label2id=labels.label2id(),
         ignore_mismatched_sizes=True,
     )
     trainer = Trainer(
@@ -288,14 +304,14 @@ def fine_tune(
         eval_dataset=datasets["validation"],
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_metrics,
+        compute_metrics=metrics_for(len(labels)),
         callbacks=[ProgressCallback(report)],
     )
     result = trainer.train()
     best = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, int | float)}
     report(Progress("evaluate", trainer.state.global_step, trainer.state.max_steps, trainer.state.epoch,
                     0.0, None, best, "evaluating on the test split"))  # fmt: skip
-    predicted = _predict_in_order(trainer, tokenizer, datasets["test"], test)
+    predicted = _predict_in_order(trainer, tokenizer, datasets["test"], test, labels)
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     for checkpoint in run_dir.glob("checkpoint-*"):  # the best one is now in out_dir; the run keeps its logs

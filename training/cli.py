@@ -1,8 +1,8 @@
 """python -m training: prepare, train, evaluate, predict and manage models (a thin layer over training.api).
 
-Settings (MODEL_DIR, TRAIN_DATA, BASE_MODEL, DATA_CACHE_DIR, PROMOTION_TOLERANCE) give the defaults; options
-given on the command line win. Logs go to standard error; results to standard output (JSON, except the table
-of `models list`, which takes --json for scripts).
+Settings (MODEL_DIR, TRAIN_DATA, LABELS_FILE, BASE_MODEL, DATA_CACHE_DIR, PROMOTION_TOLERANCE) give the defaults;
+options given on the command line win. Logs go to standard error; results to standard output (JSON, except the
+table of `models list`, which takes --json for scripts).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import IO, Any
 
 from common.articles import Article, article_from_text
 from common.exceptions import NewsbotError
-from common.labels import SLUGS
 from common.settings import load_settings
 from newsmodel import registry, store
 from training.options import TrainOptions, options_from_settings
@@ -46,6 +45,9 @@ def _train_parser() -> argparse.ArgumentParser:
     )
     for action in parser._actions:  # no defaults: an option not given stays out of the namespace
         action.default = argparse.SUPPRESS
+    spec = next(f for f in fields(TrainOptions) if f.name == "labels_file")
+    help_text = spec.metadata["help"]
+    parser.add_argument("--labels", dest="labels_file", type=Path, default=argparse.SUPPRESS, help=help_text)
     return parser
 
 
@@ -64,7 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("bootstrap", help="Train and promote the linear model if MODEL_DIR has no current version.")
     predict = commands.add_parser("predict", help="Classify stdin lines (JSON with 'text', or plain text).")
     for sub in (prepare, evaluate):
-        for name in ("data", "split_seed", "split_file", "keep_leaks", "cache_dir", "model_dir", "device"):
+        for name in (
+            "data",
+            "labels_file",
+            "data_encoding",
+            "split_seed",
+            "split_file",
+            "keep_leaks",
+            "cache_dir",
+            "model_dir",
+            "device",
+        ):
             _add_option(sub, name)
     for sub in (evaluate, predict):
         sub.add_argument("--model", default=None, help="A model folder or a version in MODEL_DIR (default: current).")
@@ -89,8 +101,10 @@ def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "keep_leaks":
         parser.add_argument(flag, action="store_true", default=None, help=spec.metadata["help"])
         return
-    kind: Any = {"split_seed": int, "split_file": Path, "cache_dir": Path}.get(name, str)
-    parser.add_argument(flag, dest=name, type=kind, default=None, help=spec.metadata["help"])
+    kinds = {"split_seed": int, "split_file": Path, "cache_dir": Path, "labels_file": Path}
+    kind: Any = kinds.get(name, str)
+    flags = ("--labels", flag) if name == "labels_file" else (flag,)
+    parser.add_argument(*flags, dest=name, type=kind, default=None, help=spec.metadata["help"])
 
 
 # Parsed arguments that are not training options.
@@ -134,14 +148,20 @@ def _batches(lines: Iterator[str], size: int) -> Iterator[list[Article]]:
 
 
 def cmd_prepare(options: TrainOptions, out: IO[str]) -> None:
-    from training.api import prepare
+    from training.api import prepare_data
 
-    articles, split = prepare(options)
+    data, split = prepare_data(options)
+    articles = data.articles
     per_split = {name: dict(Counter(a.slug for a in split.of(name))) for name in ("train", "validation", "test")}
+    counts = Counter(a.slug for a in articles)
     _print(
         {
             "articles": len(articles),
-            "per_class": {slug: sum(1 for a in articles if a.slug == slug) for slug in SLUGS},
+            "kind": data.kind,
+            "labels": data.labels.to_dict(),
+            "per_class": {label: counts[label] for label in data.labels},
+            "duplicates_skipped": data.duplicates,
+            "conflicting_duplicates": data.conflicting,
             "split_file": str(options.split_path),
             "split": {name: sum(counts.values()) for name, counts in per_split.items()},
             "test_fingerprint": split.test_fingerprint,
@@ -175,7 +195,7 @@ def cmd_predict(args: argparse.Namespace, options: TrainOptions, stdin: IO[str],
     classifier = load_classifier(path, version, device=options.device)
     for batch in _batches(iter(stdin), max(1, args.batch_size)):
         for prediction in classifier.predict(batch):
-            _print({"label": prediction.slug, "scores": prediction.scores, "version": version}, out)
+            _print({"label": prediction.label, "scores": prediction.scores, "version": version}, out)
 
 
 def _metric(metrics: dict[str, Any] | None, name: str) -> str:

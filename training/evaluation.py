@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common.labels import SLUGS, category
+from common.labels import LabelSet
 
 CONFUSION_PNG = "confusion_matrix.png"
 MODEL_CARD = "README.md"
 
 
-def compute_metrics(true_slugs: Sequence[str], predicted_slugs: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = truth)."""
+def compute_metrics(
+    true_slugs: Sequence[str], predicted_slugs: Sequence[str], label_set: Iterable[str]
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = truth), over
+    the model's labels ``label_set`` in label-id order (also a label without test articles counts in macro-F1)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-    labels = list(SLUGS)
+    labels = list(label_set)
     precision, recall, f1, support = precision_recall_fscore_support(
         true_slugs, predicted_slugs, labels=labels, zero_division=0
     )
@@ -39,20 +42,31 @@ def compute_metrics(true_slugs: Sequence[str], predicted_slugs: Sequence[str]) -
     }
 
 
-def plot_confusion(matrix: Sequence[Sequence[int]], out: Path, title: str) -> Path:
-    """A confusion-matrix PNG with ASCII slugs on the axes (fonts may lack Japanese glyphs)."""
+def axis_names(labels: LabelSet) -> list[str]:
+    """The confusion matrix's tick labels: each label if it is ASCII, else its English name if that is, else
+    ``#<id>`` (the plot's fonts may lack Japanese glyphs; the model card lists ``#<id>`` beside each label)."""
+    names = []
+    for i, label in enumerate(labels):
+        english = labels.en(label)
+        names.append(label if label.isascii() else english if english.isascii() else f"#{i}")
+    return names
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], out: Path, title: str, labels: LabelSet) -> Path:
+    """A confusion-matrix PNG over ``labels``, with ASCII names on the axes (:func:`axis_names`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(SLUGS)
-    figure, axes = plt.subplots(figsize=(9, 8), dpi=100)
+    ticks = axis_names(labels)
+    height = min(24.0, max(8.0, 2.6 + 0.6 * len(ticks)))  # 9 × 8 inches up to 9 labels, larger for more
+    figure, axes = plt.subplots(figsize=(height + 1, height), dpi=100)
     try:
         image = axes.imshow(matrix, cmap="Blues")
         figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-        axes.set_xticks(range(len(labels)), labels=labels, rotation=45, ha="right")
-        axes.set_yticks(range(len(labels)), labels=labels)
+        axes.set_xticks(range(len(ticks)), labels=ticks, rotation=45, ha="right")
+        axes.set_yticks(range(len(ticks)), labels=ticks)
         axes.set_xlabel("predicted")
         axes.set_ylabel("true")
         axes.set_title(title)
@@ -86,6 +100,8 @@ def model_card(
     model_type: str,
     base_model: str | None,
     data: str,
+    labels: LabelSet,
+    dataset: dict[str, Any],
     split: dict[str, Any],
     hyperparameters: dict[str, Any],
     metrics: dict[str, Any],
@@ -96,22 +112,32 @@ def model_card(
     """The version folder's README.md: what was trained, on what, how, and how well."""
     per_class = metrics.get("per_class", {})
     class_rows = "\n".join(
-        f"| `{slug}` | {category(slug).en} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} "
-        f"| {row['support']} |"
-        for slug, row in per_class.items()
+        f"| {i} | `{label}` | {labels.display(label)} | {per_class[label]['precision']:.4f} "
+        f"| {per_class[label]['recall']:.4f} | {per_class[label]['f1']:.4f} | {per_class[label]['support']} |"
+        for i, label in enumerate(labels)
+        if label in per_class
     )
     params = "\n".join(f"| `{key}` | `{value}` |" for key, value in sorted(hyperparameters.items()))
     kind = "fine-tuned Japanese BERT" if model_type == "bert" else "TF-IDF (MeCab words, 1–2-grams) + linear SVM"
     front = "---\nlanguage: ja\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n\n"
+    livedoor = dataset.get("kind") == "livedoor"
+    markers = f", category markers stripped: {split.get('strip_leaks')}" if livedoor else ""
+    what = "the nine livedoor news corpus categories" if livedoor else f"{len(labels)} categories"
+    source = (
+        "livedoor news corpus ldcc-20140209, CC BY-ND 2.1 JP"
+        if livedoor
+        else f"{dataset.get('kind')}, {dataset.get('articles')} articles, "
+        f"{dataset.get('duplicates_skipped', 0)} duplicates skipped "
+        f"({dataset.get('conflicting_duplicates', 0)} under another label)"
+    )
     return (
         (front if model_type == "bert" else "") + f"# newsbot model {version}\n\n"
-        f"A {kind} that sorts Japanese news articles into the nine livedoor news corpus categories "
-        f"({', '.join(f'`{s}`' for s in SLUGS)}).\n\n"
+        f"A {kind} that sorts Japanese news articles into {what} "
+        f"({', '.join(f'`{label}`' for label in labels)}); display names in `labels.json`.\n\n"
         f"- model type: `{model_type}`\n"
         f"- base model: `{base_model or '–'}`\n"
         f"- trained: {created_at} in {train_seconds:.0f} s on {hardware}\n"
-        f"- data: `{data}` (livedoor news corpus ldcc-20140209, CC BY-ND 2.1 JP), "
-        f"category markers stripped: {split.get('strip_leaks')}\n"
+        f"- data: `{data}` ({source}){markers}\n"
         f"- split: stratified 8:1:1, seed {split.get('seed')}; train {split.get('train')} "
         f"(+{split.get('extra_examples', 0)} extra examples), validation {split.get('validation')}, "
         f"test {split.get('test')} (test fingerprint `{split.get('test_fingerprint')}`)\n\n"
@@ -119,7 +145,7 @@ def model_card(
         "| model | accuracy | macro-F1 |\n|---|---|---|\n"
         f"{_metric_row('this model', metrics)}\n"
         f"{_metric_row('baseline: TF-IDF + linear SVM, same split', metrics.get('baseline'))}\n\n"
-        "| slug | category | precision | recall | F1 | support |\n|---|---|---|---|---|---|\n"
+        "| id | label | name | precision | recall | F1 | support |\n|---|---|---|---|---|---|---|\n"
         f"{class_rows}\n\n"
         f"![confusion matrix]({CONFUSION_PNG})\n\n"
         "## Hyper-parameters\n\n| name | value |\n|---|---|\n"

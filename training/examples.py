@@ -2,10 +2,10 @@
 
 The file is JSONL, one example per line: ``{"title": "...", "body": "...", "slug": "..."}`` (what
 :meth:`common.feedback.FeedbackStore.export_corrections` writes: the article as it was classified, title and body
-apart), or ``{"text": "...", "slug": "..."}`` (pasted text, split into title and body as a Slack message is).
-Other fields are ignored. Lines that are not JSON, have no text, name an unknown slug, or repeat a test article's
-text are skipped and counted, never fatal: one bad correction must not stop a retrain, and a test article must
-never be trained on.
+apart), or ``{"text": "...", "slug": "..."}`` (pasted text, split into title and body as a Slack message is);
+``"label"`` may stand for ``"slug"``. Other fields are ignored. Lines that are not JSON, have no text, name a
+label that is not in the training data's label set, or repeat a test article's text are skipped and counted,
+never fatal: one bad correction must not stop a retrain, and a test article must never be trained on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from common.articles import Article, article_from_text
-from common.labels import is_slug
+from common.labels import LIVEDOOR, LabelSet
 from training.corpus import CorpusArticle
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,13 @@ def _article(row: Any) -> Article | None:
     return article_from_text(text) if isinstance(text, str) else None
 
 
-def load_extra_examples(path: Path | None, exclude: Iterable[CorpusArticle] = ()) -> ExtraExamples:
+def load_extra_examples(
+    path: Path | None, exclude: Iterable[CorpusArticle] = (), labels: LabelSet = LIVEDOOR
+) -> ExtraExamples:
     """The usable examples in ``path`` as articles (id ``extra-<line>``), and how many lines were skipped.
+
+    Only labels of ``labels`` (the training data's) are used: a correction to a label the data does not have
+    is skipped.
 
     ``exclude`` (the test split) is compared on whitespace-free text: an example repeating one is skipped.
     """
@@ -63,9 +68,9 @@ def load_extra_examples(path: Path | None, exclude: Iterable[CorpusArticle] = ()
         except json.JSONDecodeError:
             row = None
         article = _article(row)
-        slug = row.get("slug") if isinstance(row, dict) else None
-        if article is None or not isinstance(slug, str) or not is_slug(slug):
-            log.warning("extra examples: line %d skipped (no text, or unknown slug %r)", number, slug)
+        slug = (row.get("slug") or row.get("label")) if isinstance(row, dict) else None
+        if article is None or not isinstance(slug, str) or slug not in labels:
+            log.warning("extra examples: line %d skipped (no text, or a label not in the data: %r)", number, slug)
             skipped += 1
             continue
         if not article.text.strip() or _text_key(article.text) in excluded or _text_key(article.body) in excluded:

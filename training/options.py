@@ -23,7 +23,19 @@ DEFAULT_DATA = OFFICIAL_URL
 class TrainOptions:
     data: str = field(
         default=DEFAULT_DATA,
-        metadata={"help": "The livedoor corpus: ldcc-20140209.tar.gz (path or URL) or its text/ folder."},
+        metadata={
+            "help": "Training data: the livedoor corpus (ldcc-20140209.tar.gz path or URL, or its text/ folder), "
+            "a CSV, JSON Lines or Parquet file with columns text, label (and optional title, id), or a folder "
+            "with one sub-folder of .txt files per label. See docs/categories.md."
+        },
+    )
+    labels_file: Path | None = field(
+        default=None,
+        metadata={"help": "Display names of the labels: YAML or JSON {label: {ja: ..., en: ...}} (LABELS_FILE)."},
+    )
+    data_encoding: str = field(
+        default="utf-8",
+        metadata={"help": "Encoding of a CSV, JSON Lines or .txt dataset, e.g. cp932 for Shift_JIS from Excel."},
     )
     base_model: str = field(
         default=DEFAULT_BASE_MODEL, metadata={"help": "Hub name or local save_pretrained folder to fine-tune (bert)."}
@@ -92,14 +104,19 @@ class TrainOptions:
 
     @property
     def split_path(self) -> Path:
-        return self.split_file or self.cache_dir / f"split-seed{self.split_seed}.jsonl"
+        """``--split-file``, else in the data cache: ``split-seed<N>.jsonl`` for livedoor, one file per dataset
+        otherwise (:func:`training.dataset.split_file_name`)."""
+        from training.dataset import split_file_name
+
+        return self.split_file or self.cache_dir / split_file_name(self.data, self.split_seed)
 
 
 def options_from_settings(settings: Settings, **overrides: Any) -> TrainOptions:
-    """Options with the deployment's defaults (TRAIN_DATA, BASE_MODEL, MODEL_DIR, DATA_CACHE_DIR, TRAIN_RUN_DIR,
-    PROMOTION_TOLERANCE), then ``overrides`` (None values are ignored)."""
+    """Options with the deployment's defaults (TRAIN_DATA, LABELS_FILE, BASE_MODEL, MODEL_DIR, DATA_CACHE_DIR,
+    TRAIN_RUN_DIR, PROMOTION_TOLERANCE), then ``overrides`` (None values are ignored)."""
     base = TrainOptions(
         data=settings.train_data,
+        labels_file=settings.labels_file,
         base_model=settings.base_model,
         model_dir=settings.model_dir,
         cache_dir=settings.data_cache_dir,

@@ -1,8 +1,10 @@
-"""The fixed train/validation/test split (8:1:1, stratified by category), written to disk with article ids.
+"""The fixed train/validation/test split (8:1:1, stratified by label), written to disk with article ids.
 
-The split depends only on the article ids, their categories and the seed, never on the order they were read
-in, so every retrain on the same corpus is judged on the same test articles. ``split.jsonl`` holds one line
-per article: ``{"id", "slug", "split"}`` (ids only: the corpus text itself is read from the corpus).
+The split depends only on the article ids, their labels and the seed, never on the order they were read in, so
+every retrain on the same data is judged on the same test articles. An article of a file without ids has the
+digest of its text as id (:func:`training.dataset.text_id`), so the same file gives the same split. The split
+file holds one line per article: ``{"id", "slug", "split"}`` (``slug`` is the label; ids only: the text itself
+is read from the data).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 from typing import Literal
 
 from common.exceptions import CorpusError
-from common.labels import SLUGS
 from training.corpus import CorpusArticle
 
 SplitName = Literal["train", "validation", "test"]
@@ -46,9 +47,9 @@ def fingerprint(ids: Iterable[str]) -> str:
 
 
 def assign(articles: Sequence[tuple[str, str]], seed: int = DEFAULT_SEED) -> dict[str, SplitName]:
-    """Split name per article id, from (id, slug) pairs: per category, 10% test, 10% validation, the rest train.
+    """Split name per article id, from (id, label) pairs: per label, 10% test, 10% validation, the rest train.
 
-    Per category the ids are sorted, shuffled with ``seed``, and cut at round(n/10) and round(2n/10).
+    Per label the ids are sorted, shuffled with ``seed``, and cut at round(n/10) and round(2n/10).
     """
     by_slug: dict[str, list[str]] = {}
     for article_id, slug in articles:
@@ -89,7 +90,7 @@ def read_split(path: Path) -> dict[str, SplitName]:
         if not line.strip():
             continue
         row = json.loads(line)
-        if row.get("split") not in SPLITS or row.get("slug") not in SLUGS:
+        if not isinstance(row, dict) or row.get("split") not in SPLITS or not isinstance(row.get("slug"), str):
             raise CorpusError(f"{path}:{number}: not a split line: {line[:80]}")
         names[str(row["id"])] = row["split"]
     return names
