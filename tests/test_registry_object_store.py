@@ -21,8 +21,8 @@ from rq.job import Job, JobStatus
 
 from common.articles import Article
 from common.exceptions import ModelNotFoundError
-from common.jobs import SERVING_KEY_PREFIX
 from common.queues import classify_queue
+from common.state import SERVING_KEY_PREFIX
 from newsmodel import registry, store
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import FakeSlack
