@@ -107,6 +107,10 @@ class Containers:
         env = container_environment(service, target, {"/app": app, **folders}, self.home, env_file=self.dotenv)
         assert urlparse(env["REDIS_URL"]).hostname == "redis"  # the `redis` service, here the private server
         env["REDIS_URL"] = self.redis_url
+        if env.get("OPS_PORT", "0") != "0":
+            # Each container has its own network namespace, where every process may take port 9100; here they
+            # all share this machine's: each gets a free port instead.
+            env["OPS_PORT"] = str(free_port())
         return env, app
 
     def assert_written_only_to_the_volumes(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from common.logs import JsonFormatter, configure_logging, log_context
+from common.logs import JsonFormatter, bind_log_context, configure_logging, log_context
 from testkit.fake_slack import FakeSlack
 from testkit.signing import event_body
 
@@ -23,6 +23,7 @@ def json_logging() -> Iterator[None]:
     """Restores the root logger after a test that calls configure_logging (in its body, once capsys is on)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    bind_log_context()  # whatever an earlier test's in-process Bolt request left bound to this thread
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
