@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common.articles import Article
+from common.labels import SLUGS
 from newsmodel import registry
 from newsmodel.linear import LinearClassifier
 from testkit.samples import SAMPLES
@@ -24,7 +25,7 @@ def add_linear_version(model_dir: Path, version: str, *, c: float = 1.0, current
     staging = registry.staging_dir(model_dir, version)
     save_linear(fit_linear([t for t, _ in train], [s for _, s in train], c=c), staging)
     predictions = LinearClassifier(staging, version).predict([Article(title="", body=t) for t, _ in test])
-    metrics = compute_metrics([s for _, s in test], [p.slug for p in predictions])
+    metrics = compute_metrics([s for _, s in test], [p.slug for p in predictions], SLUGS)
     metrics["model_type"] = "linear"
     write_metrics(staging, metrics)
     info = {"version": version, "model_type": "linear", "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
