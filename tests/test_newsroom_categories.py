@@ -11,6 +11,7 @@ rollback`` switches to the livedoor model and back, and replies follow each time
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -191,7 +192,7 @@ def test_a_newsroom_model_is_trained_served_corrected_exported_and_rolled_back(
     queued = admin_command(stack, fake_slack, "type=linear force", "train", timeout=15)
     assert "Training queued" in queued
     (job_key,) = redis_conn.keys("rq:job:retrain-*")
-    job = Job.fetch(job_key.decode().removeprefix("rq:job:"), connection=redis_conn, serializer=SERIALIZER)
+    job = Job.fetch(state.as_str(job_key).removeprefix("rq:job:"), connection=redis_conn, serializer=SERIALIZER)
     fake_slack.wait_for(lambda f: job.get_status() in (JobStatus.FINISHED, JobStatus.FAILED), timeout=180)
     result: dict[str, Any] = job.return_value() or {}
     assert result.get("promoted") is True, result
@@ -302,3 +303,94 @@ def test_routes_name_the_labels_the_workers_serve(
     refused = route("route sports-watch <#CDESK|desk>")
     assert "no label `sports-watch`" in refused and "`経済`" in refused
     assert "Checking" in route("route 経済 <#CDESK|desk>")
+
+
+# -- the pieces, without processes ---------------------------------------------------------------------------
+
+
+def test_records_and_serving_states_carry_label_sets_and_read_earlier_ones(redis_conn: redis.Redis) -> None:
+    odd = LabelSet(("R&D, lab", "<!channel>"), {"R&D, lab": {"en": "Research & <b>"}})
+    record = state.ClassificationRecord("r1", "t", "b", "", "R&D, lab", "v1", "C1", labels=odd)
+    state.put_classification(redis_conn, record)
+    assert state.get_classification(redis_conn, "r1") == record
+    # A record written before records carried labels: livedoor's.
+    redis_conn.hset("newsbot:classification:old", mapping={"title": "", "body": "b", "slug": "smax"})
+    assert state.get_classification(redis_conn, "old").labels is None
+    assert state.get_classification(redis_conn, "old").label_set == LIVEDOOR
+
+    published = state.ServingState("w1", "v1", labels=odd.labels, label_names=odd.names)
+    state.publish_serving_state(redis_conn, published, 5.0)
+    (read,) = state.serving_states(redis_conn)
+    assert read == published and read.model is not None and read.model.label_set == odd  # a comma in a label
+    redis_conn.hset(state.ServingState.key_for("w0"), mapping={"version": "v0", "labels": ",".join(SLUGS)})
+    earlier = next(s for s in state.serving_states(redis_conn) if s.worker == "w0")
+    assert earlier.labels == SLUGS and earlier.model is not None and earlier.model.label_set == LIVEDOOR
+
+
+def test_feedback_is_checked_against_the_records_labels_and_exported_as_a_dataset(redis_conn: redis.Redis) -> None:
+    from common.exceptions import UnknownCategoryError
+
+    store = FeedbackStore(redis_conn)
+    put = state.put_classification
+    put(redis_conn, state.ClassificationRecord("d1", "見出し", "本文です。", "", "経済", "v2", "C1", labels=DESKS))
+    put(redis_conn, state.ClassificationRecord("d2", "", "政治の記事。", "", "政治", "v2", "C1", labels=DESKS))
+    put(redis_conn, state.ClassificationRecord("d3", "見出しだけ", "", "", "テック", "v2", "C1", labels=DESKS))
+    put(redis_conn, state.ClassificationRecord("l1", "", "映画の記事。", "", "smax", "v1", "C1"))
+    with pytest.raises(UnknownCategoryError):
+        store.record("d1", "U1", "smax")  # a livedoor slug is not a desk
+    with pytest.raises(UnknownCategoryError):
+        store.record("l1", "U1", "政治")  # nor a desk a livedoor category
+    store.record("d1", "U1", "政治")
+    store.record("d1", "U2", "政治")
+    store.record("d1", "U3", "経済")  # outvoted: a correction to 政治
+    store.record("d2", "U1", "政治")  # a confirmation
+    store.record("d3", "U1", "スポーツ")  # a title only: the title is the text
+    store.record("l1", "U1", "movie-enter")
+    buffer = io.StringIO()
+    summary = store.export_dataset(buffer)
+    assert (summary.corrections, summary.confirmations, summary.skipped) == (3, 1, 0)
+    rows = {row["record_id"]: row for row in map(json.loads, buffer.getvalue().splitlines())}
+    assert {k: (r["title"], r["text"], r["label"], r["feedback"], r["votes"]) for k, r in rows.items()} == {
+        "d1": ("見出し", "本文です。", "政治", "correction", 2),
+        "d2": ("", "政治の記事。", "政治", "confirmation", 1),
+        "d3": ("", "見出しだけ", "スポーツ", "correction", 1),
+        "l1": ("", "映画の記事。", "movie-enter", "correction", 1),
+    }
+    redis_conn.delete("newsbot:classification:d3")  # gone (it cannot be: it has feedback; but a flushed Redis)
+    assert store.export_dataset(io.StringIO()).skipped == 1
+
+
+def test_the_training_cli_loads_redis_only_for_feedback_export() -> None:
+    code = (
+        "import sys; from training import cli; cli._parser().parse_args(['models', 'list']); "
+        "print(sorted(m for m in ('redis', 'common.feedback', 'common.state') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=product_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "folder"])
+def test_train_data_and_labels_file_settings_reach_the_training_options(kind: str, tmp_path: Path) -> None:
+    from common.settings import Settings
+    from testkit.newsroom import write_label_folders
+    from training.api import prepare_data
+    from training.options import options_from_settings
+
+    rows = newsroom_rows(per_label=12)
+    if kind == "csv":
+        path = write_csv(tmp_path / "d.csv", rows)
+    elif kind == "jsonl":
+        path = write_jsonl(tmp_path / "d.jsonl", rows)
+    else:
+        path = write_label_folders(tmp_path / "d", rows)
+    labels_file = tmp_path / "labels.json"
+    labels_file.write_text(json.dumps(LABEL_NAMES, ensure_ascii=False), encoding="utf-8")
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, train_data=str(path), labels_file=labels_file, data_cache_dir=tmp_path / "cache"
+    )
+    data, split = prepare_data(options_from_settings(settings, model_dir=tmp_path / "models"))
+    assert data.kind == kind and data.labels == DESKS and len(data.articles) == 48
+    assert len(split.test) == 4
