@@ -186,7 +186,7 @@ def test_linear_from_csv_through_the_cli_with_display_names(newsroom: dict[str, 
     results = predict(tmp_path / "models", list(UNSEEN.values()))
     assert [r["label"] for r in results] == list(UNSEEN)
     assert all(set(r["scores"]) == set(LABELS) for r in results)
-    code, listed = run("models", "--model-dir", str(tmp_path / "models"), "list")
+    code, listed = run("models", "--model-dir", str(tmp_path / "models"), "list", "--json")
     assert code == 0 and listed[0]["label_count"] == 4 and listed[0]["labels"] == SORTED
 
 
