@@ -6,7 +6,8 @@ from typing import Any
 
 from common.feedback import FeedbackCounts
 from common.jobs import FEEDBACK_CHOOSE_ACTION
-from common.labels import CATEGORIES, category
+from common.labels import LIVEDOOR, LabelSet
+from common.mrkdwn import escape
 from common.state import TrainingProgress
 
 # The context block with the feedback counts on a classification reply; replaced on every click.
@@ -15,35 +16,54 @@ COUNTS_BLOCK_ID = "newsbot_feedback_counts"
 CHOOSE_BLOCK_PREFIX = "feedback_choose:"
 
 
-def counts_text(counts: FeedbackCounts) -> str:
+# Slack's limits on a static select: 100 options, 75 characters of text and 150 of value each.
+MAX_OPTIONS = 100
+OPTION_TEXT_MAX = 75
+
+
+def shown(labels: LabelSet, label: str) -> str:
+    """``label``'s display names (the label itself without names, or when the set does not have it); raw."""
+    return labels.display(label) if label in labels else label
+
+
+def counts_text(counts: FeedbackCounts, labels: LabelSet = LIVEDOOR) -> str:
     text = f"👍 正しい / Correct: {counts.confirmed}　👎 違う / Wrong: {counts.corrected}"
     if counts.corrections:
         chosen = ", ".join(
-            f"{category(slug).display} ×{n}"
-            for slug, n in sorted(counts.corrections.items(), key=lambda kv: (-kv[1], kv[0]))
+            f"{escape(shown(labels, label))} ×{n}"
+            for label, n in sorted(counts.corrections.items(), key=lambda kv: (-kv[1], kv[0]))
         )
         text += f" (→ {chosen})"
     return text
 
 
-def with_counts(blocks: list[dict[str, Any]], counts: FeedbackCounts) -> list[dict[str, Any]]:
+def with_counts(
+    blocks: list[dict[str, Any]], counts: FeedbackCounts, labels: LabelSet = LIVEDOOR
+) -> list[dict[str, Any]]:
     """``blocks`` with the counts block added at the end, or replaced where it already is."""
     block = {
         "type": "context",
         "block_id": COUNTS_BLOCK_ID,
-        "elements": [{"type": "mrkdwn", "text": counts_text(counts)}],
+        "elements": [{"type": "mrkdwn", "text": counts_text(counts, labels)}],
     }
     kept = [b for b in blocks if b.get("block_id") != COUNTS_BLOCK_ID]
     return [*kept, block]
 
 
-def category_select(record_id: str, predicted: str, current: str | None) -> list[dict[str, Any]]:
-    """An ephemeral prompt with a select of the other eight categories (the user's earlier choice preselected)."""
+def _option_text(text: str) -> str:
+    return text if len(text) <= OPTION_TEXT_MAX else text[: OPTION_TEXT_MAX - 1] + "…"
+
+
+def category_select(
+    record_id: str, predicted: str, current: str | None, labels: LabelSet = LIVEDOOR
+) -> list[dict[str, Any]]:
+    """An ephemeral prompt with a select of the other labels of the model that made the classification (the
+    record's ``labels``; the user's earlier choice preselected)."""
     options = [
-        {"text": {"type": "plain_text", "text": c.display[:75]}, "value": c.slug}
-        for c in CATEGORIES
-        if c.slug != predicted
-    ]
+        {"text": {"type": "plain_text", "text": _option_text(shown(labels, label))}, "value": label}
+        for label in labels
+        if label != predicted
+    ][:MAX_OPTIONS]
     select: dict[str, Any] = {
         "type": "static_select",
         "action_id": FEEDBACK_CHOOSE_ACTION,
@@ -59,8 +79,8 @@ def category_select(record_id: str, predicted: str, current: str | None) -> list
             "text": {
                 "type": "mrkdwn",
                 "text": (
-                    f"予測は *{category(predicted).display}* でした。正しいカテゴリを選んでください。\n"
-                    f"The prediction was *{category(predicted).display}*. Which category is right?"
+                    f"予測は *{escape(shown(labels, predicted))}* でした。正しいカテゴリを選んでください。\n"
+                    f"The prediction was *{escape(shown(labels, predicted))}*. Which category is right?"
                 ),
             },
         },

@@ -3,16 +3,20 @@
 ``/classify-news watch`` · ``unwatch`` · ``watching`` (in the channel concerned), ``route <label> #channel`` ·
 ``route list`` · ``route clear <label>``. Anything else is article text to classify: a subcommand is only a
 text that *is* one of these (a keyword alone, or ``route`` with at most two words after it), so an article that
-happens to start with "route" is still classified. Pure functions: no Slack, no Redis.
+happens to start with "route" is still classified. Pure functions (no Slack), but for :func:`route_labels`,
+which reads the labels the workers publish in Redis.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from redis import Redis
+
+from common import state
 from common.exceptions import RouteRefusedError
 from common.labels import SLUGS
 from common.state import Route, Watch
@@ -50,17 +54,25 @@ class RouteCommand:
 NewsroomCommand = WatchCommand | RouteCommand
 
 
-def route_labels() -> tuple[str, ...]:
-    """The labels a route may name: the current model's.
+def route_labels(connection: Redis) -> tuple[str, ...]:
+    """The labels a route may name: those of the model the workers serve (as they publish it in their serving
+    state, :class:`common.state.ServingState`: the model most of them serve, the newest on a tie); the livedoor
+    slugs while no worker has published one."""
+    served = [s for s in state.serving_states(connection) if s.version and s.labels]
+    if not served:
+        return SLUGS
+    votes: dict[str, int] = {}
+    for serving in served:
+        votes[serving.version] = votes.get(serving.version, 0) + 1
+    version = max(votes, key=lambda v: (votes[v], v))
+    return next(s.labels for s in served if s.version == version)
 
-    The workers' serving state (``common.state.ServingState``) does not carry the model's labels yet, so these
-    are the livedoor slugs every served model has today (``common.labels.SLUGS``).
-    """
-    return SLUGS
 
+def parse_newsroom(text: str, labels: Sequence[str] | Callable[[], Sequence[str]] = SLUGS) -> NewsroomCommand | None:
+    """The subcommand ``text`` is, or None when it is article text; :class:`RouteRefusedError` when malformed.
 
-def parse_newsroom(text: str, labels: Sequence[str] = SLUGS) -> NewsroomCommand | None:
-    """The subcommand ``text`` is, or None when it is article text; :class:`RouteRefusedError` when malformed."""
+    ``labels`` (or a function giving them, called only for ``route <label> #channel``) are those a route may
+    name."""
     words = text.split()
     if not words:
         return None
@@ -75,7 +87,8 @@ def parse_newsroom(text: str, labels: Sequence[str] = SLUGS) -> NewsroomCommand 
     if len(rest) == 2 and rest[0] == "clear":
         return RouteCommand("clear", label=rest[1])  # a route of a label the model no longer has can go too
     if len(rest) == 2:
-        return RouteCommand("set", label=_label(rest[0], labels), desk=channel_id(rest[1]))
+        known = labels() if callable(labels) else labels
+        return RouteCommand("set", label=_label(rest[0], known), desk=channel_id(rest[1]))
     raise RouteRefusedError("コマンドの形が正しくありません。", "That command is not complete.\n" + NEWSROOM_USAGE)
 
 

@@ -19,6 +19,11 @@ class SettingsError(NewsbotError):
 class UnknownCategoryError(NewsbotError, KeyError):
     """A slug that is not one of the nine livedoor categories, or a label not in a model's label set."""
 
+    user_message = (
+        "そのカテゴリは、この記事を分類したモデルのカテゴリにありません。\n"
+        "That category is not one of the categories of the model that classified this article."
+    )
+
     def __init__(self, slug: str) -> None:
         super().__init__(slug)
         self.slug = slug

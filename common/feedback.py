@@ -6,6 +6,9 @@ with AOF so that they survive restarts): each user's latest
 :class:`~common.state.FeedbackAnswer` per record (a changed answer replaces the earlier one), the index of
 records with feedback, and the reply as Slack last showed it (so the counts on it can be updated from an
 ephemeral select later).
+
+:meth:`FeedbackStore.export_dataset` writes every answered classification (corrections and confirmations) as a
+dataset in the format training reads (``python -m training feedback export``).
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from redis import Redis
 
 from common import metrics, state
-from common.exceptions import ClassificationNotFoundError
-from common.labels import category, is_slug
+from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
 from common.state import ClassificationRecord, FeedbackAnswer
 
 
@@ -50,6 +52,33 @@ class ExportSummary:
     path: Path
 
 
+@dataclass(frozen=True, slots=True)
+class DatasetSummary:
+    """What :meth:`FeedbackStore.export_dataset` wrote: corrections, confirmations, and records skipped."""
+
+    corrections: int
+    confirmations: int
+    skipped: int
+    path: Path | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "corrections": self.corrections,
+            "confirmations": self.confirmations,
+            "skipped": self.skipped,
+            "path": None if self.path is None else str(self.path),
+        }
+
+
+def verdict(items: list[FeedbackAnswer]) -> str | None:
+    """The label most people chose (the latest answer breaks a tie); None without answers."""
+    if not items:
+        return None
+    votes = Counter(f.chosen for f in items)
+    latest = {f.chosen: i for i, f in enumerate(items)}
+    return max(votes, key=lambda label: (votes[label], latest[label]))
+
+
 class FeedbackStore:
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
@@ -58,9 +87,13 @@ class FeedbackStore:
         return state.get_classification(self.connection, record_id)
 
     def record(self, record_id: str, user: str, chosen: str) -> FeedbackCounts:
-        """Store ``user``'s verdict (replacing an earlier one) and return the counts after it."""
-        category(chosen)  # UnknownCategoryError for anything but the nine slugs
+        """Store ``user``'s verdict (replacing an earlier one) and return the counts after it.
+
+        ``chosen`` must be one of the labels of the model that made the classification (the record's):
+        :class:`UnknownCategoryError` otherwise."""
         found = self.classification(record_id)
+        if chosen not in found.label_set:
+            raise UnknownCategoryError(chosen)
         answer = FeedbackAnswer(
             record_id=record_id,
             user=user,
@@ -93,9 +126,9 @@ class FeedbackStore:
         The article is the classification record's, title and body apart, as training reads them
         (:func:`training.examples.load_extra_examples`). When several people answered, the category most of
         them chose wins (the latest answer breaks a tie); a classification that most people confirmed is no
-        correction. A correction whose record is gone or has no text, or whose slug is not one of the nine,
-        is skipped and counted, never fatal. The time of the export is noted: corrections answered later wait for
-        the next training (the App Home counts them).
+        correction. A correction whose record is gone or has no text, or whose label is not one of the
+        classifying model's, is skipped and counted, never fatal. The time of the export is noted: corrections
+        answered later wait for the next training (the App Home counts them).
         """
         written = skipped = 0
         state.mark_corrections_exported(self.connection, time.time())
@@ -105,22 +138,63 @@ class FeedbackStore:
                 items = self.for_record(record_id)
                 if not items:
                     continue
-                votes = Counter(f.chosen for f in items)
-                latest = {f.chosen: i for i, f in enumerate(items)}
-                chosen = max(votes, key=lambda slug: (votes[slug], latest[slug]))
-                if chosen == items[-1].predicted:
+                chosen = verdict(items)
+                if chosen is None or chosen == items[-1].predicted:
                     continue
                 try:
-                    article = self.classification(record_id).article
+                    found: ClassificationRecord | None = self.classification(record_id)
                 except ClassificationNotFoundError:
-                    article = None
-                if article is None or not is_slug(chosen) or not article.text.strip():
+                    found = None
+                article = None if found is None else found.article
+                if found is None or article is None or chosen not in found.label_set or not article.text.strip():
                     skipped += 1
                     continue
                 row = {"title": article.title, "body": article.body, "slug": chosen}
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 written += 1
         return ExportSummary(written=written, skipped=skipped, path=path)
+
+    def export_dataset(self, out: IO[str], path: Path | None = None) -> DatasetSummary:
+        """Write every classification people answered as one JSON line in the dataset format training reads
+        (:mod:`training.dataset`): ``{"title", "text", "label"}`` — the article as it was classified and the
+        label most people chose (a correction, or the prediction confirmed) — plus columns the loader ignores:
+        ``feedback`` (``correction`` or ``confirmation``), ``predicted``, ``votes``, ``model_version`` and
+        ``record_id``. A record that is gone or has no text is skipped and counted. Unlike
+        :meth:`export_corrections`, this notes nothing: it is a copy for people to review and train on.
+        """
+        corrections = confirmations = skipped = 0
+        for record_id in self.record_ids():
+            items = self.for_record(record_id)
+            chosen = verdict(items)
+            if chosen is None:
+                continue
+            try:
+                found = self.classification(record_id)
+            except ClassificationNotFoundError:
+                skipped += 1
+                continue
+            title, body = found.title.strip(), found.body.strip()
+            text, title = (body, title) if body else (title, "")
+            if not text:
+                skipped += 1
+                continue
+            confirmed = chosen == found.slug
+            row = {
+                "title": title,
+                "text": text,
+                "label": chosen,
+                "feedback": "confirmation" if confirmed else "correction",
+                "predicted": found.slug,
+                "votes": sum(1 for f in items if f.chosen == chosen),
+                "model_version": found.model_version,
+                "record_id": record_id,
+            }
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if confirmed:
+                confirmations += 1
+            else:
+                corrections += 1
+        return DatasetSummary(corrections=corrections, confirmations=confirmations, skipped=skipped, path=path)
 
     # -- the reply message, as Slack last showed it ------------------------------------------------
     def remember_message(self, record_id: str, message: dict[str, Any]) -> None:

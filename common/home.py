@@ -21,8 +21,7 @@ from typing import Any
 from redis import Redis
 
 from common import state
-from common.exceptions import UnknownCategoryError
-from common.labels import category
+from common.labels import LIVEDOOR, LabelSet
 from common.state import (
     FeedbackTally,
     ModelFacts,
@@ -171,11 +170,10 @@ def _iso_date(iso: str) -> str:
     return _date(moment.timestamp(), moment.strftime("%Y-%m-%d %H:%M UTC"))
 
 
-def category_name(slug: str) -> str:
-    try:
-        return category(slug).display
-    except UnknownCategoryError:
-        return escape(slug)
+def category_name(label: str, labels: LabelSet | None = None) -> str:
+    """``label``'s display names in ``labels`` (livedoor's by default), escaped; the label itself without any."""
+    labels = LIVEDOOR if labels is None else labels
+    return escape(labels.display(label) if label in labels else label)
 
 
 def duration(seconds: float | None) -> str:
@@ -216,7 +214,7 @@ def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
             )
         )
         if model.labels:
-            names = ", ".join(category_name(label) for label in model.labels)
+            names = ", ".join(category_name(label, model.label_set) for label in model.labels)
             blocks.append(_context(f"ラベル / Labels ({len(model.labels)}): {names}"))
         loading = [w.worker for w in data.workers if w.version != model.version]
         if data.announced is not None and (loading or not data.workers):
@@ -280,7 +278,7 @@ def _recent_blocks(data: HomeData) -> list[dict[str, Any]]:
         blocks.append(_section("まだありません。/ Nothing yet."))
         return blocks
     lines = [
-        f"• {escape(item.title) or '(本文なし / no text)'} → *{category_name(item.slug)}* "
+        f"• {escape(item.title) or '(本文なし / no text)'} → *{escape(item.shown_label)}* "
         f"({_date(item.at, _utc(item.at))})"
         for item in data.recent
     ]
@@ -290,7 +288,9 @@ def _recent_blocks(data: HomeData) -> list[dict[str, Any]]:
 
 def _newsroom_blocks(data: HomeData) -> list[dict[str, Any]]:
     watched = [f"<#{escape(w.channel)}>" for w in data.watches]
-    routed = [f"{category_name(r.label)} → <#{escape(r.channel)}>" for r in data.routes]
+    model = data.announced or served_model(data.workers)
+    labels = model.label_set if model is not None else None
+    routed = [f"{category_name(r.label, labels)} → <#{escape(r.channel)}>" for r in data.routes]
     return [
         _header("ウォッチ中のチャンネルと振り分け / Watched channels and routes"),
         _section("*ウォッチ中 / Watched*\n" + _listing(watched, "なし / none")),

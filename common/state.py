@@ -37,13 +37,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from redis import Redis
 
 from common.articles import Article
-from common.exceptions import ClassificationNotFoundError
+from common.exceptions import ClassificationNotFoundError, LabelSetError
+from common.labels import LIVEDOOR, LabelSet
 
 # --- key names ------------------------------------------------------------------------------------
 
@@ -124,7 +125,12 @@ def _fmt(value: float | None, digits: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ClassificationRecord:
-    """What the worker classified for one article, kept for feedback and retraining."""
+    """What the worker classified for one article, kept for feedback and retraining.
+
+    ``labels`` is the label set (with display names) of the model that classified it, so that the bot offers
+    exactly those labels when someone says the prediction is wrong (the bot never reads MODEL_DIR); None for a
+    record written before records carried it, which were all livedoor's (:attr:`label_set`).
+    """
 
     record_id: str
     title: str
@@ -135,19 +141,25 @@ class ClassificationRecord:
     channel: str
     ts: str = ""  # the reply's ts ("" until replied, and for replies through response_url)
     created_at: str = ""
+    labels: LabelSet | None = None
 
     @property
     def article(self) -> Article:
         return Article(title=self.title, body=self.body)
+
+    @property
+    def label_set(self) -> LabelSet:
+        """The labels of the model that classified the article (livedoor's for a record without them)."""
+        return self.labels if self.labels is not None else LIVEDOOR
 
     @staticmethod
     def key_for(record_id: str) -> str:
         return f"{CLASSIFICATION_KEY_PREFIX}{record_id}"
 
     def encode(self) -> dict[str, str]:
-        fields = asdict(self)
-        del fields["record_id"]
+        fields = {name: str(getattr(self, name)) for name in _RECORD_TEXT_FIELDS}
         fields["body"] = self.body[:RECORD_BODY_MAX_CHARS]
+        fields["labels"] = encode_labels(self.labels)
         return fields
 
     @classmethod
@@ -168,7 +180,28 @@ class ClassificationRecord:
             channel=fields.get("channel", ""),
             ts=fields.get("ts", ""),
             created_at=fields.get("created_at", ""),
+            labels=decode_labels(fields.get("labels", "")),
         )
+
+
+_RECORD_TEXT_FIELDS = ("title", "body", "url", "slug", "model_version", "channel", "ts", "created_at")
+
+
+def encode_labels(labels: LabelSet | None) -> str:
+    """A label set as compact JSON (:meth:`LabelSet.to_dict`), "" for none."""
+    if labels is None:
+        return ""
+    return json.dumps(labels.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_labels(raw: str) -> LabelSet | None:
+    """The label set :func:`encode_labels` wrote; None for "" or anything unreadable."""
+    if not raw:
+        return None
+    try:
+        return LabelSet.from_json(raw)
+    except LabelSetError:
+        return None
 
 
 # HSET the record (ARGV[2..]: field, value, …); EXPIRE it after ARGV[1] s unless 0 or the record has feedback.
@@ -548,7 +581,27 @@ class ModelFacts:
     trained_at: str = ""  # ISO time of training.json's created_at
     accuracy: float | None = None  # on the test split (metrics.json)
     macro_f1: float | None = None
-    labels: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # in label-id order
+    label_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)  # {label: {ja, en}}
+
+    @property
+    def label_set(self) -> LabelSet | None:
+        """The labels with their display names; None when not known (or not a usable set)."""
+        return _label_set(self.labels, self.label_names)
+
+
+def _label_set(labels: tuple[str, ...], names: Mapping[str, Mapping[str, str]]) -> LabelSet | None:
+    """The set, with livedoor's names for livedoor's nine slugs published without names (as a model folder
+    without labels.json gets them, and as workers of earlier releases published them)."""
+    if not names and labels == LIVEDOOR.labels:
+        return LIVEDOOR
+    try:
+        return LabelSet(labels, names)
+    except LabelSetError:
+        try:
+            return LabelSet(labels)
+        except LabelSetError:
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,13 +625,22 @@ class ServingState:
     macro_f1: float | None = None
     labels: tuple[str, ...] = ()
     versions: tuple[tuple[str, str], ...] = ()
+    label_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
 
     @property
     def model(self) -> ModelFacts | None:
         """The served model's facts, or None while this worker serves none."""
         if not self.version:
             return None
-        return ModelFacts(self.version, self.model_type, self.trained_at, self.accuracy, self.macro_f1, self.labels)
+        return ModelFacts(
+            self.version,
+            self.model_type,
+            self.trained_at,
+            self.accuracy,
+            self.macro_f1,
+            self.labels,
+            {label: dict(names) for label, names in self.label_names.items()},
+        )
 
     @staticmethod
     def key_for(worker: str) -> str:
@@ -595,7 +657,8 @@ class ServingState:
             "trained_at": self.trained_at,
             "accuracy": _fmt(self.accuracy, 4),
             "macro_f1": _fmt(self.macro_f1, 4),
-            "labels": ",".join(self.labels),
+            "labels": json.dumps(list(self.labels), ensure_ascii=False),
+            "label_names": json.dumps({k: dict(v) for k, v in self.label_names.items()}, ensure_ascii=False),
             "versions": json.dumps([list(v) for v in self.versions], ensure_ascii=False),
         }
 
@@ -617,9 +680,30 @@ class ServingState:
             trained_at=fields.get("trained_at", ""),
             accuracy=_float(fields.get("accuracy", "")),
             macro_f1=_float(fields.get("macro_f1", "")),
-            labels=tuple(label for label in fields.get("labels", "").split(",") if label),
+            labels=_decode_label_list(fields.get("labels", "")),
             versions=versions,
+            label_names=_decode_label_names(fields.get("label_names", "")),
         )
+
+
+def _decode_label_list(raw: str) -> tuple[str, ...]:
+    """A JSON list of labels (a label may hold a comma); comma-separated as earlier releases published them."""
+    if raw.startswith("["):
+        try:
+            return tuple(str(label) for label in json.loads(raw))
+        except (ValueError, TypeError):
+            return ()
+    return tuple(label for label in raw.split(",") if label)
+
+
+def _decode_label_names(raw: str) -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): {str(lang): str(n) for lang, n in v.items()} for k, v in data.items() if isinstance(v, dict)}
 
 
 def publish_serving_state(connection: Redis, state: ServingState, poll_interval_s: float) -> None:
@@ -834,6 +918,13 @@ class RecentClassification:
     title: str  # the title, or the body's first words when the article had none
     slug: str
     at: float
+    labels: LabelSet | None = None  # the classifying model's labels (None: livedoor's, from an earlier release)
+
+    @property
+    def shown_label(self) -> str:
+        """The label's display names (the label itself when it has none), unescaped."""
+        labels = self.labels if self.labels is not None else LIVEDOOR
+        return labels.display(self.slug) if self.slug in labels else self.slug
 
 
 RECENT_TITLE_CHARS = 60
@@ -847,16 +938,18 @@ def recent_classifications(connection: Redis, user: str) -> list[RecentClassific
         return []
     with connection.pipeline() as pipe:
         for record_id, _ in entries:
-            pipe.hmget(ClassificationRecord.key_for(as_str(record_id)), ["title", "slug", "body"])
+            pipe.hmget(ClassificationRecord.key_for(as_str(record_id)), ["title", "slug", "body", "labels"])
         rows: list[list[Any]] = pipe.execute()
     found = []
-    for (record_id, at), (title, slug, body) in zip(entries, rows, strict=True):
+    for (record_id, at), (title, slug, body, labels) in zip(entries, rows, strict=True):
         if slug is None:
             continue
         shown = " ".join((as_str(title) or as_str(body)).split())
         if len(shown) > RECENT_TITLE_CHARS:
             shown = shown[: RECENT_TITLE_CHARS - 1] + "…"
-        found.append(RecentClassification(as_str(record_id), shown, as_str(slug), float(at)))
+        found.append(
+            RecentClassification(as_str(record_id), shown, as_str(slug), float(at), decode_labels(as_str(labels)))
+        )
     return found
 
 

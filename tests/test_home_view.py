@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from common import home, state
-from common.labels import SLUGS
+from common.labels import LIVEDOOR, SLUGS
 from common.state import FeedbackAnswer, FeedbackTally, HomeViewer, RecentClassification, Route, ServingState, Watch
 from tests.home_models import action_ids, add_linear_version, all_text, fields
 from worker.classifier import ModelService
@@ -103,7 +103,9 @@ def test_a_worker_publishes_its_served_models_facts_and_the_versions(redis_conn:
         accuracy=round(new["accuracy"], 4),
         macro_f1=round(new["macro_f1"], 4),
         labels=SLUGS,
+        label_names=LIVEDOOR.names,  # a model folder without labels.json: livedoor's slugs get livedoor's names
     )
+    assert serving.model is not None and serving.model.label_set == LIVEDOOR
     assert serving.trained_at.startswith("20")
     assert serving.versions == (
         ("20260102-000000-000bbbbbb", f"linear, macro-F1 {new['macro_f1']:.4f}"),

@@ -22,6 +22,8 @@ from training.split import Split
 
 pytestmark = pytest.mark.real_corpus
 
+# The fingerprint of the livedoor test split (seed 42): the articles every livedoor model is tested on.
+LIVEDOOR_TEST_FINGERPRINT = "23da871fd009e39b"
 OFFICIAL_COUNTS = {
     "dokujo-tsushin": 870,
     "it-life-hack": 870,
@@ -52,6 +54,8 @@ def test_prepare_gives_the_official_counts(real_corpus: Path, workdir: Path) -> 
     assert prepared["articles"] == 7367
     assert prepared["per_class"] == OFFICIAL_COUNTS
     assert prepared["split"] == {"train": 5894, "validation": 737, "test": 736}
+    # The same 736 test articles as every earlier release (label sets changed nothing for livedoor).
+    assert prepared["test_fingerprint"] == LIVEDOOR_TEST_FINGERPRINT
     raw = load_corpus(real_corpus, strip_leaks=False)
     assert Counter(a.slug for a in raw) == OFFICIAL_COUNTS
     assert sum(a.title.startswith("【Sports Watch】") for a in raw) > 400  # the leak the default strips

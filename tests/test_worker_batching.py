@@ -23,7 +23,7 @@ from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burs
 from testkit.redis_server import RedisServer
 from testkit.samples import SAMPLES
 from worker import jobs
-from worker.classifier import ModelService
+from worker.classifier import ModelService, ServedBy
 from worker.fetch import GuardedFetcher
 from worker.jobs import Runtime
 from worker.slack import SlackReplier, web_client
@@ -66,7 +66,7 @@ def test_waiting_jobs_share_one_forward_pass_and_each_gets_its_own_result(
     assert Job.fetch(other.id, connection=redis_conn).get_status() == JobStatus.FINISHED
 
     # Each job's result is what the model says for its own article alone.
-    alone, _version = rt.models.predict([article_from_text(t) for t in bodies])
+    alone, _served = rt.models.predict([article_from_text(t) for t in bodies])
     posts = {c.params["thread_ts"]: c for c in fake_slack.calls_to("chat.postMessage")}
     assert len(posts) == len(enqueued)
     for job, text, expected in zip(enqueued, bodies, alone, strict=True):
@@ -156,7 +156,7 @@ class PoisonedModels(ModelService):
         super().__init__(*args, **kwargs)
         self.passes: list[int] = []  # the size of every forward pass asked for
 
-    def predict(self, articles: Sequence[Article]) -> tuple[list[Any], str]:
+    def predict(self, articles: Sequence[Article]) -> tuple[list[Any], ServedBy]:
         self.passes.append(len(articles))
         if any(POISON in article.text for article in articles):
             raise RuntimeError("CUDA error: device-side assert triggered")

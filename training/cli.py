@@ -1,4 +1,5 @@
-"""python -m training: prepare, train, evaluate, predict and manage models (a thin layer over training.api).
+"""python -m training: prepare, train, evaluate, predict and manage models (a thin layer over training.api), and
+export the feedback given in Slack as a dataset (``feedback export``).
 
 Settings (MODEL_DIR, TRAIN_DATA, LABELS_FILE, BASE_MODEL, DATA_CACHE_DIR, PROMOTION_TOLERANCE) give the defaults;
 options given on the command line win. Logs go to standard error; results to standard output (JSON, except the
@@ -92,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("version")
     rollback = actions.add_parser("rollback", help="Make VERSION (default: the previously current one) current.")
     rollback.add_argument("version", nargs="?", default=None)
+    feedback = commands.add_parser("feedback", help="The feedback people gave in Slack (reads REDIS_URL).")
+    feedback_actions = feedback.add_subparsers(dest="action", required=True)
+    export = feedback_actions.add_parser(
+        "export",
+        help="Write every answered classification (corrections and confirmations) as JSON Lines in the dataset "
+        "format (title, text, label) that --data reads.",
+    )
+    export.add_argument("--out", type=Path, default=None, help="The file to write (default: standard output).")
     return parser
 
 
@@ -244,12 +253,25 @@ def cmd_models(args: argparse.Namespace, options: TrainOptions, out: IO[str]) ->
         _print({"current": registry.rollback(options.model_dir, args.version)}, out)
 
 
+def cmd_feedback(args: argparse.Namespace, out: IO[str]) -> None:
+    from training.feedback import export_feedback  # the one subcommand that talks to Redis
+
+    summary = export_feedback(load_settings(), out, args.out)
+    if args.out is None:
+        log.info("feedback exported: %s", summary.to_dict())
+    else:
+        _print(summary.to_dict(), out)
+
+
 def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     stdin, out = stdin or sys.stdin, out or sys.stdout
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        if args.command == "feedback":
+            cmd_feedback(args, out)
+            return 0
         store.configure(settings.model_store_endpoint_url, settings.model_cache_dir)
         options = _options(args)
         if args.command == "prepare":

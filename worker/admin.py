@@ -21,7 +21,7 @@ from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime
-from worker.reports import PHASES, duration, metrics_line, version_line
+from worker.reports import PHASES, duration, labels_line, metrics_line, version_line
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ def status_text(settings: Settings, connection: Redis) -> str:
         lines.append(f"MODEL_PATH `{escape(str(settings.model_path))}` (固定 / pinned; the registry is not used)")
     elif current is not None:
         lines.append(version_line(current.version, current.created_at, current.model_type, current.metrics))
+        if current.labels is not None:
+            lines.append(labels_line(current.labels))
     else:
         named = current_version(settings.model_dir)
         lines.append(f"`{escape(named)}` (登録なし / not a registered version)" if named else "なし / none yet")
@@ -96,7 +98,9 @@ def status_text(settings: Settings, connection: Redis) -> str:
         lines.append(f"*バージョン / Versions* (最新 {LISTED_VERSIONS} / latest {LISTED_VERSIONS})")
         for info in versions[-LISTED_VERSIONS:][::-1]:
             mark = " ← current" if info.is_current else ""
-            lines.append("• " + version_line(info.version, info.created_at, info.model_type, info.metrics) + mark)
+            count = f", {info.label_count} labels" if info.label_count else ""
+            line = version_line(info.version, info.created_at, info.model_type, info.metrics)
+            lines.append(f"• {line}{count}{mark}")
     return "\n".join(lines)
 
 

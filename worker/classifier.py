@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from redis.exceptions import RedisError
 from common import metrics, state
 from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
-from common.labels import SLUGS
+from common.labels import LIVEDOOR, LabelSet
 from common.settings import Settings
 from common.state import ModelFacts, ServingState
 from newsmodel.bert import BertClassifier, gpu_batch_size
@@ -73,9 +74,18 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def model_facts(path: Path, version: str, labels: Sequence[str] | None = None) -> ModelFacts:
-    """A version folder's facts for the App Home: its type, when it was trained, and its test figures (from the
-    metrics.json and training.json training wrote into it; blank where a folder lacks them)."""
+@dataclass(frozen=True, slots=True)
+class ServedBy:
+    """The model that made a batch's predictions: its version and its labels (with their display names)."""
+
+    version: str
+    labels: LabelSet
+
+
+def model_facts(path: Path, version: str, labels: LabelSet | Sequence[str] | None = None) -> ModelFacts:
+    """A version folder's facts for the App Home: its type, when it was trained, its test figures (from the
+    metrics.json and training.json training wrote into it; blank where a folder lacks them) and its labels with
+    their display names (the served classifier's)."""
     metrics = read_metrics(path)
     info = read_info(path)
     created = info.get("created_at")
@@ -87,6 +97,7 @@ def model_facts(path: Path, version: str, labels: Sequence[str] | None = None) -
         accuracy=metric(metrics, "accuracy"),
         macro_f1=metric(metrics, "macro_f1", "f1_macro"),
         labels=tuple(labels or (metrics or {}).get("labels") or ()),
+        label_names={k: dict(v) for k, v in labels.names.items()} if isinstance(labels, LabelSet) else {},
     )
 
 
@@ -191,6 +202,7 @@ class ModelService:
             accuracy=facts.accuracy if facts else None,
             macro_f1=facts.macro_f1 if facts else None,
             labels=facts.labels if facts else (),
+            label_names=facts.label_names if facts else {},
             versions=self.recent_versions(),
         )
 
@@ -241,7 +253,7 @@ class ModelService:
         return True
 
     def _swap(self, classifier: Classifier) -> None:
-        facts = model_facts(classifier.path, classifier.version, getattr(classifier, "labels", None) or SLUGS)
+        facts = model_facts(classifier.path, classifier.version, labels_of(classifier))
         with self._serve_lock:  # waits for the batch in hand
             old, self._classifier = self._classifier, classifier
             self.loaded_at = _now_iso()
@@ -326,15 +338,22 @@ class ModelService:
             self._thread.join(timeout=5)
 
     # -- serving -----------------------------------------------------------------------------------
-    def predict(self, articles: Sequence[Article]) -> tuple[list[Prediction], str]:
-        """Predictions for ``articles`` (one batch) and the version of the model that made them."""
+    def predict(self, articles: Sequence[Article]) -> tuple[list[Prediction], ServedBy]:
+        """Predictions for ``articles`` (one batch) and the model that made them (its version and labels: a model
+        swapped in meanwhile waits for the batch, so both are the ones that predicted it)."""
         with self._serve_lock:
             classifier = self._classifier
             if classifier is None:
                 raise ModelNotFoundError("no model loaded")
             predictions = classifier.predict(articles)
             self.batches += 1
-            return predictions, classifier.version
+            return predictions, ServedBy(classifier.version, labels_of(classifier))
+
+
+def labels_of(classifier: Classifier) -> LabelSet:
+    """The classifier's label set (livedoor's for a classifier that names none, as before label sets)."""
+    labels = getattr(classifier, "labels", None)
+    return labels if isinstance(labels, LabelSet) else LIVEDOOR
 
 
 def _close(classifier: Any) -> None:

@@ -31,7 +31,7 @@ def current_model(rt: Runtime) -> ModelFacts | None:
     info = next((v for v in list_versions(settings.model_dir) if v.is_current), None)
     if info is None:
         return None
-    labels = (info.metrics or {}).get("labels")
+    labels = list(info.labels) if info.labels is not None else (info.metrics or {}).get("labels")
     return ModelFacts(
         version=info.version,
         model_type=info.model_type,
@@ -39,6 +39,7 @@ def current_model(rt: Runtime) -> ModelFacts | None:
         accuracy=metric(info.metrics, "accuracy"),
         macro_f1=metric(info.metrics, "macro_f1", "f1_macro"),
         labels=tuple(str(label) for label in labels) if isinstance(labels, list) else (),
+        label_names={k: dict(v) for k, v in info.labels.names.items()} if info.labels is not None else {},
     )
 
 

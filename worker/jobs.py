@@ -287,6 +287,7 @@ def store_records(connection: Redis, job_id: str, outcome: Outcome, ttl_s: int =
                 model_version=item.model_version,
                 channel=outcome.request.channel,
                 created_at=created_at,
+                labels=item.labels,
             ),
             ttl_s,
         )

@@ -23,7 +23,7 @@ from common import metrics
 from common.articles import Article, message_parts
 from common.exceptions import EmptyArticleError, LinkError, NewsbotError
 from common.jobs import ClassifyRequest
-from common.labels import Category, category
+from common.labels import LIVEDOOR, LabelSet
 from newsmodel.prediction import Prediction
 from worker.classifier import ModelService
 from worker.extract import fetch_article
@@ -46,6 +46,7 @@ class ArticleResult:
     prediction: Prediction | None = None
     model_version: str = ""
     record_id: str | None = None
+    labels: LabelSet = LIVEDOOR  # the labels of the model that made the prediction, with their display names
 
     @property
     def classifiable(self) -> bool:
@@ -62,11 +63,21 @@ class ArticleResult:
 
     @property
     def slug(self) -> str:
-        return self._predicted().slug
+        """The predicted label (livedoor's slug, or a newsroom's own label)."""
+        return self._predicted().label
 
     @property
-    def category(self) -> Category:
-        return category(self._predicted().slug)
+    def label(self) -> str:
+        return self._predicted().label
+
+    def display(self, label: str | None = None) -> str:
+        """``label``'s display names (the prediction's by default), unescaped: ``政治 / Politics``."""
+        label = self.label if label is None else label
+        return self.labels.display(label) if label in self.labels else label
+
+    def name(self, label: str, language: str) -> str:
+        """``label``'s name in ``language`` (``ja``, ``en``), else the label itself; unescaped."""
+        return self.labels.name(label, language) if label in self.labels else label
 
     @property
     def confidence(self) -> float:
@@ -92,11 +103,12 @@ class ArticleResult:
         """This article's entry in the job's RQ result: its classification and record id, or its error."""
         if not self.classified:
             return {"url": self.url, "error": self.user_error}
-        cat = self.category
+        label = self.label
         return {
-            "slug": cat.slug,
-            "ja": cat.ja,
-            "en": cat.en,
+            "slug": label,
+            "label": label,
+            "ja": self.name(label, "ja"),
+            "en": self.name(label, "en"),
             "confidence": self.confidence,
             "scores": self.scores,
             "model_version": self.model_version,
@@ -195,7 +207,7 @@ def _predict_together(outcomes: list[Outcome], models: ModelService) -> None:
     articles = [article for o in outcomes for article in o.classifiable]
     started = time.perf_counter()
     try:
-        predictions, version = models.predict([a.article for a in articles if a.article is not None])
+        predictions, served = models.predict([a.article for a in articles if a.article is not None])
     except Exception as exc:  # noqa: BLE001 - recorded on the failing job, which handles (and retries) it
         if len(outcomes) == 1 or isinstance(exc, NewsbotError):
             for outcome in outcomes:
@@ -213,7 +225,8 @@ def _predict_together(outcomes: list[Outcome], models: ModelService) -> None:
         outcome.batch = batch
     for article, prediction in zip(articles, predictions, strict=True):
         article.prediction = prediction
-        article.model_version = version
+        article.model_version = served.version
+        article.labels = served.labels
 
 
 def classify_requests(

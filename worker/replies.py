@@ -1,7 +1,9 @@
 """What the worker says in Slack: results and failures, in Japanese and English, as Block Kit.
 
 Blocks are built with slack_sdk's block models. Every reply also has a plain ``text`` (Slack's notification
-fallback) naming the slug in backticks and the confidence. One message answers one Slack message: a single
+fallback) naming the label in backticks and the confidence. Labels are shown with the display names of the model
+that predicted them (``政治 / Politics``; the label alone when it has none), escaped like everything else that
+comes from a newsroom's files. One message answers one Slack message: a single
 article, or one section per link (each with its own feedback buttons whose ``value`` is that article's record id).
 
 Everything from outside (page titles, URLs, error details) goes through :mod:`common.mrkdwn`: titles are cut to
@@ -27,7 +29,6 @@ from slack_sdk.models.blocks import (
 )
 
 from common.jobs import FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
-from common.labels import Category, category
 from common.mrkdwn import escape, link, one_line, truncate
 from worker.pipeline import ArticleResult
 
@@ -60,28 +61,45 @@ def is_unsure(result: ArticleResult, threshold: float) -> bool:
     return result.confidence < threshold
 
 
-def _name(cat: Category) -> str:
-    """``日本語名 / English name``, escaped (``Movies & Entertainment``)."""
-    return escape(f"{cat.ja} / {cat.en}")
+def _name(result: ArticleResult, label: str | None = None) -> str:
+    """The label's display names, escaped: ``日本語名 / English name`` (``Movies &amp; Entertainment``), one
+    name when the two are the same, the label itself without names."""
+    return escape(result.display(label))
+
+
+def _code(label: str) -> str:
+    """The label itself, in backticks, escaped."""
+    return f"`{escape(label)}`"
+
+
+def _same(result: ArticleResult, label: str) -> bool:
+    """Whether showing the label in backticks after its names would only repeat it."""
+    return result.display(label) == label
+
+
+def _label_with_names(result: ArticleResult, label: str | None = None) -> str:
+    """``*names*`` followed by the label in backticks (only the label when it has no names)."""
+    label = result.label if label is None else label
+    names = f"*{_name(result, label)}*"
+    return names if _same(result, label) else f"{names} ({_code(label)})"
 
 
 def result_line(result: ArticleResult, threshold: float) -> str:
-    """One plain line per article for ``text``: the slug in backticks and the confidence."""
-    cat = result.category
+    """One plain line per article for ``text``: the label in backticks and the confidence."""
     if is_unsure(result, threshold):
-        others = ", ".join(f"{category(s).ja} {p:.0%}" for s, p in result.top(TOP_K)[1:])
+        others = ", ".join(f"{escape(result.name(s, 'ja'))} {p:.0%}" for s, p in result.top(TOP_K)[1:])
         return (
-            f"自信がありません / Not sure: たぶん / maybe *{_name(cat)}* (`{cat.slug}`) "
+            f"自信がありません / Not sure: たぶん / maybe {_label_with_names(result)} "
             f"{result.confidence:.0%}; 他の候補 / other candidates: {others}"
         )
-    return f"カテゴリ / Category: *{_name(cat)}* (`{cat.slug}`) 確信度 / Confidence: {result.confidence:.0%}"
+    return f"カテゴリ / Category: {_label_with_names(result)} 確信度 / Confidence: {result.confidence:.0%}"
 
 
 def _scores_mrkdwn(result: ArticleResult) -> str:
     rows = []
-    for slug, p in result.top(TOP_K):
-        cat = category(slug)
-        rows.append(f"`{bar(p)}` {p:>4.0%}  {_name(cat)} (`{slug}`)")
+    for label, p in result.top(TOP_K):
+        shown = _name(result, label) if _same(result, label) else f"{_name(result, label)} ({_code(label)})"
+        rows.append(f"`{bar(p)}` {p:>4.0%}  {shown}")
     return "\n".join(rows)
 
 
@@ -108,14 +126,13 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
     title = _title(item)
     if title:
         heading = link(item.url, title) if item.url else f"*{escape(title)}*"
-    cat = item.category
     if is_unsure(item, threshold):
         verdict = (
             f":thinking_face: *自信がありません / I am not sure* (確信度 / confidence {item.confidence:.0%}). "
             "候補 / Top candidates:"
         )
     else:
-        verdict = f"*{_name(cat)}* (`{cat.slug}`)\n確信度 / Confidence: *{item.confidence:.0%}*"
+        verdict = f"{_label_with_names(item)}\n確信度 / Confidence: *{item.confidence:.0%}*"
     body = "\n".join(part for part in (heading, verdict, _scores_mrkdwn(item)) if part)
     blocks: list[Block] = [
         _section(body, f"result-{index}"),

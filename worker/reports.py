@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from common.labels import LabelSet
 from common.mrkdwn import escape
 
 PHASES: dict[str, str] = {
@@ -89,3 +90,14 @@ def progress_text(
 def version_line(version: str, created_at: datetime | None, model_type: str, metrics: Mapping[str, Any] | None) -> str:
     when = created_at.strftime("%Y-%m-%d %H:%M UTC") if created_at else "—"
     return f"`{escape(version)}` ({escape(model_type)}, {when}): {metrics_line(metrics)}"
+
+
+# Labels named in one line at most; the others are counted.
+LISTED_LABELS = 20
+
+
+def labels_line(labels: LabelSet, heading: str = "ラベル / Labels") -> str:
+    """``Labels (4): 政治 / Politics, …``: each label's display names (the label itself without), escaped."""
+    names = [escape(labels.display(label)) for label in list(labels)[:LISTED_LABELS]]
+    more = len(labels) - len(names)
+    return f"{heading} ({len(labels)}): " + ", ".join(names) + (f", … (+{more})" if more else "")

@@ -43,7 +43,7 @@ from newsmodel.store import is_remote
 from training.api import Progress, TrainOutcome, options_from_settings, train
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime, training_run
-from worker.reports import duration, metric, metrics_line, progress_text
+from worker.reports import duration, labels_line, metric, metrics_line, progress_text
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +310,7 @@ def failed_text(header: str, exc: BaseException, reference: str) -> str:
 def result_text(header: str, outcome: TrainOutcome, extra: ExportSummary) -> str:
     lines = [header, f"*完了 / Done* — 新しいバージョン / new version `{outcome.version}`"]
     lines.append(f"新モデル (テスト) / New model (test): {metrics_line(outcome.metrics)}")
+    lines.append(labels_line(outcome.labels, "新モデルのラベル / New model's labels"))
     if outcome.previous_version:
         lines.append(f"現在のモデル / Current `{outcome.previous_version}`: {metrics_line(outcome.previous_metrics)}")
     else:

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.admins import AdminPolicy
-from bot.blocks import CHOOSE_BLOCK_PREFIX, category_select, with_counts
+from bot.blocks import CHOOSE_BLOCK_PREFIX, category_select, shown, with_counts
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError
 from common.feedback import FeedbackCounts, FeedbackStore
@@ -23,18 +23,19 @@ from common.jobs import (
     ROLLBACK_JOB,
     AdminRequest,
 )
-from common.labels import category
+from common.labels import LIVEDOOR, LabelSet
+from common.mrkdwn import escape
 from common.state import ClassificationRecord
 
 log = logging.getLogger(__name__)
 
 
-def _thanks(chosen: str, predicted: str) -> str:
+def _thanks(chosen: str, predicted: str, labels: LabelSet = LIVEDOOR) -> str:
     if chosen == predicted:
         return "ありがとうございます。「正しい」と記録しました。\nThanks! Recorded as correct."
-    shown = category(chosen).display
-    ja = f"ありがとうございます。正しくは *{shown}* と記録しました。"
-    return f"{ja}\nThanks! Recorded the right category as *{shown}*."
+    name = escape(shown(labels, chosen))
+    ja = f"ありがとうございます。正しくは *{name}* と記録しました。"
+    return f"{ja}\nThanks! Recorded the right category as *{name}*."
 
 
 def _snapshot(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -52,7 +53,7 @@ def _snapshot(body: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _show_counts(client: WebClient, snapshot: dict[str, Any] | None, counts: FeedbackCounts) -> None:
+def _show_counts(client: WebClient, snapshot: dict[str, Any] | None, counts: FeedbackCounts, labels: LabelSet) -> None:
     """Update the reply in place: its own blocks, with the counts block added or replaced."""
     if snapshot is None:
         return
@@ -61,7 +62,7 @@ def _show_counts(client: WebClient, snapshot: dict[str, Any] | None, counts: Fee
             channel=snapshot["channel"],
             ts=snapshot["ts"],
             text=snapshot.get("text") or "",
-            blocks=with_counts(snapshot.get("blocks") or [], counts),
+            blocks=with_counts(snapshot.get("blocks") or [], counts, labels),
         )
     except SlackApiError as exc:
         log.warning("could not update feedback counts on %s: %s", snapshot.get("ts"), exc)
@@ -121,21 +122,22 @@ def handle_feedback_correct(
     except NewsbotError as exc:
         _tell(client, body, exc.user_message, click.thread_ts)
         return
-    _show_counts(client, click.snapshot or click.store.message(click.record_id), counts)
+    _show_counts(client, click.snapshot or click.store.message(click.record_id), counts, click.found.label_set)
     _tell(client, body, _thanks(click.found.slug, click.found.slug), click.thread_ts)
 
 
 def handle_feedback_wrong(
     ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
 ) -> None:
-    """Offer the clicking user a select of the other categories; the choice is stored when made."""
+    """Offer the clicking user a select of the other labels of the model that classified the article (the record
+    carries them: the bot never reads MODEL_DIR); the choice is stored when made."""
     ack()
     click = _feedback_click(body, action, context, client)
     if click is None:
         return
     store, record_id, user, thread_ts, found = click.store, click.record_id, click.user, click.thread_ts, click.found
     earlier = store.of_user(record_id, user)
-    blocks = category_select(record_id, found.slug, earlier.chosen if earlier else None)
+    blocks = category_select(record_id, found.slug, earlier.chosen if earlier else None, found.label_set)
     client.chat_postEphemeral(
         channel=_channel(body),
         user=user,
@@ -158,13 +160,13 @@ def handle_feedback_choose(
     chosen = str((action.get("selected_option") or {}).get("value", ""))
     try:
         counts = store.record(record_id, body["user"]["id"], chosen)
-        predicted = store.classification(record_id).slug
+        found = store.classification(record_id)
     except NewsbotError as exc:
         respond(text=exc.user_message, replace_original=True)
         return
-    _show_counts(client, store.message(record_id), counts)
+    _show_counts(client, store.message(record_id), counts, found.label_set)
     # The select was shown to this user alone: replace it with the acknowledgement.
-    respond(text=_thanks(chosen, predicted), replace_original=True)
+    respond(text=_thanks(chosen, found.slug, found.label_set), replace_original=True)
 
 
 def handle_retrain_promote(

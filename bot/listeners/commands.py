@@ -54,8 +54,9 @@ def handle_classify_news(
     ``watch``, ``unwatch``, ``watching`` and ``route …`` are the admins' newsroom subcommands instead.
     """
     text = command.get("text") or ""
+    connection = context["submitter"].connection
     try:
-        newsroom = parse_newsroom(text.strip(), route_labels())
+        newsroom = parse_newsroom(text.strip(), lambda: route_labels(connection))
     except RouteRefusedError as exc:
         ack(text=exc.user_message, response_type="ephemeral")
         return
