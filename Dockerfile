@@ -13,10 +13,11 @@ WORKDIR /app
 # Each stage installs the dependencies of its extra without the project's code: pyproject.toml plus an empty
 # README.md (pyproject names it) build a package with no modules; pip installs its requirements, then that empty
 # package is uninstalled again.
-COPY pyproject.toml ./
+# constraints.txt pins the tested version of every dependency (the same set scripts/setup installs).
+COPY pyproject.toml constraints.txt ./
 
 FROM base AS bot
-RUN touch README.md && pip install ".[bot]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info
+RUN touch README.md && pip install -c constraints.txt ".[bot]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info
 COPY common ./common
 COPY bot ./bot
 RUN python -m compileall -q common bot
@@ -36,7 +37,7 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 ARG TORCH_VERSION=2.13.0
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 # The rest of the training extra (transformers, scikit-learn, …) from PyPI; the installed torch satisfies it.
-RUN touch README.md && pip install ".[train]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info \
+RUN touch README.md && pip install -c constraints.txt ".[train]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info \
     && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"
 # Mount points of the named volumes, owned by the user the processes run as.
 RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
