@@ -234,6 +234,7 @@ def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
     held = state.training_lock(redis_conn)
     assert held is not None and held.job_id in busy["text"]
     assert "already" in busy["text"] and "すでに実行中" in busy["text"]
+    assert f"`{held.job_id}`: 順番待ち / Queued" in busy["text"]  # the same line as the Home and /retrain status
     assert len(jobs(redis_conn, "train")) == 1
 
     # status and rollback go to the front of the classify queue, ahead of articles waiting there.
