@@ -8,7 +8,6 @@ from common.feedback import FeedbackCounts
 from common.jobs import FEEDBACK_CHOOSE_ACTION
 from common.labels import LIVEDOOR, LabelSet
 from common.mrkdwn import escape
-from common.state import TrainingProgress
 
 # The context block with the feedback counts on a classification reply; replaced on every click.
 COUNTS_BLOCK_ID = "newsbot_feedback_counts"
@@ -86,17 +85,3 @@ def category_select(
         },
         {"type": "actions", "block_id": f"{CHOOSE_BLOCK_PREFIX}{record_id}", "elements": [select]},
     ]
-
-
-def training_summary(job_id: str, progress: TrainingProgress | None) -> str:
-    """One line on the training in hand, from the progress the retrain job publishes."""
-    if progress is None or progress.job_id != job_id:
-        return f"学習 `{job_id}` は順番待ちです。/ Training `{job_id}` is queued."
-    parts = [f"phase: {progress.phase or '?'}"]
-    if progress.epoch is not None:
-        parts.append(f"epoch {progress.epoch:.2f}")
-    if progress.total_steps:
-        parts.append(f"step {progress.step}/{progress.total_steps}")
-    if progress.eta_s is not None:
-        parts.append(f"ETA {progress.eta_s:.0f} s")
-    return f"学習 `{job_id}` を実行中 / Training `{job_id}` in progress: " + ", ".join(parts)

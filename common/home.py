@@ -22,6 +22,7 @@ from redis import Redis
 
 from common import state
 from common.labels import LIVEDOOR, LabelSet
+from common.progress import PHASES, figure, progress_line
 from common.state import (
     FeedbackTally,
     ModelFacts,
@@ -47,16 +48,6 @@ HOME_ROLLBACK_ACTION = "home_rollback"
 HOME_PROMOTE_ACTION = "home_promote"  # a static_select; the selected option's value is the version
 HOME_ADMIN_BLOCK_ID = "home_admin"
 RETRAIN_TYPES = ("bert", "linear")
-
-PHASES: dict[str, str] = {
-    "data": "データ準備 / Preparing data",
-    "tokenize": "トークン化 / Tokenizing",
-    "train": "学習中 / Training",
-    "evaluate": "評価中 / Evaluating",
-    "register": "登録中 / Registering",
-    "done": "完了 / Done",
-    "failed": "失敗 / Failed",
-}
 
 HELP = (
     "*分類する / Classify*\n"
@@ -147,10 +138,6 @@ def _plain(text: str) -> dict[str, str]:
     return {"type": "plain_text", "text": text}
 
 
-def _figure(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
-
-
 def _date(at: float, fallback: str) -> str:
     """A time Slack shows in each reader's own time zone."""
     return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{fallback}>"
@@ -174,14 +161,6 @@ def category_name(label: str, labels: LabelSet | None = None) -> str:
     """``label``'s display names in ``labels`` (livedoor's by default), escaped; the label itself without any."""
     labels = LIVEDOOR if labels is None else labels
     return escape(labels.display(label) if label in labels else label)
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return "—"
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 # --- the model ----------------------------------------------------------------------------------------
@@ -209,8 +188,8 @@ def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
                 ("バージョン / Version", f"`{escape(model.version)}`"),
                 ("種類 / Type", escape(model.model_type or "—")),
                 ("学習日時 / Trained", _iso_date(model.trained_at)),
-                ("テスト正解率 / Test accuracy", _figure(model.accuracy)),
-                ("テスト macro-F1 / Test macro-F1", _figure(model.macro_f1)),
+                ("テスト正解率 / Test accuracy", figure(model.accuracy)),
+                ("テスト macro-F1 / Test macro-F1", figure(model.macro_f1)),
             )
         )
         if model.labels:
@@ -314,20 +293,7 @@ def training_text(job_id: str | None, progress: TrainingProgress | None) -> str:
         if progress is not None and progress.phase in ("done", "failed"):
             text += f"\n前回 / Last: `{escape(progress.job_id)}` — {PHASES[progress.phase]}"
         return text
-    if progress is None or progress.job_id != job_id:
-        return f"`{escape(job_id)}`: 順番待ち / Queued"
-    parts = [PHASES.get(progress.phase, escape(progress.phase) or "?")]
-    if progress.epoch is not None:
-        parts.append(f"epoch {progress.epoch:.2f}")
-    if progress.total_steps:
-        parts.append(f"step {progress.step}/{progress.total_steps}")
-    if progress.elapsed_s is not None:
-        parts.append(f"経過 / elapsed {duration(progress.elapsed_s)}")
-    if progress.eta_s is not None:
-        parts.append(f"残り / ETA {duration(progress.eta_s)}")
-    if progress.accuracy is not None or progress.macro_f1 is not None:
-        parts.append(f"検証 / validation acc {_figure(progress.accuracy)}, macro-F1 {_figure(progress.macro_f1)}")
-    return f"`{escape(job_id)}`: " + " · ".join(parts)
+    return progress_line(job_id, progress)
 
 
 def version_choices(workers: list[ServingState]) -> list[tuple[str, str]]:

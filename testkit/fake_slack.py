@@ -197,6 +197,19 @@ class FakeSlack:
         self.wait_for(lambda s: len(s.calls_to(method)) >= count, timeout)
         return self.calls_to(method)
 
+    def responses(self, name: str) -> list[dict[str, Any]]:
+        """What was posted to :meth:`response_url` ``name``, oldest first."""
+        return [c.params for c in self.calls_to("response_url") if c.params.get("_name") == name]
+
+    def wait_responses(self, name: str, count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Until ``count`` posts reached :meth:`response_url` ``name``; all of them."""
+        self.wait_for(lambda s: len(s.responses(name)) >= count, timeout)
+        return self.responses(name)
+
+    def wait_response(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The first post to :meth:`response_url` ``name``, once there is one."""
+        return self.wait_responses(name, 1, timeout)[0]
+
     def fail(self, method: str, *faults: Fault) -> None:
         with self._lock:
             self.faults.setdefault(method, []).extend(faults)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import redis
+
+from testkit.redis_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,6 +110,17 @@ def start_bot(
         time.sleep(0.1)
     proc.stop()
     raise RuntimeError(f"bot did not become healthy:\n{proc.log()}")
+
+
+@contextlib.contextmanager
+def running_bot(env: dict[str, str], workdir: Path) -> Iterator[str]:
+    """The bot in HTTP mode on a free port for as long as the ``with`` block lasts; yields its events URL."""
+    port = free_port()
+    bot = start_bot(env, port, workdir)
+    try:
+        yield f"http://127.0.0.1:{port}/slack/events"
+    finally:
+        bot.stop()
 
 
 def start_worker(

@@ -12,6 +12,7 @@ import redis
 from hypothesis import HealthCheck, settings
 
 from testkit.fake_slack import FakeSlack
+from testkit.fake_socket_mode import FakeSocketMode
 from testkit.redis_server import RedisServer
 from testkit.samples import all_texts
 from testkit.tiny_bert import build_tiny_bert
@@ -53,6 +54,16 @@ def fake_slack_server() -> Iterator[FakeSlack]:
 def fake_slack(fake_slack_server: FakeSlack) -> FakeSlack:
     fake_slack_server.reset()
     return fake_slack_server
+
+
+@pytest.fixture
+def socket_mode(fake_slack: FakeSlack) -> Iterator[FakeSocketMode]:
+    """A fake Socket Mode server that ``apps.connections.open`` on the fake Slack points the bot to."""
+    server = FakeSocketMode().start()
+    fake_slack.socket_mode_url = server.url
+    yield server
+    fake_slack.socket_mode_url = None
+    server.stop()
 
 
 @pytest.fixture(scope="session")

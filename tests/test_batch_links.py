@@ -7,11 +7,8 @@ worker runs in-process (testkit/inprocess_worker.py), replies go to the fake Sla
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -23,6 +20,7 @@ from rq.job import Job, JobStatus
 from common.queues import classify_queue
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from testkit.page_server import PageHandler, serve_pages
 from testkit.redis_server import RedisServer
 
 BODY = "日本代表は試合終了間際のゴールで勝利し、監督は選手をたたえた。プロ野球の開幕戦でエースが完投した。" * 4
@@ -37,11 +35,8 @@ def page(meta: str = "") -> bytes:
     ).encode()
 
 
-class Pages(BaseHTTPRequestHandler):
+class Pages(PageHandler):
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
@@ -54,22 +49,14 @@ class Pages(BaseHTTPRequestHandler):
             body = NESTED_PAGE
         else:
             body = b""
-        self.send_response(200 if body else 404)
-        self.send_header("Content-Type", "text/html" if url.path == "/charset" else "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
+        ctype = "text/html" if url.path == "/charset" else "text/html; charset=utf-8"
+        self.send(200 if body else 404, body, ctype)
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_pages(Pages) as url:
+        yield url
 
 
 def replies_in(fake: FakeSlack, thread_ts: str) -> list[dict[str, Any]]:

@@ -31,8 +31,8 @@ from common.jobs import (
 from common.queues import SERIALIZER
 from common.state import ClassificationRecord
 from testkit.fake_slack import FakeSlack
-from testkit.processes import Proc, product_env, start_bot
-from testkit.redis_server import RedisServer, free_port
+from testkit.processes import product_env, running_bot
+from testkit.redis_server import RedisServer
 from testkit.signing import event_body, mention_event, signed_json_headers
 from testkit.slack_requests import SECRET, block_action, message_shortcut, slash_command
 
@@ -53,26 +53,13 @@ def bot_url(
         CLASSIFY_RESPONSE_TYPE="ephemeral",
         RETRAIN_MAX_EPOCHS="20",
     )
-    port = free_port()
-    bot: Proc = start_bot(env, port, tmp_path_factory.mktemp("bot"))
-    try:
-        yield f"http://127.0.0.1:{port}/slack/events"
-    finally:
-        bot.stop()
+    with running_bot(env, tmp_path_factory.mktemp("bot")) as url:
+        yield url
 
 
 def jobs(conn: redis.Redis, queue: str) -> list[tuple[str, dict[str, Any]]]:
     """(dotted function path, payload) of every job waiting in ``queue``, in queue order."""
     return [(job.func_name, job.args[0]) for job in Queue(queue, connection=conn, serializer=SERIALIZER).jobs]
-
-
-def responses(fake: FakeSlack, name: str) -> list[dict[str, Any]]:
-    return [c.params for c in fake.calls_to("response_url") if c.params.get("_name") == name]
-
-
-def wait_response(fake: FakeSlack, name: str, count: int = 1) -> list[dict[str, Any]]:
-    fake.wait_for(lambda f: len(responses(f, name)) >= count, timeout=15)
-    return responses(fake, name)
 
 
 # --- /classify-news ------------------------------------------------------------------------------------------
@@ -166,7 +153,7 @@ def test_retrain_by_a_non_admin_is_refused_and_enqueues_nothing(
     for text, name in [("", "nobody1"), ("force", "nobody2"), ("rollback", "nobody3"), ("status", "nobody4")]:
         answer = slash_command(bot_url, "/retrain", text, user="UNOBODY", response_url=fake_slack.response_url(name))
         assert answer.status_code == 200
-        (refusal,) = wait_response(fake_slack, name)
+        (refusal,) = fake_slack.wait_responses(name)
         assert "管理者のみ" in refusal["text"] and "only newsbot admins" in refusal["text"]
         assert refusal["response_type"] == "ephemeral"
     assert jobs(redis_conn, "train") == [] and jobs(redis_conn, "classify") == []
@@ -189,7 +176,7 @@ def test_malformed_retrain_options_are_refused_before_anything_runs(
     bot_url: str, fake_slack: FakeSlack, redis_conn: redis.Redis, text: str, reason: str
 ) -> None:
     slash_command(bot_url, "/retrain", text, user=ADMIN, response_url=fake_slack.response_url("bad"))
-    (answer,) = wait_response(fake_slack, "bad")
+    (answer,) = fake_slack.wait_responses("bad")
     assert reason in answer["text"] and "オプションが正しくありません" in answer["text"]
     assert jobs(redis_conn, "train") == []
     assert state.training_lock(redis_conn) is None
@@ -202,7 +189,7 @@ def test_a_slack_connect_partners_admin_is_not_an_admin_here(
     fake_slack.users["UPARTNER"] = {"id": "UPARTNER", "is_admin": True, "is_owner": True, "team_id": "TPARTNER"}
     fake_slack.users["UWSADMIN"] = {"id": "UWSADMIN", "is_admin": True, "is_owner": False}  # this workspace's
     slash_command(bot_url, "/retrain", "status", user="UPARTNER", response_url=fake_slack.response_url("ext"))
-    (refusal,) = wait_response(fake_slack, "ext")
+    (refusal,) = fake_slack.wait_responses("ext")
     assert "only newsbot admins" in refusal["text"]
     assert jobs(redis_conn, "classify") == []
 
@@ -216,7 +203,7 @@ def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
 ) -> None:
     fake_slack.users[OWNER] = {"id": OWNER, "is_admin": False, "is_owner": True}
     slash_command(bot_url, "/retrain", "epochs=2 type=linear", user=OWNER, response_url=fake_slack.response_url("r1"))
-    (queued,) = wait_response(fake_slack, "r1")
+    (queued,) = fake_slack.wait_responses("r1")
     assert "Training queued" in queued["text"]
     ((name, payload),) = jobs(redis_conn, "train")
     assert name == RETRAIN_JOB
@@ -230,10 +217,11 @@ def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
 
     # A second /retrain while the first is still queued answers with its status and starts nothing.
     slash_command(bot_url, "/retrain", "force", user=ADMIN, response_url=fake_slack.response_url("r2"))
-    (busy,) = wait_response(fake_slack, "r2")
+    (busy,) = fake_slack.wait_responses("r2")
     held = state.training_lock(redis_conn)
     assert held is not None and held.job_id in busy["text"]
     assert "already" in busy["text"] and "すでに実行中" in busy["text"]
+    assert f"`{held.job_id}`: 順番待ち / Queued" in busy["text"]  # the same line as the Home and /retrain status
     assert len(jobs(redis_conn, "train")) == 1
 
     # status and rollback go to the front of the classify queue, ahead of articles waiting there.
@@ -327,7 +315,7 @@ def test_feedback_clicks_are_stored_replaced_and_counted_on_the_reply(
         "selected_option": {"value": "topic-news", "text": {"type": "plain_text", "text": "x"}},
     }
     block_action(bot_url, choose, user="U2", message=None, ephemeral=True, response_url=fake_slack.response_url("ch1"))
-    (ack,) = wait_response(fake_slack, "ch1")
+    (ack,) = fake_slack.wait_responses("ch1")
     assert ack["replace_original"] is True and "トピックニュース / Topic News" in ack["text"]
     updates = fake_slack.wait_for_calls("chat.update", 2)
     assert "Correct: 1" in counts_block(updates[1].params) and "Wrong: 1" in counts_block(updates[1].params)
@@ -336,7 +324,7 @@ def test_feedback_clicks_are_stored_replaced_and_counted_on_the_reply(
     # U2 changes their mind to "peachy": the earlier answer is replaced, not added.
     choose["selected_option"] = {"value": "peachy", "text": {"type": "plain_text", "text": "x"}}
     block_action(bot_url, choose, user="U2", message=None, ephemeral=True, response_url=fake_slack.response_url("ch2"))
-    wait_response(fake_slack, "ch2")
+    fake_slack.wait_responses("ch2")
     updates = fake_slack.wait_for_calls("chat.update", 3)
     assert "Wrong: 1" in counts_block(updates[2].params) and "Topic News" not in counts_block(updates[2].params)
     u2 = store.of_user("rec1", "U2")
@@ -404,7 +392,7 @@ def test_promote_button_is_checked_on_the_server(bot_url: str, fake_slack: FakeS
     assert jobs(redis_conn, "classify") == []
 
     block_action(bot_url, promote, user=ADMIN, message=message, response_url=fake_slack.response_url("p1"))
-    wait_response(fake_slack, "p1")
+    fake_slack.wait_responses("p1")
     ((name, payload),) = jobs(redis_conn, "classify")
     assert (name, payload["version"], payload["user"]) == (ROLLBACK_JOB, "20260102-000000-abcdef", ADMIN)
 

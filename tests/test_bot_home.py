@@ -22,8 +22,8 @@ from common.queues import SERIALIZER
 from newsmodel import registry
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
-from testkit.processes import Proc, product_env, start_bot
-from testkit.redis_server import RedisServer, free_port
+from testkit.processes import product_env, running_bot
+from testkit.redis_server import RedisServer
 from testkit.signing import event_body, signed_json_headers
 from testkit.slack_requests import SECRET, block_action, interaction, trigger_id
 from tests.home_models import action_ids, add_linear_version, all_text, fields, view_of
@@ -49,12 +49,8 @@ def bot_url(
         SLACK_SIGNING_SECRET=SECRET,
         ADMIN_USER_IDS=f"{ADMIN},UOTHERADMIN",
     )
-    port = free_port()
-    bot: Proc = start_bot(env, port, tmp_path_factory.mktemp("bot"))
-    try:
-        yield f"http://127.0.0.1:{port}/slack/events"
-    finally:
-        bot.stop()
+    with running_bot(env, tmp_path_factory.mktemp("bot")) as url:
+        yield url
 
 
 @pytest.fixture

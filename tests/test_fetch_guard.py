@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -16,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from common.exceptions import LinkRefusedError, LinkUnreachableError, UnsupportedContentError, UnusableArticleError
+from testkit.page_server import PageHandler, serve_pages
 from worker.extract import article_from_page
 from worker.fetch import AddressPolicy, GuardedFetcher, decode_body, is_public
 
@@ -29,22 +26,8 @@ def html(title: str, body: str, meta: str = "") -> str:
     return f"<html>{head}<body><article><h1>{title}</h1><p>{body}</p></article></body></html>"
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(PageHandler):
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def send(self, status: int, body: bytes, ctype: str | None, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        if ctype:
-            self.send_header("Content-Type", ctype)
-        headers = {"Content-Length": str(len(body)), **(extra or {})}
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
@@ -109,21 +92,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send(404, b"", "text/plain")
 
 
-def serve(host: str) -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer((host, 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://{host}:{server.server_address[1]}"
-
-
 @pytest.fixture(scope="module")
 def sites() -> Iterator[tuple[str, str]]:
-    first, first_url = serve("127.0.0.1")
-    second, second_url = serve("127.0.0.2")
-    yield first_url, second_url
-    for server in (first, second):
-        server.shutdown()
-        server.server_close()
+    with serve_pages(Handler, "127.0.0.1") as first, serve_pages(Handler, "127.0.0.2") as second:
+        yield first, second
 
 
 def test_loopback_and_private_targets_are_refused_unless_allowed(sites: tuple[str, str]) -> None:

@@ -12,18 +12,16 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from common.exceptions import LinkError, LinkUnreachableError, UnsupportedContentError, UnusableArticleError
+from testkit.page_server import PageHandler, serve_pages
 from worker.extract import MAX_EXTRACT_CHARS, MIN_EXTRACT_S, fetch_article, markup_for_extraction
 from worker.fetch import GuardedFetcher, decode_body, normalise_charset
 
@@ -76,51 +74,35 @@ def bombs(size: int) -> dict[str, tuple[str, bytes]]:
 BOMBS: dict[str, tuple[str, bytes]] = {}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(PageHandler):
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def send(self, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        for key, value in {"Content-Length": str(len(body)), **(extra or {})}.items():
-            self.send_header(key, value)
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path == "/ok":
-            self.send(page().encode(), "text/html; charset=utf-8")
+            self.send(200, page().encode(), "text/html; charset=utf-8")
         elif url.path == "/bomb":
             encoding, body = BOMBS[query["kind"]]
-            self.send(body, "text/html; charset=utf-8", {"Content-Encoding": encoding})
+            self.send(200, body, "text/html; charset=utf-8", {"Content-Encoding": encoding})
         elif url.path == "/gzip-article":
             compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
             body = compressor.compress(page().encode()) + compressor.flush()
-            self.send(body, "text/html; charset=utf-8", {"Content-Encoding": query.get("as", "gzip")})
+            self.send(200, body, "text/html; charset=utf-8", {"Content-Encoding": query.get("as", "gzip")})
         elif url.path == "/charset":
             meta = f'<meta charset="{query["meta"]}">' if "meta" in query else ""
             header = f"text/html; charset={query['header']}" if "header" in query else "text/html"
-            self.send(page(meta).encode(), header)
+            self.send(200, page(meta).encode(), header)
         elif url.path == "/nested":
-            self.send(NESTED_PAGE, "text/html; charset=utf-8")
+            self.send(200, NESTED_PAGE, "text/html; charset=utf-8")
         else:
-            self.send(b"", "text/plain")
+            self.send(200, b"", "text/plain")
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_pages(Handler) as url:
+        yield url
 
 
 # -- decompression bombs --------------------------------------------------------------------------------------

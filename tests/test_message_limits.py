@@ -9,9 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from common.state import ServingState
 from newsmodel.prediction import Prediction
 from testkit.fake_slack import FakeSlack, message_error
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from testkit.page_server import PageHandler, serve_pages
 from testkit.redis_server import RedisServer
 from worker import admin
 from worker.jobs import Runtime
@@ -51,37 +50,23 @@ BROKEN_ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
 PAGES: dict[str, tuple[str, str]] = {}
 
 
-class Pages(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class Pages(PageHandler):
     def do_GET(self) -> None:
         if self.path not in PAGES:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.send(404, b"", None)
             return
         title, body = PAGES[self.path]
         page = (
             f"<html><head><title>{html.escape(title)}</title></head>"
             f"<body><article><h1>{html.escape(title)}</h1><p>{html.escape(body)}</p></article></body></html>"
         )
-        data = page.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send(200, page.encode(), "text/html; charset=utf-8")
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_pages(Pages) as url:
+        yield url
 
 
 def runtime(redis_server: RedisServer, conn: redis.Redis, fake: FakeSlack, models: Path, **settings: Any) -> Runtime:

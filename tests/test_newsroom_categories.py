@@ -31,6 +31,7 @@ from common.feedback import FeedbackStore
 from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
 from common.labels import LIVEDOOR, SLUGS, LabelSet
 from common.queues import SERIALIZER
+from newsmodel.registry import current_version
 from testkit.fake_slack import FakeSlack
 from testkit.newsroom import LABEL_NAMES, LABELS, newsroom_rows, write_csv, write_jsonl
 from testkit.processes import REPO_ROOT, Proc, product_env, start_bot, start_worker
@@ -92,19 +93,6 @@ def blocks_of(params: dict[str, Any]) -> list[dict[str, Any]]:
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
 
 
-def responses(fake: FakeSlack, name: str) -> list[dict[str, Any]]:
-    return [c.params for c in fake.calls_to("response_url") if c.params.get("_name") == name]
-
-
-def wait_response(fake: FakeSlack, name: str, timeout: float = 60) -> dict[str, Any]:
-    fake.wait_for(lambda f: bool(responses(f, name)), timeout=timeout)
-    return responses(fake, name)[0]
-
-
-def current(models: Path) -> str:
-    return (models / "current").read_text(encoding="utf-8").strip()
-
-
 def wait_serving(conn: redis.Redis, version: str, timeout: float = 60) -> state.ServingState:
     deadline = time.monotonic() + timeout
     states: list[state.ServingState] = []
@@ -139,7 +127,7 @@ def record_id_of(reply: dict[str, Any]) -> str:
 
 def admin_command(stack: dict[str, Any], fake: FakeSlack, text: str, name: str, timeout: float = 60) -> str:
     slash_command(stack["url"], "/retrain", text, user=ADMIN, channel=CHANNEL, response_url=fake.response_url(name))
-    return str(wait_response(fake, name, timeout)["text"])
+    return str(fake.wait_response(name, timeout)["text"])
 
 
 def wrong_select(stack: dict[str, Any], fake: FakeSlack, reply: dict[str, Any], user: str) -> dict[str, Any]:
@@ -165,7 +153,7 @@ def choose(stack: dict[str, Any], fake: FakeSlack, select_block: dict[str, Any],
         stack["url"], action, user="U7", message=None, channel=CHANNEL, ephemeral=True,
         response_url=fake.response_url(name),
     )  # fmt: skip
-    return str(wait_response(fake, name)["text"])
+    return str(fake.wait_response(name)["text"])
 
 
 def named_desks(text: str) -> list[str]:
@@ -197,7 +185,7 @@ def test_a_newsroom_model_is_trained_served_corrected_exported_and_rolled_back(
     result: dict[str, Any] = job.return_value() or {}
     assert result.get("promoted") is True, result
     desks_version = str(result["version"])
-    assert current(models) == desks_version
+    assert current_version(models) == desks_version
     report = [c for c in fake_slack.calls_to("chat.update") if c.params.get("channel") == CHANNEL][-1].params["text"]
     assert "New model's labels (4): スポーツ / Sports, テクノロジー / Tech, 政治 / Politics, 経済 / Economy" in report
 
@@ -291,7 +279,7 @@ def test_routes_name_the_labels_the_workers_serve(
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis
 ) -> None:
     """`/classify-news route <label> #desk` accepts the served model's labels (as the workers publish them)."""
-    serving = wait_serving(redis_conn, current(stack["models"]))
+    serving = wait_serving(redis_conn, current_version(stack["models"]))
     assert serving.labels == DESKS.labels
 
     def route(text: str) -> str:

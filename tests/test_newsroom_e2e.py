@@ -65,7 +65,7 @@ class Newsroom:
         """Route every label to ``desk`` (whatever the tiny model predicts is routed); the worker's answers."""
         for n, slug in enumerate(SLUGS):
             assert "Checking" in self.command(f"route {slug} <#{desk}|desk>", name=f"route-{desk}-{n}")
-        return [str(wait_response(self.fake, f"route-{desk}-{n}")["text"]) for n in range(len(SLUGS))]
+        return [str(self.fake.wait_response(f"route-{desk}-{n}")["text"]) for n in range(len(SLUGS))]
 
 
 @contextmanager
@@ -115,15 +115,6 @@ def message(ts: str, text: str = ARTICLE, channel: str = NEWS, **extra: Any) -> 
     return {**event, "channel_type": kind, **extra}
 
 
-def responses(fake: FakeSlack, name: str) -> list[dict[str, Any]]:
-    return [c.params for c in fake.calls_to("response_url") if c.params.get("_name") == name]
-
-
-def wait_response(fake: FakeSlack, name: str) -> dict[str, Any]:
-    fake.wait_for(lambda f: bool(responses(f, name)), timeout=60)
-    return responses(fake, name)[0]
-
-
 def posts_in(fake: FakeSlack, channel: str) -> list[Call]:
     return [c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == channel]
 
@@ -157,7 +148,7 @@ def test_admins_set_watch_and_routes_and_others_are_refused(
     assert "no label `no-such-label`" in unknown_label and "現在のモデルにありません" in unknown_label
     assert "is not a channel" in room.command("route sports-watch #desk")
     assert "Checking" in room.command("route sports-watch <#CGONE|gone>", name="gone")
-    gone = wait_response(fake_slack, "gone")["text"]
+    gone = fake_slack.wait_response("gone")["text"]
     assert "cannot be a desk" in gone and "channel_not_found" in gone and "転送先にできません" in gone
     assert state.routes(redis_conn) == []
 
@@ -300,10 +291,10 @@ def test_unsure_articles_thread_mentions_dms_and_the_shortcut_where_the_bot_is_n
         }
         acked = interaction(url, payload)
         assert acked.status_code == 200 and acked.elapsed.total_seconds() < 3
-    result = wait_response(fake_slack, "shortcut")
+    result = fake_slack.wait_response("shortcut")
     assert result["response_type"] == "ephemeral" and result["replace_original"] is False
     assert "/invite @newsbot" in result["text"]
     predicted_slug(result["text"])
-    assert "no article text" in wait_response(fake_slack, "shortcut-empty")["text"]
+    assert "no article text" in fake_slack.wait_response("shortcut-empty")["text"]
     refused = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == "CFOREIGN"]
     assert len(refused) == 1  # tried once, then answered through the response_url (no retries)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from common import state
@@ -22,15 +20,6 @@ from testkit.samples import SAMPLES
 from testkit.signing import event_body
 
 NEWS, DESK = "CSOCKNEWS", "CSOCKDESK"
-
-
-@pytest.fixture
-def socket_mode(fake_slack: FakeSlack) -> Iterator[FakeSocketMode]:
-    server = FakeSocketMode().start()
-    fake_slack.socket_mode_url = server.url
-    yield server
-    fake_slack.socket_mode_url = None
-    server.stop()
 
 
 def test_a_watched_article_over_socket_mode_gets_one_reaction_and_one_desk_post(

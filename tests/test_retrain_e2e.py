@@ -29,6 +29,7 @@ from common.jobs import (
 )
 from common.queues import SERIALIZER
 from common.state import ClassificationRecord
+from newsmodel.registry import current_version
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import Call, FakeSlack
 from testkit.processes import Proc, product_env, start_bot, start_worker
@@ -88,19 +89,6 @@ def stack(
             proc.stop()
 
 
-def responses(fake: FakeSlack, name: str) -> list[dict[str, Any]]:
-    return [c.params for c in fake.calls_to("response_url") if c.params.get("_name") == name]
-
-
-def wait_response(fake: FakeSlack, name: str, timeout: float = 60) -> dict[str, Any]:
-    fake.wait_for(lambda f: bool(responses(f, name)), timeout=timeout)
-    return responses(fake, name)[0]
-
-
-def current(models: Path) -> str:
-    return (models / "current").read_text(encoding="utf-8").strip()
-
-
 def wait_serving(conn: redis.Redis, version: str, timeout: float = 60) -> None:
     """Until every classify worker reports serving ``version`` (hot reload)."""
     deadline = time.monotonic() + timeout
@@ -117,7 +105,7 @@ def classify(stack: dict[str, Any], fake: FakeSlack, name: str) -> dict[str, Any
     slash_command(
         stack["url"], "/classify-news", "日本代表は試合終了間際のゴールで勝利した。", user="U1", response_url=url
     )
-    return wait_response(fake, name)
+    return fake.wait_response(name)
 
 
 def test_classify_news_answers_through_response_url_with_feedback_buttons(
@@ -171,18 +159,18 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
         channel=CHANNEL,
         response_url=fake_slack.response_url("r1"),
     )
-    assert "Training queued" in wait_response(fake_slack, "r1", timeout=15)["text"]
+    assert "Training queued" in fake_slack.wait_response("r1", timeout=15)["text"]
     # A second /retrain while the first is queued or running starts nothing.
     slash_command(
         stack["url"], "/retrain", "force", user=ADMIN, channel=CHANNEL, response_url=fake_slack.response_url("r2")
     )
-    assert "already" in wait_response(fake_slack, "r2", timeout=15)["text"]
+    assert "already" in fake_slack.wait_response("r2", timeout=15)["text"]
     (train_job_id,) = [k.decode().removeprefix("rq:job:") for k in redis_conn.keys("rq:job:retrain-*")]
     # /retrain status meanwhile shows the training in hand.
     slash_command(
         stack["url"], "/retrain", "status", user=ADMIN, channel=CHANNEL, response_url=fake_slack.response_url("s0")
     )
-    during = wait_response(fake_slack, "s0", timeout=30)["text"]
+    during = fake_slack.wait_response("s0", timeout=30)["text"]
     assert f"`{train_job_id}`" in during and "No training in progress" not in during
     assert f"`{FIRST_VERSION}`" in during  # the current model, still serving
 
@@ -215,7 +203,7 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     # The guard keeps the current model (it claims a perfect score on the same test split), says so, and offers
     # an admin the button; a non-admin's click changes nothing; the admin's click promotes.
     assert result["promoted"] is False
-    assert "Not promoted" in final and current(models) == FIRST_VERSION
+    assert "Not promoted" in final and current_version(models) == FIRST_VERSION
     blocks = (
         json.loads(updates[-1].params["blocks"])
         if isinstance(updates[-1].params["blocks"], str)
@@ -235,7 +223,7 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     fake_slack.wait_for(lambda f: any(c.params.get("user") == "UNOBODY" for c in f.calls_to("chat.postEphemeral")))
     refusal = next(c for c in fake_slack.calls_to("chat.postEphemeral") if c.params.get("user") == "UNOBODY")
     assert "only newsbot admins" in refusal.params["text"]
-    assert not responses(fake_slack, "promote-denied") and current(models) == FIRST_VERSION
+    assert not fake_slack.responses("promote-denied") and current_version(models) == FIRST_VERSION
     block_action(
         stack["url"],
         button,
@@ -244,8 +232,8 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
         channel=CHANNEL,
         response_url=fake_slack.response_url("promote"),
     )
-    assert new_version in wait_response(fake_slack, "promote")["text"]
-    fake_slack.wait_for(lambda f: current(models) == new_version, timeout=30)
+    assert new_version in fake_slack.wait_response("promote")["text"]
+    fake_slack.wait_for(lambda f: current_version(models) == new_version, timeout=30)
 
     # The classify worker reloads the new version and answers with it.
     wait_serving(redis_conn, new_version)
@@ -255,7 +243,7 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     slash_command(
         stack["url"], "/retrain", "status", user=ADMIN, channel=CHANNEL, response_url=fake_slack.response_url("status")
     )
-    status = wait_response(fake_slack, "status")["text"]
+    status = fake_slack.wait_response("status")["text"]
     assert f"`{new_version}`" in status and "← current" in status
     assert "No training in progress" in status and FIRST_VERSION in status
 
@@ -268,9 +256,9 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
         channel=CHANNEL,
         response_url=fake_slack.response_url("rollback"),
     )
-    rolled = wait_response(fake_slack, "rollback")["text"]
+    rolled = fake_slack.wait_response("rollback")["text"]
     assert f"`{FIRST_VERSION}` is now current" in rolled
-    assert current(models) == FIRST_VERSION
+    assert current_version(models) == FIRST_VERSION
     wait_serving(redis_conn, FIRST_VERSION)
     assert FIRST_VERSION in json.dumps(classify(stack, fake_slack, "after-rollback"), ensure_ascii=False)
 
@@ -283,8 +271,8 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
         channel=CHANNEL,
         response_url=fake_slack.response_url("rollback-bad"),
     )
-    assert "Could not switch" in wait_response(fake_slack, "rollback-bad")["text"]
-    assert current(models) == FIRST_VERSION
+    assert "Could not switch" in fake_slack.wait_response("rollback-bad")["text"]
+    assert current_version(models) == FIRST_VERSION
     assert Queue("train", connection=redis_conn, serializer=SERIALIZER).count == 0
 
 
@@ -292,7 +280,7 @@ def test_a_failed_training_says_why_and_leaves_the_current_model_serving(
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis
 ) -> None:
     models: Path = stack["models"]
-    before = current(models)
+    before = current_version(models)
     versions_before = sorted(p.name for p in models.iterdir())
     slash_command(
         stack["url"],
@@ -302,14 +290,14 @@ def test_a_failed_training_says_why_and_leaves_the_current_model_serving(
         channel=CHANNEL,
         response_url=fake_slack.response_url("fail"),
     )
-    assert "Training queued" in wait_response(fake_slack, "fail", timeout=15)["text"]
+    assert "Training queued" in fake_slack.wait_response("fail", timeout=15)["text"]
     fake_slack.wait_for(
         lambda f: any("Training failed" in str(c.params.get("text", "")) for c in f.calls_to("chat.update")),
         timeout=60,
     )
     (failed,) = [c for c in fake_slack.calls_to("chat.update") if "Training failed" in c.params["text"]]
     assert "no-such-model" in failed.params["text"] and "current model keeps serving" in failed.params["text"]
-    assert current(models) == before
+    assert current_version(models) == before
     assert sorted(p.name for p in models.iterdir()) == versions_before
     fake_slack.wait_for(lambda f: state.training_lock(redis_conn) is None, timeout=10)
     progress = state.training_progress(redis_conn)

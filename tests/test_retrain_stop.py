@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from common import state
+from newsmodel.registry import current_version
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import FakeSlack
 from testkit.processes import Proc, product_env, start_bot, start_worker
@@ -102,19 +103,11 @@ def versions(models: Path) -> list[str]:
     return sorted(p.name for p in models.iterdir())
 
 
-def current(models: Path) -> str:
-    return (models / "current").read_text(encoding="utf-8").strip()
-
-
-def responses(fake: FakeSlack, name: str) -> list[dict[str, Any]]:
-    return [c.params for c in fake.calls_to("response_url") if c.params.get("_name") == name]
-
-
 def command(stack: dict[str, Any], fake: FakeSlack, text: str, name: str, user: str = ADMIN) -> str:
     """``/retrain <text>`` over signed HTTP; the ephemeral answer's text."""
     slash_command(stack["url"], "/retrain", text, user=user, channel=CHANNEL, response_url=fake.response_url(name))
-    fake.wait_for(lambda f: bool(responses(f, name)), timeout=15)
-    return str(responses(fake, name)[0]["text"])
+    fake.wait_for(lambda f: bool(f.responses(name)), timeout=15)
+    return str(fake.responses(name)[0]["text"])
 
 
 def start_training(stack: dict[str, Any], fake: FakeSlack, conn: redis.Redis, name: str) -> str:
@@ -166,7 +159,7 @@ def test_sigterm_stops_the_training_frees_the_lock_and_says_so(
     train_worker.popen.wait(30)  # then the worker exits (a warm shutdown)
     progress = state.training_progress(redis_conn)
     assert progress is not None and (progress.job_id, progress.phase) == (job_id, "stopped")
-    assert current(models) == FIRST_VERSION and versions(models) == before
+    assert current_version(models) == FIRST_VERSION and versions(models) == before
     # One message, edited in place.
     assert len({c.params["ts"] for c in fake_slack.calls_to("chat.update")}) == 1
 
@@ -206,7 +199,7 @@ def test_retrain_cancel_stops_the_training_at_its_next_step(
     wait_no_lock(redis_conn, timeout=10)
     progress = state.training_progress(redis_conn)
     assert progress is not None and (progress.job_id, progress.phase) == (job_id, "cancelled")
-    assert current(models) == FIRST_VERSION and versions(models) == before
+    assert current_version(models) == FIRST_VERSION and versions(models) == before
     assert train_worker.alive()  # the worker itself goes on serving the queue
     assert "nothing to cancel" in command(stack, fake_slack, "cancel", "cancel-again")
 

@@ -21,15 +21,6 @@ from testkit.redis_server import RedisServer
 from testkit.signing import event_body
 
 
-@pytest.fixture
-def socket_mode(fake_slack: FakeSlack) -> Iterator[FakeSocketMode]:
-    server = FakeSocketMode().start()
-    fake_slack.socket_mode_url = server.url
-    yield server
-    fake_slack.socket_mode_url = None
-    server.stop()
-
-
 def test_a_mention_over_socket_mode_is_acked_and_answered_once(
     tmp_path: Path,
     redis_server: RedisServer,

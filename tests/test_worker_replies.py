@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,41 +15,29 @@ from common.labels import SLUGS
 from common.queues import classify_queue
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from testkit.page_server import PageHandler, serve_pages
 from testkit.redis_server import RedisServer
 from worker.jobs import Runtime
 
 BODY = "日本代表は試合終了間際のゴールで勝利し、監督は選手をたたえた。プロ野球の開幕戦でエースが完投した。" * 4
 
 
-class Pages(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class Pages(PageHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/article"):
             body = f"<html><head><title>記事 {self.path}</title></head><body><article><p>{BODY}</p></article></body>"
         elif self.path == "/teaser":
             body = "<html><head><title>有料</title></head><body><p>続きは会員登録で。</p></body></html>"
         else:
-            self.send_response(404)
-            self.end_headers()
+            self.send(404, b"", None)
             return
-        data = body.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send(200, body.encode(), "text/html; charset=utf-8")
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_pages(Pages) as url:
+        yield url
 
 
 @pytest.fixture

@@ -16,12 +16,13 @@ from common import state
 from common.exceptions import NewsbotError
 from common.jobs import AdminRequest
 from common.mrkdwn import escape
+from common.progress import progress_line
 from common.settings import Settings
 from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime
-from worker.reports import PHASES, duration, labels_line, metrics_line, version_line
+from worker.reports import labels_line, metrics_line, version_line
 
 log = logging.getLogger(__name__)
 
@@ -55,26 +56,7 @@ def training_lines(connection: Redis) -> list[str]:
     lock = state.training_lock(connection)
     if lock is None:
         return ["学習は実行されていません。/ No training in progress."]
-    job_id = lock.job_id
-    progress = state.training_progress(connection)
-    if progress is None or progress.job_id != job_id:
-        return [f"`{job_id}`: {PHASES['queued']}"]
-    detail = [PHASES.get(progress.phase, progress.phase or "?")]
-    if progress.epoch is not None:
-        detail.append(f"epoch {progress.epoch:.2f}")
-    if progress.total_steps:
-        detail.append(f"step {progress.step}/{progress.total_steps}")
-    if progress.elapsed_s is not None:
-        detail.append(f"elapsed {duration(progress.elapsed_s)}")
-    if progress.eta_s is not None:
-        detail.append(f"ETA {duration(progress.eta_s)}")
-    if progress.accuracy is not None or progress.macro_f1 is not None:
-        detail.append(f"validation {_metric(progress.accuracy)} acc / {_metric(progress.macro_f1)} macro-F1")
-    return [f"`{job_id}`: " + ", ".join(detail)]
-
-
-def _metric(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+    return [progress_line(lock.job_id, state.training_progress(connection))]
 
 
 def status_text(settings: Settings, connection: Redis) -> str:

@@ -8,28 +8,7 @@ from typing import Any
 
 from common.labels import LabelSet
 from common.mrkdwn import escape
-
-PHASES: dict[str, str] = {
-    "queued": "順番待ち / Queued",
-    "data": "データ準備 / Preparing data",
-    "tokenize": "トークン化 / Tokenizing",
-    "train": "学習中 / Training",
-    "evaluate": "評価中 / Evaluating",
-    "register": "登録中 / Registering",
-    "done": "完了 / Done",
-    "failed": "失敗 / Failed",
-    "stopped": "停止 / Stopped",
-    "cancelled": "中止 / Cancelled",
-}
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return "—"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+from common.progress import PHASES, duration
 
 
 def _number(value: Any) -> float | None:

@@ -36,6 +36,7 @@ from common.exceptions import BaseModelNotFoundError, CorpusError, NewsbotError,
 from common.feedback import ExportSummary, FeedbackStore
 from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
 from common.mrkdwn import escape
+from common.progress import duration
 from common.settings import Settings
 from common.state import TrainingProgress
 from newsmodel.registry import has_version, local_version
@@ -43,7 +44,7 @@ from newsmodel.store import is_remote
 from training.api import Progress, TrainOutcome, options_from_settings, train
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime, training_run
-from worker.reports import duration, labels_line, metric, metrics_line, progress_text
+from worker.reports import labels_line, metric, metrics_line, progress_text
 
 log = logging.getLogger(__name__)
 

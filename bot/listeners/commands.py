@@ -11,7 +11,6 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
-from bot.blocks import training_summary
 from bot.newsroom import (
     NewsroomCommand,
     WatchCommand,
@@ -31,6 +30,7 @@ from common import metrics, state
 from common.articles import has_article
 from common.exceptions import NewsbotError, NotAdminError, RouteRefusedError, TrainingInProgressError
 from common.jobs import ROLLBACK_JOB, STATUS_JOB, AdminRequest, ClassifyRequest, RetrainRequest, RouteRequest
+from common.progress import progress_line
 from common.settings import Settings
 from common.state import Watch
 
@@ -206,7 +206,7 @@ def handle_retrain(
         )
         job_id = submitter.submit_retrain(request, f"command:{trigger}", settings.retrain_timeout_s)
     except TrainingInProgressError as exc:
-        summary = training_summary(exc.job_id, submitter.training_progress())
+        summary = progress_line(exc.job_id, submitter.training_progress())
         respond(text=f"{exc.user_message}\n{summary}", response_type="ephemeral")
         return
     except NewsbotError as exc:

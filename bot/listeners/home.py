@@ -17,13 +17,13 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
-from bot.blocks import training_summary
 from bot.home import open_home, publish_home
 from bot.submit import JobSubmitter
 from common import state
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.home import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION, RETRAIN_TYPES
 from common.jobs import ROLLBACK_JOB, AdminRequest, RetrainRequest
+from common.progress import progress_line
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def handle_home_retrain(
     try:
         job_id = click.submitter.submit_retrain(request, f"home:{click.trigger}", settings.retrain_timeout_s)
     except TrainingInProgressError as exc:
-        summary = training_summary(exc.job_id, click.submitter.training_progress())
+        summary = progress_line(exc.job_id, click.submitter.training_progress())
         _queued(client, click, f"{exc.user_message}\n{summary}")
         return
     if job_id is not None:
