@@ -10,11 +10,12 @@ from slack_sdk import WebClient
 
 from common import state
 from common.exceptions import BaseModelNotFoundError
+from common.jobs import RetrainRequest
 from common.settings import Settings
 from common.state import TRAINING_PROGRESS_KEY
 from testkit.fake_slack import FakeSlack
 from training.progress import Progress
-from worker.retrain import ProgressMessage, resolve_base
+from worker.retrain import ProgressMessage, resolve_base, retrain_options
 
 
 def progress(step: int) -> Progress:
@@ -111,3 +112,18 @@ def test_the_running_trainings_lease_is_renewed_only_by_its_holder(redis_conn: r
     assert state.training_lock(redis_conn) is None
     assert state.hold_training_lock(redis_conn, "retrain-a", 5, take_if_free=True)  # a started job may
     assert state.training_lock(redis_conn) == state.TrainingLock("retrain-a")
+
+
+def test_the_progress_header_names_only_the_options_a_training_uses() -> None:
+    settings = Settings(_env_file=None, base_model="org/base")  # type: ignore[call-arg]
+
+    def request(**fields: object) -> RetrainRequest:
+        return RetrainRequest(request_id="r1", user="UADMIN", channel="C1", **fields)  # type: ignore[arg-type]
+
+    assert retrain_options(request(model_type="linear"), settings) == "type=linear"
+    assert retrain_options(request(model_type="linear", force=True), settings) == "type=linear, force"
+    assert retrain_options(request(model_type="bert"), settings) == "type=bert, base=org/base, epochs=default"
+    assert (
+        retrain_options(request(model_type="bert", base_model="<b>", epochs=2.0), settings)
+        == "type=bert, base=&lt;b&gt;, epochs=2"
+    )

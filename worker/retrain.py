@@ -372,6 +372,18 @@ def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | No
     return True
 
 
+def retrain_options(request: RetrainRequest, settings: Settings) -> str:
+    """The options a training runs with, as its progress message names them (a linear model has no base model
+    and no epochs)."""
+    options = [f"type={escape(request.model_type)}"]
+    if request.model_type != "linear":
+        epochs = f"{request.epochs:g}" if request.epochs is not None else "default"
+        options += [f"base={escape(request.base_model or settings.base_model)}", f"epochs={epochs}"]
+    if request.force:
+        options.append("force")
+    return ", ".join(options)
+
+
 @training_run
 def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate, maybe promote, and report in Slack; the dict is kept as the job's result."""
@@ -380,11 +392,8 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     request = RetrainRequest.from_dict(payload)
     job = get_current_job()
     job_id = job.id if job else request.request_id
-    epochs = f"{request.epochs:g}" if request.epochs is not None else "default"
     header = (
-        f":brain: *モデルの再学習 / Retraining* `{job_id}` — <@{request.user}> "
-        f"(type={escape(request.model_type)}, base={escape(request.base_model or settings.base_model)}, epochs={epochs}"
-        + (", force)" if request.force else ")")
+        f":brain: *モデルの再学習 / Retraining* `{job_id}` — <@{request.user}> ({retrain_options(request, settings)})"
     )
     progress = ProgressMessage(
         rt.replier.client, rt.connection, request.channel, job_id, header, settings.progress_interval_s
