@@ -87,7 +87,7 @@ def run_variant(name: str, model_dir: str, articles: list[tuple[str, str]]) -> d
             torch.cuda.reset_peak_memory_stats()
         for start in range(0, len(items), batch):
             began = time.perf_counter()
-            predictions, _version = service.predict(items[start : start + batch])
+            predictions, _served_by = service.predict(items[start : start + batch])
             latencies.append(time.perf_counter() - began)
             slugs.extend(p.slug for p in predictions)
         if device == "cuda":
