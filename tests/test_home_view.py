@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from common import home, state
@@ -86,6 +88,22 @@ def test_home_viewers_are_the_recent_ones_newest_first(redis_conn: redis.Redis) 
 
 
 # --- what a worker publishes ----------------------------------------------------------------------------------
+
+
+def test_a_worker_is_listed_as_serving_before_its_watcher_thread_first_runs(
+    tmp_path: Path, redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m worker` registers with RQ right after start_watching: on a loaded machine the watcher thread may
+    not have run yet, and a worker taking jobs must not be missing from `/retrain status` and App Home."""
+    add_linear_version(tmp_path / "models", "20260101-000000-000aaaaaa")
+    models = ModelService(tmp_path / "models", None, "cpu")
+    assert models.load()
+    started: list[threading.Thread] = []
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))  # the thread never runs
+    models.start_watching(redis_conn, "worker-1")
+    assert [t.name for t in started] == ["model-watcher"]
+    (serving,) = state.serving_states(redis_conn)
+    assert (serving.worker, serving.version) == ("worker-1", "20260101-000000-000aaaaaa")
 
 
 def test_a_worker_publishes_its_served_models_facts_and_the_versions(redis_conn: redis.Redis, tmp_path: Path) -> None:

@@ -329,6 +329,12 @@ class ModelService:
             with contextlib.suppress(RedisError):
                 state.clear_serving_state(connection, worker_name)
 
+        # Published once before the thread starts, so a worker that takes jobs is already listed as serving
+        # (`/retrain status`, App Home) however late the thread gets its first turn on a loaded machine.
+        try:
+            self.publish(connection, worker_name)
+        except RedisError as exc:
+            log.warning("cannot publish the serving state: %s", exc)
         self._thread = threading.Thread(target=loop, name="model-watcher", daemon=True)
         self._thread.start()
 
