@@ -36,15 +36,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from redis import Redis
 
 from common.articles import Article
 from common.exceptions import ClassificationNotFoundError, LabelSetError
 from common.labels import LIVEDOOR, LabelSet
+
+R = TypeVar("R")
 
 # --- key names ------------------------------------------------------------------------------------
 
@@ -731,6 +733,28 @@ def serving_states(connection: Redis) -> list[ServingState]:
 # --- the newsroom workflow: watched channels and routes to desks -------------------------------------
 
 
+class _Settings(Generic[R]):
+    """An admin's settings kept as one Redis hash (no TTL): field → JSON record, listed in field order."""
+
+    def __init__(self, key: str, decode: Callable[[str, bytes | str], R]) -> None:
+        self.key = key
+        self.decode = decode
+
+    def put(self, connection: Redis, field_name: str, encoded: str) -> None:
+        connection.hset(self.key, field_name, encoded)
+
+    def remove(self, connection: Redis, field_name: str) -> bool:
+        return bool(connection.hdel(self.key, field_name))
+
+    def get(self, connection: Redis, field_name: str) -> R | None:
+        raw: Any = connection.hget(self.key, field_name)
+        return None if raw is None else self.decode(field_name, raw)
+
+    def all(self, connection: Redis) -> list[R]:
+        raw: dict[Any, Any] = connection.hgetall(self.key)
+        return [self.decode(name, raw_value) for name, raw_value in sorted((as_str(k), v) for k, v in raw.items())]
+
+
 @dataclass(frozen=True, slots=True)
 class Watch:
     """A channel whose new articles are classified without being asked, turned on by an admin."""
@@ -748,24 +772,25 @@ class Watch:
         return cls(channel=channel, by=str(data.get("by", "")), at=float(data.get("at", 0.0)))
 
 
+_WATCHES = _Settings(WATCH_KEY, Watch.decode)
+
+
 def put_watch(connection: Redis, watch: Watch) -> None:
-    connection.hset(WATCH_KEY, watch.channel, watch.encode())
+    _WATCHES.put(connection, watch.channel, watch.encode())
 
 
 def remove_watch(connection: Redis, channel: str) -> bool:
     """Stop watching ``channel``; False when it was not watched."""
-    return bool(connection.hdel(WATCH_KEY, channel))
+    return _WATCHES.remove(connection, channel)
 
 
 def watch_of(connection: Redis, channel: str) -> Watch | None:
-    raw: Any = connection.hget(WATCH_KEY, channel)
-    return None if raw is None else Watch.decode(channel, raw)
+    return _WATCHES.get(connection, channel)
 
 
 def watches(connection: Redis) -> list[Watch]:
     """Every watched channel, in channel-id order."""
-    raw: dict[Any, Any] = connection.hgetall(WATCH_KEY)
-    return sorted((Watch.decode(as_str(k), v) for k, v in raw.items()), key=lambda w: w.channel)
+    return _WATCHES.all(connection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -793,24 +818,25 @@ class Route:
         )
 
 
+_ROUTES = _Settings(ROUTES_KEY, Route.decode)
+
+
 def put_route(connection: Redis, route: Route) -> None:
-    connection.hset(ROUTES_KEY, route.label, route.encode())
+    _ROUTES.put(connection, route.label, route.encode())
 
 
 def remove_route(connection: Redis, label: str) -> bool:
     """Clear the route of ``label``; False when it had none."""
-    return bool(connection.hdel(ROUTES_KEY, label))
+    return _ROUTES.remove(connection, label)
 
 
 def route_of(connection: Redis, label: str) -> Route | None:
-    raw: Any = connection.hget(ROUTES_KEY, label)
-    return None if raw is None else Route.decode(label, raw)
+    return _ROUTES.get(connection, label)
 
 
 def routes(connection: Redis) -> list[Route]:
     """Every route, in label order."""
-    raw: dict[Any, Any] = connection.hgetall(ROUTES_KEY)
-    return sorted((Route.decode(as_str(k), v) for k, v in raw.items()), key=lambda r: r.label)
+    return _ROUTES.all(connection)
 
 
 # --- the App Home: activity counters, each user's recent classifications, who looks at the Home ---------
