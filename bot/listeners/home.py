@@ -111,16 +111,21 @@ def handle_home_retrain(
         )
 
 
+def _switch_model(client: WebClient, click: _AdminClick, version: str | None, notice: str) -> None:
+    """Queue the admin job that makes ``version`` current (None: the previous one) and say so on the Home."""
+    job_id = click.submitter.submit_admin(ROLLBACK_JOB, click.request(version), delivery_key=f"home:{click.trigger}")
+    if job_id is not None:
+        _queued(client, click, notice)
+
+
 def handle_home_rollback(ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     ack()
     click = _admin_click(body, context, client)
-    if click is None:
-        return
-    job_id = click.submitter.submit_admin(ROLLBACK_JOB, click.request(), delivery_key=f"home:{click.trigger}")
-    if job_id is not None:
-        _queued(
+    if click is not None:
+        _switch_model(
             client,
             click,
+            None,
             "一つ前のモデルに戻しています… 結果はこのアプリとの DM に届きます。\n"
             "Rolling back to the previous model… the result comes in your DM with the app.",
         )
@@ -131,16 +136,12 @@ def handle_home_promote(
 ) -> None:
     ack()
     click = _admin_click(body, context, client)
-    if click is None:
-        return
     version = str((action.get("selected_option") or {}).get("value") or "")
-    if not version:
-        return
-    job_id = click.submitter.submit_admin(ROLLBACK_JOB, click.request(version), delivery_key=f"home:{click.trigger}")
-    if job_id is not None:
-        _queued(
+    if click is not None and version:
+        _switch_model(
             client,
             click,
+            version,
             f"`{version}` を現在のモデルにしています… 結果はこのアプリとの DM に届きます。\n"
             f"Making `{version}` current… the result comes in your DM with the app.",
         )
