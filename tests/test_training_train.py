@@ -236,6 +236,9 @@ def test_module_runs_as_a_program_with_help() -> None:
         assert option in proc.stdout
     for option in ("--learning-rate", "--max-steps", "--seed", "--force", "--extra-examples"):
         assert option in proc.stdout
+    # The Trainer's own ~100 flags are accepted but not listed: the epilog says so, after ours.
+    assert "--lr_scheduler_type LR_SCHEDULER_TYPE" not in proc.stdout and "--push_to_hub" not in proc.stdout
+    assert "Any other transformers.TrainingArguments flag is accepted" in proc.stdout
 
 
 def test_tokenisation_is_cached_by_tokenizer_length_and_texts(tiny_model: Path, tmp_path: Path) -> None:

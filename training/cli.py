@@ -29,6 +29,11 @@ from training.options import TrainOptions, options_from_settings
 log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 32
+TRAINER_FLAGS_EPILOG = (
+    "Any other transformers.TrainingArguments flag is accepted too and passed to the Trainer as given "
+    "(e.g. --lr_scheduler_type cosine, --label_smoothing_factor 0.1, --optim adafactor); "
+    "see https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
+)
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -44,8 +49,11 @@ def _train_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         conflict_handler="resolve",  # TrainOptions comes last: its definition of a shared flag wins
     )
+    ours = {f.name for f in fields(TrainOptions)}
     for action in parser._actions:  # no defaults: an option not given stays out of the namespace
         action.default = argparse.SUPPRESS
+        if action.dest not in ours:  # accepted, but --help lists ours only (the epilog names the rest)
+            action.help = argparse.SUPPRESS
     spec = next(f for f in fields(TrainOptions) if f.name == "labels_file")
     help_text = spec.metadata["help"]
     parser.add_argument("--labels", dest="labels_file", type=Path, default=argparse.SUPPRESS, help=help_text)
@@ -62,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         help="Train, evaluate and register a new version (also takes any transformers.TrainingArguments flag).",
         parents=[_train_parser()],
         allow_abbrev=False,
+        epilog=TRAINER_FLAGS_EPILOG,
     )
     evaluate = commands.add_parser("evaluate", help="Test-split metrics of a version (default: the current one).")
     commands.add_parser("bootstrap", help="Train and promote the linear model if MODEL_DIR has no current version.")
