@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from common.state import ServingState, serving_states
 from testkit.redis_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +40,13 @@ def product_env(**overrides: str) -> dict[str, str]:
         }
     )
     env.update(overrides)
+    return env
+
+
+def socket_mode_env(**overrides: str) -> dict[str, str]:
+    """A product environment for Socket Mode: an app-level token and no signing secret (nothing comes over HTTP)."""
+    env = product_env(**{"SLACK_APP_TOKEN": "xapp-1-A0001-test", **overrides})
+    env.pop("SLACK_SIGNING_SECRET")
     return env
 
 
@@ -71,6 +81,13 @@ class Proc:
     def signal(self, sig: int) -> None:
         if self.alive():
             self.popen.send_signal(sig)
+
+    def wait_exit(self, timeout: float) -> int:
+        """Its exit status once it has exited; AssertionError with its log if it is still running after ``timeout``."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still runs {timeout:g}s on:\n{self.log()[-6000:]}") from None
 
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.alive():
@@ -113,6 +130,26 @@ def start_bot(
 
 
 @contextlib.contextmanager
+def stopped_on_failure(*procs: Proc) -> Iterator[None]:
+    """Stop ``procs`` if the ``with`` block raises (starting the next process failed), so none outlives its test."""
+    try:
+        yield
+    except BaseException:
+        for proc in procs:
+            proc.stop()
+        raise
+
+
+def start_socket_mode_bot(env: dict[str, str], workdir: Path, connected: threading.Event) -> Proc:
+    """``python -m bot`` in Socket Mode, once it has opened its WebSocket (``connected``, set by the fake server)."""
+    proc = Proc("bot", ["-m", "bot"], env, workdir)
+    if not connected.wait(60):
+        proc.stop()
+        raise RuntimeError(f"the bot did not connect over Socket Mode:\n{proc.log()}")
+    return proc
+
+
+@contextlib.contextmanager
 def running_bot(env: dict[str, str], workdir: Path) -> Iterator[str]:
     """The bot in HTTP mode on a free port for as long as the ``with`` block lasts; yields its events URL."""
     port = free_port()
@@ -147,3 +184,38 @@ def start_worker(
         time.sleep(0.1)
     proc.stop()
     raise RuntimeError(f"worker did not register:\n{proc.log()}")
+
+
+@contextlib.contextmanager
+def running_stack(env: dict[str, str], workdir: Path) -> Iterator[tuple[str, list[Proc]]]:
+    """A classify worker, a train worker and the bot (HTTP, free port), as compose runs them, for as long as the
+    ``with`` block lasts; yields the bot's events URL and the processes (stopped at the end in any case)."""
+    procs: list[Proc] = []
+    try:
+        procs.append(start_worker(env, workdir, name="classify-worker"))
+        procs.append(start_worker(env, workdir, "--queues", "train", name="train-worker"))
+        port = free_port()
+        procs.append(start_bot(env, port, workdir))
+        yield f"http://127.0.0.1:{port}/slack/events", procs
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def seed_registry(models: Path, model: Path, version: str) -> Path:
+    """A model registry at ``models`` whose current version ``version`` is a copy of the model folder ``model``."""
+    shutil.copytree(model, models / version)
+    (models / "current").write_text(version + "\n", encoding="utf-8")
+    return models / version
+
+
+def wait_serving(connection: redis.Redis, version: str, timeout: float = 60.0) -> ServingState:
+    """Until every classify worker publishes that it serves ``version`` (hot reload); the first one's state."""
+    deadline = time.monotonic() + timeout
+    states: list[ServingState] = []
+    while time.monotonic() < deadline:
+        states = serving_states(connection)
+        if states and all(s.version == version for s in states):
+            return states[0]
+        time.sleep(0.1)
+    raise AssertionError(f"workers still serve {states}, not {version}")

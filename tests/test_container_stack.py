@@ -270,7 +270,7 @@ def test_the_default_socket_mode_bot_connects_and_enqueues_a_mention(
         queued = Queue("classify", connection=redis_conn, serializer=SERIALIZER).jobs
         assert [job.args[0]["channel"] for job in queued] == ["CSOCK"]
         procs[0].signal(signal.SIGTERM)
-        assert procs[0].popen.wait(20) == 0, procs[0].log()
+        assert procs[0].wait_exit(20) == 0, procs[0].log()
     finally:
         fake_slack.socket_mode_url = None
         socket_mode.stop()

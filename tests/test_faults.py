@@ -139,7 +139,7 @@ def kill_with_children(proc: Proc) -> None:
     for each in [pid, *map(int, children)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(each, signal.SIGKILL)
-    proc.popen.wait(10)
+    proc.wait_exit(10)
     proc.stop()
 
 
@@ -203,7 +203,7 @@ def test_sigterm_lets_the_worker_finish_the_job_in_hand_then_exit(
         job_id = mention(bot_url, "EvTerm", "31.1", f"<{pages.url}>")
         assert pages.first_arrived.wait(60), worker.log()
         worker.signal(signal.SIGTERM)  # mid-job: the page is still hanging
-        assert worker.popen.wait(60) == 0, worker.log()
+        assert worker.wait_exit(60) == 0, worker.log()
         worker.stop()
         assert len(delivered_in(fake_slack, "31.1")) == 1
         assert job_status(redis_conn, job_id) == JobStatus.FINISHED

@@ -194,7 +194,7 @@ def test_sigterm_stops_the_bot_cleanly(tmp_path: Path, redis_server: RedisServer
     env = product_env(REDIS_URL=redis_server.url, SLACK_API_URL=fake_slack.api_url, SLACK_SIGNING_SECRET=SECRET)
     proc: Proc = start_bot(env, free_port(), tmp_path)
     proc.signal(signal.SIGTERM)
-    assert proc.popen.wait(15) == 0, proc.log()
+    assert proc.wait_exit(15) == 0, proc.log()
     assert "bot stopped" in proc.log()
 
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +32,8 @@ from common.queues import SERIALIZER
 from newsmodel.registry import current_version
 from testkit.fake_slack import FakeSlack
 from testkit.newsroom import LABEL_NAMES, LABELS, newsroom_rows, write_csv, write_jsonl
-from testkit.processes import REPO_ROOT, Proc, product_env, start_bot, start_worker
-from testkit.redis_server import RedisServer, free_port
+from testkit.processes import REPO_ROOT, product_env, running_stack, seed_registry, wait_serving
+from testkit.redis_server import RedisServer
 from testkit.signing import event_body, slack_signature_headers
 from testkit.slack_requests import SECRET, block_action, slash_command
 from training.dataset import load_labelled
@@ -54,8 +52,7 @@ def stack(
 ) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("newsroom-serving")
     models = root / "models"
-    shutil.copytree(tiny_model, models / FIRST_VERSION)
-    (models / "current").write_text(FIRST_VERSION + "\n", encoding="utf-8")
+    seed_registry(models, tiny_model, FIRST_VERSION)
     data = write_csv(root / "desks.csv", newsroom_rows(per_label=20))
     labels_file = root / "labels.json"
     labels_file.write_text(json.dumps(LABEL_NAMES, ensure_ascii=False), encoding="utf-8")
@@ -73,16 +70,8 @@ def stack(
         PROGRESS_INTERVAL_S="0",
         MODEL_POLL_INTERVAL_S="0.5",
     )
-    port = free_port()
-    procs: list[Proc] = []
-    try:
-        procs.append(start_worker(env, root / "run", name="classify-worker"))
-        procs.append(start_worker(env, root / "run", "--queues", "train", name="train-worker"))
-        procs.append(start_bot(env, port, root / "run"))
-        yield {"url": f"http://127.0.0.1:{port}/slack/events", "models": models, "env": env, "root": root}
-    finally:
-        for proc in procs:
-            proc.stop()
+    with running_stack(env, root / "run") as (url, _):
+        yield {"url": url, "models": models, "env": env, "root": root}
 
 
 # -- driving it ------------------------------------------------------------------------------------------------
@@ -91,17 +80,6 @@ def stack(
 def blocks_of(params: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = params.get("blocks") or []
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
-
-
-def wait_serving(conn: redis.Redis, version: str, timeout: float = 60) -> state.ServingState:
-    deadline = time.monotonic() + timeout
-    states: list[state.ServingState] = []
-    while time.monotonic() < deadline:
-        states = state.serving_states(conn)
-        if states and all(s.version == version for s in states):
-            return states[0]
-        time.sleep(0.1)
-    raise AssertionError(f"workers still serve {states}, not {version}")
 
 
 _mentions = iter(range(1, 1000))

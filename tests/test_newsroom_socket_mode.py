@@ -14,7 +14,7 @@ from common.labels import SLUGS
 from common.state import Route, Watch
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
-from testkit.processes import Proc, product_env, start_worker
+from testkit.processes import socket_mode_env, start_socket_mode_bot, start_worker, stopped_on_failure
 from testkit.redis_server import RedisServer
 from testkit.samples import SAMPLES
 from testkit.signing import event_body
@@ -30,22 +30,20 @@ def test_a_watched_article_over_socket_mode_gets_one_reaction_and_one_desk_post(
     socket_mode: FakeSocketMode,
     model_registry: Path,
 ) -> None:
-    env = product_env(
+    env = socket_mode_env(
         REDIS_URL=redis_server.url,
         SLACK_API_URL=fake_slack.api_url,
         MODEL_DIR=str(model_registry),
-        SLACK_APP_TOKEN="xapp-1-A0001-test",
         CONFIDENCE_THRESHOLD="0",
         SLACK_PACE_S="0.05",
     )
-    env.pop("SLACK_SIGNING_SECRET")
     state.put_watch(redis_conn, Watch(channel=NEWS, by="UADMIN", at=time.time()))
     for slug in SLUGS:
         state.put_route(redis_conn, Route(label=slug, channel=DESK, by="UADMIN", at=time.time()))
     worker = start_worker(env, tmp_path / "run")
-    bot = Proc("bot", ["-m", "bot"], env, tmp_path / "run")
+    with stopped_on_failure(worker):
+        bot = start_socket_mode_bot(env, tmp_path / "run", socket_mode.connected)
     try:
-        assert socket_mode.connected.wait(60), bot.log()
         ts = "1700000700.000100"
         event = {
             "type": "message",

@@ -9,8 +9,6 @@ with the version that is current. Status and rollback are answered through respo
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +30,8 @@ from common.state import ClassificationRecord
 from newsmodel.registry import current_version
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import Call, FakeSlack
-from testkit.processes import Proc, product_env, start_bot, start_worker
-from testkit.redis_server import RedisServer, free_port
+from testkit.processes import product_env, running_stack, seed_registry, wait_serving
+from testkit.redis_server import RedisServer
 from testkit.slack_requests import SECRET, block_action, slash_command
 
 ADMIN = "UADMIN"
@@ -51,8 +49,7 @@ def stack(
 ) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("retrain")
     models = root / "models"
-    shutil.copytree(tiny_model, models / FIRST_VERSION)
-    (models / "current").write_text(FIRST_VERSION + "\n", encoding="utf-8")
+    seed_registry(models, tiny_model, FIRST_VERSION)
     corpus = build_text_folder(root / "corpus", per_class=12)
     # The current model claims a perfect score on this very test split, so the guard must keep it and offer
     # the admin "Promote anyway": both of the guard's outcomes are then exercised (promotion by the button).
@@ -77,27 +74,8 @@ def stack(
         MODEL_POLL_INTERVAL_S="0.5",
         CLASSIFY_BATCH_SIZE="4",
     )
-    port = free_port()
-    procs: list[Proc] = []
-    try:
-        procs.append(start_worker(env, root / "run", name="classify-worker"))
-        procs.append(start_worker(env, root / "run", "--queues", "train", name="train-worker"))
-        procs.append(start_bot(env, port, root / "run"))
-        yield {"url": f"http://127.0.0.1:{port}/slack/events", "models": models, "procs": procs}
-    finally:
-        for proc in procs:
-            proc.stop()
-
-
-def wait_serving(conn: redis.Redis, version: str, timeout: float = 60) -> None:
-    """Until every classify worker reports serving ``version`` (hot reload)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = state.serving_states(conn)
-        if states and all(s.version == version for s in states):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"workers still serve {states}, not {version}")
+    with running_stack(env, root / "run") as (url, procs):
+        yield {"url": url, "models": models, "procs": procs}
 
 
 def classify(stack: dict[str, Any], fake: FakeSlack, name: str) -> dict[str, Any]:

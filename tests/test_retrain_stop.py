@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -24,8 +23,8 @@ from common import state
 from newsmodel.registry import current_version
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import FakeSlack
-from testkit.processes import Proc, product_env, start_bot, start_worker
-from testkit.redis_server import RedisServer, free_port
+from testkit.processes import Proc, product_env, running_bot, seed_registry, start_worker
+from testkit.redis_server import RedisServer
 from testkit.slack_requests import SECRET, slash_command
 
 ADMIN = "UADMIN"
@@ -44,8 +43,7 @@ def stack(
 ) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("retrain-stop")
     models = root / "models"
-    shutil.copytree(tiny_model, models / FIRST_VERSION)
-    (models / "current").write_text(FIRST_VERSION + "\n", encoding="utf-8")
+    seed_registry(models, tiny_model, FIRST_VERSION)
     corpus = build_text_folder(root / "corpus", per_class=40)
     env = product_env(
         REDIS_URL=redis_server.url,
@@ -60,12 +58,8 @@ def stack(
         PROGRESS_INTERVAL_S="0",
         TRAINING_LOCK_TTL_S=str(LOCK_TTL_S),
     )
-    port = free_port()
-    bot = start_bot(env, port, root / "run")
-    try:
-        yield {"url": f"http://127.0.0.1:{port}/slack/events", "models": models, "env": env, "root": root}
-    finally:
-        bot.stop()
+    with running_bot(env, root / "run") as url:
+        yield {"url": url, "models": models, "env": env, "root": root}
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from rq import Queue
 from common.queues import SERIALIZER
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
-from testkit.processes import Proc, product_env, start_worker
+from testkit.processes import socket_mode_env, start_socket_mode_bot, start_worker, stopped_on_failure
 from testkit.redis_server import RedisServer
 from testkit.signing import event_body
 
@@ -29,17 +29,11 @@ def test_a_mention_over_socket_mode_is_acked_and_answered_once(
     socket_mode: FakeSocketMode,
     model_registry: Path,
 ) -> None:
-    env = product_env(
-        REDIS_URL=redis_server.url,
-        SLACK_API_URL=fake_slack.api_url,
-        MODEL_DIR=str(model_registry),
-        SLACK_APP_TOKEN="xapp-1-A0001-test",
-    )
-    env.pop("SLACK_SIGNING_SECRET")
+    env = socket_mode_env(REDIS_URL=redis_server.url, SLACK_API_URL=fake_slack.api_url, MODEL_DIR=str(model_registry))
     worker = start_worker(env, tmp_path / "run")
-    bot = Proc("bot", ["-m", "bot"], env, tmp_path / "run")
+    with stopped_on_failure(worker):
+        bot = start_socket_mode_bot(env, tmp_path / "run", socket_mode.connected)
     try:
-        assert socket_mode.connected.wait(60), bot.log()
         assert fake_slack.calls_to("apps.connections.open")[0].headers["authorization"] == "Bearer xapp-1-A0001-test"
         ts = "1700000100.000100"
         event = {
@@ -66,7 +60,7 @@ def test_a_mention_over_socket_mode_is_acked_and_answered_once(
         assert threads == [ts, "1700000100.000200"]
 
         bot.signal(signal.SIGTERM)
-        assert bot.popen.wait(20) == 0, bot.log()
+        assert bot.wait_exit(20) == 0, bot.log()
     finally:
         bot.stop()
         worker.stop()
@@ -98,12 +92,10 @@ def test_while_redis_is_down_nothing_is_acked_and_lost(
 ) -> None:
     """A mention whose enqueue fails is left unacked (Slack redelivers it); a slash command's or a shortcut's
     user is told that the queue is unavailable (Slack never redelivers those); an unhandled event is acked."""
-    env = product_env(REDIS_URL=own_redis.url, SLACK_API_URL=fake_slack.api_url, SLACK_APP_TOKEN="xapp-1-A0001-t")
-    env.pop("SLACK_SIGNING_SECRET")
-    bot = Proc("bot", ["-m", "bot"], env, tmp_path / "run")
+    env = socket_mode_env(REDIS_URL=own_redis.url, SLACK_API_URL=fake_slack.api_url)
+    bot = start_socket_mode_bot(env, tmp_path / "run", socket_mode.connected)
     conn = redis.Redis.from_url(own_redis.url)
     try:
-        assert socket_mode.connected.wait(60), bot.log()
         # An event type nobody listens to is acked (and ignored), or Slack would redeliver it forever.
         reaction = {"type": "reaction_added", "user": "U7", "reaction": "eyes", "event_ts": "1.1"}
         socket_mode.send("events_api", "env-reaction", json.loads(event_body(reaction, "EvReact")))
