@@ -32,9 +32,11 @@ answered about 10–20 s after the kill when another worker is running.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from rq import SimpleWorker
@@ -70,6 +72,9 @@ MAINTENANCE_INTERVAL_S = 5
 # a Redis hiccup or a thread briefly starved of the GIL does not lose a live worker's jobs).
 HEARTBEAT_INTERVAL_S = 2.0
 
+# How long a worker that stops waits for its scheduler process to stop after SIGTERM before killing it.
+SCHEDULER_STOP_S = 5.0
+
 # Set while this worker's maintenance runs: a job it finds abandoned is re-enqueued without its retry interval.
 _in_maintenance = threading.local()
 
@@ -92,6 +97,30 @@ class BatchingWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """A job's lease: short, renewed by the heartbeat thread for as long as this worker runs it."""
         return JOB_LEASE_S
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's maintenance, except that a worker asked to stop does not start its scheduler again (RQ stops the
+        scheduler at the warm-shutdown request, and its maintenance would fork a new one just to stop it)."""
+        if self._stop_requested:
+            self.clean_registries()
+            self.clean_group_registries()  # type: ignore[no-untyped-call]
+            return
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+
+    def stop_scheduler(self) -> None:
+        """RQ's, with a bound: a scheduler process that does not stop within SCHEDULER_STOP_S of SIGTERM (forked
+        from a busy process, it may not have installed its own handler yet) is killed, so that a worker asked to
+        stop always exits instead of waiting on it forever."""
+        process = self.scheduler._process if self.scheduler is not None else None
+        if process is None or not process.pid:
+            return
+        with suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(SCHEDULER_STOP_S)
+        if process.is_alive():
+            log.warning("scheduler process %s ignored SIGTERM for %ss; killing it", process.pid, SCHEDULER_STOP_S)
+            process.kill()
+            process.join(5)
 
     def clean_registries(self) -> None:
         """RQ's maintenance; a job whose worker died is re-enqueued at once (see :class:`LeasedJob`)."""

@@ -1,0 +1,68 @@
+"""A worker asked to stop always exits: it neither starts its scheduler again nor waits forever on one that
+ignores SIGTERM (a scheduler forked from a busy process may not have installed its own handler yet)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+
+import pytest
+import redis
+from rq.scheduler import RQScheduler
+
+from common.queues import SERIALIZER, train_queue
+from worker import batching
+from worker.batching import BatchingWorker
+
+
+def deaf_to_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(120)
+
+
+def worker_with_scheduler(conn: redis.Redis) -> BatchingWorker:
+    worker = BatchingWorker([train_queue(conn)], connection=conn, serializer=SERIALIZER, name="w-shutdown")
+    worker.scheduler = RQScheduler([q.name for q in worker.queues], connection=conn)
+    return worker
+
+
+def test_a_scheduler_that_ignores_sigterm_is_killed_after_a_bound(
+    redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batching, "SCHEDULER_STOP_S", 1.0, raising=False)
+    worker = worker_with_scheduler(redis_conn)
+    process = multiprocessing.get_context("fork").Process(target=deaf_to_sigterm, daemon=True)
+    process.start()
+    worker.scheduler._process = process  # type: ignore[union-attr]
+    time.sleep(0.3)  # it has installed its SIG_IGN
+    started = time.monotonic()
+    worker.stop_scheduler()
+    took = time.monotonic() - started
+    assert not process.is_alive()
+    assert process.exitcode == -signal.SIGKILL
+    assert 0.9 <= took < 4, took
+
+
+def test_a_scheduler_that_stops_on_sigterm_is_not_killed(redis_conn: redis.Redis) -> None:
+    worker = worker_with_scheduler(redis_conn)
+    process = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,), daemon=True)
+    process.start()
+    worker.scheduler._process = process  # type: ignore[union-attr]
+    worker.stop_scheduler()
+    assert process.exitcode == -signal.SIGTERM
+
+
+def test_maintenance_of_a_worker_asked_to_stop_cleans_but_starts_no_scheduler(redis_conn: redis.Redis) -> None:
+    worker = worker_with_scheduler(redis_conn)
+    worker.last_cleaned_at = worker.last_cleaned_at or time.time()  # not the first maintenance: RQ would restart it
+    started: list[bool] = []
+    worker.scheduler.acquire_locks = lambda auto_start=False: started.append(auto_start)  # type: ignore[method-assign,union-attr]
+    cleaned: list[bool] = []
+    worker.clean_registries = lambda: cleaned.append(True)  # type: ignore[method-assign]
+    worker.run_maintenance_tasks()
+    assert started == [True] and cleaned == [True]  # running: RQ starts its dead scheduler again
+
+    worker._stop_requested = True
+    worker.run_maintenance_tasks()
+    assert started == [True] and cleaned == [True, True]  # stopping: registries cleaned, no new scheduler
