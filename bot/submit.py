@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -16,6 +16,7 @@ from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import (
     CLASSIFY_JOB,
     RETRAIN_JOB,
+    RETRAIN_LOST_CALLBACK,
     ROLLBACK_JOB,
     ROUTE_JOB,
     STATUS_JOB,
@@ -225,6 +226,7 @@ class JobSubmitter:
                 result_ttl=JOB_RESULT_TTL_S,
                 failure_ttl=JOB_FAILURE_TTL_S,
                 description=f"retrain by {request.user} in {request.channel}",
+                on_failure=Callback(RETRAIN_LOST_CALLBACK),  # a killed worker's training is reported lost
             )
         except Exception:
             self._release(delivery_key)

@@ -17,6 +17,8 @@ TRAIN_QUEUE = "train"
 # Dotted paths of the job functions, resolved by the worker process (the bot never imports them).
 CLASSIFY_JOB = "worker.jobs.classify"  # queue: classify
 RETRAIN_JOB = "worker.retrain.retrain"  # queue: train
+# RQ failure callback of a training job: says in Slack that a training whose worker died was lost.
+RETRAIN_LOST_CALLBACK = "worker.retrain.training_lost"
 STATUS_JOB = "worker.admin.status"  # queue: classify (quick; must not be batched with classify jobs)
 ROLLBACK_JOB = "worker.admin.rollback"  # queue: classify
 ROUTE_JOB = "worker.routes.set_route"  # queue: classify (quick: checks the desk channel, stores the route)

@@ -62,17 +62,25 @@ def stack(
         yield {"url": url, "models": models, "env": env, "root": root}
 
 
+def start_train_worker(stack: dict[str, Any], name: str = "train-worker") -> Proc:
+    return start_worker(stack["env"], stack["root"] / "run", "--queues", "train", name=name)
+
+
+def stop_train_worker(proc: Proc) -> None:
+    children = descendants(proc.popen.pid)
+    proc.stop()
+    for pid in children:  # RQ's scheduler process, orphaned when its worker was killed
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def train_worker(stack: dict[str, Any], redis_conn: redis.Redis) -> Iterator[Proc]:
-    proc = start_worker(stack["env"], stack["root"] / "run", "--queues", "train", name="train-worker")
+    proc = start_train_worker(stack)
     try:
         yield proc
     finally:
-        children = descendants(proc.popen.pid)
-        proc.stop()
-        for pid in children:  # RQ's scheduler process, orphaned when its worker was killed
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop_train_worker(proc)
 
 
 def descendants(pid: int) -> list[int]:
@@ -142,7 +150,7 @@ def test_sigterm_stops_the_training_frees_the_lock_and_says_so(
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis, train_worker: Proc
 ) -> None:
     models: Path = stack["models"]
-    before = versions(models)
+    before, current = versions(models), current_version(models)
     job_id = start_training(stack, fake_slack, redis_conn, "term")
     assert 0 < redis_conn.ttl(state.TRAINING_LOCK_KEY) <= LOCK_TTL_S  # the running training's short lease
 
@@ -150,34 +158,54 @@ def test_sigterm_stops_the_training_frees_the_lock_and_says_so(
     stopped = wait_text(fake_slack, "Training stopped", timeout=30)
     assert "学習を中断しました" in stopped and "/retrain" in stopped and "again" in stopped
     assert state.training_lock(redis_conn) is None
-    train_worker.popen.wait(30)  # then the worker exits (a warm shutdown)
+    train_worker.wait_exit(30)  # then the worker exits (a warm shutdown)
+    assert train_worker.log().count("Scheduler for train started") <= 1  # none started again while stopping
     progress = state.training_progress(redis_conn)
     assert progress is not None and (progress.job_id, progress.phase) == (job_id, "stopped")
-    assert current_version(models) == FIRST_VERSION and versions(models) == before
+    assert current_version(models) == current and versions(models) == before
     # One message, edited in place.
     assert len({c.params["ts"] for c in fake_slack.calls_to("chat.update")}) == 1
 
 
-def test_a_killed_train_workers_lock_lapses_within_its_ttl(
+def test_a_killed_train_workers_lock_lapses_and_the_next_train_worker_reports_it_lost(
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis, train_worker: Proc
 ) -> None:
     job_id = start_training(stack, fake_slack, redis_conn, "kill")
     time.sleep(LOCK_TTL_S + 1)  # the heartbeat keeps the lock while the training runs
     held = state.training_lock(redis_conn)
     assert held is not None and held.job_id == job_id
+    (message_ts,) = {c.params["ts"] for c in fake_slack.calls_to("chat.update") if job_id in c.params["text"]}
 
     train_worker.signal(signal.SIGKILL)  # out of memory, power cut: nothing runs any more
-    train_worker.popen.wait(10)
+    train_worker.wait_exit(10)
+    killed_at = time.monotonic()
     waited = wait_no_lock(redis_conn, timeout=LOCK_TTL_S + 2)
     assert waited <= LOCK_TTL_S + 1
     assert "Training queued" in command(stack, fake_slack, "type=linear", "after-kill")
+    assert not any("Training lost" in t for t in progress_texts(fake_slack))  # nobody could say so yet
+
+    # The train worker comes back (compose restarts it): its maintenance finds the job abandoned, and the
+    # killed training's own progress message says it was lost; then the queued training runs.
+    replacement = start_train_worker(stack, name="train-worker-restarted")
+    try:
+        lost = wait_text(fake_slack, "Training lost", timeout=60)
+        lost_after = time.monotonic() - killed_at
+        (edit,) = [c for c in fake_slack.calls_to("chat.update") if "Training lost" in c.params["text"]]
+        assert edit.params["ts"] == message_ts and job_id in lost
+        assert "学習が中断されました" in lost and "current model keeps serving" in lost and "/retrain" in lost
+        assert lost_after < 45, f"reported lost {lost_after:.0f}s after the kill"
+        wait_text(fake_slack, "Done", timeout=120)  # the linear training queued meanwhile
+        wait_no_lock(redis_conn, timeout=10)
+    finally:
+        stop_train_worker(replacement)
+    assert "abandoned by its worker" in replacement.log()
 
 
 def test_retrain_cancel_stops_the_training_at_its_next_step(
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis, train_worker: Proc
 ) -> None:
     models: Path = stack["models"]
-    before = versions(models)
+    before, current = versions(models), current_version(models)
     job_id = start_training(stack, fake_slack, redis_conn, "slow")
 
     refused = command(stack, fake_slack, "cancel", "cancel-nobody", user="UNOBODY")
@@ -193,7 +221,7 @@ def test_retrain_cancel_stops_the_training_at_its_next_step(
     wait_no_lock(redis_conn, timeout=10)
     progress = state.training_progress(redis_conn)
     assert progress is not None and (progress.job_id, progress.phase) == (job_id, "cancelled")
-    assert current_version(models) == FIRST_VERSION and versions(models) == before
+    assert current_version(models) == current and versions(models) == before
     assert train_worker.alive()  # the worker itself goes on serving the queue
     assert "nothing to cancel" in command(stack, fake_slack, "cancel", "cancel-again")
 
@@ -231,5 +259,6 @@ def test_a_failed_training_tells_the_admin_what_to_do_without_internals(
     assert not INTERNALS.search(failed), failed
     for secret in (str(stack["root"]), "/nonexistent", str(Path(stack["env"]["BASE_MODELS_DIR"]))):
         assert secret not in failed
+    assert not any("Training lost" in t for t in progress_texts(fake_slack))  # it failed on its own, and said so
     assert lock.job_id in worker.log()  # the details are in the worker's log, under the reference id
     assert state.training_lock(redis_conn) is None

@@ -9,7 +9,9 @@ confusion matrix as a PNG. A failed training leaves the current model serving an
 While it runs, a :class:`TrainingGuard` renews the training lock (TTL ``TRAINING_LOCK_TTL_S``, so that a killed
 worker's lock lapses within it) and stops the training at its next progress report when the worker is asked to
 shut down (SIGTERM/SIGINT, e.g. a redeploy) or an admin runs ``/retrain cancel``: the progress message then says
-so, the lock is released, and the current model keeps serving.
+so, the lock is released, and the current model keeps serving. A worker that dies without a word (SIGKILL, out of
+memory) cannot say anything: RQ's maintenance in the next training worker finds its job abandoned and runs
+:func:`training_lost`, which edits the progress message to say the training was lost and frees the lock.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import get_current_job
+from rq.exceptions import AbandonedJobError
+from rq.job import Job
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -52,6 +56,10 @@ log = logging.getLogger(__name__)
 CANCEL_POLL_S = 1.0
 # The signals that ask a worker to shut down (docker compose stop, Ctrl+C).
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Where a training job keeps its progress message in its RQ meta, for :func:`training_lost`.
+PROGRESS_MESSAGE_META = "progress_message"
+# The progress phases of a training that has ended, one way or another.
+ENDED_PHASES = ("done", "failed", "stopped", "cancelled")
 
 
 def resolve_base(name: str | None, settings: Settings) -> str:
@@ -277,6 +285,16 @@ def stopped_text(header: str, exc: TrainingStoppedError) -> str:
     )
 
 
+def lost_text(header: str, reference: str) -> str:
+    return (
+        f"{header}\n:octagonal_sign: *学習が中断されました / Training lost* — 学習ワーカーが途中で停止しました"
+        " (メモリ不足、強制終了など)。現在のモデルのままです / the training worker died mid-way (out of memory? "
+        "killed?); the current model keeps serving.\n"
+        "もう一度学習するには `/retrain` を実行してください。/ Run `/retrain` again to train. "
+        f"(参照 ID / reference id: `{reference}`)"
+    )
+
+
 def failed_text(header: str, exc: BaseException, reference: str) -> str:
     """What the admin is told of a failed training: what to do, and the reference to find the details in the log.
 
@@ -384,6 +402,41 @@ def retrain_options(request: RetrainRequest, settings: Settings) -> str:
     return ", ".join(options)
 
 
+def retrain_header(job_id: str, request: RetrainRequest, settings: Settings) -> str:
+    """The first line of the progress message: which training, whose, with which options."""
+    options = retrain_options(request, settings)
+    return f":brain: *モデルの再学習 / Retraining* `{job_id}` — <@{request.user}> ({options})"
+
+
+def training_lost(
+    job: Job, connection: Redis, exc_type: type[BaseException], exc_value: BaseException, traceback: Any
+) -> None:
+    """RQ's failure callback of a training job (``on_failure``), run in the training worker whose maintenance finds
+    the job abandoned: its worker died (SIGKILL, out of memory, power) and nothing else will ever say so.
+
+    Edits the progress message to say the training was lost, marks the progress ended, and frees the lock if this
+    job still holds it. A training that failed on its own has already said so: nothing is done then.
+    """
+    if not issubclass(exc_type, AbandonedJobError):
+        return
+    rt = runtime()
+    request = RetrainRequest.from_dict(job.args[0])
+    text = lost_text(retrain_header(job.id, request, rt.settings), job.id)
+    log.warning("training %s was abandoned by its worker; reporting it lost", job.id)
+    progress = state.training_progress(connection)
+    if progress is not None and progress.job_id == job.id and progress.phase not in ENDED_PHASES:
+        state.put_training_progress(connection, replace(progress, phase="stopped", message="worker lost"), ended=True)
+    state.release_training_lock(connection, job.id)
+    where = job.meta.get(PROGRESS_MESSAGE_META) or {}
+    try:
+        if where.get("ts"):
+            rt.replier.client.chat_update(channel=where["channel"], ts=where["ts"], text=text)
+        else:  # it died before its progress message was posted
+            rt.replier.client.chat_postMessage(channel=request.channel, text=text)
+    except (SlackApiError, SlackClientError) as exc:
+        log.warning("could not report the lost training %s in Slack: %s", job.id, exc)
+
+
 @training_run
 def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate, maybe promote, and report in Slack; the dict is kept as the job's result."""
@@ -392,9 +445,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     request = RetrainRequest.from_dict(payload)
     job = get_current_job()
     job_id = job.id if job else request.request_id
-    header = (
-        f":brain: *モデルの再学習 / Retraining* `{job_id}` — <@{request.user}> ({retrain_options(request, settings)})"
-    )
+    header = retrain_header(job_id, request, settings)
     progress = ProgressMessage(
         rt.replier.client, rt.connection, request.channel, job_id, header, settings.progress_interval_s
     )
@@ -402,6 +453,9 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         with guard:
             progress.start()
+            if job is not None and progress.ts:  # where training_lost says so if this worker dies
+                job.meta[PROGRESS_MESSAGE_META] = {"channel": progress.channel, "ts": progress.ts}
+                job.save_meta()  # type: ignore[no-untyped-call]
             guard.check()  # cancelled while it was queued
             base = resolve_base(request.base_model, settings)
             with tempfile.TemporaryDirectory(prefix="newsbot-feedback-") as tmp:
