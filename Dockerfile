@@ -41,9 +41,10 @@ RUN touch README.md && pip install -c constraints.txt ".[train]" && pip uninstal
     && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"
 # Mount points of the named volumes, owned by the user the processes run as.
 RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
-# MPLCONFIGDIR: matplotlib's font cache (confusion-matrix plots), else written into $HOME, off the volumes.
+# MPLCONFIGDIR: matplotlib's font cache (confusion-matrix plots); XDG_CACHE_HOME: fontconfig's cache, which
+# matplotlib's font search writes where the system one is not built yet. Else both go into $HOME, off the volumes.
 ENV MODEL_DIR=/models BASE_MODELS_DIR=/models/base DATA_CACHE_DIR=/data/corpus HF_HOME=/data/hf TRAIN_RUN_DIR=/runs \
-    MPLCONFIGDIR=/data/matplotlib
+    MPLCONFIGDIR=/data/matplotlib XDG_CACHE_HOME=/data/cache
 COPY common ./common
 COPY newsmodel ./newsmodel
 COPY worker ./worker

@@ -36,7 +36,15 @@ from tests.compose_files import (
 WORKER_SERVICES = ("bootstrap", "worker", "train-worker")
 GPU_SERVICES = ("worker", "train-worker")
 # Settings a process writes below; each must be an absolute path on a named volume in every service that has it.
-WRITABLE_SETTINGS = ("MODEL_DIR", "BASE_MODELS_DIR", "DATA_CACHE_DIR", "TRAIN_RUN_DIR", "HF_HOME", "MPLCONFIGDIR")
+WRITABLE_SETTINGS = (
+    "MODEL_DIR",
+    "BASE_MODELS_DIR",
+    "DATA_CACHE_DIR",
+    "TRAIN_RUN_DIR",
+    "HF_HOME",
+    "MPLCONFIGDIR",
+    "XDG_CACHE_HOME",
+)
 SETTINGS = {name.upper() for name in Settings.model_fields}
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 
