@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from common.jobs import CLASSIFY_JOB, RETRAIN_JOB, ROLLBACK_JOB, ROUTE_JOB, STATUS_JOB
 from common.logs import JsonFormatter, bind_log_context, configure_logging, log_context
 from testkit.fake_slack import FakeSlack
 from testkit.signing import event_body
@@ -92,3 +93,15 @@ def test_the_bot_logs_a_request_with_its_slack_event_id(
     assert response.status == 200
     enqueued = [r for r in lines(capsys.readouterr().err) if r["message"].startswith("enqueued ")]
     assert len(enqueued) == 1 and enqueued[0]["event_id"] == "EvJsonBot", enqueued
+
+
+@pytest.mark.parametrize("path", [CLASSIFY_JOB, RETRAIN_JOB, STATUS_JOB, ROLLBACK_JOB, ROUTE_JOB])
+def test_every_job_function_logs_in_its_jobs_context(path: str) -> None:
+    """Each function RQ runs is wrapped by worker.jobs.in_job_context (its job id and model version in each line)."""
+    import importlib
+
+    from worker.jobs import in_job_context
+
+    module, name = path.rsplit(".", 1)
+    func = getattr(importlib.import_module(module), name)
+    assert func.__code__ is in_job_context(lambda payload: payload).__code__, f"{path} does not log its job id"

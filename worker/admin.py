@@ -21,7 +21,7 @@ from common.settings import Settings
 from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
 from worker.homes import publish_homes_after_model_change
-from worker.jobs import runtime
+from worker.jobs import in_job_context, runtime
 from worker.reports import labels_line, metrics_line, version_line
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ def status_text(settings: Settings, connection: Redis) -> str:
     return "\n".join(lines)
 
 
+@in_job_context
 def status(payload: dict[str, Any]) -> dict[str, Any]:
     rt = runtime()
     request = AdminRequest.from_dict(payload)
@@ -94,6 +95,7 @@ def status(payload: dict[str, Any]) -> dict[str, Any]:
     return {"text": text}
 
 
+@in_job_context
 def rollback(payload: dict[str, Any]) -> dict[str, Any]:
     """Make the requested (or the previous) version current; every worker hot-reloads it."""
     rt = runtime()

@@ -19,7 +19,7 @@ from slack_sdk.webhook import WebhookClient
 from common import state
 from common.jobs import RouteRequest
 from common.state import Route
-from worker.jobs import runtime
+from worker.jobs import in_job_context, runtime
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ def route_refusal(desk: str, reason_ja: str, reason_en: str) -> str:
     )
 
 
+@in_job_context
 def set_route(payload: dict[str, Any]) -> dict[str, Any]:
     """An admin's ``route <label> #channel`` (admin and label checked by the bot): check the channel, store it."""
     rt = runtime()
