@@ -20,14 +20,19 @@ from common.state import HomeViewer
 log = logging.getLogger(__name__)
 
 
-def publish_home(client: WebClient, connection: Redis, user: str, is_admin: bool, notice: str = "") -> None:
-    """Build ``user``'s Home from what Redis holds now and publish it (``views.publish``)."""
-    view = home.home_view(home.gather(connection, user, is_admin, notice=notice))
+def publish_home(
+    client: WebClient, connection: Redis, user: str, is_admin: bool, *, timezone: str, notice: str = ""
+) -> None:
+    """Build ``user``'s Home from what Redis holds now and publish it (``views.publish``); its day counts are
+    calendar days in ``timezone`` (the newsroom's)."""
+    view = home.home_view(home.gather(connection, user, is_admin, timezone=timezone, notice=notice))
     client.views_publish(user_id=user, view=view)
 
 
-def open_home(client: WebClient, connection: Redis, admins: AdminPolicy, user: str, channel: str) -> None:
+def open_home(
+    client: WebClient, connection: Redis, admins: AdminPolicy, user: str, channel: str, *, timezone: str
+) -> None:
     """``user`` opened the Home tab: remember them as a recent viewer (with their DM channel) and publish it."""
     is_admin = admins.is_admin(client, user)
     state.note_home_viewer(connection, HomeViewer(user=user, channel=channel, admin=is_admin, at=time.time()))
-    publish_home(client, connection, user, is_admin)
+    publish_home(client, connection, user, is_admin, timezone=timezone)

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis import Redis
 
@@ -80,13 +81,20 @@ class HomeData:
     announced: ModelFacts | None = None
     notice: str = ""
     at: float = field(default_factory=time.time)
+    timezone: str = "UTC"  # the newsroom's, where "today" and "last 7 days" begin (NEWSROOM_TIMEZONE)
 
 
 def gather(
-    connection: Redis, user: str, is_admin: bool, *, notice: str = "", announced: ModelFacts | None = None
+    connection: Redis,
+    user: str,
+    is_admin: bool,
+    *,
+    timezone: str,
+    notice: str = "",
+    announced: ModelFacts | None = None,
 ) -> HomeData:
-    """Read what ``user``'s Home shows from Redis."""
-    today, week = state.classified_counts(connection)
+    """Read what ``user``'s Home shows from Redis; the day counts are calendar days in ``timezone`` (IANA)."""
+    today, week = state.classified_counts(connection, tz=ZoneInfo(timezone))
     lock = state.training_lock(connection) if is_admin else None
     return HomeData(
         user=user,
@@ -102,6 +110,7 @@ def gather(
         training=state.training_progress(connection) if is_admin else None,
         announced=announced,
         notice=notice,
+        timezone=timezone,
     )
 
 
@@ -247,7 +256,10 @@ def _activity_blocks(data: HomeData) -> list[dict[str, Any]]:
             ("👎 違う / Wrong", str(data.feedback.wrong)),
             ("次の再学習を待つ訂正 / Corrections for the next retraining", str(data.feedback.waiting)),
         ),
-        _context("日付は UTC / days are UTC days; フィードバックは各人の最新の回答 / each person's latest answer"),
+        _context(
+            f"日付は {escape(data.timezone)} の暦日 / days are calendar days in {escape(data.timezone)}; "
+            "フィードバックは各人の最新の回答 / each person's latest answer"
+        ),
     ]
 
 

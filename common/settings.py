@@ -9,8 +9,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -155,6 +157,10 @@ class Settings(BaseSettings):
         le=60.0,
         description="Least seconds between two reactions or two posts of a worker in one channel (Slack's rate tiers)",
     )
+    newsroom_timezone: str = Field(
+        default="Asia/Tokyo",
+        description='The newsroom\'s time zone (IANA name): where the App Home\'s "today" and "this week" begin',
+    )
     admins_include_workspace_admins: bool = Field(
         default=False,
         description="Also let this workspace's admins and owners (users.info) run /retrain;"
@@ -224,6 +230,20 @@ class Settings(BaseSettings):
     def emoji_for(self, label: str) -> str:
         """The reaction for ``label`` in a watched channel (the ``*`` one for a label not configured)."""
         return self.category_emoji.get(label) or self.category_emoji.get("*") or DEFAULT_CATEGORY_EMOJI["*"]
+
+    @field_validator("newsroom_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Tokyo or UTC)") from None
+        return value
+
+    @property
+    def newsroom_tz(self) -> tzinfo:
+        """:attr:`newsroom_timezone` as a tzinfo."""
+        return ZoneInfo(self.newsroom_timezone)
 
     @field_validator("fetch_allowed_networks", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ key                                       value                       lifetime
 ``newsbot:serving:<worker name>``         hash, ServingState          serving_ttl_s(poll interval)
 ``newsbot:watch``                         hash channel → Watch        no TTL (an admin's setting)
 ``newsbot:routes``                        hash label → Route          no TTL (an admin's setting)
-``newsbot:stats:classified:<UTC day>``    set of record ids           CLASSIFIED_DAY_TTL_S
+``newsbot:stats:classified:<day>``        set of record ids           CLASSIFIED_DAY_TTL_S
 ``newsbot:stats:feedback:correct``        set of ``<user>:<record>``  no TTL (as the answers)
 ``newsbot:stats:feedback:wrong``          zset ``<user>:<record>``    no TTL (score: when answered)
 ``newsbot:training:corrections_cutoff``   time of the last export     no TTL
@@ -38,6 +38,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Generic, TypeVar
 
 from redis import Redis
@@ -860,8 +861,9 @@ HOME_REFRESH_MAX_VIEWERS = 50
 WEEK_DAYS = 7
 
 
-def utc_day(at: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(at))
+def newsroom_day(at: float, tz: tzinfo) -> str:
+    """The calendar day (``YYYY-MM-DD``) in the newsroom's time zone at ``at``."""
+    return datetime.fromtimestamp(at, tz).date().isoformat()
 
 
 def classified_day_key(day: str) -> str:
@@ -872,12 +874,15 @@ def recent_key(user: str) -> str:
     return f"{RECENT_KEY_PREFIX}{user}"
 
 
-def count_classifications(connection: Redis, record_ids: list[str], user: str | None, at: float | None = None) -> None:
-    """Count stored records for today (a set: a retried job counts once) and remember them as ``user``'s recent."""
+def count_classifications(
+    connection: Redis, record_ids: list[str], user: str | None, *, tz: tzinfo, at: float | None = None
+) -> None:
+    """Count stored records for today in ``tz`` (a set: a retried job counts once) and remember them as ``user``'s
+    recent."""
     if not record_ids:
         return
     now = time.time() if at is None else at
-    day = classified_day_key(utc_day(now))
+    day = classified_day_key(newsroom_day(now, tz))
     with connection.pipeline() as pipe:
         pipe.sadd(day, *record_ids)
         pipe.expire(day, CLASSIFIED_DAY_TTL_S)
@@ -890,12 +895,13 @@ def count_classifications(connection: Redis, record_ids: list[str], user: str | 
         pipe.execute()
 
 
-def classified_counts(connection: Redis, at: float | None = None) -> tuple[int, int]:
-    """Articles classified today and in the last 7 days (UTC days, today included)."""
+def classified_counts(connection: Redis, *, tz: tzinfo, at: float | None = None) -> tuple[int, int]:
+    """Articles classified today and in the last 7 days (calendar days in ``tz``, today included)."""
     now = time.time() if at is None else at
+    today = datetime.fromtimestamp(now, tz).date()
     with connection.pipeline() as pipe:
         for back in range(WEEK_DAYS):
-            pipe.scard(classified_day_key(utc_day(now - back * 86400)))
+            pipe.scard(classified_day_key((today - timedelta(days=back)).isoformat()))
         counts = [int(n) for n in pipe.execute()]
     return counts[0], sum(counts)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -17,20 +19,35 @@ from tests.home_models import action_ids, add_linear_version, all_text, fields
 from worker.classifier import ModelService
 
 DAY = 86400.0
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 # --- counters and lists -----------------------------------------------------------------------------------
 
 
-def test_classifications_count_once_per_record_by_utc_day_and_week(redis_conn: redis.Redis) -> None:
+def test_classifications_count_once_per_record_by_day_and_week(redis_conn: redis.Redis) -> None:
     now = time.time()
-    state.count_classifications(redis_conn, ["job1", "job2:1", "job2:2"], "U1", at=now)
-    state.count_classifications(redis_conn, ["job1"], "U1", at=now)  # a retried job stores its record again
-    state.count_classifications(redis_conn, ["old1"], None, at=now - 3 * DAY)
-    state.count_classifications(redis_conn, ["older"], None, at=now - 7 * DAY)  # outside the last 7 days
-    assert state.classified_counts(redis_conn, at=now) == (3, 4)
-    ttl = redis_conn.ttl(state.classified_day_key(state.utc_day(now)))
+    state.count_classifications(redis_conn, ["job1", "job2:1", "job2:2"], "U1", tz=TOKYO, at=now)
+    state.count_classifications(redis_conn, ["job1"], "U1", tz=TOKYO, at=now)  # a retried job stores its record again
+    state.count_classifications(redis_conn, ["old1"], None, tz=TOKYO, at=now - 3 * DAY)
+    state.count_classifications(redis_conn, ["older"], None, tz=TOKYO, at=now - 7 * DAY)  # outside the last 7 days
+    assert state.classified_counts(redis_conn, tz=TOKYO, at=now) == (3, 4)
+    ttl = redis_conn.ttl(state.classified_day_key(state.newsroom_day(now, TOKYO)))
     assert 0 < int(ttl) <= state.CLASSIFIED_DAY_TTL_S
+
+
+def test_today_begins_at_midnight_in_the_newsrooms_time_zone_not_utc(redis_conn: redis.Redis) -> None:
+    """An article at 08:30 in Tokyo is today's from 00:00 to 24:00 Tokyo time, although it is 23:30 the day
+    before in UTC; at 00:30 the next Tokyo day it counts for the week only."""
+    morning = datetime(2026, 12, 1, 23, 30, tzinfo=UTC).timestamp()  # 2026-12-02 08:30 in Tokyo
+    state.count_classifications(redis_conn, ["morning"], "U1", tz=TOKYO, at=morning)
+    assert state.newsroom_day(morning, TOKYO) == "2026-12-02" and state.newsroom_day(morning, UTC) == "2026-12-01"
+    ten_am = datetime(2026, 12, 2, 1, 0, tzinfo=UTC).timestamp()  # 10:00 in Tokyo, the same Tokyo day
+    assert state.classified_counts(redis_conn, tz=TOKYO, at=ten_am) == (1, 1)
+    after_midnight = datetime(2026, 12, 2, 15, 30, tzinfo=UTC).timestamp()  # 2026-12-03 00:30 in Tokyo
+    assert state.classified_counts(redis_conn, tz=TOKYO, at=after_midnight) == (0, 1)
+    data = home.gather(redis_conn, "U1", False, timezone="Asia/Tokyo")
+    assert "calendar days in Asia/Tokyo" in all_text(home.home_view(data))
 
 
 def test_each_users_recent_list_keeps_the_last_five_newest_first(redis_conn: redis.Redis) -> None:
@@ -45,8 +62,8 @@ def test_each_users_recent_list_keeps_the_last_five_newest_first(redis_conn: red
             channel="C1",
         )
         state.put_classification(redis_conn, record)
-        state.count_classifications(redis_conn, [record.record_id], "U1", at=1000.0 + n)
-    state.count_classifications(redis_conn, ["other"], "U2", at=1000.0)
+        state.count_classifications(redis_conn, [record.record_id], "U1", tz=TOKYO, at=1000.0 + n)
+    state.count_classifications(redis_conn, ["other"], "U2", tz=TOKYO, at=1000.0)
     recent = state.recent_classifications(redis_conn, "U1")
     assert [r.record_id for r in recent] == ["r6", "r5", "r4", "r3", "r2"]
     assert recent[0] == RecentClassification("r6", "<見出し> & 6", SLUGS[6], 1006.0)

@@ -47,6 +47,14 @@ def test_missing_and_malformed_settings_name_the_variable(monkeypatch: pytest.Mo
     monkeypatch.setenv("CONFIDENCE_THRESHOLD", "1.5")
     with pytest.raises(SettingsError, match="CONFIDENCE_THRESHOLD"):
         load_settings()
+    monkeypatch.delenv("CONFIDENCE_THRESHOLD")
+    monkeypatch.setenv("NEWSROOM_TIMEZONE", "Asia/Tokio")
+    with pytest.raises(SettingsError, match=r"NEWSROOM_TIMEZONE.*unknown time zone 'Asia/Tokio'"):
+        load_settings()
+    monkeypatch.setenv("NEWSROOM_TIMEZONE", "Europe/Berlin")
+    assert str(load_settings().newsroom_tz) == "Europe/Berlin"
+    monkeypatch.delenv("NEWSROOM_TIMEZONE")
+    assert str(load_settings().newsroom_tz) == "Asia/Tokyo"  # the default: a newsroom in Japan
 
 
 def test_tokens_are_redacted_in_log_output(caplog: pytest.LogCaptureFixture) -> None:

@@ -58,7 +58,15 @@ def publish_homes_after_model_change(rt: Runtime) -> int:
         return 0
     for viewer in viewers:
         try:
-            view = home.home_view(home.gather(rt.connection, viewer.user, viewer.admin, announced=announced))
+            view = home.home_view(
+                home.gather(
+                    rt.connection,
+                    viewer.user,
+                    viewer.admin,
+                    timezone=rt.settings.newsroom_timezone,
+                    announced=announced,
+                )
+            )
             rt.replier.client.views_publish(user_id=viewer.user, view=view)
             published += 1
         except (SlackApiError, SlackClientError) as exc:

@@ -30,7 +30,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from redis import Redis
@@ -221,7 +221,9 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
         log.info("job %s refused: %s", job_id, outcome.error)
         deliver(rt, job_id, outcome.request, error_message(outcome.error.user_message))
         return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
-    records = store_records(rt.connection, job_id, outcome, rt.settings.record_ttl_days * 24 * 3600)
+    records = store_records(
+        rt.connection, job_id, outcome, rt.settings.record_ttl_days * 24 * 3600, rt.settings.newsroom_tz
+    )
     for item in outcome.articles:
         if item.classified:
             metrics.CONFIDENCE.observe(item.confidence)
@@ -242,7 +244,9 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     if outcome.error is not None:
         log.info("watched message %s/%s not classified: %s", request.channel, request.thread_ts, outcome.error)
         return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
-    records = store_records(rt.connection, job_id, outcome, rt.settings.record_ttl_days * 24 * 3600)
+    records = store_records(
+        rt.connection, job_id, outcome, rt.settings.record_ttl_days * 24 * 3600, rt.settings.newsroom_tz
+    )
     classified = [item for item in outcome.articles if item.classified]
     if not classified:
         log.info("watched message %s/%s: no article could be read", request.channel, request.thread_ts)
@@ -267,9 +271,9 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes)}
 
 
-def store_records(connection: Redis, job_id: str, outcome: Outcome, ttl_s: int = 0) -> list[str]:
+def store_records(connection: Redis, job_id: str, outcome: Outcome, ttl_s: int = 0, tz: tzinfo = UTC) -> list[str]:
     """Give each classified article its record id and store its record (expiring after ``ttl_s`` unless
-    feedback arrives; 0: never); the record ids."""
+    feedback arrives; 0: never), counted for the day in ``tz`` (the newsroom's); the record ids."""
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
     records: list[str] = []
     for index, item in enumerate(outcome.articles):
@@ -292,7 +296,7 @@ def store_records(connection: Redis, job_id: str, outcome: Outcome, ttl_s: int =
             ttl_s,
         )
         records.append(item.record_id)
-    state.count_classifications(connection, records, outcome.request.user)
+    state.count_classifications(connection, records, outcome.request.user, tz=tz)
     return records
 
 

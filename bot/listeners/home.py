@@ -40,7 +40,11 @@ def handle_app_home_opened(event: dict[str, Any], context: BoltContext, client: 
     if event.get("tab", "home") != "home":
         return
     submitter: JobSubmitter = context["submitter"]
-    open_home(client, submitter.connection, context["admins"], event["user"], str(event.get("channel") or ""))
+    settings: Settings = context["settings"]
+    channel = str(event.get("channel") or "")
+    open_home(
+        client, submitter.connection, context["admins"], event["user"], channel, timezone=settings.newsroom_timezone
+    )
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class _AdminClick:
     user: str
     channel: str  # the user's DM with the app, where the job answers
     trigger: str
+    timezone: str  # the newsroom's, for the Home's day counts
 
     def request(self, version: str | None = None) -> AdminRequest:
         return AdminRequest(request_id=self.trigger, user=self.user, channel=self.channel, version=version)
@@ -59,23 +64,24 @@ def _admin_click(body: dict[str, Any], context: BoltContext, client: WebClient) 
     """The admin behind a Home click; None (after an updated Home said why) for anyone else."""
     submitter: JobSubmitter = context["submitter"]
     admins: AdminPolicy = context["admins"]
+    timezone = context["settings"].newsroom_timezone
     connection = submitter.connection
     user = str((body.get("user") or {}).get("id") or "")
     try:
         admins.require(client, user)
     except NewsbotError as exc:
-        publish_home(client, connection, user, False, notice=f":no_entry: {exc.user_message}")
+        publish_home(client, connection, user, False, timezone=timezone, notice=f":no_entry: {exc.user_message}")
         return None
     viewer = state.home_viewer(connection, user)
     if viewer is None or not viewer.channel:
-        publish_home(client, connection, user, True, notice=REOPEN)
+        publish_home(client, connection, user, True, timezone=timezone, notice=REOPEN)
         return None
     trigger = str(body.get("trigger_id") or "")
-    return _AdminClick(connection, submitter, user, viewer.channel, trigger)
+    return _AdminClick(connection, submitter, user, viewer.channel, trigger, timezone)
 
 
 def _queued(client: WebClient, click: _AdminClick, text: str) -> None:
-    publish_home(client, click.connection, click.user, True, notice=text)
+    publish_home(client, click.connection, click.user, True, timezone=click.timezone, notice=text)
 
 
 def handle_home_retrain(
