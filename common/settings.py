@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         default=Path("./.cache/models"),
         description="Where workers keep the versions they download from an s3:// MODEL_DIR",
     )
+    model_cache_keep: int = Field(
+        default=3,
+        ge=1,
+        description="How many versions MODEL_CACHE_DIR keeps, the most recently used (older ones are deleted when a"
+        " new one arrives)",
+    )
     model_store_endpoint_url: str | None = Field(
         default=None,
         description="S3 endpoint for an s3:// MODEL_DIR on MinIO or another S3-compatible store (default: AWS)",

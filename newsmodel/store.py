@@ -24,18 +24,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from common.exceptions import ModelNotFoundError
 
+log = logging.getLogger(__name__)
+
 MARKER_FILE = ".complete.json"
 DEFAULT_CACHE_DIR = Path(".cache/models")
 _DOWNLOAD_PREFIX = ".download-"
+# Versions a local cache keeps (the most recently used): the one served, the one before it, one more.
+DEFAULT_CACHE_KEEP = 3
 
 
 @dataclass(frozen=True)
@@ -44,15 +50,21 @@ class StoreConfig:
 
     endpoint_url: str | None = None
     cache_dir: Path = DEFAULT_CACHE_DIR
+    cache_keep: int = DEFAULT_CACHE_KEEP
 
 
 _config = StoreConfig()
 
 
-def configure(endpoint_url: str | None = None, cache_dir: Path | None = None) -> None:
-    """Set the S3 endpoint (None: AWS) and the default local cache of downloaded versions for this process."""
+def configure(endpoint_url: str | None = None, cache_dir: Path | None = None, cache_keep: int | None = None) -> None:
+    """Set the S3 endpoint (None: AWS), the default local cache of downloaded versions for this process, and how
+    many versions it keeps."""
     global _config
-    _config = StoreConfig(endpoint_url=endpoint_url or None, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
+    _config = StoreConfig(
+        endpoint_url=endpoint_url or None,
+        cache_dir=cache_dir or DEFAULT_CACHE_DIR,
+        cache_keep=cache_keep or DEFAULT_CACHE_KEEP,
+    )
 
 
 def config() -> StoreConfig:
@@ -146,6 +158,7 @@ class Store:
         """``<cache_dir>/<version>``, downloaded first when absent; only a complete version is downloaded."""
         target = cache_dir / version
         if target.is_dir():
+            os.utime(target)  # used now: the last to be evicted
             return target
         marker = self.marker(version)
         if marker is None:
@@ -174,4 +187,29 @@ class Store:
             raise ModelNotFoundError(f"{self.url_of(version)}: a file is missing ({exc})") from exc
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+        os.utime(target)
+        evict(cache_dir, config().cache_keep, protect={version})
         return target
+
+
+def evict(cache_dir: Path, keep: int, protect: Collection[str] = ()) -> list[str]:
+    """Delete the cached versions beyond the ``keep`` most recently used (folder mtime, renewed on each use), never
+    one in ``protect`` nor a hidden folder (a download or a training in progress); the names deleted.
+
+    A worker that still serves an evicted version is unaffected: its model is in memory (and a memory-mapped
+    weights file lives on until it is unmapped); a rollback to it downloads it again.
+    """
+    try:
+        cached = [p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+    cached.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for path in cached[max(keep, 1) :]:
+        if path.name in protect:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    if removed:
+        log.info("model cache %s: removed %s (keeping the %d most recently used)", cache_dir, removed, keep)
+    return removed

@@ -9,6 +9,7 @@ trained and promoted by a third process.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -139,6 +140,38 @@ def test_the_registry_api_on_an_object_store(s3: S3Server, bucket: str, s3_regis
         registry.resolve_serving_path(s3_registry, None, tmp_path / "cache")
     with pytest.raises(ModelNotFoundError):
         registry.set_current(s3_registry, HALF)
+
+
+def test_a_workers_cache_keeps_the_most_recently_used_versions(
+    s3: S3Server, bucket: str, s3_registry: str, tmp_path: Path
+) -> None:
+    """MODEL_CACHE_KEEP: when a new version arrives, the cache drops the least recently used beyond it, never the
+    one arriving nor a download or training in progress; a version dropped is downloaded again when asked for."""
+    store.configure(s3.url, tmp_path / "trainer-cache", cache_keep=2)
+    names = [f"2026010{n}-000000-keep{n}" for n in range(1, 5)]
+    for n, name in enumerate(names):
+        register_linear(s3_registry, name, seed=n)
+    trainer_cache = tmp_path / "trainer-cache"
+    assert sorted(p.name for p in trainer_cache.iterdir() if not p.name.startswith(".")) == names[2:]
+
+    cache = tmp_path / "worker-cache"
+    in_progress = cache / ".download-20260109-000000-busy-1-abc"
+    in_progress.mkdir(parents=True)
+    registry.local_version(s3_registry, names[0], cache)
+    registry.local_version(s3_registry, names[1], cache)
+    os.utime(cache / names[0], (1, 1))  # names[0] used long ago, names[1] just now
+    registry.local_version(s3_registry, names[2], cache)  # a third arrives: the least recently used goes
+    assert sorted(p.name for p in cache.iterdir()) == [in_progress.name, names[1], names[2]]
+    registry.local_version(s3_registry, names[1], cache)  # in the cache: used again, nothing downloaded or dropped
+    registry.local_version(s3_registry, names[3], cache)
+    assert sorted(p.name for p in cache.iterdir()) == [in_progress.name, names[1], names[3]]
+    again = registry.local_version(s3_registry, names[0], cache)  # a rollback to a dropped version downloads it
+    assert again.is_dir() and (again / store.MARKER_FILE).is_file()
+    assert sorted(p.name for p in cache.iterdir()) == [in_progress.name, names[0], names[3]]
+    os.utime(cache / names[0], (1, 1))
+    assert store.evict(cache, keep=1, protect={names[0]}) == []  # the protected one stays, however old
+    assert store.evict(cache, keep=1) == [names[0]]
+    assert sorted(p.name for p in cache.iterdir()) == [in_progress.name, names[3]]
 
 
 def test_the_cli_manages_an_object_store_registry_from_another_process(

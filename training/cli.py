@@ -281,7 +281,7 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
         if args.command == "feedback":
             cmd_feedback(args, out)
             return 0
-        store.configure(settings.model_store_endpoint_url, settings.model_cache_dir)
+        store.configure(settings.model_store_endpoint_url, settings.model_cache_dir, settings.model_cache_keep)
         options = _options(args)
         if args.command == "prepare":
             cmd_prepare(options, out)

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from worker.health import worker_probe
     from worker.slack import SlackReplier, web_client
 
-    store.configure(settings.model_store_endpoint_url, settings.model_cache_dir)
+    store.configure(settings.model_store_endpoint_url, settings.model_cache_dir, settings.model_cache_keep)
     connection = redis_connection(settings)
     models = ModelService.from_settings(settings)
     serves_classify = CLASSIFY_QUEUE in args.queues
