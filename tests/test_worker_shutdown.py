@@ -21,6 +21,11 @@ def deaf_to_sigterm() -> None:
     time.sleep(120)
 
 
+def stops_on_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not whatever handler the test process had when it forked
+    time.sleep(120)
+
+
 def worker_with_scheduler(conn: redis.Redis) -> BatchingWorker:
     worker = BatchingWorker([train_queue(conn)], connection=conn, serializer=SERIALIZER, name="w-shutdown")
     worker.scheduler = RQScheduler([q.name for q in worker.queues], connection=conn)
@@ -46,9 +51,10 @@ def test_a_scheduler_that_ignores_sigterm_is_killed_after_a_bound(
 
 def test_a_scheduler_that_stops_on_sigterm_is_not_killed(redis_conn: redis.Redis) -> None:
     worker = worker_with_scheduler(redis_conn)
-    process = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,), daemon=True)
+    process = multiprocessing.get_context("fork").Process(target=stops_on_sigterm, daemon=True)
     process.start()
     worker.scheduler._process = process  # type: ignore[union-attr]
+    time.sleep(0.3)  # it has reset its SIGTERM handler
     worker.stop_scheduler()
     assert process.exitcode == -signal.SIGTERM
 
