@@ -27,6 +27,26 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 REAL_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ldcc-20140209.tar.gz"
 
+# The longest test files (a minute or more each on a 2-core machine), run first: with two test processes
+# (pytest-xdist, a file each at a time) a long file started last would leave the other process idle at the end.
+LONGEST_FIRST = (
+    "test_training_real_corpus.py",
+    "test_faults.py",
+    "test_newsroom_burst.py",
+    "test_registry_object_store.py",
+    "test_retrain_stop.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of LONGEST_FIRST first, in that order; every file's own tests keep their order."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

@@ -80,11 +80,14 @@ def signed_with_timestamp(body: bytes, timestamp: str, secret: str = SECRET) -> 
 @pytest.mark.parametrize(
     ("case", "timestamp"),
     [
-        ("a Unicode digit (superscript two)", "²"),
-        ("5,000 digits", "9" * 5000),
-        ("empty", ""),
-        ("negative", f"-{int(time.time())}"),
-        ("float", f"{int(time.time())}.5"),
+        pytest.param(case, timestamp, id=case)  # the case names as ids: the same in every process (pytest-xdist)
+        for case, timestamp in [
+            ("a Unicode digit (superscript two)", "²"),
+            ("5,000 digits", "9" * 5000),
+            ("empty", ""),
+            ("negative", f"-{int(time.time())}"),
+            ("float", f"{int(time.time())}.5"),
+        ]
     ],
 )
 def test_malformed_timestamps_get_401(bot: str, redis_conn: redis.Redis, case: str, timestamp: str) -> None:
