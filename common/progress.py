@@ -21,6 +21,8 @@ PHASES: dict[str, str] = {
     "stopped": "停止 / Stopped",
     "cancelled": "中止 / Cancelled",
 }
+# The phases of a training that has ended, one way or another.
+ENDED_PHASES = ("done", "failed", "stopped", "cancelled")
 
 
 def duration(seconds: float | None) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.labels import LabelSet
 from newsmodel.loading import ModelType, model_type_of, read_model_labels
-from newsmodel.store import Store, config, evict, is_remote
+from newsmodel.store import Store, config, is_remote, note_cached
 
 # MODEL_DIR: a local folder, or an object-store URL such as s3://bucket/prefix.
 ModelDir = str | os.PathLike[str]
@@ -304,8 +304,7 @@ def register(model_dir: ModelDir, staging: Path, version: str) -> Path:
         if target.exists():
             shutil.rmtree(target)
         os.rename(staging, target)
-        os.utime(target)
-        evict(target.parent, config().cache_keep, protect={version})
+        note_cached(target)
         return target
     target = _local(model_dir) / version
     if target.exists():

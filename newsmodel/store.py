@@ -187,9 +187,15 @@ class Store:
             raise ModelNotFoundError(f"{self.url_of(version)}: a file is missing ({exc})") from exc
         finally:
             shutil.rmtree(partial, ignore_errors=True)
-        os.utime(target)
-        evict(cache_dir, config().cache_keep, protect={version})
+        note_cached(target)
         return target
+
+
+def note_cached(version_dir: Path) -> None:
+    """A version just added to a local cache (downloaded, or trained and uploaded here): it becomes the most
+    recently used, and the cache drops the versions beyond MODEL_CACHE_KEEP."""
+    os.utime(version_dir)
+    evict(version_dir.parent, config().cache_keep, protect={version_dir.name})
 
 
 def evict(cache_dir: Path, keep: int, protect: Collection[str] = ()) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import time
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -61,7 +62,7 @@ def test_a_scheduler_that_stops_on_sigterm_is_not_killed(redis_conn: redis.Redis
 
 def test_maintenance_of_a_worker_asked_to_stop_cleans_but_starts_no_scheduler(redis_conn: redis.Redis) -> None:
     worker = worker_with_scheduler(redis_conn)
-    worker.last_cleaned_at = worker.last_cleaned_at or time.time()  # not the first maintenance: RQ would restart it
+    worker.last_cleaned_at = datetime.now(UTC)  # not the first maintenance: RQ would restart its scheduler
     started: list[bool] = []
     worker.scheduler.acquire_locks = lambda auto_start=False: started.append(auto_start)  # type: ignore[method-assign,union-attr]
     cleaned: list[bool] = []

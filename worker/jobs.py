@@ -222,7 +222,7 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
         deliver(rt, job_id, outcome.request, error_message(outcome.error.user_message))
         return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
     records = store_records(
-        rt.connection, job_id, outcome, rt.settings.record_ttl_days * 24 * 3600, rt.settings.newsroom_tz
+        rt.connection, job_id, outcome, ttl_s=rt.settings.record_ttl_days * 24 * 3600, tz=rt.settings.newsroom_tz
     )
     for item in outcome.articles:
         if item.classified:
@@ -245,7 +245,7 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
         log.info("watched message %s/%s not classified: %s", request.channel, request.thread_ts, outcome.error)
         return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
     records = store_records(
-        rt.connection, job_id, outcome, rt.settings.record_ttl_days * 24 * 3600, rt.settings.newsroom_tz
+        rt.connection, job_id, outcome, ttl_s=rt.settings.record_ttl_days * 24 * 3600, tz=rt.settings.newsroom_tz
     )
     classified = [item for item in outcome.articles if item.classified]
     if not classified:
@@ -271,7 +271,7 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes)}
 
 
-def store_records(connection: Redis, job_id: str, outcome: Outcome, ttl_s: int = 0, tz: tzinfo = UTC) -> list[str]:
+def store_records(connection: Redis, job_id: str, outcome: Outcome, *, ttl_s: int, tz: tzinfo) -> list[str]:
     """Give each classified article its record id and store its record (expiring after ``ttl_s`` unless
     feedback arrives; 0: never), counted for the day in ``tz`` (the newsroom's); the record ids."""
     created_at = datetime.now(UTC).isoformat(timespec="seconds")

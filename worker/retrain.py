@@ -40,7 +40,7 @@ from common.exceptions import BaseModelNotFoundError, CorpusError, NewsbotError,
 from common.feedback import ExportSummary, FeedbackStore
 from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
 from common.mrkdwn import escape
-from common.progress import duration
+from common.progress import ENDED_PHASES, duration
 from common.settings import Settings
 from common.state import TrainingProgress
 from newsmodel.registry import has_version, local_version
@@ -58,8 +58,6 @@ CANCEL_POLL_S = 1.0
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Where a training job keeps its progress message in its RQ meta, for :func:`training_lost`.
 PROGRESS_MESSAGE_META = "progress_message"
-# The progress phases of a training that has ended, one way or another.
-ENDED_PHASES = ("done", "failed", "stopped", "cancelled")
 
 
 def resolve_base(name: str | None, settings: Settings) -> str:

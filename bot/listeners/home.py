@@ -64,7 +64,8 @@ def _admin_click(body: dict[str, Any], context: BoltContext, client: WebClient) 
     """The admin behind a Home click; None (after an updated Home said why) for anyone else."""
     submitter: JobSubmitter = context["submitter"]
     admins: AdminPolicy = context["admins"]
-    timezone = context["settings"].newsroom_timezone
+    settings: Settings = context["settings"]
+    timezone = settings.newsroom_timezone
     connection = submitter.connection
     user = str((body.get("user") or {}).get("id") or "")
     try:
