@@ -19,8 +19,9 @@ COPY pyproject.toml constraints.txt ./
 FROM base AS bot
 RUN touch README.md && pip install -c constraints.txt ".[bot]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info
 COPY common ./common
+COPY store ./store
 COPY bot ./bot
-RUN python -m compileall -q common bot
+RUN python -m compileall -q common store bot
 USER newsbot
 EXPOSE 3000
 # Socket Mode by default (needs SLACK_APP_TOKEN); `python -m bot --http` serves the Events API on port 3000,
@@ -46,10 +47,11 @@ RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
 ENV MODEL_DIR=/models BASE_MODELS_DIR=/models/base DATA_CACHE_DIR=/data/corpus HF_HOME=/data/hf TRAIN_RUN_DIR=/runs \
     MPLCONFIGDIR=/data/matplotlib XDG_CACHE_HOME=/data/cache
 COPY common ./common
+COPY store ./store
 COPY newsmodel ./newsmodel
 COPY worker ./worker
 COPY training ./training
-RUN python -m compileall -q common newsmodel worker training
+RUN python -m compileall -q common store newsmodel worker training
 USER newsbot
 CMD ["python", "-m", "worker"]
 

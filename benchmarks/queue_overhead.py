@@ -31,8 +31,8 @@ from rq import Queue, Worker
 from rq.job import Job
 
 from common.jobs import CLASSIFY_JOB, ClassifyRequest
-from common.queues import SERIALIZER
-from common.state import ServingState
+from store.queues import SERIALIZER
+from store.serving import ServingState
 from testkit.fake_slack import FakeSlack
 from testkit.processes import REPO_ROOT, Proc, product_env
 from testkit.redis_server import RedisServer

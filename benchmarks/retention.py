@@ -24,11 +24,11 @@ from typing import Any
 
 import redis
 
-from common import state
-from common.feedback import FeedbackStore
-from common.queues import classify_queue
-from common.state import ClassificationRecord
 from newsmodel.registry import set_current
+from store import classifications, deliveries
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackStore
+from store.queues import classify_queue
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
@@ -105,12 +105,12 @@ def main() -> None:
             for n in range(args.articles):
                 text = synthetic_article(n, args.chars, rng)
                 lengths.append(len(text))
-                state.claim_delivery(conn, f"Ev{n:06d}")  # what the bot writes for each request
+                deliveries.claim_delivery(conn, f"Ev{n:06d}")  # what the bot writes for each request
                 enqueue_classify(queue, f"<@UBOT> {text}", n, request_id=f"Ev{n:06d}")
             run_burst(conn)
             elapsed = time.monotonic() - started
             store = FeedbackStore(conn)
-            prefix = state.CLASSIFICATION_KEY_PREFIX
+            prefix = classifications.ClassificationRecord.KEY.prefix
             records = sorted(k.decode().removeprefix(prefix) for k in conn.keys(f"{prefix}*"))
             for record_id in records[:: args.feedback_every]:
                 store.remember_message(record_id, {"channel": "C42", "ts": "1.2", "text": "x" * 400, "blocks": []})
@@ -126,7 +126,7 @@ def main() -> None:
         f"Redis growth for {args.articles} articles of ~{args.chars} chars (mean {sum(lengths) / len(lengths):.0f}"
         f" chars incl. title), {len(records)} records, feedback on 1 in {args.feedback_every}"
         f" ({elapsed:.0f} s through the worker)",
-        f"RECORD_BODY_MAX_CHARS={state.RECORD_BODY_MAX_CHARS}  RECORD_TTL_DAYS={settings.record_ttl_days}",
+        f"RECORD_BODY_MAX_CHARS={classifications.RECORD_BODY_MAX_CHARS}  RECORD_TTL_DAYS={settings.record_ttl_days}",
         f"used_memory: {before} -> {after} bytes: +{(after - before) / 1024:.0f} KiB"
         f" ({(after - before) / max(1, args.articles) / 1024:.2f} KiB per article)",
         "",

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.submit import JobSubmitter
     from common import metrics
     from common.ops import Health, OpsServer
-    from common.queues import queue_depths, redis_connection, redis_reachable
+    from store.queues import queue_depths, redis_connection, redis_reachable
 
     connection = redis_connection(settings)
     metrics.watch_queue_depths(lambda: queue_depths(connection))

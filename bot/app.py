@@ -12,9 +12,9 @@ from slack_sdk import WebClient
 from bot.admins import AdminPolicy
 from bot.listeners import register_listeners
 from bot.submit import JobSubmitter
-from common.feedback import FeedbackStore
 from common.logs import bind_log_context
 from common.settings import Settings
+from store.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
 

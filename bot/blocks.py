@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.feedback import FeedbackCounts
 from common.jobs import FEEDBACK_CHOOSE_ACTION
 from common.labels import LIVEDOOR, LabelSet
 from common.mrkdwn import escape
+from store.feedback import FeedbackCounts
 
 # The context block with the feedback counts on a classification reply; replaced on every click.
 COUNTS_BLOCK_ID = "newsbot_feedback_counts"

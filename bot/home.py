@@ -14,8 +14,9 @@ from redis import Redis
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
-from common import home, state
-from common.state import HomeViewer
+from common import home
+from store import activity
+from store.activity import HomeViewer
 
 log = logging.getLogger(__name__)
 
@@ -34,5 +35,5 @@ def open_home(
 ) -> None:
     """``user`` opened the Home tab: remember them as a recent viewer (with their DM channel) and publish it."""
     is_admin = admins.is_admin(client, user)
-    state.note_home_viewer(connection, HomeViewer(user=user, channel=channel, admin=is_admin, at=time.time()))
+    activity.note_home_viewer(connection, HomeViewer(user=user, channel=channel, admin=is_admin, at=time.time()))
     publish_home(client, connection, user, is_admin, timezone=timezone)

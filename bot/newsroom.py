@@ -16,10 +16,10 @@ from typing import Literal
 
 from redis import Redis
 
-from common import state
 from common.exceptions import RouteRefusedError
 from common.labels import SLUGS
-from common.state import Route, Watch
+from store.newsroom import Route, Watch
+from store.serving import serving_states
 
 # A channel as Slack escapes it in a command (``<#C123|name>``, ``<#C123>``, ``<#C123|>``), or its bare id.
 _CHANNEL_MARKUP = re.compile(r"<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>")
@@ -56,9 +56,9 @@ NewsroomCommand = WatchCommand | RouteCommand
 
 def route_labels(connection: Redis) -> tuple[str, ...]:
     """The labels a route may name: those of the model the workers serve (as they publish it in their serving
-    state, :class:`common.state.ServingState`: the model most of them serve, the newest on a tie); the livedoor
+    state, :class:`store.serving.ServingState`: the model most of them serve, the newest on a tie); the livedoor
     slugs while no worker has published one."""
-    served = [s for s in state.serving_states(connection) if s.version and s.labels]
+    served = [s for s in serving_states(connection) if s.version and s.labels]
     if not served:
         return SLUGS
     votes: dict[str, int] = {}

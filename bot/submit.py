@@ -11,7 +11,7 @@ from rq import Callback, Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from common import metrics, state
+from common import metrics
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import (
     CLASSIFY_JOB,
@@ -26,8 +26,9 @@ from common.jobs import (
     RouteRequest,
     job_id_for,
 )
-from common.queues import SERIALIZER, classify_queue, train_queue
-from common.state import JOB_FAILURE_TTL_S, JOB_RESULT_TTL_S, TrainingProgress
+from store import deliveries, retraining
+from store.queues import JOB_FAILURE_TTL_S, JOB_RESULT_TTL_S, SERIALIZER, classify_queue, train_queue
+from store.retraining import TrainingProgress
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,10 @@ class JobSubmitter:
 
     def _claim(self, delivery_key: str) -> bool:
         """True the first time ``delivery_key`` is seen."""
-        return state.claim_delivery(self.connection, delivery_key)
+        return deliveries.claim_delivery(self.connection, delivery_key)
 
     def _release(self, delivery_key: str) -> None:
-        state.release_delivery(self.connection, delivery_key)
+        deliveries.release_delivery(self.connection, delivery_key)
 
     def _enqueue_once(
         self, queue: Queue, func: str, payload: dict[str, Any], delivery_key: str, kind: str, **options: Any
@@ -154,7 +155,7 @@ class JobSubmitter:
 
     def running_training(self) -> str | None:
         """The id of the training job that is queued or running, or None (a stale lock is cleared)."""
-        lock = state.training_lock(self.connection)
+        lock = retraining.training_lock(self.connection)
         if lock is None:
             return None
         try:
@@ -164,7 +165,7 @@ class JobSubmitter:
         if status is not None and status not in _ENDED:
             return lock.job_id
         # The job ended without releasing the lock (its worker died): release it, unless it changed meanwhile.
-        if not state.release_training_lock(self.connection, lock.job_id):
+        if not retraining.release_training_lock(self.connection, lock.job_id):
             return self.running_training()
         log.warning("released the training lock of ended job %s (%s)", lock.job_id, status)
         return None
@@ -179,21 +180,21 @@ class JobSubmitter:
         job_id = self.running_training()
         if job_id is None:
             return None
-        state.request_training_cancel(self.connection, state.TrainingCancel(job_id, user))
+        retraining.request_training_cancel(self.connection, retraining.TrainingCancel(job_id, user))
         try:
             job = Job.fetch(job_id, connection=self.connection, serializer=SERIALIZER)
         except NoSuchJobError:
-            state.release_training_lock(self.connection, job_id)
+            retraining.release_training_lock(self.connection, job_id)
             return job_id, False
         if job.get_status() != JobStatus.QUEUED:
             return job_id, True
         job.cancel()
-        state.release_training_lock(self.connection, job_id)
+        retraining.release_training_lock(self.connection, job_id)
         log.info("queued training %s cancelled by %s", job_id, user)
         return job_id, False
 
     def training_progress(self) -> TrainingProgress | None:
-        return state.training_progress(self.connection)
+        return retraining.training_progress(self.connection)
 
     def submit_retrain(self, request: RetrainRequest, delivery_key: str, timeout_s: int) -> str | None:
         """Enqueue a training job on the ``train`` queue, the only one queued or running.
@@ -208,13 +209,13 @@ class JobSubmitter:
         running = self.running_training()
         if running is not None:
             raise TrainingInProgressError(running)
-        while not state.acquire_training_lock(self.connection, job_id, timeout_s):
-            held = state.training_lock(self.connection)
+        while not retraining.acquire_training_lock(self.connection, job_id, timeout_s):
+            held = retraining.training_lock(self.connection)
             if held is not None:  # else it was released meanwhile: try again
                 raise TrainingInProgressError(held.job_id)
         if not self._claim(delivery_key):
             log.info("duplicate delivery %s ignored", delivery_key)
-            state.release_training_lock(self.connection, job_id)
+            retraining.release_training_lock(self.connection, job_id)
             return None
         try:
             self.train.enqueue_call(
@@ -230,7 +231,7 @@ class JobSubmitter:
             )
         except Exception:
             self._release(delivery_key)
-            state.release_training_lock(self.connection, job_id)
+            retraining.release_training_lock(self.connection, job_id)
             raise
         log.info("enqueued training %s for delivery %s", job_id, delivery_key)
         return job_id

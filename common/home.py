@@ -21,18 +21,14 @@ from zoneinfo import ZoneInfo
 
 from redis import Redis
 
-from common import state
 from common.labels import LIVEDOOR, LabelSet
 from common.progress import PHASES, figure, progress_line
-from common.state import (
-    FeedbackTally,
-    ModelFacts,
-    RecentClassification,
-    Route,
-    ServingState,
-    TrainingProgress,
-    Watch,
-)
+from store import activity, feedback, newsroom, retraining, serving
+from store.activity import RecentClassification
+from store.feedback import FeedbackTally
+from store.newsroom import Route, Watch
+from store.retraining import TrainingProgress
+from store.serving import ModelFacts, ServingState
 
 # Slack's limits on a Home view, and what this view keeps to.
 HOME_MAX_BLOCKS = 100
@@ -94,20 +90,20 @@ def gather(
     announced: ModelFacts | None = None,
 ) -> HomeData:
     """Read what ``user``'s Home shows from Redis; the day counts are calendar days in ``timezone`` (IANA)."""
-    today, week = state.classified_counts(connection, tz=ZoneInfo(timezone))
-    lock = state.training_lock(connection) if is_admin else None
+    today, week = activity.classified_counts(connection, tz=ZoneInfo(timezone))
+    lock = retraining.training_lock(connection) if is_admin else None
     return HomeData(
         user=user,
         is_admin=is_admin,
-        workers=state.serving_states(connection),
+        workers=serving.serving_states(connection),
         classified_today=today,
         classified_week=week,
-        feedback=state.feedback_tally(connection),
-        recent=state.recent_classifications(connection, user),
-        watches=state.watches(connection),
-        routes=state.routes(connection),
+        feedback=feedback.feedback_tally(connection),
+        recent=activity.recent_classifications(connection, user),
+        watches=newsroom.watches(connection),
+        routes=newsroom.routes(connection),
         training_job=lock.job_id if lock else None,
-        training=state.training_progress(connection) if is_admin else None,
+        training=retraining.training_progress(connection) if is_admin else None,
         announced=announced,
         notice=notice,
         timezone=timezone,

@@ -7,7 +7,7 @@ training" answer (bot/blocks.py) and the retrain job's progress message (worker/
 from __future__ import annotations
 
 from common.mrkdwn import escape
-from common.state import TrainingProgress
+from store.retraining import TrainingProgress
 
 PHASES: dict[str, str] = {
     "queued": "順番待ち / Queued",

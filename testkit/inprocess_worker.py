@@ -15,8 +15,8 @@ from rq import Queue, Retry
 from rq.job import Job
 
 from common.jobs import CLASSIFY_JOB, ClassifyRequest
-from common.queues import SERIALIZER, classify_queue
 from common.settings import Settings
+from store.queues import SERIALIZER, classify_queue
 from worker import jobs
 from worker.batching import BatchingWorker
 from worker.classifier import ModelService

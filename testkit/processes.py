@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from common.state import ServingState, serving_states
+from store.serving import ServingState, serving_states
 from testkit.redis_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

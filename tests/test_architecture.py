@@ -1,6 +1,8 @@
 """The packages' boundaries, read from the source with ``ast``: no import cycle, and each package imports only
 what it may. Imports inside functions count as much as those at the top of a module.
 
+- store (everything kept in Redis) imports only common, redis and rq of the product's packages;
+- common imports store only where it reads Redis for a view (common.home) or a record's type (common.progress);
 - newsmodel (the served model) imports neither training, Slack, RQ nor redis;
 - worker imports training only in worker/retrain.py (the /retrain job);
 - bot never loads torch, transformers or the BERT classifier;
@@ -22,7 +24,7 @@ import pytest
 
 from testkit.processes import REPO_ROOT, product_env
 
-PRODUCT_PACKAGES = ("common", "newsmodel", "bot", "worker", "training")
+PRODUCT_PACKAGES = ("common", "store", "newsmodel", "bot", "worker", "training")
 
 
 @dataclass
@@ -146,7 +148,8 @@ def test_the_checks_find_a_function_level_cycle_and_forbidden_imports(tmp_path: 
 def test_the_graph_covers_every_product_package(graph: ImportGraph) -> None:
     for package in PRODUCT_PACKAGES:
         assert package in graph.edges
-    assert {"newsmodel.registry", "newsmodel.loading", "training.api", "worker.retrain"} <= set(graph.edges)
+    expected = {"newsmodel.registry", "newsmodel.loading", "training.api", "worker.retrain", "store.keys"}
+    assert expected <= set(graph.edges)
     assert "newsmodel.prediction" in graph.edges["newsmodel.bert"]
 
 
@@ -155,8 +158,18 @@ def test_no_import_cycle_between_product_modules(graph: ImportGraph) -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+def test_store_imports_no_bot_worker_training_newsmodel_slack_or_torch(graph: ImportGraph) -> None:
+    forbidden = ["bot", "worker", "training", "newsmodel", "slack_sdk", "slack_bolt", "torch", "transformers"]
+    assert offending_imports(graph, "store", forbidden) == {}
+
+
+def test_common_imports_store_only_for_the_home_view_and_progress(graph: ImportGraph) -> None:
+    allowed = ["common.home", "common.progress"]
+    assert offending_imports(graph, "common", ["store"], allowed_in=allowed) == {}
+
+
 def test_newsmodel_imports_no_training_slack_rq_or_redis(graph: ImportGraph) -> None:
-    forbidden = ["training", "slack_sdk", "slack_bolt", "rq", "redis", "bot", "worker"]
+    forbidden = ["training", "slack_sdk", "slack_bolt", "rq", "redis", "bot", "worker", "store"]
     assert offending_imports(graph, "newsmodel", forbidden) == {}
 
 

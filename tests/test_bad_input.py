@@ -9,9 +9,9 @@ import pytest
 import redis
 from rq.job import Job, JobStatus
 
-from common import state
 from common.labels import SLUGS
-from common.queues import classify_queue
+from store import classifications
+from store.queues import classify_queue
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
@@ -68,7 +68,7 @@ def test_binary_noise_around_real_text_is_cleaned_and_classified(
     text = "<@UBOT> \x00\ufffd" + SAMPLES["sports-watch"][0] + "\x07\x1b\u200b"
     job, reply = classify(redis_conn, fake_slack, text, 2)
     assert len(named_slugs(reply["text"])) == 1
-    record = state.get_classification(redis_conn, job.id)
+    record = classifications.get_classification(redis_conn, job.id)
     assert "\x00" not in record.article.text and "\x07" not in record.article.text
 
 
@@ -100,8 +100,8 @@ def test_a_megabyte_of_text_is_classified_within_the_job_timeout(
     assert len(named_slugs(reply["text"])) == 1
     assert job.ended_at is not None and job.started_at is not None
     assert (job.ended_at - job.started_at).total_seconds() < rt.settings.classify_job_timeout_s
-    record = state.get_classification(redis_conn, job.id)
-    assert record.title == "長い記事" and 0 < len(record.body) <= state.RECORD_BODY_MAX_CHARS  # capped
+    record = classifications.get_classification(redis_conn, job.id)
+    assert record.title == "長い記事" and 0 < len(record.body) <= classifications.RECORD_BODY_MAX_CHARS  # capped
 
 
 def test_thirty_links_are_bounded_and_the_reply_says_so(

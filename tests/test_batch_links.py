@@ -17,7 +17,7 @@ import pytest
 import redis
 from rq.job import Job, JobStatus
 
-from common.queues import classify_queue
+from store.queues import classify_queue
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.page_server import PageHandler, serve_pages

@@ -16,8 +16,6 @@ import pytest
 import redis
 from rq import Queue
 
-from common import state
-from common.feedback import FeedbackStore
 from common.jobs import (
     CLASSIFY_JOB,
     FEEDBACK_CHOOSE_ACTION,
@@ -28,8 +26,10 @@ from common.jobs import (
     ROLLBACK_JOB,
     STATUS_JOB,
 )
-from common.queues import SERIALIZER
-from common.state import ClassificationRecord
+from store import classifications, retraining
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackStore
+from store.queues import SERIALIZER
 from testkit.fake_slack import FakeSlack
 from testkit.processes import product_env, running_bot
 from testkit.redis_server import RedisServer
@@ -157,7 +157,7 @@ def test_retrain_by_a_non_admin_is_refused_and_enqueues_nothing(
         assert "管理者のみ" in refusal["text"] and "only newsbot admins" in refusal["text"]
         assert refusal["response_type"] == "ephemeral"
     assert jobs(redis_conn, "train") == [] and jobs(redis_conn, "classify") == []
-    assert state.training_lock(redis_conn) is None
+    assert retraining.training_lock(redis_conn) is None
     users_info = [c.params.get("user") for c in fake_slack.calls_to("users.info")]
     assert users_info and set(users_info) == {"UNOBODY"}  # asked Slack once per minute at most, then cached
 
@@ -179,7 +179,7 @@ def test_malformed_retrain_options_are_refused_before_anything_runs(
     (answer,) = fake_slack.wait_responses("bad")
     assert reason in answer["text"] and "オプションが正しくありません" in answer["text"]
     assert jobs(redis_conn, "train") == []
-    assert state.training_lock(redis_conn) is None
+    assert retraining.training_lock(redis_conn) is None
 
 
 def test_a_slack_connect_partners_admin_is_not_an_admin_here(
@@ -218,7 +218,7 @@ def test_one_training_at_a_time_and_admin_jobs_jump_the_queue(
     # A second /retrain while the first is still queued answers with its status and starts nothing.
     slash_command(bot_url, "/retrain", "force", user=ADMIN, response_url=fake_slack.response_url("r2"))
     (busy,) = fake_slack.wait_responses("r2")
-    held = state.training_lock(redis_conn)
+    held = retraining.training_lock(redis_conn)
     assert held is not None and held.job_id in busy["text"]
     assert "already" in busy["text"] and "すでに実行中" in busy["text"]
     assert f"`{held.job_id}`: 順番待ち / Queued" in busy["text"]  # the same line as the Home and /retrain status
@@ -248,7 +248,7 @@ def classified(conn: redis.Redis, record_id: str, slug: str = "sports-watch") ->
         ts="1700000001.000100",
         created_at="1700000001",
     )
-    state.put_classification(conn, record)
+    classifications.put_classification(conn, record)
     return {
         "type": "message",
         "ts": "1700000001.000100",
@@ -362,7 +362,7 @@ def test_feedback_on_a_record_that_expired_gets_the_same_answer(
     record = ClassificationRecord(
         record_id="expiring", title="見出し", body="本文", url="", slug="smax", model_version="v1", channel="CF"
     )
-    state.put_classification(redis_conn, record, ttl_s=1)  # RECORD_TTL_DAYS, shortened
+    classifications.put_classification(redis_conn, record, ttl_s=1)  # RECORD_TTL_DAYS, shortened
     key = ClassificationRecord.key_for("expiring")
     deadline = time.monotonic() + 5
     while redis_conn.exists(key) and time.monotonic() < deadline:
@@ -374,7 +374,7 @@ def test_feedback_on_a_record_that_expired_gets_the_same_answer(
     (note,) = fake_slack.wait_for_calls("chat.postEphemeral", 1)
     assert "no longer on record" in note.params["text"]
     assert "expiring" not in FeedbackStore(redis_conn).record_ids()
-    assert not redis_conn.exists(state.reply_snapshot_key("expiring"))
+    assert not redis_conn.exists(classifications.REPLY_SNAPSHOT.key_for("expiring"))
     assert fake_slack.calls_to("chat.update") == []
 
 
@@ -405,7 +405,7 @@ def test_importing_the_bot_never_imports_torch(tmp_path: Path) -> None:
 
     code = (
         "import sys, bot.app, bot.listeners, bot.submit, bot.options, bot.admins, bot.blocks, bot.server, "
-        "common.feedback; heavy = [m for m in ('torch', 'transformers', 'worker', 'training') if m in sys.modules]; "
+        "store.feedback; heavy = [m for m in ('torch', 'transformers', 'worker', 'training') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)

@@ -15,11 +15,11 @@ import pytest
 import redis
 from rq import Queue
 
-from common import state
-from common.feedback import FeedbackStore
 from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, RETRAIN_JOB, ROLLBACK_JOB
-from common.queues import SERIALIZER
 from newsmodel import registry
+from store import retraining
+from store.feedback import FeedbackStore
+from store.queues import SERIALIZER
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.processes import product_env, running_bot
@@ -215,7 +215,7 @@ def test_a_members_click_on_an_admin_button_is_refused_and_enqueues_nothing(
         refused = homes(fake_slack, "U1")[-1]
         assert "only newsbot admins" in all_text(refused) and action_ids(refused) == []
     assert jobs(redis_conn, "classify") == [] and jobs(redis_conn, "train") == []
-    assert state.training_lock(redis_conn) is None
+    assert retraining.training_lock(redis_conn) is None
 
 
 def test_an_admins_clicks_enqueue_the_admin_jobs_answering_in_their_dm(

@@ -34,8 +34,8 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from common.labels import SLUGS
-from common.queues import SERIALIZER
 from newsmodel import registry
+from store.queues import SERIALIZER
 from testkit.fake_corpus import build_archive
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode

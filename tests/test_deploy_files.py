@@ -369,7 +369,7 @@ def test_the_ops_profile_runs_dashboard_tensorboard_and_prometheus(variant: str)
     assert {dashboard["build"]["target"], board["build"]["target"]} == {"ops"}
     ops_stage = " ".join(args for ins, args in stage_instructions("ops") if ins == "RUN")
     assert "rq-dashboard" in ops_stage and "tensorboard" in ops_stage and '"rq>=3.0,<4"' in ops_stage
-    assert "--json" in dashboard["command"], "jobs are JSON-serialized (common/queues.py)"
+    assert "--json" in dashboard["command"], "jobs are JSON-serialized (store/queues.py)"
     assert "redis://redis:6379/0" in dashboard["command"]
     # TensorBoard reads the volume train-worker writes its runs to.
     logdir = board["command"][board["command"].index("--logdir") + 1]

@@ -21,7 +21,7 @@ import redis
 from rq.job import Job, JobStatus
 
 from common.jobs import job_id_for
-from common.queues import SERIALIZER
+from store.queues import SERIALIZER
 from testkit.fake_slack import FakeSlack, Fault
 from testkit.processes import Proc, product_env, start_bot, start_worker
 from testkit.redis_server import RedisServer, free_port

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from common import state
-from common.feedback import FeedbackStore
 from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_WRONG_ACTION
-from common.state import ClassificationRecord
+from store import classifications
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackStore
 from testkit.fake_slack import FakeSlack
 from testkit.processes import product_env, start_bot
 from testkit.redis_server import RedisServer, free_port
@@ -37,7 +37,7 @@ def test_feedback_clicks_survive_a_redis_restart(tmp_path: Path, aof_redis: Redi
         model_version="v1",
         channel="C1",
     )
-    state.put_classification(conn, record)
+    classifications.put_classification(conn, record)
     env = product_env(REDIS_URL=aof_redis.url, SLACK_API_URL=fake_slack.api_url, SLACK_SIGNING_SECRET=SECRET)
     port = free_port()
     bot = start_bot(env, port, tmp_path / "run")

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from common import state
 from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
-from common.feedback import FeedbackStore
-from common.queues import classify_queue
-from common.state import ClassificationRecord, FeedbackAnswer
+from store import classifications, feedback
+from store.answers import FeedbackAnswer
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackStore
+from store.queues import classify_queue
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
@@ -25,7 +26,7 @@ def put_classification(
     record = ClassificationRecord(
         record_id=record_id, title=title, body=body, url="", slug=slug, model_version="v1", channel="C1"
     )
-    state.put_classification(conn, record)
+    classifications.put_classification(conn, record)
 
 
 def test_answers_are_replaced_counted_and_exported(redis_conn: redis.Redis, tmp_path: Path) -> None:
@@ -42,9 +43,9 @@ def test_answers_are_replaced_counted_and_exported(redis_conn: redis.Redis, tmp_
     assert counts.corrections == {"topic-news": 2}
     store.record("r2", "U1", "smax")  # confirmed: not a correction
     store.record("r3", "U3", "dokujo-tsushin")
-    feedback = store.of_user("r1", "U1")
-    assert feedback is not None
-    assert (feedback.predicted, feedback.chosen, feedback.model_version) == ("sports-watch", "topic-news", "v1")
+    answer = store.of_user("r1", "U1")
+    assert answer is not None
+    assert (answer.predicted, answer.chosen, answer.model_version) == ("sports-watch", "topic-news", "v1")
 
     with pytest.raises(UnknownCategoryError):
         store.record("r1", "U1", "not-a-slug")
@@ -66,9 +67,9 @@ def test_export_skips_unknown_slugs_empty_text_and_missing_records(redis_conn: r
     store.record("r1", "U1", "peachy")  # no text to learn from
     # An answer stored by an older release with a slug that no longer exists.
     put_classification(redis_conn, "r2", "smax", "本文")
-    state.put_feedback(redis_conn, FeedbackAnswer("r2", "U1", "smax", "old-category", "v0", 1.0))
+    feedback.put_feedback(redis_conn, FeedbackAnswer("r2", "U1", "smax", "old-category", "v0", 1.0))
     # An answer whose classification record is gone.
-    state.put_feedback(redis_conn, FeedbackAnswer("r3", "U1", "smax", "peachy", "v0", 1.0))
+    feedback.put_feedback(redis_conn, FeedbackAnswer("r3", "U1", "smax", "peachy", "v0", 1.0))
     summary = store.export_corrections(tmp_path / "extra.jsonl")
     assert (summary.written, summary.skipped) == (0, 3)
 
@@ -77,7 +78,7 @@ def test_records_of_the_earlier_layout_still_read_with_the_title_once(redis_conn
     """An earlier release kept ``text`` (title and body together) beside ``title``; AOF keeps such records."""
     key = ClassificationRecord.key_for("old")
     redis_conn.hset(key, mapping={"text": "見出し\n本文です。", "title": "見出し", "slug": "smax", "ts": "1.5"})
-    record = state.get_classification(redis_conn, "old")
+    record = classifications.get_classification(redis_conn, "old")
     assert (record.title, record.body, record.slug, record.ts) == ("見出し", "本文です。", "smax", "1.5")
     assert record.article.text == "見出し\n本文です。"
 

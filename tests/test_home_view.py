@@ -12,9 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from common import home, state
+from common import home
 from common.labels import LIVEDOOR, SLUGS
-from common.state import FeedbackAnswer, FeedbackTally, HomeViewer, RecentClassification, Route, ServingState, Watch
+from store import activity, classifications, feedback, retraining
+from store.activity import HomeViewer, RecentClassification
+from store.answers import FeedbackAnswer
+from store.feedback import FeedbackTally
+from store.newsroom import Route, Watch
+from store.serving import ModelFacts, ServingState, serving_states
 from tests.home_models import action_ids, add_linear_version, all_text, fields
 from worker.classifier import ModelService
 
@@ -27,32 +32,34 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 
 def test_classifications_count_once_per_record_by_day_and_week(redis_conn: redis.Redis) -> None:
     now = time.time()
-    state.count_classifications(redis_conn, ["job1", "job2:1", "job2:2"], "U1", tz=TOKYO, at=now)
-    state.count_classifications(redis_conn, ["job1"], "U1", tz=TOKYO, at=now)  # a retried job stores its record again
-    state.count_classifications(redis_conn, ["old1"], None, tz=TOKYO, at=now - 3 * DAY)
-    state.count_classifications(redis_conn, ["older"], None, tz=TOKYO, at=now - 7 * DAY)  # outside the last 7 days
-    assert state.classified_counts(redis_conn, tz=TOKYO, at=now) == (3, 4)
-    ttl = redis_conn.ttl(state.classified_day_key(state.newsroom_day(now, TOKYO)))
-    assert 0 < int(ttl) <= state.CLASSIFIED_DAY_TTL_S
+    activity.count_classifications(redis_conn, ["job1", "job2:1", "job2:2"], "U1", tz=TOKYO, at=now)
+    activity.count_classifications(
+        redis_conn, ["job1"], "U1", tz=TOKYO, at=now
+    )  # a retried job stores its record again
+    activity.count_classifications(redis_conn, ["old1"], None, tz=TOKYO, at=now - 3 * DAY)
+    activity.count_classifications(redis_conn, ["older"], None, tz=TOKYO, at=now - 7 * DAY)  # outside the last 7 days
+    assert activity.classified_counts(redis_conn, tz=TOKYO, at=now) == (3, 4)
+    ttl = redis_conn.ttl(activity.CLASSIFIED_DAY.key_for(activity.newsroom_day(now, TOKYO)))
+    assert 0 < int(ttl) <= activity.CLASSIFIED_DAY_TTL_S
 
 
 def test_today_begins_at_midnight_in_the_newsrooms_time_zone_not_utc(redis_conn: redis.Redis) -> None:
     """An article at 08:30 in Tokyo is today's from 00:00 to 24:00 Tokyo time, although it is 23:30 the day
     before in UTC; at 00:30 the next Tokyo day it counts for the week only."""
     morning = datetime(2026, 12, 1, 23, 30, tzinfo=UTC).timestamp()  # 2026-12-02 08:30 in Tokyo
-    state.count_classifications(redis_conn, ["morning"], "U1", tz=TOKYO, at=morning)
-    assert state.newsroom_day(morning, TOKYO) == "2026-12-02" and state.newsroom_day(morning, UTC) == "2026-12-01"
+    activity.count_classifications(redis_conn, ["morning"], "U1", tz=TOKYO, at=morning)
+    assert activity.newsroom_day(morning, TOKYO) == "2026-12-02" and activity.newsroom_day(morning, UTC) == "2026-12-01"
     ten_am = datetime(2026, 12, 2, 1, 0, tzinfo=UTC).timestamp()  # 10:00 in Tokyo, the same Tokyo day
-    assert state.classified_counts(redis_conn, tz=TOKYO, at=ten_am) == (1, 1)
+    assert activity.classified_counts(redis_conn, tz=TOKYO, at=ten_am) == (1, 1)
     after_midnight = datetime(2026, 12, 2, 15, 30, tzinfo=UTC).timestamp()  # 2026-12-03 00:30 in Tokyo
-    assert state.classified_counts(redis_conn, tz=TOKYO, at=after_midnight) == (0, 1)
+    assert activity.classified_counts(redis_conn, tz=TOKYO, at=after_midnight) == (0, 1)
     data = home.gather(redis_conn, "U1", False, timezone="Asia/Tokyo")
     assert "calendar days in Asia/Tokyo" in all_text(home.home_view(data))
 
 
 def test_each_users_recent_list_keeps_the_last_five_newest_first(redis_conn: redis.Redis) -> None:
     for n in range(7):
-        record = state.ClassificationRecord(
+        record = classifications.ClassificationRecord(
             record_id=f"r{n}",
             title="" if n % 2 else f"<見出し> & {n}",
             body=f"本文 {n} " + "長い " * 40,
@@ -61,47 +68,47 @@ def test_each_users_recent_list_keeps_the_last_five_newest_first(redis_conn: red
             model_version="v",
             channel="C1",
         )
-        state.put_classification(redis_conn, record)
-        state.count_classifications(redis_conn, [record.record_id], "U1", tz=TOKYO, at=1000.0 + n)
-    state.count_classifications(redis_conn, ["other"], "U2", tz=TOKYO, at=1000.0)
-    recent = state.recent_classifications(redis_conn, "U1")
+        classifications.put_classification(redis_conn, record)
+        activity.count_classifications(redis_conn, [record.record_id], "U1", tz=TOKYO, at=1000.0 + n)
+    activity.count_classifications(redis_conn, ["other"], "U2", tz=TOKYO, at=1000.0)
+    recent = activity.recent_classifications(redis_conn, "U1")
     assert [r.record_id for r in recent] == ["r6", "r5", "r4", "r3", "r2"]
     assert recent[0] == RecentClassification("r6", "<見出し> & 6", SLUGS[6], 1006.0)
-    assert recent[1].title.startswith("本文 5 長い") and len(recent[1].title) == state.RECENT_TITLE_CHARS
-    assert 0 < int(redis_conn.ttl(state.recent_key("U1"))) <= state.RECENT_TTL_S
+    assert recent[1].title.startswith("本文 5 長い") and len(recent[1].title) == activity.RECENT_TITLE_CHARS
+    assert 0 < int(redis_conn.ttl(activity.RECENT.key_for("U1"))) <= activity.RECENT_TTL_S
 
 
 def test_feedback_tally_counts_each_users_latest_answer_and_corrections_since_the_last_export(
     redis_conn: redis.Redis, tmp_path: Path
 ) -> None:
-    from common.feedback import FeedbackStore
+    from store.feedback import FeedbackStore
 
     def answer(record: str, user: str, chosen: str, at: float) -> None:
-        state.put_feedback(redis_conn, FeedbackAnswer(record, user, "sports-watch", chosen, "v", at))
+        feedback.put_feedback(redis_conn, FeedbackAnswer(record, user, "sports-watch", chosen, "v", at))
 
-    assert state.feedback_tally(redis_conn) == FeedbackTally(0, 0, 0)
+    assert feedback.feedback_tally(redis_conn) == FeedbackTally(0, 0, 0)
     answer("r1", "U1", "sports-watch", 10.0)
     answer("r1", "U2", "peachy", 11.0)
     answer("r2", "U1", "smax", 12.0)
-    assert state.feedback_tally(redis_conn) == FeedbackTally(correct=1, wrong=2, waiting=2)  # no training yet
+    assert feedback.feedback_tally(redis_conn) == FeedbackTally(correct=1, wrong=2, waiting=2)  # no training yet
     answer("r2", "U1", "sports-watch", 13.0)  # U1 changed their mind: wrong → correct
-    assert state.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=1, waiting=1)
+    assert feedback.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=1, waiting=1)
 
     FeedbackStore(redis_conn).export_corrections(tmp_path / "c.jsonl")  # a training takes them now
-    assert state.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=1, waiting=0)
+    assert feedback.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=1, waiting=0)
     answer("r3", "U3", "peachy", time.time() + 1)
-    assert state.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=2, waiting=1)
+    assert feedback.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=2, waiting=1)
 
 
 def test_home_viewers_are_the_recent_ones_newest_first(redis_conn: redis.Redis) -> None:
     now = time.time()
-    state.note_home_viewer(redis_conn, HomeViewer("UOLD", "DOLD", False, now - state.HOME_VIEWER_TTL_S - 5))
+    activity.note_home_viewer(redis_conn, HomeViewer("UOLD", "DOLD", False, now - activity.HOME_VIEWER_TTL_S - 5))
     for n in range(4):
-        state.note_home_viewer(redis_conn, HomeViewer(f"U{n}", f"D{n}", n == 0, now - 100 + n))
-    assert [v.user for v in state.home_viewers(redis_conn, at=now)] == ["U3", "U2", "U1", "U0"]
-    assert [v.user for v in state.home_viewers(redis_conn, limit=2, at=now)] == ["U3", "U2"]
-    assert state.home_viewer(redis_conn, "U0") == HomeViewer("U0", "D0", True, now - 100)
-    assert state.home_viewer(redis_conn, "UOLD") is not None  # its own key still lives, but it is not listed
+        activity.note_home_viewer(redis_conn, HomeViewer(f"U{n}", f"D{n}", n == 0, now - 100 + n))
+    assert [v.user for v in activity.home_viewers(redis_conn, at=now)] == ["U3", "U2", "U1", "U0"]
+    assert [v.user for v in activity.home_viewers(redis_conn, limit=2, at=now)] == ["U3", "U2"]
+    assert activity.home_viewer(redis_conn, "U0") == HomeViewer("U0", "D0", True, now - 100)
+    assert activity.home_viewer(redis_conn, "UOLD") is not None  # its own key still lives, but it is not listed
 
 
 # --- what a worker publishes ----------------------------------------------------------------------------------
@@ -119,7 +126,7 @@ def test_a_worker_is_listed_as_serving_before_its_watcher_thread_first_runs(
     monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))  # the thread never runs
     models.start_watching(redis_conn, "worker-1")
     assert [t.name for t in started] == ["model-watcher"]
-    (serving,) = state.serving_states(redis_conn)
+    (serving,) = serving_states(redis_conn)
     assert (serving.worker, serving.version) == ("worker-1", "20260101-000000-000aaaaaa")
 
 
@@ -130,8 +137,8 @@ def test_a_worker_publishes_its_served_models_facts_and_the_versions(redis_conn:
     models = ModelService(model_dir, None, "cpu")
     assert models.load()
     models.publish(redis_conn, "worker-1")
-    (serving,) = state.serving_states(redis_conn)
-    assert serving.model == state.ModelFacts(
+    (serving,) = serving_states(redis_conn)
+    assert serving.model == ModelFacts(
         version="20260102-000000-000bbbbbb",
         model_type="linear",
         trained_at=serving.trained_at,
@@ -194,7 +201,7 @@ def test_the_view_shows_the_model_counts_recent_list_watches_and_help() -> None:
 
 
 def test_an_admins_view_has_training_and_the_buttons_with_versions_to_promote() -> None:
-    progress = state.TrainingProgress(job_id="retrain-1", phase="train", step=5, total_steps=10, eta_s=65)
+    progress = retraining.TrainingProgress(job_id="retrain-1", phase="train", step=5, total_steps=10, eta_s=65)
     view = home.home_view(data(is_admin=True, training_job="retrain-1", training=progress))
     assert action_ids(view) == ["home_retrain_bert", "home_retrain_linear", "home_rollback", "home_promote"]
     (actions,) = [b for b in view["blocks"] if b["type"] == "actions"]
@@ -206,7 +213,7 @@ def test_an_admins_view_has_training_and_the_buttons_with_versions_to_promote() 
 
 
 def test_an_announced_model_is_shown_while_the_workers_load_it() -> None:
-    announced = state.ModelFacts("20260101-000000-000aaaaaa", "linear", "", 0.5, 0.25, SLUGS)
+    announced = ModelFacts("20260101-000000-000aaaaaa", "linear", "", 0.5, 0.25, SLUGS)
     view = home.home_view(data(announced=announced))
     assert fields(view)["バージョン / Version"] == "`20260101-000000-000aaaaaa`"
     assert "workers are loading it" in all_text(view)

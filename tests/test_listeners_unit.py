@@ -30,9 +30,9 @@ from bot.listeners.commands import (
 from bot.listeners.events import USAGE, handle_app_mention
 from bot.listeners.shortcuts import NOTHING_TO_CLASSIFY, handle_classify_message
 from bot.submit import JobSubmitter
-from common import state
-from common.queues import SERIALIZER
 from common.settings import Settings
+from store import retraining
+from store.queues import SERIALIZER
 from testkit.redis_server import free_port
 
 ADMIN = "UADMIN"
@@ -214,8 +214,8 @@ def test_retrain_cancel_by_a_non_admin_is_refused_and_cancels_nothing(redis_conn
     cancel = command("cancel", "/retrain", user="UNOBODY", trigger="trig-c1")
     handle_retrain(ack=fake(Ack), command=cancel, context=context, client=Mock(WebClient), respond=respond)
     assert "only newsbot admins" in respond.call_args.kwargs["text"]
-    assert state.training_cancel(redis_conn, job.id) is None
-    assert len(queued(redis_conn, "train")) == 1 and state.training_lock(redis_conn) is not None
+    assert retraining.training_cancel(redis_conn, job.id) is None
+    assert len(queued(redis_conn, "train")) == 1 and retraining.training_lock(redis_conn) is not None
 
 
 def test_retrain_cancel_of_a_queued_training_drops_it_and_frees_the_lock(redis_conn: redis.Redis) -> None:
@@ -228,9 +228,9 @@ def test_retrain_cancel_of_a_queued_training_drops_it_and_frees_the_lock(redis_c
     handle_retrain(ack=fake(Ack), command=cancel, context=context, client=Mock(WebClient), respond=respond)
     (answer,) = respond.call_args_list
     assert job.id in answer.kwargs["text"] and "cancelled before it started" in answer.kwargs["text"]
-    assert queued(redis_conn, "train") == [] and state.training_lock(redis_conn) is None
+    assert queued(redis_conn, "train") == [] and retraining.training_lock(redis_conn) is None
     assert job.get_status(refresh=True) == "canceled"
-    assert state.training_cancel(redis_conn, job.id) == state.TrainingCancel(job.id, ADMIN)
+    assert retraining.training_cancel(redis_conn, job.id) == retraining.TrainingCancel(job.id, ADMIN)
     # The next /retrain starts at once.
     again, answer2 = command("type=linear", "/retrain", user=ADMIN, trigger="trig-r2"), fake(Respond)
     handle_retrain(ack=fake(Ack), command=again, context=context, client=Mock(WebClient), respond=answer2)

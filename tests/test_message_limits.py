@@ -23,14 +23,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import with_counts
-from common import state
 from common.articles import Article
-from common.feedback import FeedbackCounts
 from common.jobs import AdminRequest, ClassifyRequest
 from common.mrkdwn import escape, link, one_line, truncate
-from common.queues import classify_queue
-from common.state import ServingState
 from newsmodel.prediction import Prediction
+from store import serving
+from store.feedback import FeedbackCounts
+from store.queues import classify_queue
+from store.serving import ServingState
 from testkit.fake_slack import FakeSlack, message_error
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.page_server import PageHandler, serve_pages
@@ -306,7 +306,7 @@ def test_admin_texts_quote_outside_strings(
     redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack, model_registry: Path
 ) -> None:
     rt = runtime(redis_server, redis_conn, fake_slack, model_registry)
-    state.publish_serving_state(
+    serving.publish_serving_state(
         redis_conn, ServingState(worker="w1", version="v", last_error="could not load /m/<!channel>"), 5.0
     )
     status = admin.status_text(rt.settings, redis_conn)

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from bot.submit import JobSubmitter
-from common import metrics, state
+from common import metrics
 from common.exceptions import (
     LinkError,
     LinkRefusedError,
@@ -19,9 +19,10 @@ from common.exceptions import (
     UnsupportedContentError,
     UnusableArticleError,
 )
-from common.feedback import FeedbackStore
 from common.jobs import ClassifyRequest, RetrainRequest
-from common.state import ClassificationRecord
+from store import classifications
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackStore
 from testkit.redis_server import RedisServer
 from worker.jobs import training_run
 
@@ -76,7 +77,7 @@ def test_redis_down_is_queue_unavailable_and_an_enqueue_failure(tmp_path: Path) 
 
 
 def test_stored_feedback_is_counted_correct_or_wrong(redis_conn: redis.Redis) -> None:
-    state.put_classification(
+    classifications.put_classification(
         redis_conn,
         ClassificationRecord(
             record_id="rec1", title="t", body="b", url="", slug="sports-watch", model_version="v1", channel="C1"

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import redis
 
-from common import state
 from common.labels import SLUGS
-from common.state import Route, Watch
+from store import newsroom
+from store.newsroom import Route, Watch
 from testkit.fake_slack import Call, FakeSlack
 from testkit.processes import Proc, product_env, start_bot, start_worker
 from testkit.redis_server import RedisServer, free_port
@@ -80,9 +80,9 @@ def test_a_burst_of_100_articles_is_answered_once_each_within_the_rate_limits(
         WATCH_REPLY="reaction",
         SLACK_PACE_S=str(PACE_S),
     )
-    state.put_watch(redis_conn, Watch(channel=NEWS, by=ADMIN, at=time.time()))
+    newsroom.put_watch(redis_conn, Watch(channel=NEWS, by=ADMIN, at=time.time()))
     for slug in SLUGS:
-        state.put_route(redis_conn, Route(label=slug, channel=DESK, by=ADMIN, at=time.time()))
+        newsroom.put_route(redis_conn, Route(label=slug, channel=DESK, by=ADMIN, at=time.time()))
     fake_slack.rate_limit("reactions.add", every=7, retry_after=1)
     fake_slack.rate_limit("chat.postMessage", every=7, retry_after=1)
     port = free_port()

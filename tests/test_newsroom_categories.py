@@ -24,12 +24,13 @@ import pytest
 import redis
 from rq.job import Job, JobStatus
 
-from common import state
-from common.feedback import FeedbackStore
 from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
 from common.labels import LIVEDOOR, SLUGS, LabelSet
-from common.queues import SERIALIZER
 from newsmodel.registry import current_version
+from store import classifications, serving
+from store.feedback import FeedbackStore
+from store.queues import SERIALIZER
+from store.record import as_str
 from testkit.fake_slack import FakeSlack
 from testkit.newsroom import LABEL_NAMES, LABELS, newsroom_rows, write_csv, write_jsonl
 from testkit.processes import REPO_ROOT, product_env, running_stack, seed_registry, wait_serving
@@ -158,7 +159,7 @@ def test_a_newsroom_model_is_trained_served_corrected_exported_and_rolled_back(
     queued = admin_command(stack, fake_slack, "type=linear force", "train", timeout=15)
     assert "Training queued" in queued
     (job_key,) = redis_conn.keys("rq:job:retrain-*")
-    job = Job.fetch(state.as_str(job_key).removeprefix("rq:job:"), connection=redis_conn, serializer=SERIALIZER)
+    job = Job.fetch(as_str(job_key).removeprefix("rq:job:"), connection=redis_conn, serializer=SERIALIZER)
     fake_slack.wait_for(lambda f: job.get_status() in (JobStatus.FINISHED, JobStatus.FAILED), timeout=180)
     result: dict[str, Any] = job.return_value() or {}
     assert result.get("promoted") is True, result
@@ -168,8 +169,8 @@ def test_a_newsroom_model_is_trained_served_corrected_exported_and_rolled_back(
     assert "New model's labels (4): スポーツ / Sports, テクノロジー / Tech, 政治 / Politics, 経済 / Economy" in report
 
     # The classify worker hot-reloads it and publishes its labels with their names.
-    serving = wait_serving(redis_conn, desks_version)
-    assert serving.labels == DESKS.labels and serving.model is not None and serving.model.label_set == DESKS
+    served = wait_serving(redis_conn, desks_version)
+    assert served.labels == DESKS.labels and served.model is not None and served.model.label_set == DESKS
 
     # A mention is answered with one desk's display names, and its record carries the desks.
     reply = mention(stack, fake_slack, ECONOMY)
@@ -257,8 +258,8 @@ def test_routes_name_the_labels_the_workers_serve(
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis
 ) -> None:
     """`/classify-news route <label> #desk` accepts the served model's labels (as the workers publish them)."""
-    serving = wait_serving(redis_conn, current_version(stack["models"]))
-    assert serving.labels == DESKS.labels
+    served = wait_serving(redis_conn, current_version(stack["models"]))
+    assert served.labels == DESKS.labels
 
     def route(text: str) -> str:
         answer = slash_command(
@@ -276,20 +277,20 @@ def test_routes_name_the_labels_the_workers_serve(
 
 def test_records_and_serving_states_carry_label_sets_and_read_earlier_ones(redis_conn: redis.Redis) -> None:
     odd = LabelSet(("R&D, lab", "<!channel>"), {"R&D, lab": {"en": "Research & <b>"}})
-    record = state.ClassificationRecord("r1", "t", "b", "", "R&D, lab", "v1", "C1", labels=odd)
-    state.put_classification(redis_conn, record)
-    assert state.get_classification(redis_conn, "r1") == record
+    record = classifications.ClassificationRecord("r1", "t", "b", "", "R&D, lab", "v1", "C1", labels=odd)
+    classifications.put_classification(redis_conn, record)
+    assert classifications.get_classification(redis_conn, "r1") == record
     # A record written before records carried labels: livedoor's.
     redis_conn.hset("newsbot:classification:old", mapping={"title": "", "body": "b", "slug": "smax"})
-    assert state.get_classification(redis_conn, "old").labels is None
-    assert state.get_classification(redis_conn, "old").label_set == LIVEDOOR
+    assert classifications.get_classification(redis_conn, "old").labels is None
+    assert classifications.get_classification(redis_conn, "old").label_set == LIVEDOOR
 
-    published = state.ServingState("w1", "v1", labels=odd.labels, label_names=odd.names)
-    state.publish_serving_state(redis_conn, published, 5.0)
-    (read,) = state.serving_states(redis_conn)
+    published = serving.ServingState("w1", "v1", labels=odd.labels, label_names=odd.names)
+    serving.publish_serving_state(redis_conn, published, 5.0)
+    (read,) = serving.serving_states(redis_conn)
     assert read == published and read.model is not None and read.model.label_set == odd  # a comma in a label
-    redis_conn.hset(state.ServingState.key_for("w0"), mapping={"version": "v0", "labels": ",".join(SLUGS)})
-    earlier = next(s for s in state.serving_states(redis_conn) if s.worker == "w0")
+    redis_conn.hset(serving.ServingState.key_for("w0"), mapping={"version": "v0", "labels": ",".join(SLUGS)})
+    earlier = next(s for s in serving.serving_states(redis_conn) if s.worker == "w0")
     assert earlier.labels == SLUGS and earlier.model is not None and earlier.model.label_set == LIVEDOOR
 
 
@@ -297,11 +298,18 @@ def test_feedback_is_checked_against_the_records_labels_and_exported_as_a_datase
     from common.exceptions import UnknownCategoryError
 
     store = FeedbackStore(redis_conn)
-    put = state.put_classification
-    put(redis_conn, state.ClassificationRecord("d1", "見出し", "本文です。", "", "経済", "v2", "C1", labels=DESKS))
-    put(redis_conn, state.ClassificationRecord("d2", "", "政治の記事。", "", "政治", "v2", "C1", labels=DESKS))
-    put(redis_conn, state.ClassificationRecord("d3", "見出しだけ", "", "", "テック", "v2", "C1", labels=DESKS))
-    put(redis_conn, state.ClassificationRecord("l1", "", "映画の記事。", "", "smax", "v1", "C1"))
+    put = classifications.put_classification
+    put(
+        redis_conn,
+        classifications.ClassificationRecord("d1", "見出し", "本文です。", "", "経済", "v2", "C1", labels=DESKS),
+    )
+    put(
+        redis_conn, classifications.ClassificationRecord("d2", "", "政治の記事。", "", "政治", "v2", "C1", labels=DESKS)
+    )
+    put(
+        redis_conn, classifications.ClassificationRecord("d3", "見出しだけ", "", "", "テック", "v2", "C1", labels=DESKS)
+    )
+    put(redis_conn, classifications.ClassificationRecord("l1", "", "映画の記事。", "", "smax", "v1", "C1"))
     with pytest.raises(UnknownCategoryError):
         store.record("d1", "U1", "smax")  # a livedoor slug is not a desk
     with pytest.raises(UnknownCategoryError):
@@ -329,7 +337,7 @@ def test_feedback_is_checked_against_the_records_labels_and_exported_as_a_datase
 def test_the_training_cli_loads_redis_only_for_feedback_export() -> None:
     code = (
         "import sys; from training import cli; cli._parser().parse_args(['models', 'list']); "
-        "print(sorted(m for m in ('redis', 'common.feedback', 'common.state') if m in sys.modules))"
+        "print(sorted(m for m in ('redis', 'store.feedback', 'store.classifications') if m in sys.modules))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], env=product_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120

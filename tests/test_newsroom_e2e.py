@@ -18,9 +18,9 @@ import httpx
 import pytest
 import redis
 
-from common import state
 from common.labels import SLUGS
 from common.settings import DEFAULT_CATEGORY_EMOJI
+from store.newsroom import route_of, routes, watch_of, watches
 from testkit.fake_slack import Call, FakeSlack
 from testkit.processes import Proc, product_env, start_bot, start_worker
 from testkit.redis_server import RedisServer, free_port
@@ -136,11 +136,11 @@ def test_admins_set_watch_and_routes_and_others_are_refused(
     for text in ("watch", "unwatch", "watching", f"route sports-watch <#{DESK}|desk>", "route list"):
         refusal = room.command(text, user="UNOBODY")
         assert "管理者のみ" in refusal and "only newsbot admins" in refusal
-    assert state.watches(redis_conn) == [] and state.routes(redis_conn) == []
+    assert watches(redis_conn) == [] and routes(redis_conn) == []
     assert redis_conn.llen("rq:queue:classify") == 0
 
     assert "Watching <#CNEWS>" in room.command("watch")
-    assert state.watch_of(redis_conn, NEWS) is not None
+    assert watch_of(redis_conn, NEWS) is not None
     assert "<#CNEWS>" in room.command("watching")
     assert "cannot be watched" in room.command("watch", channel="D0DM")
 
@@ -150,17 +150,17 @@ def test_admins_set_watch_and_routes_and_others_are_refused(
     assert "Checking" in room.command("route sports-watch <#CGONE|gone>", name="gone")
     gone = fake_slack.wait_response("gone")["text"]
     assert "cannot be a desk" in gone and "channel_not_found" in gone and "転送先にできません" in gone
-    assert state.routes(redis_conn) == []
+    assert routes(redis_conn) == []
 
     answers = room.route_everything(DESK)
     assert all("will be cross-posted to <#CDESK>" in a and "not in" not in a for a in answers)
-    assert {(r.label, r.channel, r.by) for r in state.routes(redis_conn)} == {(s, DESK, ADMIN) for s in SLUGS}
+    assert {(r.label, r.channel, r.by) for r in routes(redis_conn)} == {(s, DESK, ADMIN) for s in SLUGS}
     listed = room.command("route list")
     assert all(f"`{slug}` → <#CDESK>" in listed for slug in SLUGS)
     assert "no longer cross-posted" in room.command("route clear peachy")
-    assert state.route_of(redis_conn, "peachy") is None
+    assert route_of(redis_conn, "peachy") is None
     assert "Stopped watching" in room.command("unwatch")
-    assert state.watches(redis_conn) == []
+    assert watches(redis_conn) == []
 
 
 def test_a_watched_article_gets_one_reaction_and_one_desk_post_and_nothing_else_is_answered(
@@ -224,7 +224,7 @@ def test_a_watched_article_gets_one_reaction_and_one_desk_post_and_nothing_else_
         "/invite @newsbot" in warning.params["text"]
         and "ボットがそのチャンネルに参加していません" in warning.params["text"]
     )
-    route = state.route_of(redis_conn, predicted_slug(warning.params["text"]))
+    route = route_of(redis_conn, predicted_slug(warning.params["text"]))
     assert route is not None and route.warned
     assert len(posts_in(fake_slack, DESK)) == 2
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import redis
 
-from common import state
 from common.labels import SLUGS
-from common.state import Route, Watch
+from store import newsroom
+from store.newsroom import Route, Watch
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
 from testkit.processes import socket_mode_env, start_socket_mode_bot, start_worker, stopped_on_failure
@@ -37,9 +37,9 @@ def test_a_watched_article_over_socket_mode_gets_one_reaction_and_one_desk_post(
         CONFIDENCE_THRESHOLD="0",
         SLACK_PACE_S="0.05",
     )
-    state.put_watch(redis_conn, Watch(channel=NEWS, by="UADMIN", at=time.time()))
+    newsroom.put_watch(redis_conn, Watch(channel=NEWS, by="UADMIN", at=time.time()))
     for slug in SLUGS:
-        state.put_route(redis_conn, Route(label=slug, channel=DESK, by="UADMIN", at=time.time()))
+        newsroom.put_route(redis_conn, Route(label=slug, channel=DESK, by="UADMIN", at=time.time()))
     worker = start_worker(env, tmp_path / "run")
     with stopped_on_failure(worker):
         bot = start_socket_mode_bot(env, tmp_path / "run", socket_mode.connected)

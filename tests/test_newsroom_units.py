@@ -21,11 +21,11 @@ from bot.listeners.messages import DM_USAGE, handle_message, is_new_post, watche
 from bot.listeners.shortcuts import NOTHING_TO_CLASSIFY, handle_classify_message
 from bot.newsroom import RouteCommand, WatchCommand, channel_id, parse_newsroom
 from bot.submit import JobSubmitter
-from common import state
 from common.exceptions import RouteRefusedError, SettingsError
-from common.queues import SERIALIZER
 from common.settings import DEFAULT_CATEGORY_EMOJI, Settings, load_settings
-from common.state import Watch
+from store import newsroom
+from store.newsroom import Watch
+from store.queues import SERIALIZER
 from testkit.samples import SAMPLES
 from worker.desks import Pacer
 
@@ -166,7 +166,7 @@ def test_only_watched_channels_articles_and_dms_are_enqueued_each_message_once(r
     article = {"type": "message", "channel": "CW", "channel_type": "channel", "user": "U1", "text": LONG, "ts": "1.1"}
     handle_message(event=article, body=body_of(article), context=ctx, say=say)
     assert queued(redis_conn) == []  # not watched
-    state.put_watch(redis_conn, Watch(channel="CW", by=ADMIN, at=0.0))
+    newsroom.put_watch(redis_conn, Watch(channel="CW", by=ADMIN, at=0.0))
     for event_id in ("Ev1", "Ev1", "Ev1-redelivered-as-another-event"):
         handle_message(event=article, body=body_of(article, event_id), context=ctx, say=say)
     ((payload),) = queued(redis_conn)
@@ -210,7 +210,7 @@ def test_watch_and_route_commands_are_checked_before_anything_is_stored(redis_co
             ack=ack, command={**cmd, "text": text}, context=context(redis_conn), respond=Mock(Respond), client=client
         )
         assert "only newsbot admins" in ack.call_args.kwargs["text"]
-    assert state.watches(redis_conn) == [] and queued(redis_conn) == []
+    assert newsroom.watches(redis_conn) == [] and queued(redis_conn) == []
     ack = Mock(Ack)
     admin = {**cmd, "user_id": ADMIN, "text": "route smax <#C0DESK|desk>", "response_url": "https://x"}
     handle_classify_news(ack=ack, command=admin, context=context(redis_conn), respond=Mock(Respond), client=client)

@@ -79,7 +79,7 @@ def test_metrics_move_when_the_product_counts(ops: OpsServer) -> None:
 def test_queue_depth_is_read_from_redis_at_scrape_time(ops: OpsServer, redis_conn: redis.Redis) -> None:
     from rq import Queue
 
-    from common.queues import SERIALIZER
+    from store.queues import SERIALIZER
 
     queue = Queue("classify", connection=redis_conn, serializer=SERIALIZER)
     metrics.watch_queue_depths(lambda: [("classify", queue.count)])

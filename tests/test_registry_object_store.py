@@ -22,9 +22,9 @@ from rq.job import Job, JobStatus
 
 from common.articles import Article
 from common.exceptions import ModelNotFoundError
-from common.queues import classify_queue
-from common.state import SERVING_KEY_PREFIX
 from newsmodel import registry, store
+from store.queues import classify_queue
+from store.serving import ServingState
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify
@@ -209,7 +209,7 @@ def test_the_cli_manages_an_object_store_registry_from_another_process(
 
 
 def serving_of(conn: redis.Redis, name: str) -> dict[str, str]:
-    keys = conn.keys(f"{SERVING_KEY_PREFIX}{name}-*")
+    keys = conn.keys(f"{ServingState.KEY.prefix}{name}-*")
     if len(keys) != 1:
         return {}
     return {k.decode(): v.decode() for k, v in conn.hgetall(keys[0]).items()}

@@ -13,10 +13,10 @@ import redis
 from rq import Retry
 from rq.job import Job, JobStatus
 
-from common import state
-from common.feedback import FeedbackStore
-from common.queues import SERIALIZER, classify_queue
-from common.state import ClassificationRecord
+from store import classifications
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackStore
+from store.queues import SERIALIZER, classify_queue
 from testkit.fake_slack import FakeSlack, Fault
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
@@ -43,7 +43,7 @@ def test_a_record_expires_after_record_ttl_days_unless_feedback_arrives(
 
     store = FeedbackStore(redis_conn)
     store.remember_message(job.id, {"channel": "C42", "ts": "1.2", "text": "x", "blocks": []})
-    snapshot = state.reply_snapshot_key(job.id)
+    snapshot = classifications.REPLY_SNAPSHOT.key_for(job.id)
     assert 89 * DAY_S < redis_conn.ttl(snapshot) <= 90 * DAY_S  # goes with its record
 
     store.record(job.id, "U1", "smax")
@@ -53,7 +53,7 @@ def test_a_record_expires_after_record_ttl_days_unless_feedback_arrives(
     assert redis_conn.ttl(snapshot) == -1
 
     # A retried job storing the same record again does not give a record with feedback a TTL back.
-    state.put_classification(redis_conn, store.classification(job.id), ttl_s=60)
+    classifications.put_classification(redis_conn, store.classification(job.id), ttl_s=60)
     assert redis_conn.ttl(key) == -1
     assert store.classification(job.id).slug == store.of_user(job.id, "U1").predicted  # type: ignore[union-attr]
 
@@ -64,10 +64,10 @@ def test_no_ttl_when_record_ttl_days_is_zero_and_no_snapshot_of_a_record_that_is
     record = ClassificationRecord(
         record_id="keep", title="見出し", body="本文", url="", slug="smax", model_version="v1", channel="C1"
     )
-    state.put_classification(redis_conn, record, ttl_s=0)
+    classifications.put_classification(redis_conn, record, ttl_s=0)
     assert redis_conn.ttl(ClassificationRecord.key_for("keep")) == -1
-    state.put_reply_snapshot(redis_conn, "gone", {"text": "x"})
-    assert not redis_conn.exists(state.reply_snapshot_key("gone"))
+    classifications.put_reply_snapshot(redis_conn, "gone", {"text": "x"})
+    assert not redis_conn.exists(classifications.REPLY_SNAPSHOT.key_for("gone"))
 
 
 def stored_data(conn: redis.Redis, job_id: str) -> bytes:

@@ -18,16 +18,16 @@ import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from common import state
-from common.feedback import FeedbackStore
 from common.jobs import (
     FEEDBACK_CORRECT_ACTION,
     FEEDBACK_WRONG_ACTION,
     RETRAIN_PROMOTE_ACTION,
 )
-from common.queues import SERIALIZER
-from common.state import ClassificationRecord
 from newsmodel.registry import current_version
+from store import classifications, retraining
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackStore
+from store.queues import SERIALIZER
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import Call, FakeSlack
 from testkit.processes import product_env, running_stack, seed_registry, wait_serving
@@ -96,7 +96,7 @@ def test_classify_news_answers_through_response_url_with_feedback_buttons(
     by_action = {b["action_id"]: b["value"] for b in buttons}
     assert set(by_action) == {FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION}
     record_id = by_action[FEEDBACK_CORRECT_ACTION]
-    assert state.get_classification(redis_conn, record_id).model_version == FIRST_VERSION
+    assert classifications.get_classification(redis_conn, record_id).model_version == FIRST_VERSION
 
     # A click on that very reply is stored against the worker's record.
     message = {"type": "message", "ts": "1700000009.000100", "text": answer["text"], "blocks": answer["blocks"]}
@@ -126,7 +126,7 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
         model_version=FIRST_VERSION,
         channel=CHANNEL,
     )
-    state.put_classification(redis_conn, record)
+    classifications.put_classification(redis_conn, record)
     FeedbackStore(redis_conn).record("rec-x", "U5", "smax")
 
     slash_command(
@@ -176,7 +176,7 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     (complete,) = fake_slack.wait_for_calls("files.completeUploadExternal", 1)
     assert complete.params.get("channel_id") == CHANNEL
     assert any(data.startswith(PNG_MAGIC) for data in fake_slack.uploads.values())
-    assert state.training_lock(redis_conn) is None  # the next /retrain may start
+    assert retraining.training_lock(redis_conn) is None  # the next /retrain may start
 
     # The guard keeps the current model (it claims a perfect score on the same test split), says so, and offers
     # an admin the button; a non-admin's click changes nothing; the admin's click promotes.
@@ -277,6 +277,6 @@ def test_a_failed_training_says_why_and_leaves_the_current_model_serving(
     assert "no-such-model" in failed.params["text"] and "current model keeps serving" in failed.params["text"]
     assert current_version(models) == before
     assert sorted(p.name for p in models.iterdir()) == versions_before
-    fake_slack.wait_for(lambda f: state.training_lock(redis_conn) is None, timeout=10)
-    progress = state.training_progress(redis_conn)
+    fake_slack.wait_for(lambda f: retraining.training_lock(redis_conn) is None, timeout=10)
+    progress = retraining.training_progress(redis_conn)
     assert progress is not None and progress.phase == "failed"

@@ -8,11 +8,11 @@ import pytest
 import redis
 from slack_sdk import WebClient
 
-from common import state
 from common.exceptions import BaseModelNotFoundError
 from common.jobs import RetrainRequest
 from common.settings import Settings
-from common.state import TRAINING_PROGRESS_KEY
+from store import retraining
+from store.retraining import TrainingProgress
 from testkit.fake_slack import FakeSlack
 from training.progress import Progress
 from worker.retrain import ProgressMessage, resolve_base, retrain_options
@@ -34,7 +34,7 @@ def test_updates_are_throttled_but_progress_is_always_recorded(fake_slack: FakeS
     for step in range(1, 6):
         slow.report(progress(step))
     assert fake_slack.calls_to("chat.update") == []  # within the interval: the message is left alone
-    shown = state.training_progress(redis_conn)  # …but /retrain status sees the latest
+    shown = retraining.training_progress(redis_conn)  # …but /retrain status sees the latest
     assert shown is not None and (shown.job_id, shown.phase, shown.step, shown.accuracy) == (
         "retrain-1",
         "train",
@@ -42,16 +42,16 @@ def test_updates_are_throttled_but_progress_is_always_recorded(fake_slack: FakeS
         0.5,
     )
     assert shown.ts == slow.ts and shown.channel == "C1"
-    assert redis_conn.ttl(TRAINING_PROGRESS_KEY) == -1  # kept as long as the training runs
+    assert redis_conn.ttl(TrainingProgress.key_for()) == -1  # kept as long as the training runs
     slow.finish("done", "finished")
     assert [c.params["text"] for c in fake_slack.calls_to("chat.update")] == ["finished"]  # the end always shows
-    ended = state.training_progress(redis_conn)
+    ended = retraining.training_progress(redis_conn)
     assert ended is not None and (ended.phase, ended.step, ended.total_steps) == ("done", 5, 10)
-    assert 0 < redis_conn.ttl(TRAINING_PROGRESS_KEY) <= state.TRAINING_PROGRESS_TTL_S  # then kept a day
+    assert 0 < redis_conn.ttl(TrainingProgress.key_for()) <= retraining.TRAINING_PROGRESS_TTL_S  # then kept a day
 
     fake_slack.reset()
     fast = message(fake_slack, redis_conn, interval_s=0)
-    assert redis_conn.ttl(TRAINING_PROGRESS_KEY) == -1  # the next training's progress does not expire mid-way
+    assert redis_conn.ttl(TrainingProgress.key_for()) == -1  # the next training's progress does not expire mid-way
     for step in range(1, 4):
         fast.report(progress(step))
     texts = [c.params["text"] for c in fake_slack.calls_to("chat.update")]
@@ -101,17 +101,17 @@ def test_a_stop_raised_from_the_progress_callback_ends_the_training_and_register
 
 
 def test_the_running_trainings_lease_is_renewed_only_by_its_holder(redis_conn: redis.Redis) -> None:
-    assert state.acquire_training_lock(redis_conn, "retrain-a", 6 * 3600)
-    assert redis_conn.ttl(state.TRAINING_LOCK_KEY) > 6 * 3600  # queued: the job timeout + margin
-    assert state.hold_training_lock(redis_conn, "retrain-a", 5)
-    assert 0 < redis_conn.ttl(state.TRAINING_LOCK_KEY) <= 5  # running: the short lease
-    assert not state.hold_training_lock(redis_conn, "retrain-b", 60, take_if_free=True)  # held by another
-    assert state.training_lock(redis_conn) == state.TrainingLock("retrain-a")
-    assert state.release_training_lock(redis_conn, "retrain-a")
-    assert not state.hold_training_lock(redis_conn, "retrain-a", 5)  # released: a heartbeat never takes it back
-    assert state.training_lock(redis_conn) is None
-    assert state.hold_training_lock(redis_conn, "retrain-a", 5, take_if_free=True)  # a started job may
-    assert state.training_lock(redis_conn) == state.TrainingLock("retrain-a")
+    assert retraining.acquire_training_lock(redis_conn, "retrain-a", 6 * 3600)
+    assert redis_conn.ttl(retraining.TrainingLock.key_for()) > 6 * 3600  # queued: the job timeout + margin
+    assert retraining.hold_training_lock(redis_conn, "retrain-a", 5)
+    assert 0 < redis_conn.ttl(retraining.TrainingLock.key_for()) <= 5  # running: the short lease
+    assert not retraining.hold_training_lock(redis_conn, "retrain-b", 60, take_if_free=True)  # held by another
+    assert retraining.training_lock(redis_conn) == retraining.TrainingLock("retrain-a")
+    assert retraining.release_training_lock(redis_conn, "retrain-a")
+    assert not retraining.hold_training_lock(redis_conn, "retrain-a", 5)  # released: a heartbeat never takes it back
+    assert retraining.training_lock(redis_conn) is None
+    assert retraining.hold_training_lock(redis_conn, "retrain-a", 5, take_if_free=True)  # a started job may
+    assert retraining.training_lock(redis_conn) == retraining.TrainingLock("retrain-a")
 
 
 def test_the_progress_header_names_only_the_options_a_training_uses() -> None:

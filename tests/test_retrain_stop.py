@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import redis
 
-from common import state
 from newsmodel.registry import current_version
+from store import retraining
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import FakeSlack
 from testkit.processes import Proc, product_env, running_bot, seed_registry, start_worker
@@ -115,16 +115,16 @@ def command(stack: dict[str, Any], fake: FakeSlack, text: str, name: str, user: 
 def start_training(stack: dict[str, Any], fake: FakeSlack, conn: redis.Redis, name: str) -> str:
     """A slow /retrain, returned once its worker is in the training steps; its job id."""
     assert "Training queued" in command(stack, fake, SLOW, name)
-    lock = state.training_lock(conn)
+    lock = retraining.training_lock(conn)
     assert lock is not None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        progress = state.training_progress(conn)
+        progress = retraining.training_progress(conn)
         if progress is not None and progress.job_id == lock.job_id and progress.phase == "train" and progress.step:
             assert progress.total_steps > progress.step + 20, "the training must be slow enough to catch mid-way"
             return lock.job_id
         time.sleep(0.05)
-    raise AssertionError(f"the training never reached its steps: {state.training_progress(conn)}")
+    raise AssertionError(f"the training never reached its steps: {retraining.training_progress(conn)}")
 
 
 def progress_texts(fake: FakeSlack) -> list[str]:
@@ -140,10 +140,10 @@ def wait_no_lock(conn: redis.Redis, timeout: float) -> float:
     """Seconds until the training lock is gone (AssertionError after ``timeout``)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if state.training_lock(conn) is None:
+        if retraining.training_lock(conn) is None:
             return time.monotonic() - started
         time.sleep(0.05)
-    raise AssertionError(f"the training lock is still held after {timeout}s: {state.training_lock(conn)}")
+    raise AssertionError(f"the training lock is still held after {timeout}s: {retraining.training_lock(conn)}")
 
 
 def test_sigterm_stops_the_training_frees_the_lock_and_says_so(
@@ -152,15 +152,15 @@ def test_sigterm_stops_the_training_frees_the_lock_and_says_so(
     models: Path = stack["models"]
     before, current = versions(models), current_version(models)
     job_id = start_training(stack, fake_slack, redis_conn, "term")
-    assert 0 < redis_conn.ttl(state.TRAINING_LOCK_KEY) <= LOCK_TTL_S  # the running training's short lease
+    assert 0 < redis_conn.ttl(retraining.TrainingLock.key_for()) <= LOCK_TTL_S  # the running training's short lease
 
     train_worker.signal(signal.SIGTERM)  # docker compose stop / a redeploy
     stopped = wait_text(fake_slack, "Training stopped", timeout=30)
     assert "学習を中断しました" in stopped and "/retrain" in stopped and "again" in stopped
-    assert state.training_lock(redis_conn) is None
+    assert retraining.training_lock(redis_conn) is None
     train_worker.wait_exit(30)  # then the worker exits (a warm shutdown)
     assert train_worker.log().count("Scheduler for train started") <= 1  # none started again while stopping
-    progress = state.training_progress(redis_conn)
+    progress = retraining.training_progress(redis_conn)
     assert progress is not None and (progress.job_id, progress.phase) == (job_id, "stopped")
     assert current_version(models) == current and versions(models) == before
     # One message, edited in place.
@@ -172,7 +172,7 @@ def test_a_killed_train_workers_lock_lapses_and_the_next_train_worker_reports_it
 ) -> None:
     job_id = start_training(stack, fake_slack, redis_conn, "kill")
     time.sleep(LOCK_TTL_S + 1)  # the heartbeat keeps the lock while the training runs
-    held = state.training_lock(redis_conn)
+    held = retraining.training_lock(redis_conn)
     assert held is not None and held.job_id == job_id
     (message_ts,) = {c.params["ts"] for c in fake_slack.calls_to("chat.update") if job_id in c.params["text"]}
 
@@ -211,7 +211,9 @@ def test_retrain_cancel_stops_the_training_at_its_next_step(
     refused = command(stack, fake_slack, "cancel", "cancel-nobody", user="UNOBODY")
     assert "only newsbot admins" in refused
     time.sleep(1.5)
-    assert state.training_lock(redis_conn) is not None and not any("cancelled" in t for t in progress_texts(fake_slack))
+    assert retraining.training_lock(redis_conn) is not None and not any(
+        "cancelled" in t for t in progress_texts(fake_slack)
+    )
 
     answer = command(stack, fake_slack, "cancel", "cancel")
     assert job_id in answer and "stops at its next step" in answer
@@ -219,7 +221,7 @@ def test_retrain_cancel_stops_the_training_at_its_next_step(
     assert f"<@{ADMIN}>" in cancelled and "キャンセルしました" in cancelled
     assert "current model keeps serving" in cancelled
     wait_no_lock(redis_conn, timeout=10)
-    progress = state.training_progress(redis_conn)
+    progress = retraining.training_progress(redis_conn)
     assert progress is not None and (progress.job_id, progress.phase) == (job_id, "cancelled")
     assert current_version(models) == current and versions(models) == before
     assert train_worker.alive()  # the worker itself goes on serving the queue
@@ -252,7 +254,7 @@ def test_a_failed_training_tells_the_admin_what_to_do_without_internals(
         failed = wait_text(fake_slack, "Training failed", timeout=90)
     finally:
         worker.stop()
-    lock = state.training_progress(redis_conn)
+    lock = retraining.training_progress(redis_conn)
     assert lock is not None and lock.phase == "failed"
     assert advice in failed and "current model keeps serving" in failed and "学習に失敗しました" in failed
     assert f"reference id: `{lock.job_id}`" in failed and "/retrain" in failed
@@ -261,4 +263,4 @@ def test_a_failed_training_tells_the_admin_what_to_do_without_internals(
         assert secret not in failed
     assert not any("Training lost" in t for t in progress_texts(fake_slack))  # it failed on its own, and said so
     assert lock.job_id in worker.log()  # the details are in the worker's log, under the reference id
-    assert state.training_lock(redis_conn) is None
+    assert retraining.training_lock(redis_conn) is None

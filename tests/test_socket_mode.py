@@ -13,7 +13,7 @@ import pytest
 import redis
 from rq import Queue
 
-from common.queues import SERIALIZER
+from store.queues import SERIALIZER
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
 from testkit.processes import socket_mode_env, start_socket_mode_bot, start_worker, stopped_on_failure

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from common import state
-from common.feedback import FeedbackStore
 from common.labels import SLUGS
-from common.state import ClassificationRecord
+from store import classifications
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackStore
 from testkit.fake_corpus import build_text_folder
 from training.corpus import CorpusArticle, load_corpus
 from training.examples import load_extra_examples
@@ -65,7 +65,7 @@ def correction(conn: redis.Redis, record_id: str, title: str, body: str, chosen:
     record = ClassificationRecord(
         record_id=record_id, title=title, body=body, url="", slug=predicted, model_version="v1", channel="C1"
     )
-    state.put_classification(conn, record)
+    classifications.put_classification(conn, record)
     FeedbackStore(conn).record(record_id, "U1", chosen)
 
 

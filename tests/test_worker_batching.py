@@ -14,10 +14,10 @@ from rq import Retry
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
-from common import state
 from common.articles import Article, article_from_text
 from common.labels import SLUGS
-from common.queues import classify_queue
+from store import classifications
+from store.queues import classify_queue
 from testkit.fake_slack import FakeSlack, Fault
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
@@ -87,12 +87,12 @@ def test_waiting_jobs_share_one_forward_pass_and_each_gets_its_own_result(
         buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
         assert {b["action_id"] for b in buttons} == {"feedback_correct", "feedback_wrong"}
         assert {b["value"] for b in buttons} == {job.id}
-        record = state.get_classification(redis_conn, job.id)
+        record = classifications.get_classification(redis_conn, job.id)
         assert record.slug == expected.slug
         assert record.ts == result["ts"] != ""
         assert record.channel == "C42"
         assert (record.title, record.body) == tuple(text.split("\n", 1))  # the article once, title apart
-        ttl = redis_conn.ttl(state.ClassificationRecord.key_for(job.id))  # kept RECORD_TTL_DAYS for feedback
+        ttl = redis_conn.ttl(classifications.ClassificationRecord.key_for(job.id))  # kept RECORD_TTL_DAYS for feedback
         assert 89 * 86400 < ttl <= rt.settings.record_ttl_days * 86400
 
     assert len(FinishedJobRegistry(queue=queue)) == len(enqueued) + 1

@@ -10,10 +10,9 @@ import redis
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
-from common import state
-from common.queues import classify_queue
-from common.state import ServingState
 from newsmodel.registry import set_current
+from store.queues import classify_queue
+from store.serving import ServingState, serving_states
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify
 from testkit.processes import product_env, start_worker
@@ -27,14 +26,14 @@ BROKEN = "20260101-120000-broken"
 
 
 def serving(conn: redis.Redis) -> ServingState:
-    states = state.serving_states(conn)
+    states = serving_states(conn)
     assert len(states) == 1, states
     return states[0]
 
 
 def serving_version(conn: redis.Redis) -> str | None:
     """The one worker's served version, or None while it has published nothing (yet)."""
-    states = state.serving_states(conn)
+    states = serving_states(conn)
     return states[0].version if len(states) == 1 else None
 
 

@@ -10,9 +10,9 @@ import pytest
 import redis
 from rq.job import Job, JobStatus
 
-from common import state
 from common.labels import SLUGS
-from common.queues import classify_queue
+from store import classifications
+from store.queues import classify_queue
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.page_server import PageHandler, serve_pages
@@ -74,7 +74,7 @@ def test_several_links_get_one_reply_with_a_section_and_record_each(
     assert "記事 /article/1" in str(reply["blocks"])
     assert "本文を取り出せませんでした" in reply["text"] and "No usable article text" in reply["text"]
     for record_id in (f"{job.id}:1", f"{job.id}:2"):
-        record = state.get_classification(redis_conn, record_id)
+        record = classifications.get_classification(redis_conn, record_id)
         assert record.url.startswith(site)
         assert record.ts == result["ts"] != ""  # the ts Slack gave the reply
         assert record.title.startswith("記事 /article/") and BODY[:20] in record.body
@@ -110,7 +110,7 @@ def test_slash_command_results_go_to_the_response_url(
     named = [slug for slug in SLUGS if f"`{slug}`" in call.params["text"]]
     assert len(named) == 1 and "%" in call.params["text"]
     assert any(b["type"] == "actions" for b in call.params["blocks"])
-    record = state.get_classification(redis_conn, job.id)
+    record = classifications.get_classification(redis_conn, job.id)
     assert record.ts == "" and record.title == "見出し" and record.body == BODY
 
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 from rq.scheduler import RQScheduler
 
-from common.queues import SERIALIZER, train_queue
+from store.queues import SERIALIZER, train_queue
 from worker import batching
 from worker.batching import BatchingWorker
 

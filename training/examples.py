@@ -1,7 +1,7 @@
 """Extra labelled examples (corrections collected from Slack users), added to the training split only.
 
 The file is JSONL, one example per line: ``{"title": "...", "body": "...", "slug": "..."}`` (what
-:meth:`common.feedback.FeedbackStore.export_corrections` writes: the article as it was classified, title and body
+:meth:`store.feedback.FeedbackStore.export_corrections` writes: the article as it was classified, title and body
 apart), or ``{"text": "...", "slug": "..."}`` (pasted text, split into title and body as a Slack message is);
 ``"label"`` may stand for ``"slug"``. Other fields are ignored. Lines that are not JSON, have no text, name a
 label that is not in the training data's label set, or repeat a test article's text are skipped and counted,

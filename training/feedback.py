@@ -3,7 +3,7 @@
 Every classification someone answered (a correction, or the prediction confirmed) becomes one JSON line in the
 format :mod:`training.dataset` reads (``{"title", "text", "label"}``, plus columns it ignores: ``feedback``,
 ``predicted``, ``votes``, ``model_version``, ``record_id``); see
-:meth:`common.feedback.FeedbackStore.export_dataset`. The answers are in Redis (REDIS_URL): this is the one part
+:meth:`store.feedback.FeedbackStore.export_dataset`. The answers are in Redis (REDIS_URL): this is the one part
 of training that talks to it, and it is imported only for this subcommand.
 """
 
@@ -18,9 +18,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from common.exceptions import NewsbotError
-from common.feedback import DatasetSummary, FeedbackStore
-from common.queues import redis_connection
 from common.settings import Settings
+from store.feedback import DatasetSummary, FeedbackStore
+from store.queues import redis_connection
 
 
 def export_feedback(settings: Settings, out: IO[str], path: Path | None = None) -> DatasetSummary:

@@ -9,8 +9,8 @@ import sys
 from common.exceptions import SettingsError
 from common.jobs import CLASSIFY_QUEUE
 from common.logs import configure_logging
-from common.queues import SERIALIZER, redis_connection
 from common.settings import load_settings
+from store.queues import SERIALIZER, WORKER_TTL_S, redis_connection
 
 log = logging.getLogger("worker")
 
@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     # Heavy imports only after the settings are known to be usable.
-    from common.state import WORKER_TTL_S
     from newsmodel import store
     from worker import jobs
     from worker.batching import MAINTENANCE_INTERVAL_S, BatchingWorker

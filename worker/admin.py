@@ -12,7 +12,6 @@ from typing import Any
 from redis import Redis
 from slack_sdk.webhook import WebhookClient
 
-from common import state
 from common.exceptions import NewsbotError
 from common.jobs import AdminRequest
 from common.mrkdwn import escape
@@ -20,6 +19,8 @@ from common.progress import progress_line
 from common.settings import Settings
 from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
+from store import retraining
+from store.serving import serving_states
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import in_job_context, runtime
 from worker.reports import labels_line, metrics_line, version_line
@@ -42,7 +43,7 @@ def answer(request: AdminRequest, text: str) -> None:
 
 def serving_lines(connection: Redis) -> list[str]:
     lines = []
-    for serving in state.serving_states(connection):
+    for serving in serving_states(connection):
         line = f"• `{serving.worker}`: `{serving.version or '—'}` on {serving.device or '?'}"
         if serving.loaded_at:
             line += f", loaded {serving.loaded_at}"
@@ -53,10 +54,10 @@ def serving_lines(connection: Redis) -> list[str]:
 
 
 def training_lines(connection: Redis) -> list[str]:
-    lock = state.training_lock(connection)
+    lock = retraining.training_lock(connection)
     if lock is None:
         return ["学習は実行されていません。/ No training in progress."]
-    return [progress_line(lock.job_id, state.training_progress(connection))]
+    return [progress_line(lock.job_id, retraining.training_progress(connection))]
 
 
 def status_text(settings: Settings, connection: Redis) -> str:

@@ -47,7 +47,8 @@ from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
 from common.jobs import CLASSIFY_JOB, ClassifyRequest
-from common.state import JOB_LEASE_S, as_str
+from store.queues import JOB_LEASE_S
+from store.record import as_str
 from worker import jobs
 from worker.jobs import ClassifyJob
 from worker.pipeline import classify_requests, fetch_phases
@@ -65,7 +66,7 @@ return 0
 # How far down the queue to look for classify jobs, in multiples of the batch room left.
 _PEEK_FACTOR = 4
 # How often this worker runs RQ's maintenance, which hands the jobs of a dead worker back (retry or failed).
-# Real only with a short worker TTL (common.state.WORKER_TTL_S): RQ looks at its maintenance clock only
+# Real only with a short worker TTL (store.queues.WORKER_TTL_S): RQ looks at its maintenance clock only
 # between two blocking dequeues of WORKER_TTL_S - 15 s.
 MAINTENANCE_INTERVAL_S = 5
 # How often the heartbeat thread renews the leases of the jobs in hand (several times per JOB_LEASE_S, so that

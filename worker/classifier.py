@@ -30,16 +30,17 @@ import torch
 from redis import Redis
 from redis.exceptions import RedisError
 
-from common import metrics, state
+from common import metrics
 from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.labels import LIVEDOOR, LabelSet
 from common.settings import Settings
-from common.state import ModelFacts, ServingState
 from newsmodel.bert import BertClassifier, gpu_batch_size
 from newsmodel.loading import load_classifier, model_type_of
 from newsmodel.prediction import Classifier, Prediction
 from newsmodel.registry import ModelDir, current_version, list_versions, read_info, read_metrics, resolve_serving_path
+from store import serving
+from store.serving import ModelFacts, ServingState
 from worker.reports import metric
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ class ModelService:
     # -- the watcher thread ------------------------------------------------------------------------
     def publish(self, connection: Redis, worker_name: str) -> None:
         """Publish the serving state (``newsbot:serving:<worker name>``), kept a few poll intervals."""
-        state.publish_serving_state(connection, self.serving_state(worker_name), self.poll_interval_s)
+        serving.publish_serving_state(connection, self.serving_state(worker_name), self.poll_interval_s)
 
     def start_watching(self, connection: Redis, worker_name: str) -> None:
         """Poll for new versions and publish the serving state in a daemon thread until :meth:`stop`."""
@@ -327,7 +328,7 @@ class ModelService:
                     log.exception("model watcher iteration failed")
                 self._stop.wait(self.poll_interval_s)
             with contextlib.suppress(RedisError):
-                state.clear_serving_state(connection, worker_name)
+                serving.clear_serving_state(connection, worker_name)
 
         # Published once before the thread starts, so a worker that takes jobs is already listed as serving
         # (`/retrain status`, App Home) however late the thread gets its first turn on a loaded machine.

@@ -4,7 +4,7 @@ A ``watch`` job (a new article in a watched channel) finishes with these instead
 (``worker.jobs.finish_watch``): its category reaction (CATEGORY_EMOJI) on the message, a cross-post of each confident
 article to its label's desk channel (the route an admin set), and a thread reply only as WATCH_REPLY says, or to
 say why a routed article was not cross-posted (its confidence is below CONFIDENCE_THRESHOLD). Nothing is done
-twice for one job: each step leaves a mark (``common.state.ReplyMark`` under ``<job id>:reactions``,
+twice for one job: each step leaves a mark (``store.deliveries.ReplyMark`` under ``<job id>:reactions``,
 ``<job id>:desk:<record id>``) that a retried job finds. A watch job never posts an error: the message was not
 addressed to the bot; the log says what went wrong.
 
@@ -31,10 +31,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-from common import state
 from common.jobs import ClassifyRequest
 from common.settings import Settings
-from common.state import ReplyMark, Route
+from store import deliveries, newsroom
+from store.deliveries import ReplyMark
+from store.newsroom import Route
 from worker.pipeline import ArticleResult
 from worker.replies import is_unsure, reply_message
 from worker.slack import NOT_IN_CHANNEL, SlackReplier
@@ -114,7 +115,7 @@ def pacer(settings: Settings) -> Pacer:
 def react(rt: WorkerSide, job_id: str, request: ClassifyRequest, items: list[ArticleResult]) -> list[str]:
     """Add each article's category reaction to the message (each emoji once, once per job); the emoji added."""
     mark = f"{job_id}:reactions"
-    if not request.thread_ts or state.reply_mark(rt.connection, mark) is not None:
+    if not request.thread_ts or deliveries.reply_mark(rt.connection, mark) is not None:
         return []
     names = list(dict.fromkeys(rt.settings.emoji_for(item.slug) for item in items))
     added = []
@@ -131,7 +132,7 @@ def react(rt: WorkerSide, job_id: str, request: ClassifyRequest, items: list[Art
                 continue
             raise
         added.append(name)
-    state.put_reply_mark(rt.connection, ReplyMark(job_id=mark, ts=""))
+    deliveries.put_reply_mark(rt.connection, ReplyMark(job_id=mark, ts=""))
     return added
 
 
@@ -144,7 +145,7 @@ def route_articles(
     routed: list[str] = []
     notes: list[str] = []
     for item in items:
-        route = state.route_of(rt.connection, item.slug)
+        route = newsroom.route_of(rt.connection, item.slug)
         if route is None:
             continue
         if is_unsure(item, threshold):
@@ -201,7 +202,7 @@ def desk_message(item: ArticleResult, request: ClassifyRequest, link: str | None
 def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: ArticleResult, route: Route) -> bool:
     """Post ``item`` in its desk channel (once per job and article); False when Slack refused the channel."""
     mark = f"{job_id}:desk:{item.record_id}"
-    if state.reply_mark(rt.connection, mark) is not None:
+    if deliveries.reply_mark(rt.connection, mark) is not None:
         return True
     client = rt.replier.client
     link = permalink(client, request.channel, request.thread_ts)
@@ -222,7 +223,7 @@ def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: Arti
             warn_admin(rt, route, error)
             return False
         raise
-    state.put_reply_mark(rt.connection, ReplyMark(job_id=mark, ts=str(answer.get("ts") or "")))
+    deliveries.put_reply_mark(rt.connection, ReplyMark(job_id=mark, ts=str(answer.get("ts") or "")))
     return True
 
 
@@ -239,16 +240,16 @@ def desk_warning(route: Route, error: str) -> str:
 
 def warn_admin(rt: WorkerSide, route: Route, error: str) -> None:
     """Tell the admin who set ``route`` (a DM from the bot), once per route, that its desk is unreachable."""
-    current = state.route_of(rt.connection, route.label)
+    current = newsroom.route_of(rt.connection, route.label)
     if current is None or current.warned or current.channel != route.channel:
         return
     claim = f"route-warning:{route.label}:{route.channel}:{route.at}"
-    if not state.claim_delivery(rt.connection, claim):
+    if not deliveries.claim_delivery(rt.connection, claim):
         return  # another job is telling them
     try:
         rt.replier.client.chat_postMessage(channel=route.by, text=desk_warning(route, error))
     except SlackApiError as exc:
         log.warning("could not tell %s about route %s: %s", route.by, route.label, exc.response.get("error"))
-        state.release_delivery(rt.connection, claim)
+        deliveries.release_delivery(rt.connection, claim)
         return
-    state.put_route(rt.connection, replace(current, warned=True))
+    newsroom.put_route(rt.connection, replace(current, warned=True))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from redis import Redis
 
 from common.ops import Health, HealthProbe
-from common.queues import redis_reachable
+from store.queues import redis_reachable
 from worker.classifier import ModelService
 
 

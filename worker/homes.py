@@ -13,9 +13,10 @@ import logging
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from common import home, state
-from common.state import ModelFacts
+from common import home
 from newsmodel.registry import list_versions
+from store import activity
+from store.serving import ModelFacts
 from worker.jobs import Runtime
 from worker.reports import metric
 
@@ -44,7 +45,7 @@ def current_model(rt: Runtime) -> ModelFacts | None:
 
 
 def publish_homes_after_model_change(rt: Runtime) -> int:
-    """Republish the Home of each recent viewer (common.state.home_viewers); how many were published.
+    """Republish the Home of each recent viewer (store.activity.home_viewers); how many were published.
 
     Never raises: the model change it follows has happened already, and a Home is refreshed anyway the next
     time its user opens it.
@@ -52,7 +53,7 @@ def publish_homes_after_model_change(rt: Runtime) -> int:
     published = 0
     try:
         announced = current_model(rt)
-        viewers = state.home_viewers(rt.connection)
+        viewers = activity.home_viewers(rt.connection)
     except Exception:
         log.exception("could not read what to republish on the App Home")
         return 0

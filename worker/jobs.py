@@ -14,7 +14,7 @@ id for a message with one article, and ``<job id>:<n>`` (n = 1, 2, …) for the 
 several. The reply lists them all, each article with its own feedback buttons carrying its record id.
 
 Retention: a record expires after RECORD_TTL_DAYS unless someone gives feedback on it (then it is kept, see
-:mod:`common.state`), and a /classify-news job forgets the command's ``response_url`` once its reply is
+:mod:`store.feedback`), and a /classify-news job forgets the command's ``response_url`` once its reply is
 posted (:func:`forget_response_url`): RQ keeps the job for JOB_RESULT_TTL_S, the URL is needed only once.
 
 Two sources differ: a ``thread`` request (an empty mention inside a thread) first reads the thread's first
@@ -37,13 +37,15 @@ from redis import Redis
 from rq import get_current_job
 from rq.job import Job
 
-from common import metrics, state
+from common import metrics
 from common.articles import message_text
 from common.exceptions import LinkError, NewsbotError, ThreadParentError
 from common.jobs import ClassifyRequest
 from common.logs import log_context
 from common.settings import Settings
-from common.state import ClassificationRecord, ReplyMark
+from store import activity, classifications, deliveries
+from store.classifications import ClassificationRecord
+from store.deliveries import ReplyMark
 from worker import desks
 from worker.classifier import ModelService
 from worker.fetch import GuardedFetcher
@@ -183,12 +185,12 @@ def classify(payload: dict[str, Any]) -> dict[str, Any]:
 
 def deliver(rt: Runtime, job_id: str, request: ClassifyRequest, message: dict[str, Any]) -> str:
     """Post ``message`` once per job: a retried job that already replied does not post again."""
-    mark = state.reply_mark(rt.connection, job_id)
+    mark = deliveries.reply_mark(rt.connection, job_id)
     if mark is not None:
         log.info("job %s already replied; not posting again", job_id)
         return mark.ts
     ts = rt.replier.post(request, message)
-    state.put_reply_mark(rt.connection, ReplyMark(job_id=job_id, ts=ts))
+    deliveries.put_reply_mark(rt.connection, ReplyMark(job_id=job_id, ts=ts))
     job = get_current_job()
     if job is not None and job.id == job_id:
         forget_response_url(job)
@@ -231,7 +233,7 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
     ts = reply(rt, job_id, outcome)
     reply_ms = (time.perf_counter() - started) * 1000
     if ts:
-        state.set_reply_ts(rt.connection, records, ts)
+        classifications.set_reply_ts(rt.connection, records, ts)
     return job_result(outcome, ts, reply_ms)
 
 
@@ -266,7 +268,7 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
         with desks.pacer(settings).slot("chat.postMessage", request.channel):
             ts = deliver(rt, job_id, request, message)
         if ts and settings.watch_reply != "reaction":
-            state.set_reply_ts(rt.connection, records, ts)
+            classifications.set_reply_ts(rt.connection, records, ts)
     result = job_result(outcome, ts, (time.perf_counter() - started) * 1000)
     return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes)}
 
@@ -280,7 +282,7 @@ def store_records(connection: Redis, job_id: str, outcome: Outcome, *, ttl_s: in
         if not item.classified or item.article is None:
             continue
         item.record_id = record_id_for(job_id, index, len(outcome.articles))
-        state.put_classification(
+        classifications.put_classification(
             connection,
             ClassificationRecord(
                 record_id=item.record_id,
@@ -296,7 +298,7 @@ def store_records(connection: Redis, job_id: str, outcome: Outcome, *, ttl_s: in
             ttl_s,
         )
         records.append(item.record_id)
-    state.count_classifications(connection, records, outcome.request.user, tz=tz)
+    activity.count_classifications(connection, records, outcome.request.user, tz=tz)
     return records
 
 

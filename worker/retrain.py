@@ -35,16 +35,16 @@ from rq.job import Job
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from common import state
 from common.exceptions import BaseModelNotFoundError, CorpusError, NewsbotError, TrainingStoppedError
-from common.feedback import ExportSummary, FeedbackStore
 from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
 from common.mrkdwn import escape
 from common.progress import ENDED_PHASES, duration
 from common.settings import Settings
-from common.state import TrainingProgress
 from newsmodel.registry import has_version, local_version
 from newsmodel.store import is_remote
+from store import retraining
+from store.feedback import ExportSummary, FeedbackStore
+from store.retraining import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime, training_run
@@ -180,7 +180,7 @@ class ProgressMessage:
     def _publish(self, progress: TrainingProgress, *, ended: bool = False) -> None:
         """Publish ``progress`` for /retrain status, with where the progress message is."""
         self.published = replace(progress, channel=self.channel, ts=self.ts or "")
-        state.put_training_progress(self.connection, self.published, ended=ended)
+        retraining.put_training_progress(self.connection, self.published, ended=ended)
 
 
 class TrainingGuard:
@@ -205,8 +205,8 @@ class TrainingGuard:
         self._last_poll = 0.0
 
     def __enter__(self) -> TrainingGuard:
-        if not state.hold_training_lock(self.connection, self.job_id, self.lock_ttl_s, take_if_free=True):
-            held = state.training_lock(self.connection)
+        if not retraining.hold_training_lock(self.connection, self.job_id, self.lock_ttl_s, take_if_free=True):
+            held = retraining.training_lock(self.connection)
             log.warning("training %s runs while %s holds the training lock", self.job_id, held and held.job_id)
         self._thread = threading.Thread(target=self._heartbeat, name=f"training-lock-{self.job_id}", daemon=True)
         self._thread.start()
@@ -227,10 +227,10 @@ class TrainingGuard:
             self._thread.join(timeout=10)
 
     def _heartbeat(self) -> None:
-        interval = self.lock_ttl_s / state.TRAINING_LOCK_RENEWALS_PER_TTL
+        interval = self.lock_ttl_s / retraining.TRAINING_LOCK_RENEWALS_PER_TTL
         while not self._done.wait(interval):
             try:
-                if not state.hold_training_lock(self.connection, self.job_id, self.lock_ttl_s):
+                if not retraining.hold_training_lock(self.connection, self.job_id, self.lock_ttl_s):
                     log.warning("training %s no longer holds the training lock", self.job_id)
             except RedisError as exc:
                 log.warning("could not renew the training lock of %s: %s", self.job_id, exc)
@@ -251,7 +251,7 @@ class TrainingGuard:
             return
         self._last_poll = now
         try:
-            cancel = state.training_cancel(self.connection, self.job_id)
+            cancel = retraining.training_cancel(self.connection, self.job_id)
         except RedisError as exc:
             log.warning("could not look for a cancel of %s: %s", self.job_id, exc)
             return
@@ -421,10 +421,12 @@ def training_lost(
     request = RetrainRequest.from_dict(job.args[0])
     text = lost_text(retrain_header(job.id, request, rt.settings), job.id)
     log.warning("training %s was abandoned by its worker; reporting it lost", job.id)
-    progress = state.training_progress(connection)
+    progress = retraining.training_progress(connection)
     if progress is not None and progress.job_id == job.id and progress.phase not in ENDED_PHASES:
-        state.put_training_progress(connection, replace(progress, phase="stopped", message="worker lost"), ended=True)
-    state.release_training_lock(connection, job.id)
+        retraining.put_training_progress(
+            connection, replace(progress, phase="stopped", message="worker lost"), ended=True
+        )
+    retraining.release_training_lock(connection, job.id)
     where = job.meta.get(PROGRESS_MESSAGE_META) or {}
     try:
         if where.get("ts"):
@@ -486,7 +488,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         progress.finish("failed", failed_text(header, exc, job_id))
         raise
     finally:
-        state.release_training_lock(rt.connection, job_id)
+        retraining.release_training_lock(rt.connection, job_id)
 
     text = result_text(header, outcome, extra)
     uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)

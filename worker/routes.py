@@ -16,9 +16,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from common import state
 from common.jobs import RouteRequest
-from common.state import Route
+from store import newsroom
+from store.newsroom import Route
 from worker.jobs import in_job_context, runtime
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def set_route(payload: dict[str, Any]) -> dict[str, Any]:
             ),
         )
         return {"error": "not_a_desk"}
-    state.put_route(rt.connection, Route(label=request.label, channel=request.desk, by=request.user, at=time.time()))
+    newsroom.put_route(rt.connection, Route(label=request.label, channel=request.desk, by=request.user, at=time.time()))
     log.info("%s routed %s to %s", request.user, request.label, request.desk)
     text = (
         f"確信度の高い `{request.label}` の記事を <#{request.desk}> に転送します。\n"

@@ -14,7 +14,6 @@ from bot.admins import AdminPolicy
 from bot.blocks import CHOOSE_BLOCK_PREFIX, category_select, shown, with_counts
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError
-from common.feedback import FeedbackCounts, FeedbackStore
 from common.jobs import (
     FEEDBACK_CHOOSE_ACTION,
     FEEDBACK_CORRECT_ACTION,
@@ -25,7 +24,8 @@ from common.jobs import (
 )
 from common.labels import LIVEDOOR, LabelSet
 from common.mrkdwn import escape
-from common.state import ClassificationRecord
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackCounts, FeedbackStore
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,13 @@ from bot.newsroom import (
 )
 from bot.options import CancelCommand, RollbackCommand, StatusCommand, TrainCommand, parse_retrain
 from bot.submit import JobSubmitter
-from common import metrics, state
+from common import metrics
 from common.articles import has_article
 from common.exceptions import NewsbotError, NotAdminError, RouteRefusedError, TrainingInProgressError
 from common.jobs import ROLLBACK_JOB, STATUS_JOB, AdminRequest, ClassifyRequest, RetrainRequest, RouteRequest
 from common.progress import progress_line
 from common.settings import Settings
-from common.state import Watch
+from store.newsroom import Watch, put_watch, remove_route, remove_watch, routes, watches
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +106,18 @@ def handle_newsroom(
         admins.require(slack, user)
         if isinstance(newsroom, WatchCommand):
             if newsroom.action == "list":
-                answer = watch_list(state.watches(connection))
+                answer = watch_list(watches(connection))
             elif channel.startswith("D"):
                 raise no_watch_in_dm()
             elif newsroom.action == "on":
-                state.put_watch(connection, Watch(channel=channel, by=user, at=time.time()))
+                put_watch(connection, Watch(channel=channel, by=user, at=time.time()))
                 answer = watching_on(channel)
             else:
-                answer = watching_off(channel, state.remove_watch(connection, channel))
+                answer = watching_off(channel, remove_watch(connection, channel))
         elif newsroom.action == "list":
-            answer = route_list(state.routes(connection))
+            answer = route_list(routes(connection))
         elif newsroom.action == "clear":
-            answer = route_cleared(newsroom.label, state.remove_route(connection, newsroom.label))
+            answer = route_cleared(newsroom.label, remove_route(connection, newsroom.label))
         else:
             route = RouteRequest(
                 request_id=command["trigger_id"],

@@ -19,12 +19,12 @@ from slack_sdk import WebClient
 from bot.admins import AdminPolicy
 from bot.home import open_home, publish_home
 from bot.submit import JobSubmitter
-from common import state
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.home import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION, RETRAIN_TYPES
 from common.jobs import ROLLBACK_JOB, AdminRequest, RetrainRequest
 from common.progress import progress_line
 from common.settings import Settings
+from store import activity
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _admin_click(body: dict[str, Any], context: BoltContext, client: WebClient) 
     except NewsbotError as exc:
         publish_home(client, connection, user, False, timezone=timezone, notice=f":no_entry: {exc.user_message}")
         return None
-    viewer = state.home_viewer(connection, user)
+    viewer = activity.home_viewer(connection, user)
     if viewer is None or not viewer.channel:
         publish_home(client, connection, user, True, timezone=timezone, notice=REOPEN)
         return None

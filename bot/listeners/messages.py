@@ -24,9 +24,9 @@ from slack_bolt import App, BoltContext, Say
 
 from bot.listeners.events import answer_once
 from bot.submit import JobSubmitter
-from common import state
 from common.articles import clean_text, extract_urls, has_article, has_words, message_text
 from common.jobs import ClassifyRequest
+from store import newsroom
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def handle_message(event: dict[str, Any], body: dict[str, Any], context: BoltCon
         return
     if context.bot_user_id and f"<@{context.bot_user_id}" in str(event.get("text") or ""):
         return  # the app_mention event of the same message classifies it
-    if state.watch_of(submitter.connection, channel) is None:
+    if newsroom.watch_of(submitter.connection, channel) is None:
         return
     article = watched_article(event)
     if article is None:

@@ -1,11 +1,11 @@
-"""Users' feedback on classifications, and its export as extra training examples.
+"""Users' feedback on classifications: storing and reading the answers, their tallies, and the feedback
+service (:class:`FeedbackStore`) with its export as extra training examples.
 
-The answers and the classification records they are about are kept in Redis through :mod:`common.state`
-(a record expires after RECORD_TTL_DAYS unless it gets feedback; answers never; the compose file runs Redis
-with AOF so that they survive restarts): each user's latest
-:class:`~common.state.FeedbackAnswer` per record (a changed answer replaces the earlier one), the index of
-records with feedback, and the reply as Slack last showed it (so the counts on it can be updated from an
-ephemeral select later).
+The answers (:class:`~store.answers.FeedbackAnswer`) and the classification records they are about
+(:mod:`store.classifications`; a record expires after RECORD_TTL_DAYS unless it gets feedback; answers never;
+the compose file runs Redis with AOF so that they survive restarts): each user's latest answer per record (a
+changed answer replaces the earlier one), the index of records with feedback, the tallies the App Home shows,
+and the reply as Slack last showed it (so the counts on it can be updated from an ephemeral select later).
 
 :meth:`FeedbackStore.export_dataset` writes every answered classification (corrections and confirmations) as a
 dataset in the format training reads (``python -m training feedback export``).
@@ -22,9 +22,82 @@ from typing import IO, Any
 
 from redis import Redis
 
-from common import metrics, state
+from common import metrics
 from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
-from common.state import ClassificationRecord, FeedbackAnswer
+from store import classifications, retraining
+from store.answers import FeedbackAnswer
+from store.classifications import REPLY_SNAPSHOT, ClassificationRecord
+from store.record import Key, as_str
+
+FEEDBACK_INDEX = Key("newsbot:feedback:index", "set of record ids", "no TTL")
+FEEDBACK_CORRECT = Key("newsbot:stats:feedback:correct", "set of `<user>:<record id>`", "no TTL (as the answers)")
+FEEDBACK_WRONG = Key("newsbot:stats:feedback:wrong", "zset `<user>:<record id>` → when answered", "no TTL")
+
+
+def put_feedback(connection: Redis, answer: FeedbackAnswer) -> None:
+    """Store ``answer``, replacing the user's earlier one on the same record, and index the record.
+
+    The record and its reply snapshot are kept from now on (their RECORD_TTL_DAYS is removed): retraining
+    reads the article from the record.
+    """
+    pipe = connection.pipeline(transaction=True)
+    pipe.hset(FeedbackAnswer.key_for(answer.record_id), answer.user, answer.encode())
+    pipe.sadd(FEEDBACK_INDEX.key_for(), answer.record_id)
+    _count_feedback(pipe, answer)
+    pipe.persist(ClassificationRecord.key_for(answer.record_id))
+    pipe.persist(REPLY_SNAPSHOT.key_for(answer.record_id))
+    pipe.execute()
+
+
+def _count_feedback(pipe: Any, answer: FeedbackAnswer) -> None:
+    """Within put_feedback's transaction: the answer counts as correct or wrong, never both (a change moves it)."""
+    member = f"{answer.user}:{answer.record_id}"
+    if answer.correct:
+        pipe.sadd(FEEDBACK_CORRECT.key_for(), member)
+        pipe.zrem(FEEDBACK_WRONG.key_for(), member)
+    else:
+        pipe.zadd(FEEDBACK_WRONG.key_for(), {member: answer.at})
+        pipe.srem(FEEDBACK_CORRECT.key_for(), member)
+
+
+def feedback_answers(connection: Redis, record_id: str) -> list[FeedbackAnswer]:
+    """Every user's answer on ``record_id``, oldest first."""
+    raw: dict[Any, Any] = connection.hgetall(FeedbackAnswer.key_for(record_id))
+    return sorted((FeedbackAnswer.decode(v) for v in raw.values()), key=lambda a: a.at)
+
+
+def feedback_answer(connection: Redis, record_id: str, user: str) -> FeedbackAnswer | None:
+    raw: Any = connection.hget(FeedbackAnswer.key_for(record_id), user)
+    return FeedbackAnswer.decode(raw) if raw else None
+
+
+def feedback_record_ids(connection: Redis) -> list[str]:
+    """The records that have feedback, sorted."""
+    members: set[Any] = connection.smembers(FEEDBACK_INDEX.key_for())
+    return sorted(as_str(m) for m in members)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackTally:
+    """Every user's latest answer counted once: correct, wrong, and wrong ones newer than the last training."""
+
+    correct: int
+    wrong: int
+    waiting: int
+
+
+def feedback_tally(connection: Redis) -> FeedbackTally:
+    cutoff_raw: Any = connection.get(retraining.CORRECTIONS_CUTOFF.key_for())
+    low = f"({as_str(cutoff_raw)}" if cutoff_raw else "-inf"
+    with connection.pipeline() as pipe:
+        pipe.scard(FEEDBACK_CORRECT.key_for())
+        pipe.zcard(FEEDBACK_WRONG.key_for())
+        pipe.zcount(FEEDBACK_WRONG.key_for(), low, "+inf")
+        correct, wrong, waiting = (int(n) for n in pipe.execute())
+    return FeedbackTally(correct=correct, wrong=wrong, waiting=waiting)
+
+
+# --- the feedback service ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +157,7 @@ class FeedbackStore:
         self.connection = connection
 
     def classification(self, record_id: str) -> ClassificationRecord:
-        return state.get_classification(self.connection, record_id)
+        return classifications.get_classification(self.connection, record_id)
 
     def record(self, record_id: str, user: str, chosen: str) -> FeedbackCounts:
         """Store ``user``'s verdict (replacing an earlier one) and return the counts after it.
@@ -102,15 +175,15 @@ class FeedbackStore:
             model_version=found.model_version,
             at=time.time(),
         )
-        state.put_feedback(self.connection, answer)
+        put_feedback(self.connection, answer)
         metrics.FEEDBACK.labels(answer="correct" if answer.correct else "wrong").inc()
         return self.counts(record_id)
 
     def for_record(self, record_id: str) -> list[FeedbackAnswer]:
-        return state.feedback_answers(self.connection, record_id)
+        return feedback_answers(self.connection, record_id)
 
     def of_user(self, record_id: str, user: str) -> FeedbackAnswer | None:
-        return state.feedback_answer(self.connection, record_id, user)
+        return feedback_answer(self.connection, record_id, user)
 
     def counts(self, record_id: str) -> FeedbackCounts:
         items = self.for_record(record_id)
@@ -118,7 +191,7 @@ class FeedbackStore:
         return FeedbackCounts(confirmed=sum(1 for f in items if f.correct), corrections=dict(corrections))
 
     def record_ids(self) -> list[str]:
-        return state.feedback_record_ids(self.connection)
+        return feedback_record_ids(self.connection)
 
     def export_corrections(self, path: Path) -> ExportSummary:
         """Write one ``{"title", "body", "slug"}`` JSON line per corrected classification to ``path``.
@@ -131,7 +204,7 @@ class FeedbackStore:
         answered later wait for the next training (the App Home counts them).
         """
         written = skipped = 0
-        state.mark_corrections_exported(self.connection, time.time())
+        retraining.mark_corrections_exported(self.connection, time.time())
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
             for record_id in self.record_ids():
@@ -198,7 +271,7 @@ class FeedbackStore:
 
     # -- the reply message, as Slack last showed it ------------------------------------------------
     def remember_message(self, record_id: str, message: dict[str, Any]) -> None:
-        state.put_reply_snapshot(self.connection, record_id, message)
+        classifications.put_reply_snapshot(self.connection, record_id, message)
 
     def message(self, record_id: str) -> dict[str, Any] | None:
-        return state.reply_snapshot(self.connection, record_id)
+        return classifications.reply_snapshot(self.connection, record_id)

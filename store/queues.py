@@ -1,4 +1,4 @@
-"""Redis connection and RQ queues, configured the same way in every process."""
+"""Redis connection and RQ queues, configured the same way in every process, and RQ's timings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,17 @@ from common.settings import Settings
 
 # Payloads are JSON, never pickle: a process must not unpickle what another wrote into Redis.
 SERIALIZER = JSONSerializer
+
+# RQ keeps a job's result (and its job hash) this long after it finished, and a failed job this long.
+JOB_RESULT_TTL_S = 7 * 24 * 3600
+JOB_FAILURE_TTL_S = 30 * 24 * 3600
+# The worker's own TTL in RQ. RQ blocks on the queue for WORKER_TTL_S - 15 s between two looks at its
+# maintenance clock (405 s by default), so a short TTL is what makes worker.batching.MAINTENANCE_INTERVAL_S real.
+WORKER_TTL_S = 20
+# A job's lease in RQ (its StartedJobRegistry entry and execution): renewed every
+# worker.batching.HEARTBEAT_INTERVAL_S while its worker lives; once a dead worker's lease lapses, the next
+# maintenance of a live worker hands the job back (BatchingWorker.get_heartbeat_ttl).
+JOB_LEASE_S = 10
 
 
 def redis_connection(settings: Settings) -> Redis:
