@@ -153,6 +153,8 @@ def verdict(items: list[FeedbackAnswer]) -> str | None:
 
 
 class FeedbackStore:
+    """The feedback service: users' answers, the classification records they are about, and their export."""
+
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
 
