@@ -4,6 +4,7 @@ what it may. Imports inside functions count as much as those at the top of a mod
 - newsmodel (the served model) imports neither training, Slack, RQ nor redis;
 - worker imports training only in worker/retrain.py (the /retrain job);
 - bot never loads torch, transformers or the BERT classifier;
+- ui (every message and view) imports common and slack_sdk only: both bot and worker import it;
 - reading the registry loads neither torch nor transformers (checked in a fresh interpreter).
 """
 
@@ -22,7 +23,7 @@ import pytest
 
 from testkit.processes import REPO_ROOT, product_env
 
-PRODUCT_PACKAGES = ("common", "newsmodel", "bot", "worker", "training")
+PRODUCT_PACKAGES = ("common", "newsmodel", "ui", "bot", "worker", "training")
 
 
 @dataclass
@@ -169,6 +170,24 @@ def test_bot_reaches_no_torch_transformers_or_bert(graph: ImportGraph) -> None:
     assert "newsmodel.bert" not in loaded and not any(m.startswith(("worker", "training")) for m in loaded)
     heavy = {m: offending_imports(graph, m, ["torch", "transformers"]) for m in loaded}
     assert {m: hits for m, hits in heavy.items() if hits} == {}
+
+
+def test_ui_imports_only_common_and_slack_sdk_and_serves_bot_and_worker(graph: ImportGraph) -> None:
+    forbidden = ["bot", "worker", "training", "newsmodel", "torch", "transformers", "slack_bolt", "rq"]
+    assert offending_imports(graph, "ui", forbidden) == {}
+    product = {m for m in graph.edges if m.split(".")[0] in PRODUCT_PACKAGES}
+    ui_reaches = {
+        m for m in reachable(graph.edges, [m for m in graph.edges if m.split(".")[0] == "ui"]) if m in product
+    }
+    assert {m.split(".")[0] for m in ui_reaches} == {"ui", "common"}
+    users = {m.split(".")[0] for m, targets in graph.edges.items() if any(t.split(".")[0] == "ui" for t in targets)}
+    assert {"bot", "worker"} <= users
+
+
+def test_common_holds_no_view(graph: ImportGraph) -> None:
+    """Block Kit and the Home live in ui: common is contracts only."""
+    assert "common.home" not in graph.edges
+    assert offending_imports(graph, "common", ["ui", "slack_sdk", "slack_bolt"]) == {}
 
 
 # -- the registry is read without torch, in a fresh interpreter ------------------------------------------

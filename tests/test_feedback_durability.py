@@ -11,12 +11,12 @@ import redis
 
 from common import state
 from common.feedback import FeedbackStore
-from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_WRONG_ACTION
 from common.state import ClassificationRecord
 from testkit.fake_slack import FakeSlack
 from testkit.processes import product_env, start_bot
 from testkit.redis_server import RedisServer, free_port
 from testkit.slack_requests import SECRET, block_action
+from ui.ids import FEEDBACK_CHOOSE_ACTION, FEEDBACK_WRONG_ACTION
 
 
 @pytest.fixture

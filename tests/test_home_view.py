@@ -12,10 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from common import home, state
+from common import state
 from common.labels import LIVEDOOR, SLUGS
 from common.state import FeedbackAnswer, FeedbackTally, HomeViewer, RecentClassification, Route, ServingState, Watch
 from tests.home_models import action_ids, add_linear_version, all_text, fields
+from ui import blocks, home
+from ui.commands import COMMANDS
 from worker.classifier import ModelService
 
 DAY = 86400.0
@@ -46,7 +48,7 @@ def test_today_begins_at_midnight_in_the_newsrooms_time_zone_not_utc(redis_conn:
     assert state.classified_counts(redis_conn, tz=TOKYO, at=ten_am) == (1, 1)
     after_midnight = datetime(2026, 12, 2, 15, 30, tzinfo=UTC).timestamp()  # 2026-12-03 00:30 in Tokyo
     assert state.classified_counts(redis_conn, tz=TOKYO, at=after_midnight) == (0, 1)
-    data = home.gather(redis_conn, "U1", False, timezone="Asia/Tokyo")
+    data = home.gather(redis_conn, "U1", False, timezone="Asia/Tokyo", classify_response_type="in_channel")
     assert "calendar days in Asia/Tokyo" in all_text(home.home_view(data))
 
 
@@ -226,8 +228,8 @@ def test_the_view_keeps_slacks_limits_whatever_the_data() -> None:
     )
     assert len(view["blocks"]) <= home.HOME_MAX_BLOCKS
     for block in view["blocks"]:
-        assert len((block.get("text") or {}).get("text", "")) <= home.SECTION_TEXT_MAX
-        assert all(len(f["text"]) <= home.FIELD_TEXT_MAX for f in block.get("fields") or [])
+        assert len((block.get("text") or {}).get("text", "")) <= blocks.SECTION_TEXT_MAX
+        assert all(len(f["text"]) <= blocks.FIELD_TEXT_MAX for f in block.get("fields") or [])
     assert "and 290 more" in all_text(view) and "and 470 more" in all_text(view)
     assert home.home_view(data(workers=[]))["blocks"]  # no worker yet: still a Home
 
@@ -239,3 +241,25 @@ def test_the_model_most_workers_serve_is_the_current_one() -> None:
     assert home.served_model([]) is None
     assert home.served_model([worker("a", "v1"), worker("b", "v2"), worker("c", "v1")]).version == "v1"  # type: ignore[union-attr]
     assert home.served_model([worker("a", "v1"), worker("b", "v2"), worker("c", "")]).version == "v2"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("response_type", "said", "not_said"),
+    [
+        ("in_channel", "the result is posted in the channel", "shown to you alone"),
+        ("ephemeral", "the result is shown to you alone", "posted in the channel"),
+    ],
+)
+def test_the_help_says_where_classify_news_answers_as_the_setting_does(
+    response_type: str, said: str, not_said: str
+) -> None:
+    text = all_text(home.home_view(data(classify_response_type=response_type)))
+    assert said in text and not_said not in text
+
+
+def test_the_help_names_every_subcommand_of_every_command() -> None:
+    text = all_text(home.home_view(data()))
+    for command in COMMANDS:
+        for sub in command.subcommands:
+            assert f"`{command.name} {sub.syntax}`" in text, (command.name, sub.name)
+    assert "`/retrain cancel`" in text

@@ -26,7 +26,6 @@ from rq.job import Job, JobStatus
 
 from common import state
 from common.feedback import FeedbackStore
-from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
 from common.labels import LIVEDOOR, SLUGS, LabelSet
 from common.queues import SERIALIZER
 from newsmodel.registry import current_version
@@ -37,6 +36,7 @@ from testkit.redis_server import RedisServer
 from testkit.signing import event_body, slack_signature_headers
 from testkit.slack_requests import SECRET, block_action, slash_command
 from training.dataset import load_labelled
+from ui.ids import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
 
 ADMIN = "UADMIN"
 CHANNEL = "CNEWS"

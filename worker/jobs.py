@@ -44,11 +44,12 @@ from common.jobs import ClassifyRequest
 from common.logs import log_context
 from common.settings import Settings
 from common.state import ClassificationRecord, ReplyMark
+from ui.newsroom import with_notes
+from ui.replies import error_message, reply_message
 from worker import desks
 from worker.classifier import ModelService
 from worker.fetch import GuardedFetcher
 from worker.pipeline import Outcome, classify_requests
-from worker.replies import error_message, reply_message
 from worker.slack import SlackReplier, thread_parent
 
 log = logging.getLogger(__name__)
@@ -262,7 +263,7 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
             )
         else:
             message = {"text": "", "blocks": []}
-        message = desks.with_notes(message, notes)
+        message = with_notes(message, notes)
         with desks.pacer(settings).slot("chat.postMessage", request.channel):
             ts = deliver(rt, job_id, request, message)
         if ts and settings.watch_reply != "reaction":
