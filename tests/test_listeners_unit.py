@@ -20,9 +20,11 @@ from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
 from bot.app import build_app
+from bot.listeners.actions import handle_retrain_promote
 from bot.listeners.commands.classify_news import handle_classify_news
 from bot.listeners.commands.retrain import handle_retrain
 from bot.listeners.events import handle_app_mention
+from bot.listeners.home import handle_home_rollback
 from bot.listeners.shortcuts import handle_classify_message
 from bot.submit import JobSubmitter
 from common import state
@@ -31,6 +33,7 @@ from common.settings import Settings
 from testkit.fake_slack import FakeSlack
 from testkit.redis_server import free_port
 from ui.commands import classify_usage
+from ui.ids import RETRAIN_PROMOTE_ACTION
 from ui.retrain import NOTHING_TO_CANCEL
 from ui.texts import CLASSIFYING, MENTION_USAGE, NOTHING_TO_CLASSIFY, QUEUE_DOWN
 
@@ -328,3 +331,28 @@ def test_the_apps_slack_client_times_out_after_slack_timeout_s(redis_conn: redis
 
 def test_the_submitter_takes_the_classify_timeout_from_the_settings_default(redis_conn: redis.Redis) -> None:
     assert JobSubmitter(redis_conn).classify_timeout_s == Settings(slack_bot_token="x").classify_job_timeout_s
+
+
+# --- buttons -------------------------------------------------------------------------------------------------
+def test_a_home_button_by_a_non_admin_is_refused_on_the_home_and_enqueues_nothing(redis_conn: redis.Redis) -> None:
+    ack, client = fake(Ack), Mock(WebClient)
+    body = {"type": "block_actions", "user": {"id": "UNOBODY"}, "trigger_id": "trig-h1"}
+    handle_home_rollback(ack=ack, body=body, **dependencies(redis_conn), client=client)
+    ack.assert_called_once_with()
+    (publish,) = client.views_publish.call_args_list
+    assert publish.kwargs["user_id"] == "UNOBODY" and ":no_entry:" in str(publish.kwargs["view"])
+    assert queued(redis_conn) == []
+
+
+def test_the_reports_promote_button_by_an_admin_enqueues_the_rollback_job(redis_conn: redis.Redis) -> None:
+    ack, respond, client = fake(Ack), fake(Respond), Mock(WebClient)
+    body = {"type": "block_actions", "user": {"id": ADMIN}, "trigger_id": "trig-p1", "channel": {"id": "C1"}}
+    action = {"action_id": RETRAIN_PROMOTE_ACTION, "value": "20260101-000000-tiny0001"}
+    deps = dependencies(redis_conn)
+    submitter, admins = deps["submitter"], deps["admins"]
+    handle_retrain_promote(
+        ack=ack, body=body, action=action, submitter=submitter, admins=admins, client=client, respond=respond
+    )
+    ((payload),) = queued(redis_conn)
+    assert (payload["user"], payload["version"]) == (ADMIN, "20260101-000000-tiny0001")
+    assert "20260101-000000-tiny0001" in respond.call_args.kwargs["text"]

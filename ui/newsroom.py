@@ -59,6 +59,38 @@ def route_cleared(label: str, had_route: bool) -> str:
     return f"`{label}` の転送をやめました。\n`{label}` is no longer cross-posted."
 
 
+def route_set(label: str, desk: str, bot_is_member: bool) -> str:
+    """The worker stored the route (and says how to invite the bot where it is not in the desk yet)."""
+    text = (
+        f"確信度の高い `{label}` の記事を <#{desk}> に転送します。\n"
+        f"Confident `{label}` articles from watched channels will be cross-posted to <#{desk}>."
+    )
+    if not bot_is_member:
+        text += (
+            f"\n:warning: ボットはまだ <#{desk}> にいません。`/invite @newsbot` を実行してください。"
+            f"\nThe bot is not in <#{desk}> yet: run `/invite @newsbot` there."
+        )
+    return text
+
+
+def route_refusal(desk: str, reason_ja: str, reason_en: str) -> str:
+    """The worker refused ``desk`` as a desk channel, for the reason given; nothing was stored."""
+    return (
+        f":warning: <#{desk}> を転送先にできません: {reason_ja}\n"
+        f"<#{desk}> cannot be a desk: {reason_en}\n転送先は変わっていません。/ No route was changed."
+    )
+
+
+def desk_unknown(error: str) -> tuple[str, str]:
+    return (
+        f"チャンネルが見つかりません ({error})。非公開チャンネルなら先にボットを招待してください。",
+        f"Slack does not know this channel ({error}); for a private channel, invite the bot first.",
+    )
+
+
+NOT_A_DESK = ("アーカイブ済み、またはチャンネルではありません。", "it is archived, or not a channel.")
+
+
 # Why a route or watch subcommand was refused (RouteRefusedError's Japanese and English reasons).
 NO_WATCH_IN_DM = (
     "ダイレクトメッセージは監視できません (送られた記事は常に分類します)。",
