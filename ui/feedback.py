@@ -8,7 +8,7 @@ from common.feedback import FeedbackCounts
 from common.labels import LIVEDOOR, LabelSet
 from common.mrkdwn import escape
 from ui.blocks import actions, context, option, plain, section
-from ui.ids import CHOOSE_BLOCK_PREFIX, COUNTS_BLOCK_ID, FEEDBACK_CHOOSE_ACTION
+from ui.ids import COUNTS_BLOCK_ID, FEEDBACK_CHOOSE_ACTION, choose_block_id
 
 # Slack's limits on a static select: 100 options (75 characters of text each: ui.blocks.option).
 MAX_OPTIONS = 100
@@ -61,7 +61,7 @@ def category_select(
             f"予測は *{name}* でした。正しいカテゴリを選んでください。\n"
             f"The prediction was *{name}*. Which category is right?"
         ),
-        actions([select], f"{CHOOSE_BLOCK_PREFIX}{record_id}"),
+        actions([select], choose_block_id(record_id)),
     ]
 
 

@@ -15,6 +15,18 @@ FEEDBACK_CHOOSE_ACTION = "feedback_choose"
 COUNTS_BLOCK_ID = "newsbot_feedback_counts"
 # The select's block id carries the classification record id: ``feedback_choose:<record id>``.
 CHOOSE_BLOCK_PREFIX = "feedback_choose:"
+
+
+def choose_block_id(record_id: str) -> str:
+    """The category select's block id, carrying the classification record id."""
+    return f"{CHOOSE_BLOCK_PREFIX}{record_id}"
+
+
+def chosen_record(block_id: str) -> str | None:
+    """The record id a category select's block id carries, or None for another block."""
+    return block_id.removeprefix(CHOOSE_BLOCK_PREFIX) if block_id.startswith(CHOOSE_BLOCK_PREFIX) else None
+
+
 # The message block that shows an error instead of a reply.
 ERROR_BLOCK_ID = "error"
 

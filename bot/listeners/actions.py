@@ -20,11 +20,11 @@ from common.state import ClassificationRecord
 from ui.admin import making_current
 from ui.feedback import CHOOSE_PROMPT, category_select, thanks, with_counts
 from ui.ids import (
-    CHOOSE_BLOCK_PREFIX,
     FEEDBACK_CHOOSE_ACTION,
     FEEDBACK_CORRECT_ACTION,
     FEEDBACK_WRONG_ACTION,
     RETRAIN_PROMOTE_ACTION,
+    chosen_record,
 )
 
 log = logging.getLogger(__name__)
@@ -147,20 +147,19 @@ def handle_feedback_choose(
     respond: Respond,
 ) -> None:
     ack()
-    store = feedback
     block_id = str(action.get("block_id", ""))
-    if not block_id.startswith(CHOOSE_BLOCK_PREFIX):
+    record_id = chosen_record(block_id)
+    if record_id is None:
         log.warning("feedback select with an unexpected block id %r", block_id)
         return
-    record_id = block_id.removeprefix(CHOOSE_BLOCK_PREFIX)
     chosen = str((action.get("selected_option") or {}).get("value", ""))
     try:
-        counts = store.record(record_id, body["user"]["id"], chosen)
-        found = store.classification(record_id)
+        counts = feedback.record(record_id, body["user"]["id"], chosen)
+        found = feedback.classification(record_id)
     except NewsbotError as exc:
         respond(text=exc.user_message, replace_original=True)
         return
-    _show_counts(client, store.message(record_id), counts, found.label_set)
+    _show_counts(client, feedback.message(record_id), counts, found.label_set)
     # The select was shown to this user alone: replace it with the acknowledgement.
     respond(text=thanks(chosen, found.slug, found.label_set), replace_original=True)
 
