@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
+from bot.context import Dependencies, dependencies
 from bot.listeners import register_listeners
 from bot.submit import JobSubmitter
 from common.logs import bind_log_context
@@ -39,7 +40,9 @@ def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | No
 
 
 def build_app(settings: Settings, submitter: JobSubmitter) -> App:
-    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    client = WebClient(
+        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=int(settings.slack_timeout_s)
+    )
     app = App(
         client=client,
         # The HTTP server (bot/server.py) checks each request's signature once, on the raw bytes, before it
@@ -54,9 +57,6 @@ def build_app(settings: Settings, submitter: JobSubmitter) -> App:
     )
     app.error(on_error)
 
-    admins = AdminPolicy(settings)
-    feedback = FeedbackStore(submitter.connection)
-
     @app.middleware
     def in_log_context(body: dict[str, Any], next: object) -> None:
         """Every log line of this request names its Slack event (or trigger) id (LOG_FORMAT=json). Bound, not
@@ -64,13 +64,8 @@ def build_app(settings: Settings, submitter: JobSubmitter) -> App:
         bind_log_context(event_id=body.get("event_id"), trigger_id=body.get("trigger_id"))
         next()  # type: ignore[operator]
 
-    @app.middleware
-    def inject_dependencies(context: BoltContext, next: object) -> None:
-        context["submitter"] = submitter
-        context["settings"] = settings
-        context["admins"] = admins
-        context["feedback"] = feedback
-        next()  # type: ignore[operator]
+    shared = Dependencies(submitter, settings, AdminPolicy(settings), FeedbackStore(submitter.connection))
+    app.middleware(dependencies(shared))
 
     register_listeners(app)
     return app

@@ -1,4 +1,4 @@
-"""Parsing the newsroom subcommands of ``/classify-news``, and the words the bot answers them with.
+"""Parsing the newsroom subcommands of ``/classify-news`` (their answers are :mod:`ui.newsroom`'s).
 
 ``/classify-news watch`` · ``unwatch`` · ``watching`` (in the channel concerned), ``route <label> #channel`` ·
 ``route list`` · ``route clear <label>``. Anything else is article text to classify: a subcommand is only a
@@ -18,21 +18,13 @@ from redis import Redis
 
 from common.exceptions import RouteRefusedError
 from common.labels import SLUGS
-from store.newsroom import Route, Watch
 from store.serving import serving_states
+from ui.commands import newsroom_usage
+from ui.newsroom import NO_WATCH_IN_DM, not_a_channel, unknown_label
 
 # A channel as Slack escapes it in a command (``<#C123|name>``, ``<#C123>``, ``<#C123|>``), or its bare id.
 _CHANNEL_MARKUP = re.compile(r"<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>")
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
-
-NEWSROOM_USAGE = (
-    "使い方 / Usage (管理者のみ / admins only):\n"
-    "`/classify-news watch` · `/classify-news unwatch` — このチャンネルの記事を自動で分類する / stop "
-    "(auto-classify new articles in this channel)\n"
-    "`/classify-news watching` — 監視中のチャンネル / the watched channels\n"
-    "`/classify-news route <label> #channel` · `route list` · `route clear <label>` — "
-    "確信度の高い記事をデスクのチャンネルへ転送 / cross-post confident articles of a label to a desk channel"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +32,11 @@ class WatchCommand:
     """Turn watching of the command's channel on (``on``) or off; or list the watched channels."""
 
     action: Literal["on", "off", "list"]
+
+    @property
+    def name(self) -> str:
+        """The subcommand's name in ``ui.commands`` (the key of the bot's dispatch table)."""
+        return {"on": "watch", "off": "unwatch", "list": "watching"}[self.action]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +46,11 @@ class RouteCommand:
     action: Literal["set", "clear", "list"]
     label: str = ""
     desk: str = ""
+
+    @property
+    def name(self) -> str:
+        """The subcommand's name in ``ui.commands`` (the key of the bot's dispatch table)."""
+        return f"route {self.action}"
 
 
 NewsroomCommand = WatchCommand | RouteCommand
@@ -89,16 +91,13 @@ def parse_newsroom(text: str, labels: Sequence[str] | Callable[[], Sequence[str]
     if len(rest) == 2:
         known = labels() if callable(labels) else labels
         return RouteCommand("set", label=_label(rest[0], known), desk=channel_id(rest[1]))
-    raise RouteRefusedError("コマンドの形が正しくありません。", "That command is not complete.\n" + NEWSROOM_USAGE)
+    raise RouteRefusedError("コマンドの形が正しくありません。", "That command is not complete.\n" + newsroom_usage())
 
 
 def _label(value: str, labels: Sequence[str]) -> str:
     if value in labels:
         return value
-    raise RouteRefusedError(
-        f"ラベル `{value}` は現在のモデルにありません。",
-        f"The current model has no label `{value}`. Labels: " + ", ".join(f"`{label}`" for label in labels),
-    )
+    raise RouteRefusedError(*unknown_label(value, labels))
 
 
 def channel_id(value: str) -> str:
@@ -108,64 +107,8 @@ def channel_id(value: str) -> str:
         return markup.group(1)
     if _CHANNEL_ID.fullmatch(value):
         return value
-    raise RouteRefusedError(
-        f"`{value}` はチャンネルとして読めません。"
-        "入力候補からチャンネルを選ぶか、チャンネル ID (C…) を指定してください。",
-        f"`{value}` is not a channel I can read: pick the channel from Slack's suggestions, or give its id (C…, "
-        "at the bottom of the channel's details).",
-    )
-
-
-# --- what the bot says ---------------------------------------------------------------------------------------
-
-
-def watching_on(channel: str) -> str:
-    return (
-        f"<#{channel}> を監視します。リンクか200文字以上の本文がある新しいメッセージを自動で分類します。"
-        "ボットがまだこのチャンネルにいない場合は `/invite @newsbot` を実行してください。\n"
-        f"Watching <#{channel}>: every new message with a link or 200+ characters of text is classified. "
-        "If the bot is not in this channel yet, run `/invite @newsbot`."
-    )
-
-
-def watching_off(channel: str, was_watched: bool) -> str:
-    if not was_watched:
-        return f"<#{channel}> は監視していません。\n<#{channel}> was not being watched."
-    return f"<#{channel}> の監視をやめました。\nStopped watching <#{channel}>."
-
-
-def watch_list(watches: Sequence[Watch]) -> str:
-    if not watches:
-        return "監視中のチャンネルはありません。\nNo channel is being watched."
-    lines = ["*監視中のチャンネル / Watched channels*"]
-    lines.extend(f"• <#{w.channel}> (by <@{w.by}>)" for w in watches)
-    return "\n".join(lines)
-
-
-def route_list(routes: Sequence[Route]) -> str:
-    if not routes:
-        return "転送先はまだありません。\nNo routes yet: `/classify-news route <label> #channel`."
-    lines = ["*転送先 / Routes*"]
-    for route in routes:
-        line = f"• `{route.label}` → <#{route.channel}> (by <@{route.by}>)"
-        if route.warned:
-            line += " :warning: ボットがチャンネルにいません / the bot is not in that channel"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def route_checking(label: str, desk: str) -> str:
-    return f"<#{desk}> を確認しています… / Checking <#{desk}> for `{label}`…"
-
-
-def route_cleared(label: str, had_route: bool) -> str:
-    if not had_route:
-        return f"`{label}` の転送先はありません。\n`{label}` had no route."
-    return f"`{label}` の転送をやめました。\n`{label}` is no longer cross-posted."
+    raise RouteRefusedError(*not_a_channel(value))
 
 
 def no_watch_in_dm() -> RouteRefusedError:
-    return RouteRefusedError(
-        "ダイレクトメッセージは監視できません (送られた記事は常に分類します)。",
-        "A direct message cannot be watched (articles sent to me there are always classified).",
-    )
+    return RouteRefusedError(*NO_WATCH_IN_DM)

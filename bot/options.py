@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from common.exceptions import InvalidRetrainOptionsError
+from ui.commands import retrain_usage
 
 # A hub model id: ``org/name``, each part starting with a letter or digit, no path tricks.
 _HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -25,6 +26,8 @@ _OPTION_NAMES = ("epochs", "base", "type")
 class TrainCommand:
     """Train a new model; fields left None take the settings' defaults in the training job."""
 
+    SUBCOMMAND: ClassVar[str] = "train"  # its name in ui.commands
+
     epochs: float | None = None
     base_model: str | None = None
     model_type: Literal["bert", "linear"] = "bert"
@@ -35,10 +38,14 @@ class TrainCommand:
 class StatusCommand:
     """Show the current model, what each worker serves, and any training in progress."""
 
+    SUBCOMMAND: ClassVar[str] = "status"  # its name in ui.commands
+
 
 @dataclass(frozen=True, slots=True)
 class RollbackCommand:
     """Make ``version`` (or, when None, the version before the current one) current."""
+
+    SUBCOMMAND: ClassVar[str] = "rollback"  # its name in ui.commands
 
     version: str | None = None
 
@@ -47,12 +54,14 @@ class RollbackCommand:
 class CancelCommand:
     """Stop the training that is queued or running, at its next step; the current model keeps serving."""
 
+    SUBCOMMAND: ClassVar[str] = "cancel"  # its name in ui.commands
+
 
 RetrainCommand = TrainCommand | StatusCommand | RollbackCommand | CancelCommand
 
 
 def _refuse(ja: str, en: str) -> InvalidRetrainOptionsError:
-    return InvalidRetrainOptionsError(ja, en)
+    return InvalidRetrainOptionsError(ja, en, retrain_usage())
 
 
 def parse_epochs(value: str, max_epochs: float) -> float:

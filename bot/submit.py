@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from redis import Redis
@@ -26,13 +27,13 @@ from common.jobs import (
     RouteRequest,
     job_id_for,
 )
+from common.settings import Settings
 from store import deliveries, retraining
 from store.queues import JOB_FAILURE_TTL_S, JOB_RESULT_TTL_S, SERIALIZER, classify_queue, train_queue
 from store.retraining import TrainingProgress
 
 log = logging.getLogger(__name__)
 
-CLASSIFY_JOB_TIMEOUT_S = 60
 # A classify job that fails (Slack down, a page timing out) runs again after these pauses; the user is told
 # it failed only after the last one. slack_sdk's own handlers already retried within each attempt.
 CLASSIFY_RETRY_INTERVALS_S = [5, 15, 60]
@@ -63,24 +64,43 @@ def counted(kind: str, enqueue: Callable[[], str | None]) -> str | None:
 class JobSubmitter:
     """Puts jobs on the queues. Each Slack delivery (event_id, …) enqueues at most one job."""
 
-    def __init__(self, connection: Redis, classify_timeout_s: int = CLASSIFY_JOB_TIMEOUT_S) -> None:
+    def __init__(self, connection: Redis, classify_timeout_s: int | None = None) -> None:
+        """``classify_timeout_s``: a classify job's timeout (CLASSIFY_JOB_TIMEOUT_S; None: the setting's default)."""
         self.connection = connection
+        if classify_timeout_s is None:
+            classify_timeout_s = int(Settings.model_fields["classify_job_timeout_s"].default)
         self.classify_timeout_s = classify_timeout_s
         self.classify = classify_queue(connection)
         self.train = train_queue(connection)
 
-    def _claim(self, delivery_key: str) -> bool:
-        """True the first time ``delivery_key`` is seen."""
+    def claim(self, delivery_key: str) -> bool:
+        """True the first time ``delivery_key`` (``newsbot:delivery:<key>``) is seen, False for a redelivery."""
         return deliveries.claim_delivery(self.connection, delivery_key)
 
-    def _release(self, delivery_key: str) -> None:
+    def release(self, delivery_key: str) -> None:
+        """Forget the claim on ``delivery_key``: its redelivery is then handled as the first one."""
         deliveries.release_delivery(self.connection, delivery_key)
+
+    @contextmanager
+    def once(self, delivery_key: str) -> Iterator[bool]:
+        """Claim ``delivery_key`` around a block that answers it: yields whether this is its first delivery; the
+        block should do nothing when it is not. A block that raises releases the claim, so that Slack's
+        redelivery of the same event (Bolt answered 500) can answer it.
+
+        Redis down raises RedisError before the block runs."""
+        first = self.claim(delivery_key)
+        try:
+            yield first
+        except BaseException:
+            if first:
+                self.release(delivery_key)
+            raise
 
     def _enqueue_once(
         self, queue: Queue, func: str, payload: dict[str, Any], delivery_key: str, kind: str, **options: Any
     ) -> str | None:
         """Enqueue ``func(payload)`` on ``queue`` unless this delivery was already enqueued; the job id or None."""
-        if not self._claim(delivery_key):
+        if not self.claim(delivery_key):
             log.info("duplicate delivery %s ignored", delivery_key)
             return None
         job_id = job_id_for(kind, delivery_key)
@@ -98,7 +118,7 @@ class JobSubmitter:
             return None
         except Exception:
             # Not enqueued: forget the claim so that Slack's retry of this delivery can enqueue it.
-            self._release(delivery_key)
+            self.release(delivery_key)
             raise
         log.info("enqueued %s for delivery %s", job_id, delivery_key)
         return job_id
@@ -213,7 +233,7 @@ class JobSubmitter:
             held = retraining.training_lock(self.connection)
             if held is not None:  # else it was released meanwhile: try again
                 raise TrainingInProgressError(held.job_id)
-        if not self._claim(delivery_key):
+        if not self.claim(delivery_key):
             log.info("duplicate delivery %s ignored", delivery_key)
             retraining.release_training_lock(self.connection, job_id)
             return None
@@ -230,7 +250,7 @@ class JobSubmitter:
                 on_failure=Callback(RETRAIN_LOST_CALLBACK),  # a killed worker's training is reported lost
             )
         except Exception:
-            self._release(delivery_key)
+            self.release(delivery_key)
             retraining.release_training_lock(self.connection, job_id)
             raise
         log.info("enqueued training %s for delivery %s", job_id, delivery_key)

@@ -114,13 +114,11 @@ class TrainingStoppedError(NewsbotError):
 class InvalidRetrainOptionsError(NewsbotError, ValueError):
     """A /retrain option that is unknown, malformed or out of range; nothing is enqueued."""
 
-    def __init__(self, reason_ja: str, reason_en: str) -> None:
+    def __init__(self, reason_ja: str, reason_en: str, usage: str) -> None:
+        """``usage``: the command's usage line (the bot's ``ui.commands.retrain_usage``)."""
         super().__init__(reason_en)
         self.user_message = (
-            f"/retrain のオプションが正しくありません: {reason_ja}\n"
-            f"Invalid /retrain option: {reason_en}\n"
-            "使い方 / Usage: `/retrain [epochs=N] [base=org/name|folder] [type=bert|linear] [force]`, "
-            "`/retrain status`, `/retrain rollback [version]`, `/retrain cancel`"
+            f"/retrain のオプションが正しくありません: {reason_ja}\nInvalid /retrain option: {reason_en}\n{usage}"
         )
 
 

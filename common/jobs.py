@@ -23,12 +23,6 @@ STATUS_JOB = "worker.admin.status"  # queue: classify (quick; must not be batche
 ROLLBACK_JOB = "worker.admin.rollback"  # queue: classify
 ROUTE_JOB = "worker.routes.set_route"  # queue: classify (quick: checks the desk channel, stores the route)
 
-# Block Kit action ids on every classification reply (rendered by the worker, handled by the bot).
-# The buttons' ``value`` is the classification record id (see ``store.classifications.ClassificationRecord``).
-FEEDBACK_CORRECT_ACTION = "feedback_correct"
-FEEDBACK_WRONG_ACTION = "feedback_wrong"
-FEEDBACK_CHOOSE_ACTION = "feedback_choose"
-
 
 # Where a classify request came from. ``watch``: a new message in a watched channel (answered with a reaction,
 # see WATCH_REPLY, and cross-posted to its desk); ``dm``: a message in the bot's Messages tab (answered there);
@@ -92,10 +86,7 @@ class RetrainRequest(Payload):
     force: bool = False
 
 
-# --- /retrain and the admin jobs (the training lock and progress live in store.retraining) ------
-
-# An admin button on a /retrain report that was not promoted: make that version current anyway.
-RETRAIN_PROMOTE_ACTION = "retrain_promote"
+# --- /retrain and the admin jobs (the training lock and progress live in store.retraining) -------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,12 @@
 what it may. Imports inside functions count as much as those at the top of a module.
 
 - store (everything kept in Redis) imports only common, redis and rq of the product's packages;
-- common imports store only where it reads Redis for a view (common.home) or a record's type (common.progress);
-- newsmodel (the served model) imports neither training, Slack, RQ nor redis;
+- newsmodel (the served model) imports neither training, Slack, RQ, redis nor store;
 - worker imports training only in worker/retrain.py (the /retrain job);
 - bot never loads torch, transformers or the BERT classifier;
+- ui (every message and view) imports only common, and store for the records a view shows: both bot and worker
+  import it;
+- common (contracts) imports no other product package;
 - reading the registry loads neither torch nor transformers (checked in a fresh interpreter).
 """
 
@@ -24,7 +26,7 @@ import pytest
 
 from testkit.processes import REPO_ROOT, product_env
 
-PRODUCT_PACKAGES = ("common", "store", "newsmodel", "bot", "worker", "training")
+PRODUCT_PACKAGES = ("common", "store", "newsmodel", "ui", "bot", "worker", "training")
 
 
 @dataclass
@@ -158,14 +160,14 @@ def test_no_import_cycle_between_product_modules(graph: ImportGraph) -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-def test_store_imports_no_bot_worker_training_newsmodel_slack_or_torch(graph: ImportGraph) -> None:
-    forbidden = ["bot", "worker", "training", "newsmodel", "slack_sdk", "slack_bolt", "torch", "transformers"]
+def test_store_imports_no_bot_worker_training_newsmodel_ui_slack_or_torch(graph: ImportGraph) -> None:
+    forbidden = ["bot", "worker", "training", "newsmodel", "ui", "slack_sdk", "slack_bolt", "torch", "transformers"]
     assert offending_imports(graph, "store", forbidden) == {}
 
 
-def test_common_imports_store_only_for_the_home_view_and_progress(graph: ImportGraph) -> None:
-    allowed = ["common.home", "common.progress"]
-    assert offending_imports(graph, "common", ["store"], allowed_in=allowed) == {}
+def test_common_imports_no_other_product_package(graph: ImportGraph) -> None:
+    forbidden = [p for p in PRODUCT_PACKAGES if p != "common"]
+    assert offending_imports(graph, "common", forbidden) == {}
 
 
 def test_newsmodel_imports_no_training_slack_rq_or_redis(graph: ImportGraph) -> None:
@@ -182,6 +184,24 @@ def test_bot_reaches_no_torch_transformers_or_bert(graph: ImportGraph) -> None:
     assert "newsmodel.bert" not in loaded and not any(m.startswith(("worker", "training")) for m in loaded)
     heavy = {m: offending_imports(graph, m, ["torch", "transformers"]) for m in loaded}
     assert {m: hits for m, hits in heavy.items() if hits} == {}
+
+
+def test_ui_imports_only_common_and_store_and_serves_bot_and_worker(graph: ImportGraph) -> None:
+    forbidden = ["bot", "worker", "training", "newsmodel", "torch", "transformers", "slack_bolt", "rq"]
+    assert offending_imports(graph, "ui", forbidden) == {}
+    product = {m for m in graph.edges if m.split(".")[0] in PRODUCT_PACKAGES}
+    ui_reaches = {
+        m for m in reachable(graph.edges, [m for m in graph.edges if m.split(".")[0] == "ui"]) if m in product
+    }
+    assert {m.split(".")[0] for m in ui_reaches} == {"ui", "common", "store"}
+    users = {m.split(".")[0] for m, targets in graph.edges.items() if any(t.split(".")[0] == "ui" for t in targets)}
+    assert {"bot", "worker"} <= users
+
+
+def test_common_holds_no_view(graph: ImportGraph) -> None:
+    """Block Kit and the Home live in ui: common is contracts only."""
+    assert "common.home" not in graph.edges
+    assert offending_imports(graph, "common", ["ui", "slack_sdk", "slack_bolt"]) == {}
 
 
 # -- the registry is read without torch, in a fresh interpreter ------------------------------------------

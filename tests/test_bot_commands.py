@@ -16,16 +16,7 @@ import pytest
 import redis
 from rq import Queue
 
-from common.jobs import (
-    CLASSIFY_JOB,
-    FEEDBACK_CHOOSE_ACTION,
-    FEEDBACK_CORRECT_ACTION,
-    FEEDBACK_WRONG_ACTION,
-    RETRAIN_JOB,
-    RETRAIN_PROMOTE_ACTION,
-    ROLLBACK_JOB,
-    STATUS_JOB,
-)
+from common.jobs import CLASSIFY_JOB, RETRAIN_JOB, ROLLBACK_JOB, STATUS_JOB
 from store import classifications, retraining
 from store.classifications import ClassificationRecord
 from store.feedback import FeedbackStore
@@ -35,6 +26,7 @@ from testkit.processes import product_env, running_bot
 from testkit.redis_server import RedisServer
 from testkit.signing import event_body, mention_event, signed_json_headers
 from testkit.slack_requests import SECRET, block_action, message_shortcut, slash_command
+from ui.ids import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION, RETRAIN_PROMOTE_ACTION
 
 ADMIN = "UADMIN"
 OWNER = "UOWNER"  # not in ADMIN_USER_IDS, but a workspace owner according to users.info
@@ -404,7 +396,7 @@ def test_importing_the_bot_never_imports_torch(tmp_path: Path) -> None:
     from testkit.processes import REPO_ROOT
 
     code = (
-        "import sys, bot.app, bot.listeners, bot.submit, bot.options, bot.admins, bot.blocks, bot.server, "
+        "import sys, bot.app, bot.listeners, bot.submit, bot.options, bot.admins, bot.context, bot.server, ui, "
         "store.feedback; heavy = [m for m in ('torch', 'transformers', 'worker', 'training') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

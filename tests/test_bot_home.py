@@ -15,7 +15,7 @@ import pytest
 import redis
 from rq import Queue
 
-from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, RETRAIN_JOB, ROLLBACK_JOB
+from common.jobs import RETRAIN_JOB, ROLLBACK_JOB
 from newsmodel import registry
 from store import retraining
 from store.feedback import FeedbackStore
@@ -27,6 +27,7 @@ from testkit.redis_server import RedisServer
 from testkit.signing import event_body, signed_json_headers
 from testkit.slack_requests import SECRET, block_action, interaction, trigger_id
 from tests.home_models import action_ids, add_linear_version, all_text, fields, view_of
+from ui.ids import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION
 from worker.classifier import ModelService
 
 ADMIN = "UADMIN"

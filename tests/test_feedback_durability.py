@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_WRONG_ACTION
 from store import classifications
 from store.classifications import ClassificationRecord
 from store.feedback import FeedbackStore
@@ -17,6 +16,7 @@ from testkit.fake_slack import FakeSlack
 from testkit.processes import product_env, start_bot
 from testkit.redis_server import RedisServer, free_port
 from testkit.slack_requests import SECRET, block_action
+from ui.ids import FEEDBACK_CHOOSE_ACTION, FEEDBACK_WRONG_ACTION
 
 
 @pytest.fixture

@@ -12,15 +12,16 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from common import home
 from common.labels import LIVEDOOR, SLUGS
-from store import activity, classifications, feedback, retraining
+from store import activity, classifications, feedback, retraining, serving
 from store.activity import HomeViewer, RecentClassification
 from store.answers import FeedbackAnswer
 from store.feedback import FeedbackTally
 from store.newsroom import Route, Watch
-from store.serving import ModelFacts, ServingState, serving_states
+from store.serving import ServingState
 from tests.home_models import action_ids, add_linear_version, all_text, fields
+from ui import blocks, home
+from ui.commands import COMMANDS
 from worker.classifier import ModelService
 
 DAY = 86400.0
@@ -53,7 +54,7 @@ def test_today_begins_at_midnight_in_the_newsrooms_time_zone_not_utc(redis_conn:
     assert activity.classified_counts(redis_conn, tz=TOKYO, at=ten_am) == (1, 1)
     after_midnight = datetime(2026, 12, 2, 15, 30, tzinfo=UTC).timestamp()  # 2026-12-03 00:30 in Tokyo
     assert activity.classified_counts(redis_conn, tz=TOKYO, at=after_midnight) == (0, 1)
-    data = home.gather(redis_conn, "U1", False, timezone="Asia/Tokyo")
+    data = home.gather(redis_conn, "U1", False, timezone="Asia/Tokyo", classify_response_type="in_channel")
     assert "calendar days in Asia/Tokyo" in all_text(home.home_view(data))
 
 
@@ -126,8 +127,8 @@ def test_a_worker_is_listed_as_serving_before_its_watcher_thread_first_runs(
     monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))  # the thread never runs
     models.start_watching(redis_conn, "worker-1")
     assert [t.name for t in started] == ["model-watcher"]
-    (serving,) = serving_states(redis_conn)
-    assert (serving.worker, serving.version) == ("worker-1", "20260101-000000-000aaaaaa")
+    (served,) = serving.serving_states(redis_conn)
+    assert (served.worker, served.version) == ("worker-1", "20260101-000000-000aaaaaa")
 
 
 def test_a_worker_publishes_its_served_models_facts_and_the_versions(redis_conn: redis.Redis, tmp_path: Path) -> None:
@@ -137,19 +138,19 @@ def test_a_worker_publishes_its_served_models_facts_and_the_versions(redis_conn:
     models = ModelService(model_dir, None, "cpu")
     assert models.load()
     models.publish(redis_conn, "worker-1")
-    (serving,) = serving_states(redis_conn)
-    assert serving.model == ModelFacts(
+    (served,) = serving.serving_states(redis_conn)
+    assert served.model == serving.ModelFacts(
         version="20260102-000000-000bbbbbb",
         model_type="linear",
-        trained_at=serving.trained_at,
+        trained_at=served.trained_at,
         accuracy=round(new["accuracy"], 4),
         macro_f1=round(new["macro_f1"], 4),
         labels=SLUGS,
         label_names=LIVEDOOR.names,  # a model folder without labels.json: livedoor's slugs get livedoor's names
     )
-    assert serving.model is not None and serving.model.label_set == LIVEDOOR
-    assert serving.trained_at.startswith("20")
-    assert serving.versions == (
+    assert served.model is not None and served.model.label_set == LIVEDOOR
+    assert served.trained_at.startswith("20")
+    assert served.versions == (
         ("20260102-000000-000bbbbbb", f"linear, macro-F1 {new['macro_f1']:.4f}"),
         ("20260101-000000-000aaaaaa", f"linear, macro-F1 {old['macro_f1']:.4f}"),
     )
@@ -213,7 +214,7 @@ def test_an_admins_view_has_training_and_the_buttons_with_versions_to_promote() 
 
 
 def test_an_announced_model_is_shown_while_the_workers_load_it() -> None:
-    announced = ModelFacts("20260101-000000-000aaaaaa", "linear", "", 0.5, 0.25, SLUGS)
+    announced = serving.ModelFacts("20260101-000000-000aaaaaa", "linear", "", 0.5, 0.25, SLUGS)
     view = home.home_view(data(announced=announced))
     assert fields(view)["バージョン / Version"] == "`20260101-000000-000aaaaaa`"
     assert "workers are loading it" in all_text(view)
@@ -233,8 +234,8 @@ def test_the_view_keeps_slacks_limits_whatever_the_data() -> None:
     )
     assert len(view["blocks"]) <= home.HOME_MAX_BLOCKS
     for block in view["blocks"]:
-        assert len((block.get("text") or {}).get("text", "")) <= home.SECTION_TEXT_MAX
-        assert all(len(f["text"]) <= home.FIELD_TEXT_MAX for f in block.get("fields") or [])
+        assert len((block.get("text") or {}).get("text", "")) <= blocks.SECTION_TEXT_MAX
+        assert all(len(f["text"]) <= blocks.FIELD_TEXT_MAX for f in block.get("fields") or [])
     assert "and 290 more" in all_text(view) and "and 470 more" in all_text(view)
     assert home.home_view(data(workers=[]))["blocks"]  # no worker yet: still a Home
 
@@ -246,3 +247,25 @@ def test_the_model_most_workers_serve_is_the_current_one() -> None:
     assert home.served_model([]) is None
     assert home.served_model([worker("a", "v1"), worker("b", "v2"), worker("c", "v1")]).version == "v1"  # type: ignore[union-attr]
     assert home.served_model([worker("a", "v1"), worker("b", "v2"), worker("c", "")]).version == "v2"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("response_type", "said", "not_said"),
+    [
+        ("in_channel", "the result is posted in the channel", "shown to you alone"),
+        ("ephemeral", "the result is shown to you alone", "posted in the channel"),
+    ],
+)
+def test_the_help_says_where_classify_news_answers_as_the_setting_does(
+    response_type: str, said: str, not_said: str
+) -> None:
+    text = all_text(home.home_view(data(classify_response_type=response_type)))
+    assert said in text and not_said not in text
+
+
+def test_the_help_names_every_subcommand_of_every_command() -> None:
+    text = all_text(home.home_view(data()))
+    for command in COMMANDS:
+        for sub in command.subcommands:
+            assert f"`{command.name} {sub.syntax}`" in text, (command.name, sub.name)
+    assert "`/retrain cancel`" in text

@@ -22,7 +22,6 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot.blocks import with_counts
 from common.articles import Article
 from common.jobs import AdminRequest, ClassifyRequest
 from common.mrkdwn import escape, link, one_line, truncate
@@ -35,10 +34,11 @@ from testkit.fake_slack import FakeSlack, message_error
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.page_server import PageHandler, serve_pages
 from testkit.redis_server import RedisServer
+from ui.feedback import with_counts
+from ui.replies import reply_message
 from worker import admin
 from worker.jobs import Runtime
 from worker.pipeline import ArticleResult
-from worker.replies import reply_message
 from worker.reports import progress_text
 from worker.slack import SlackDeliveryError, SlackReplier, web_client
 

@@ -24,7 +24,6 @@ import pytest
 import redis
 from rq.job import Job, JobStatus
 
-from common.jobs import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
 from common.labels import LIVEDOOR, SLUGS, LabelSet
 from newsmodel.registry import current_version
 from store import classifications, serving
@@ -38,6 +37,7 @@ from testkit.redis_server import RedisServer
 from testkit.signing import event_body, slack_signature_headers
 from testkit.slack_requests import SECRET, block_action, slash_command
 from training.dataset import load_labelled
+from ui.ids import FEEDBACK_CHOOSE_ACTION, FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
 
 ADMIN = "UADMIN"
 CHANNEL = "CNEWS"
@@ -169,8 +169,8 @@ def test_a_newsroom_model_is_trained_served_corrected_exported_and_rolled_back(
     assert "New model's labels (4): スポーツ / Sports, テクノロジー / Tech, 政治 / Politics, 経済 / Economy" in report
 
     # The classify worker hot-reloads it and publishes its labels with their names.
-    served = wait_serving(redis_conn, desks_version)
-    assert served.labels == DESKS.labels and served.model is not None and served.model.label_set == DESKS
+    serving = wait_serving(redis_conn, desks_version)
+    assert serving.labels == DESKS.labels and serving.model is not None and serving.model.label_set == DESKS
 
     # A mention is answered with one desk's display names, and its record carries the desks.
     reply = mention(stack, fake_slack, ECONOMY)
@@ -258,8 +258,8 @@ def test_routes_name_the_labels_the_workers_serve(
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis
 ) -> None:
     """`/classify-news route <label> #desk` accepts the served model's labels (as the workers publish them)."""
-    served = wait_serving(redis_conn, current_version(stack["models"]))
-    assert served.labels == DESKS.labels
+    serving = wait_serving(redis_conn, current_version(stack["models"]))
+    assert serving.labels == DESKS.labels
 
     def route(text: str) -> str:
         answer = slash_command(

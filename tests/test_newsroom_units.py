@@ -3,22 +3,22 @@ the pacer, and the listeners called directly (Slack's side mocked, the job submi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 from unittest.mock import Mock
 
 import pytest
 import redis
 from rq import Queue
-from slack_bolt import Ack, BoltContext, Respond
+from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.admins import AdminPolicy
-from bot.listeners.commands import handle_classify_news
+from bot.listeners.commands.classify_news import handle_classify_news
 from bot.listeners.events import handle_app_mention
-from bot.listeners.messages import DM_USAGE, handle_message, is_new_post, watched_article
-from bot.listeners.shortcuts import NOTHING_TO_CLASSIFY, handle_classify_message
+from bot.listeners.messages import handle_message, is_new_post, watched_article
+from bot.listeners.shortcuts import handle_classify_message
 from bot.newsroom import RouteCommand, WatchCommand, channel_id, parse_newsroom
 from bot.submit import JobSubmitter
 from common.exceptions import RouteRefusedError, SettingsError
@@ -27,17 +27,24 @@ from store import newsroom
 from store.newsroom import Watch
 from store.queues import SERIALIZER
 from testkit.samples import SAMPLES
+from ui.texts import DM_USAGE, NOTHING_TO_CLASSIFY
 from worker.desks import Pacer
 
 ADMIN = "UADMIN"
 LONG = "".join(SAMPLES["sports-watch"]) * 3
 
 
-def context(conn: redis.Redis) -> BoltContext:
+class Shared(TypedDict):
+    """What bot.context puts in Bolt's context, passed to a listener by keyword as Bolt does."""
+
+    submitter: JobSubmitter
+    settings: Settings
+    admins: AdminPolicy
+
+
+def dependencies(conn: redis.Redis) -> Shared:
     config = Settings(slack_bot_token="xoxb-test", admin_user_ids=[ADMIN])  # type: ignore[call-arg]
-    return BoltContext(
-        {"submitter": JobSubmitter(conn), "settings": config, "admins": AdminPolicy(config), "bot_user_id": "UBOT"}
-    )
+    return Shared(submitter=JobSubmitter(conn), settings=config, admins=AdminPolicy(config))
 
 
 def queued(conn: redis.Redis) -> list[dict[str, Any]]:
@@ -162,17 +169,17 @@ def body_of(event: dict[str, Any], event_id: str = "Ev1") -> dict[str, Any]:
 
 
 def test_only_watched_channels_articles_and_dms_are_enqueued_each_message_once(redis_conn: redis.Redis) -> None:
-    ctx, say = context(redis_conn), Mock(name="say")
+    submitter, say = JobSubmitter(redis_conn), Mock(name="say")
     article = {"type": "message", "channel": "CW", "channel_type": "channel", "user": "U1", "text": LONG, "ts": "1.1"}
-    handle_message(event=article, body=body_of(article), context=ctx, say=say)
+    handle_message(event=article, body=body_of(article), submitter=submitter, say=say, bot_user_id="UBOT")
     assert queued(redis_conn) == []  # not watched
     newsroom.put_watch(redis_conn, Watch(channel="CW", by=ADMIN, at=0.0))
     for event_id in ("Ev1", "Ev1", "Ev1-redelivered-as-another-event"):
-        handle_message(event=article, body=body_of(article, event_id), context=ctx, say=say)
+        handle_message(event=article, body=body_of(article, event_id), submitter=submitter, say=say, bot_user_id="UBOT")
     ((payload),) = queued(redis_conn)
     assert (payload["source"], payload["channel"], payload["thread_ts"]) == ("watch", "CW", "1.1")
     mention = {**article, "ts": "1.2", "text": f"<@UBOT> {LONG}"}
-    handle_message(event=mention, body=body_of(mention, "Ev2"), context=ctx, say=say)
+    handle_message(event=mention, body=body_of(mention, "Ev2"), submitter=submitter, say=say, bot_user_id="UBOT")
     assert len(queued(redis_conn)) == 1  # left to app_mention
 
     dm = {
@@ -183,11 +190,11 @@ def test_only_watched_channels_articles_and_dms_are_enqueued_each_message_once(r
         "text": "新型スマホの記事",
         "ts": "2.1",
     }
-    handle_message(event=dm, body=body_of(dm, "Ev3"), context=ctx, say=say)
+    handle_message(event=dm, body=body_of(dm, "Ev3"), submitter=submitter, say=say, bot_user_id="UBOT")
     assert queued(redis_conn)[-1]["source"] == "dm" and queued(redis_conn)[-1]["thread_ts"] is None
     empty_dm = {**dm, "text": "👍", "ts": "2.2"}
     for _ in range(2):
-        handle_message(event=empty_dm, body=body_of(empty_dm, "Ev4"), context=ctx, say=say)
+        handle_message(event=empty_dm, body=body_of(empty_dm, "Ev4"), submitter=submitter, say=say, bot_user_id="UBOT")
     say.assert_called_once_with(text=DM_USAGE)
     assert len(queued(redis_conn)) == 2
 
@@ -195,7 +202,7 @@ def test_only_watched_channels_articles_and_dms_are_enqueued_each_message_once(r
 def test_an_empty_mention_in_a_thread_enqueues_its_parent_instead_of_the_usage_line(redis_conn: redis.Redis) -> None:
     say = Mock(name="say")
     event = {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "5.2", "thread_ts": "5.1", "text": "<@UBOT>"}
-    handle_app_mention(event=event, body=body_of(event), context=context(redis_conn), say=say)
+    handle_app_mention(event=event, body=body_of(event), submitter=JobSubmitter(redis_conn), say=say)
     say.assert_not_called()
     ((payload),) = queued(redis_conn)
     assert (payload["source"], payload["thread_ts"], payload["text"]) == ("thread", "5.1", "")
@@ -207,13 +214,13 @@ def test_watch_and_route_commands_are_checked_before_anything_is_stored(redis_co
     for text in ("watch", "route smax <#C0DESK|desk>"):
         ack = Mock(Ack)
         handle_classify_news(
-            ack=ack, command={**cmd, "text": text}, context=context(redis_conn), respond=Mock(Respond), client=client
+            ack=ack, command={**cmd, "text": text}, **dependencies(redis_conn), respond=Mock(Respond), client=client
         )
         assert "only newsbot admins" in ack.call_args.kwargs["text"]
     assert newsroom.watches(redis_conn) == [] and queued(redis_conn) == []
     ack = Mock(Ack)
     admin = {**cmd, "user_id": ADMIN, "text": "route smax <#C0DESK|desk>", "response_url": "https://x"}
-    handle_classify_news(ack=ack, command=admin, context=context(redis_conn), respond=Mock(Respond), client=client)
+    handle_classify_news(ack=ack, command=admin, **dependencies(redis_conn), respond=Mock(Respond), client=client)
     assert "Checking <#C0DESK>" in ack.call_args.kwargs["text"]
     ((payload),) = [job.args[0] for job in Queue("classify", connection=redis_conn, serializer=SERIALIZER).jobs]
     assert (payload["label"], payload["desk"], payload["user"]) == ("smax", "C0DESK", ADMIN)
@@ -234,14 +241,14 @@ def test_the_shortcut_where_the_bot_is_not_answers_through_its_response_url(redi
         "response_url": "https://hooks.slack.test/actions/1",
     }
     handle_classify_message(
-        ack=Mock(Ack), shortcut=shortcut, context=context(redis_conn), client=client, respond=respond
+        ack=Mock(Ack), shortcut=shortcut, submitter=JobSubmitter(redis_conn), client=client, respond=respond
     )
     (note,) = respond.call_args_list
     assert NOTHING_TO_CLASSIFY in note.kwargs["text"] and "/invite @newsbot" in note.kwargs["text"]
     assert note.kwargs["response_type"] == "ephemeral"
     article = {**shortcut, "trigger_id": "t10", "message": {"ts": "9.2", "text": "新型スマートフォンの記事です。"}}
     handle_classify_message(
-        ack=Mock(Ack), shortcut=article, context=context(redis_conn), client=client, respond=respond
+        ack=Mock(Ack), shortcut=article, submitter=JobSubmitter(redis_conn), client=client, respond=respond
     )
     ((payload),) = queued(redis_conn)
     assert payload["fallback_url"] == "https://hooks.slack.test/actions/1"

@@ -18,11 +18,6 @@ import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from common.jobs import (
-    FEEDBACK_CORRECT_ACTION,
-    FEEDBACK_WRONG_ACTION,
-    RETRAIN_PROMOTE_ACTION,
-)
 from newsmodel.registry import current_version
 from store import classifications, retraining
 from store.classifications import ClassificationRecord
@@ -33,6 +28,7 @@ from testkit.fake_slack import Call, FakeSlack
 from testkit.processes import product_env, running_stack, seed_registry, wait_serving
 from testkit.redis_server import RedisServer
 from testkit.slack_requests import SECRET, block_action, slash_command
+from ui.ids import FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION, RETRAIN_PROMOTE_ACTION
 
 ADMIN = "UADMIN"
 CHANNEL = "CTRAIN"

@@ -24,20 +24,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from common.jobs import ClassifyRequest
 from common.settings import Settings
 from store import deliveries, newsroom
 from store.deliveries import ReplyMark
 from store.newsroom import Route
+from ui.newsroom import desk_message, desk_warning, unrouted_note
+from ui.replies import is_unsure
 from worker.pipeline import ArticleResult
-from worker.replies import is_unsure, reply_message
 from worker.slack import NOT_IN_CHANNEL, SlackReplier
 
 log = logging.getLogger(__name__)
@@ -156,24 +156,6 @@ def route_articles(
     return routed, notes
 
 
-def unrouted_note(item: ArticleResult, route: Route, threshold: float) -> str:
-    return (
-        f"確信度が低いため ({item.confidence:.0%} < {threshold:.0%})、<#{route.channel}> (`{route.label}`) には"
-        "転送しませんでした。\n"
-        f"Not cross-posted to <#{route.channel}> (`{route.label}`): the confidence {item.confidence:.0%} is below "
-        f"{threshold:.0%}."
-    )
-
-
-def with_notes(message: dict[str, Any], notes: list[str]) -> dict[str, Any]:
-    """``message`` with the routing notes added (as context blocks), or the notes alone."""
-    if not notes:
-        return message
-    blocks = [ContextBlock(elements=[MarkdownTextObject(text=note)]).to_dict() for note in notes]
-    text = "\n".join(part for part in (message["text"], *notes) if part)
-    return {"text": text, "blocks": [*(message.get("blocks") or []), *blocks]}
-
-
 def permalink(client: WebClient, channel: str, ts: str | None) -> str | None:
     """The message's permalink (chat.getPermalink), or None when Slack cannot give one."""
     if not ts:
@@ -186,19 +168,6 @@ def permalink(client: WebClient, channel: str, ts: str | None) -> str | None:
     return str(link) if link else None
 
 
-def desk_message(item: ArticleResult, request: ClassifyRequest, link: str | None, threshold: float) -> dict[str, Any]:
-    """The cross-post: where the article was posted (and its permalink), then the article's usual result."""
-    source = f"<#{request.channel}>"
-    if link:
-        source += f" · <{link}|元のメッセージ / original message>"
-    head = f":newspaper: {source}"
-    base = reply_message([item], threshold)
-    return {
-        "text": f"{head}\n{base['text']}",
-        "blocks": [SectionBlock(text=MarkdownTextObject(text=head)).to_dict(), *base["blocks"]],
-    }
-
-
 def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: ArticleResult, route: Route) -> bool:
     """Post ``item`` in its desk channel (once per job and article); False when Slack refused the channel."""
     mark = f"{job_id}:desk:{item.record_id}"
@@ -206,7 +175,7 @@ def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: Arti
         return True
     client = rt.replier.client
     link = permalink(client, request.channel, request.thread_ts)
-    message = desk_message(item, request, link, rt.settings.confidence_threshold)
+    message = desk_message(item, request.channel, link, rt.settings.confidence_threshold)
     try:
         with pacer(rt.settings).slot("chat.postMessage", route.channel):
             answer = client.chat_postMessage(
@@ -225,17 +194,6 @@ def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: Arti
         raise
     deliveries.put_reply_mark(rt.connection, ReplyMark(job_id=mark, ts=str(answer.get("ts") or "")))
     return True
-
-
-def desk_warning(route: Route, error: str) -> str:
-    return (
-        f"`{route.label}` の記事を <#{route.channel}> に転送できませんでした ({error})。"
-        f"ボットがそのチャンネルに参加していません。<#{route.channel}> で `/invite @newsbot` を実行してください"
-        f" (転送をやめるには `/classify-news route clear {route.label}`)。\n"
-        f"I could not cross-post `{route.label}` articles to <#{route.channel}> ({error}): the bot is not in that "
-        f"channel. Run `/invite @newsbot` in <#{route.channel}>, or `/classify-news route clear {route.label}` to "
-        "stop routing them."
-    )
 
 
 def warn_admin(rt: WorkerSide, route: Route, error: str) -> None:

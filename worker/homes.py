@@ -1,7 +1,7 @@
 """Republishing the App Home of everyone who opened it lately, after this worker changed the current model.
 
 ``worker.admin.rollback`` (rollback and the admins' promote) and ``worker.retrain.retrain`` call
-:func:`publish_homes_after_model_change` once they are done. The Home is built by :mod:`common.home`, the
+:func:`publish_homes_after_model_change` once they are done. The Home is built by :mod:`ui.home`, the
 same code the bot uses; the model it shows is the registry's current version as this worker reads it
 (the serving workers may still be loading it: the Home says so), and the admin buttons follow the role the
 bot saw when the viewer last opened the Home (every click is checked again by the bot).
@@ -13,10 +13,10 @@ import logging
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from common import home
 from newsmodel.registry import list_versions
 from store import activity
 from store.serving import ModelFacts
+from ui import home
 from worker.jobs import Runtime
 from worker.reports import metric
 
@@ -65,6 +65,7 @@ def publish_homes_after_model_change(rt: Runtime) -> int:
                     viewer.user,
                     viewer.admin,
                     timezone=rt.settings.newsroom_timezone,
+                    classify_response_type=rt.settings.classify_response_type,
                     announced=announced,
                 )
             )

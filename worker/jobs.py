@@ -14,7 +14,7 @@ id for a message with one article, and ``<job id>:<n>`` (n = 1, 2, …) for the 
 several. The reply lists them all, each article with its own feedback buttons carrying its record id.
 
 Retention: a record expires after RECORD_TTL_DAYS unless someone gives feedback on it (then it is kept, see
-:mod:`store.feedback`), and a /classify-news job forgets the command's ``response_url`` once its reply is
+:mod:`store.deliveries`), and a /classify-news job forgets the command's ``response_url`` once its reply is
 posted (:func:`forget_response_url`): RQ keeps the job for JOB_RESULT_TTL_S, the URL is needed only once.
 
 Two sources differ: a ``thread`` request (an empty mention inside a thread) first reads the thread's first
@@ -46,11 +46,12 @@ from common.settings import Settings
 from store import activity, classifications, deliveries
 from store.classifications import ClassificationRecord
 from store.deliveries import ReplyMark
+from ui.newsroom import with_notes
+from ui.replies import error_message, reply_message
 from worker import desks
 from worker.classifier import ModelService
 from worker.fetch import GuardedFetcher
 from worker.pipeline import Outcome, classify_requests
-from worker.replies import error_message, reply_message
 from worker.slack import SlackReplier, thread_parent
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
             )
         else:
             message = {"text": "", "blocks": []}
-        message = desks.with_notes(message, notes)
+        message = with_notes(message, notes)
         with desks.pacer(settings).slot("chat.postMessage", request.channel):
             ts = deliver(rt, job_id, request, message)
         if ts and settings.watch_reply != "reaction":

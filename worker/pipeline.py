@@ -6,7 +6,7 @@ in one batch); each job then finishes on its own with its outcome (records, repl
 
 One type carries an article all the way: :class:`ArticleResult` is made when the message is parsed (pasted
 text, or a link to fetch), gets its article or its link error, then its prediction, then its record id, and
-is what the reply (worker.replies) and the job's RQ result (:meth:`ArticleResult.to_dict`) are built from.
+is what the reply (ui.replies) and the job's RQ result (:meth:`ArticleResult.to_dict`) are built from.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 from common.labels import LabelSet
 from common.mrkdwn import escape
-from common.progress import PHASES, duration
+from ui.progress import PHASES, duration
 
 
 def _number(value: Any) -> float | None:

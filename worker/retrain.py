@@ -36,9 +36,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from common.exceptions import BaseModelNotFoundError, CorpusError, NewsbotError, TrainingStoppedError
-from common.jobs import RETRAIN_PROMOTE_ACTION, RetrainRequest
+from common.jobs import RetrainRequest
 from common.mrkdwn import escape
-from common.progress import ENDED_PHASES, duration
 from common.settings import Settings
 from newsmodel.registry import has_version, local_version
 from newsmodel.store import is_remote
@@ -46,6 +45,8 @@ from store import retraining
 from store.feedback import ExportSummary, FeedbackStore
 from store.retraining import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
+from ui.progress import ENDED_PHASES, duration
+from ui.retrain import report_blocks
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime, training_run
 from worker.reports import labels_line, metric, metrics_line, progress_text
@@ -345,30 +346,6 @@ def result_text(header: str, outcome: TrainOutcome, extra: ExportSummary) -> str
     return "\n".join(lines)
 
 
-def promote_button(version: str) -> dict[str, Any]:
-    return {
-        "type": "actions",
-        "block_id": "retrain_promote",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": RETRAIN_PROMOTE_ACTION,
-                "value": version,
-                "text": {"type": "plain_text", "text": "それでも採用 / Promote anyway"},
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "採用しますか？ / Promote?"},
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": f"`{version}` を現在のモデルにします。/ Make `{version}` current.",
-                    },
-                    "confirm": {"type": "plain_text", "text": "採用 / Promote"},
-                    "deny": {"type": "plain_text", "text": "やめる / Cancel"},
-                },
-            }
-        ],
-    }
-
-
 def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
     png = outcome.confusion_png
     if png is None or not Path(png).is_file():
@@ -494,10 +471,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)
     if not uploaded:
         text += "\n(混同行列の画像はアップロードできませんでした / the confusion-matrix image could not be uploaded)"
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
-    if not outcome.promoted:
-        blocks.append(promote_button(outcome.version))
-    progress.finish("done", text, blocks)
+    progress.finish("done", text, report_blocks(text, None if outcome.promoted else outcome.version))
     publish_homes_after_model_change(rt)
     return {
         "version": outcome.version,

@@ -3,7 +3,7 @@
 The bot has checked that the user is an admin and that the label is the current model's; here the desk channel
 is checked with conversations.info (a Slack call kept out of the bot's 3-second ack): a channel Slack does not
 know (or a private one the bot was not invited to), an archived one or a DM is refused, and nothing is stored.
-The admin is answered through the command's response_url, ephemeral.
+The admin is answered through the command's response_url, ephemeral, in :mod:`ui.newsroom`'s words.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from slack_sdk.webhook import WebhookClient
 from common.jobs import RouteRequest
 from store import newsroom
 from store.newsroom import Route
+from ui.newsroom import NOT_A_DESK, desk_unknown, route_refusal, route_set
 from worker.jobs import in_job_context, runtime
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,6 @@ def answer(client: WebClient, request: RouteRequest, text: str) -> None:
     client.chat_postEphemeral(channel=request.channel, user=request.user, text=text)
 
 
-def route_refusal(desk: str, reason_ja: str, reason_en: str) -> str:
-    return (
-        f":warning: <#{desk}> を転送先にできません: {reason_ja}\n"
-        f"<#{desk}> cannot be a desk: {reason_en}\n転送先は変わっていません。/ No route was changed."
-    )
-
-
 @in_job_context
 def set_route(payload: dict[str, Any]) -> dict[str, Any]:
     """An admin's ``route <label> #channel`` (admin and label checked by the bot): check the channel, store it."""
@@ -52,37 +46,12 @@ def set_route(payload: dict[str, Any]) -> dict[str, Any]:
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "")
         log.info("route %s → %s refused: conversations.info %s", request.label, request.desk, error)
-        answer(
-            client,
-            request,
-            route_refusal(
-                request.desk,
-                f"チャンネルが見つかりません ({error})。非公開チャンネルなら先にボットを招待してください。",
-                f"Slack does not know this channel ({error}); for a private channel, invite the bot first.",
-            ),
-        )
+        answer(client, request, route_refusal(request.desk, *desk_unknown(error)))
         return {"error": error}
     if channel.get("is_im") or channel.get("is_mpim") or channel.get("is_archived"):
-        answer(
-            client,
-            request,
-            route_refusal(
-                request.desk,
-                "アーカイブ済み、またはチャンネルではありません。",
-                "it is archived, or not a channel.",
-            ),
-        )
+        answer(client, request, route_refusal(request.desk, *NOT_A_DESK))
         return {"error": "not_a_desk"}
     newsroom.put_route(rt.connection, Route(label=request.label, channel=request.desk, by=request.user, at=time.time()))
     log.info("%s routed %s to %s", request.user, request.label, request.desk)
-    text = (
-        f"確信度の高い `{request.label}` の記事を <#{request.desk}> に転送します。\n"
-        f"Confident `{request.label}` articles from watched channels will be cross-posted to <#{request.desk}>."
-    )
-    if not channel.get("is_member"):
-        text += (
-            f"\n:warning: ボットはまだ <#{request.desk}> にいません。`/invite @newsbot` を実行してください。"
-            f"\nThe bot is not in <#{request.desk}> yet: run `/invite @newsbot` there."
-        )
-    answer(client, request, text)
+    answer(client, request, route_set(request.label, request.desk, bool(channel.get("is_member"))))
     return {"label": request.label, "desk": request.desk, "member": bool(channel.get("is_member"))}

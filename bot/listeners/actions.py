@@ -6,36 +6,28 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.admins import AdminPolicy
-from bot.blocks import CHOOSE_BLOCK_PREFIX, category_select, shown, with_counts
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError
-from common.jobs import (
+from common.jobs import ROLLBACK_JOB, AdminRequest
+from common.labels import LabelSet
+from store.classifications import ClassificationRecord
+from store.feedback import FeedbackCounts, FeedbackStore
+from ui.admin import making_current
+from ui.feedback import CHOOSE_PROMPT, category_select, thanks, with_counts
+from ui.ids import (
     FEEDBACK_CHOOSE_ACTION,
     FEEDBACK_CORRECT_ACTION,
     FEEDBACK_WRONG_ACTION,
     RETRAIN_PROMOTE_ACTION,
-    ROLLBACK_JOB,
-    AdminRequest,
+    chosen_record,
 )
-from common.labels import LIVEDOOR, LabelSet
-from common.mrkdwn import escape
-from store.classifications import ClassificationRecord
-from store.feedback import FeedbackCounts, FeedbackStore
 
 log = logging.getLogger(__name__)
-
-
-def _thanks(chosen: str, predicted: str, labels: LabelSet = LIVEDOOR) -> str:
-    if chosen == predicted:
-        return "ありがとうございます。「正しい」と記録しました。\nThanks! Recorded as correct."
-    name = escape(shown(labels, chosen))
-    ja = f"ありがとうございます。正しくは *{name}* と記録しました。"
-    return f"{ja}\nThanks! Recorded the right category as *{name}*."
 
 
 def _snapshot(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -93,10 +85,9 @@ class _Click:
 
 
 def _feedback_click(
-    body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+    body: dict[str, Any], action: dict[str, Any], store: FeedbackStore, client: WebClient
 ) -> _Click | None:
     """The click's record (remembering the reply message for count updates); None once the user was told why not."""
-    store: FeedbackStore = context["feedback"]
     record_id = str(action.get("value", ""))
     snapshot = _snapshot(body)
     thread_ts = snapshot.get("thread_ts") if snapshot else None
@@ -111,10 +102,10 @@ def _feedback_click(
 
 
 def handle_feedback_correct(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], feedback: FeedbackStore, client: WebClient
 ) -> None:
     ack()
-    click = _feedback_click(body, action, context, client)
+    click = _feedback_click(body, action, feedback, client)
     if click is None:
         return
     try:
@@ -123,16 +114,16 @@ def handle_feedback_correct(
         _tell(client, body, exc.user_message, click.thread_ts)
         return
     _show_counts(client, click.snapshot or click.store.message(click.record_id), counts, click.found.label_set)
-    _tell(client, body, _thanks(click.found.slug, click.found.slug), click.thread_ts)
+    _tell(client, body, thanks(click.found.slug, click.found.slug), click.thread_ts)
 
 
 def handle_feedback_wrong(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], feedback: FeedbackStore, client: WebClient
 ) -> None:
     """Offer the clicking user a select of the other labels of the model that classified the article (the record
     carries them: the bot never reads MODEL_DIR); the choice is stored when made."""
     ack()
-    click = _feedback_click(body, action, context, client)
+    click = _feedback_click(body, action, feedback, client)
     if click is None:
         return
     store, record_id, user, thread_ts, found = click.store, click.record_id, click.user, click.thread_ts, click.found
@@ -142,40 +133,48 @@ def handle_feedback_wrong(
         channel=_channel(body),
         user=user,
         thread_ts=thread_ts,
-        text="正しいカテゴリを選んでください / Choose the right category",
+        text=CHOOSE_PROMPT,
         blocks=blocks,
     )
 
 
 def handle_feedback_choose(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    feedback: FeedbackStore,
+    client: WebClient,
+    respond: Respond,
 ) -> None:
     ack()
-    store: FeedbackStore = context["feedback"]
     block_id = str(action.get("block_id", ""))
-    if not block_id.startswith(CHOOSE_BLOCK_PREFIX):
+    record_id = chosen_record(block_id)
+    if record_id is None:
         log.warning("feedback select with an unexpected block id %r", block_id)
         return
-    record_id = block_id.removeprefix(CHOOSE_BLOCK_PREFIX)
     chosen = str((action.get("selected_option") or {}).get("value", ""))
     try:
-        counts = store.record(record_id, body["user"]["id"], chosen)
-        found = store.classification(record_id)
+        counts = feedback.record(record_id, body["user"]["id"], chosen)
+        found = feedback.classification(record_id)
     except NewsbotError as exc:
         respond(text=exc.user_message, replace_original=True)
         return
-    _show_counts(client, store.message(record_id), counts, found.label_set)
+    _show_counts(client, feedback.message(record_id), counts, found.label_set)
     # The select was shown to this user alone: replace it with the acknowledgement.
-    respond(text=_thanks(chosen, found.slug, found.label_set), replace_original=True)
+    respond(text=thanks(chosen, found.slug, found.label_set), replace_original=True)
 
 
 def handle_retrain_promote(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    submitter: JobSubmitter,
+    admins: AdminPolicy,
+    client: WebClient,
+    respond: Respond,
 ) -> None:
     """Make a trained-but-kept version current: an admin action, checked here whatever the UI showed."""
     ack()
-    admins: AdminPolicy = context["admins"]
-    submitter: JobSubmitter = context["submitter"]
     user = body["user"]["id"]
     try:
         admins.require(client, user)
@@ -192,7 +191,7 @@ def handle_retrain_promote(
     )
     submitter.submit_admin(ROLLBACK_JOB, request, delivery_key=f"action:{request.request_id}")
     respond(
-        text=f"`{request.version}` を現在のモデルにしています… / Making `{request.version}` current…",
+        text=making_current(request.version),
         response_type="ephemeral",
         replace_original=False,
     )

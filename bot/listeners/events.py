@@ -6,36 +6,28 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltContext, Say
+from slack_bolt import App, Say
 
 from bot.submit import JobSubmitter
 from common import metrics
 from common.articles import has_article
 from common.jobs import ClassifyRequest
+from ui.texts import MENTION_USAGE
 
 log = logging.getLogger(__name__)
-
-USAGE = (
-    "記事の本文かリンクを添えてメンションしてください。例: `@newsbot https://news.example.jp/article/123`\n"
-    "Mention me with an article's text or a link to it, e.g. `@newsbot https://news.example.jp/article/123`."
-)
 
 
 def answer_once(submitter: JobSubmitter, delivery_key: str, post: Callable[[], object]) -> None:
     """Post the usage line once per delivery: Slack's redeliveries of the same event (X-Slack-Retry-Num) find
     the delivery already claimed, with the same claim (``newsbot:delivery:<key>``) the job submitter uses."""
-    if not submitter._claim(delivery_key):
-        log.info("duplicate delivery %s: usage already posted", delivery_key)
-        return
-    try:
-        post()
-    except Exception:
-        # Not posted: forget the claim, so that Slack's redelivery (Bolt answers 500) can post it.
-        submitter._release(delivery_key)
-        raise
+    with submitter.once(delivery_key) as first:
+        if not first:
+            log.info("duplicate delivery %s: usage already posted", delivery_key)
+            return
+        post()  # if it raises, the claim is forgotten: Slack's redelivery (Bolt answers 500) can post it
 
 
-def handle_app_mention(event: dict[str, Any], body: dict[str, Any], context: BoltContext, say: Say) -> None:
+def handle_app_mention(event: dict[str, Any], body: dict[str, Any], submitter: JobSubmitter, say: Say) -> None:
     """Enqueue the mentioned article; the worker replies in the thread.
 
     Bolt acks the event after this returns; if it raises (Redis down), the event is answered 500 or left
@@ -43,7 +35,6 @@ def handle_app_mention(event: dict[str, Any], body: dict[str, Any], context: Bol
     """
     thread_ts = event.get("thread_ts") or event["ts"]
     text = event.get("text", "")
-    submitter: JobSubmitter = context["submitter"]
     if not has_article(text):
         if event.get("thread_ts") and event["thread_ts"] != event["ts"]:
             # An empty mention inside a thread asks about the thread's first message: the worker reads it
@@ -59,7 +50,7 @@ def handle_app_mention(event: dict[str, Any], body: dict[str, Any], context: Bol
             submitter.submit_classify(parent, delivery_key=f"event:{body['event_id']}")
             return
         metrics.REQUESTS.labels(kind="mention", outcome="usage").inc()
-        answer_once(submitter, f"event:{body['event_id']}", lambda: say(text=USAGE, thread_ts=thread_ts))
+        answer_once(submitter, f"event:{body['event_id']}", lambda: say(text=MENTION_USAGE, thread_ts=thread_ts))
         return
     request = ClassifyRequest(
         request_id=body["event_id"],

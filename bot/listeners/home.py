@@ -13,86 +13,85 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
 from bot.home import open_home, publish_home
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError, TrainingInProgressError
-from common.home import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION, RETRAIN_TYPES
 from common.jobs import ROLLBACK_JOB, AdminRequest, RetrainRequest
-from common.progress import progress_line
 from common.settings import Settings
 from store import activity
+from ui.admin import HOME_ROLLING_BACK, REOPEN_HOME, home_making_current
+from ui.home import RETRAIN_TYPES
+from ui.ids import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION
+from ui.progress import progress_line
+from ui.retrain import home_queued_text
 
 log = logging.getLogger(__name__)
-
-REOPEN = (
-    "ホームタブを開き直してからもう一度お試しください。\n"
-    "Please open the Home tab again, then try once more (the bot does not know your DM with it yet)."
-)
 RETRAIN_ACTIONS = re.compile(rf"^{HOME_RETRAIN_ACTION}_({'|'.join(RETRAIN_TYPES)})$")
 
 
-def handle_app_home_opened(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+def handle_app_home_opened(
+    event: dict[str, Any], submitter: JobSubmitter, settings: Settings, admins: AdminPolicy, client: WebClient
+) -> None:
     """Publish the Home each time its tab is opened (the Messages tab sends this event too: ignored)."""
     if event.get("tab", "home") != "home":
         return
-    submitter: JobSubmitter = context["submitter"]
-    settings: Settings = context["settings"]
     channel = str(event.get("channel") or "")
-    open_home(
-        client, submitter.connection, context["admins"], event["user"], channel, timezone=settings.newsroom_timezone
-    )
+    open_home(client, submitter.connection, admins, event["user"], channel, settings)
 
 
 @dataclass(frozen=True)
 class _AdminClick:
     connection: Redis
     submitter: JobSubmitter
+    settings: Settings  # the Home's day counts are the newsroom's days; its help says where results go
     user: str
     channel: str  # the user's DM with the app, where the job answers
     trigger: str
-    timezone: str  # the newsroom's, for the Home's day counts
 
     def request(self, version: str | None = None) -> AdminRequest:
         return AdminRequest(request_id=self.trigger, user=self.user, channel=self.channel, version=version)
 
 
-def _admin_click(body: dict[str, Any], context: BoltContext, client: WebClient) -> _AdminClick | None:
+def _admin_click(
+    body: dict[str, Any], submitter: JobSubmitter, settings: Settings, admins: AdminPolicy, client: WebClient
+) -> _AdminClick | None:
     """The admin behind a Home click; None (after an updated Home said why) for anyone else."""
-    submitter: JobSubmitter = context["submitter"]
-    admins: AdminPolicy = context["admins"]
-    settings: Settings = context["settings"]
-    timezone = settings.newsroom_timezone
     connection = submitter.connection
     user = str((body.get("user") or {}).get("id") or "")
     try:
         admins.require(client, user)
     except NewsbotError as exc:
-        publish_home(client, connection, user, False, timezone=timezone, notice=f":no_entry: {exc.user_message}")
+        publish_home(client, connection, user, False, settings, notice=f":no_entry: {exc.user_message}")
         return None
     viewer = activity.home_viewer(connection, user)
     if viewer is None or not viewer.channel:
-        publish_home(client, connection, user, True, timezone=timezone, notice=REOPEN)
+        publish_home(client, connection, user, True, settings, notice=REOPEN_HOME)
         return None
     trigger = str(body.get("trigger_id") or "")
-    return _AdminClick(connection, submitter, user, viewer.channel, trigger, timezone)
+    return _AdminClick(connection, submitter, settings, user, viewer.channel, trigger)
 
 
 def _queued(client: WebClient, click: _AdminClick, text: str) -> None:
-    publish_home(client, click.connection, click.user, True, timezone=click.timezone, notice=text)
+    publish_home(client, click.connection, click.user, True, click.settings, notice=text)
 
 
 def handle_home_retrain(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    submitter: JobSubmitter,
+    settings: Settings,
+    admins: AdminPolicy,
+    client: WebClient,
 ) -> None:
     ack()
-    click = _admin_click(body, context, client)
+    click = _admin_click(body, submitter, settings, admins, client)
     if click is None:
         return
-    settings: Settings = context["settings"]
     kind = str(action.get("value", ""))
     if kind not in RETRAIN_TYPES:
         log.warning("home retrain with an unexpected type %r", kind)
@@ -110,12 +109,7 @@ def handle_home_retrain(
         _queued(client, click, f"{exc.user_message}\n{summary}")
         return
     if job_id is not None:
-        _queued(
-            client,
-            click,
-            f":brain: 学習を開始します (`{job_id}`, type={kind})。進捗はこのアプリとの DM に表示します。\n"
-            f"Training queued (`{job_id}`, type={kind}); its progress shows in your DM with the app.",
-        )
+        _queued(client, click, home_queued_text(job_id, kind))
 
 
 def _switch_model(client: WebClient, click: _AdminClick, version: str | None, notice: str) -> None:
@@ -125,33 +119,29 @@ def _switch_model(client: WebClient, click: _AdminClick, version: str | None, no
         _queued(client, click, notice)
 
 
-def handle_home_rollback(ack: Ack, body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+def handle_home_rollback(
+    ack: Ack, body: dict[str, Any], submitter: JobSubmitter, settings: Settings, admins: AdminPolicy, client: WebClient
+) -> None:
     ack()
-    click = _admin_click(body, context, client)
+    click = _admin_click(body, submitter, settings, admins, client)
     if click is not None:
-        _switch_model(
-            client,
-            click,
-            None,
-            "一つ前のモデルに戻しています… 結果はこのアプリとの DM に届きます。\n"
-            "Rolling back to the previous model… the result comes in your DM with the app.",
-        )
+        _switch_model(client, click, None, HOME_ROLLING_BACK)
 
 
 def handle_home_promote(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    submitter: JobSubmitter,
+    settings: Settings,
+    admins: AdminPolicy,
+    client: WebClient,
 ) -> None:
     ack()
-    click = _admin_click(body, context, client)
+    click = _admin_click(body, submitter, settings, admins, client)
     version = str((action.get("selected_option") or {}).get("value") or "")
     if click is not None and version:
-        _switch_model(
-            client,
-            click,
-            version,
-            f"`{version}` を現在のモデルにしています… 結果はこのアプリとの DM に届きます。\n"
-            f"Making `{version}` current… the result comes in your DM with the app.",
-        )
+        _switch_model(client, click, version, home_making_current(version))
 
 
 def register(app: App) -> None:

@@ -20,13 +20,14 @@ import logging
 import re
 from typing import Any
 
-from slack_bolt import App, BoltContext, Say
+from slack_bolt import App, Say
 
 from bot.listeners.events import answer_once
 from bot.submit import JobSubmitter
 from common.articles import clean_text, extract_urls, has_article, has_words, message_text
 from common.jobs import ClassifyRequest
 from store import newsroom
+from ui.texts import DM_USAGE
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,6 @@ WATCH_MIN_TEXT_CHARS = 200
 _CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _EMOJI = re.compile(r":[a-z0-9_+'-]+:")
-
-DM_USAGE = (
-    "記事の本文かリンクを送ってください。例: `https://news.example.jp/article/123`\n"
-    "Send me an article's text or a link to it, e.g. `https://news.example.jp/article/123`."
-)
 
 
 def without_code_and_emoji(text: str) -> str:
@@ -71,17 +67,18 @@ def is_new_post(event: dict[str, Any], bot_user_id: str | None) -> bool:
     return not thread_ts or thread_ts == event.get("ts")
 
 
-def handle_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext, say: Say) -> None:
+def handle_message(
+    event: dict[str, Any], body: dict[str, Any], submitter: JobSubmitter, say: Say, bot_user_id: str | None = None
+) -> None:
     """Enqueue a watched channel's article or a DM; everything else is acked and ignored.
 
     Like the mention listener this runs before the ack: if enqueueing fails (Redis down) it raises, the event
     is answered 500 (unacked in Socket Mode), and Slack redelivers it.
     """
-    if not is_new_post(event, context.bot_user_id):
+    if not is_new_post(event, bot_user_id):
         return
     channel = str(event.get("channel") or "")
     ts = str(event["ts"])
-    submitter: JobSubmitter = context["submitter"]
     delivery_key = f"message:{channel}:{ts}"
     if event.get("channel_type") == "im":
         text = without_code_and_emoji(message_text(event))
@@ -95,7 +92,7 @@ def handle_message(event: dict[str, Any], body: dict[str, Any], context: BoltCon
         return
     if event.get("channel_type") not in ("channel", "group") or not channel:
         return
-    if context.bot_user_id and f"<@{context.bot_user_id}" in str(event.get("text") or ""):
+    if bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
         return  # the app_mention event of the same message classifies it
     if newsroom.watch_of(submitter.connection, channel) is None:
         return

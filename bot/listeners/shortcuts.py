@@ -6,23 +6,18 @@ import logging
 from typing import Any
 
 from redis.exceptions import RedisError
-from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.listeners.commands import QUEUE_DOWN
 from bot.submit import JobSubmitter
 from common import metrics
 from common.articles import has_article, message_text
-from common.exceptions import BotNotInChannelError
 from common.jobs import ClassifyRequest
+from ui.ids import CLASSIFY_MESSAGE_CALLBACK
+from ui.texts import NOTHING_TO_CLASSIFY, QUEUE_DOWN, not_in_channel
 
 log = logging.getLogger(__name__)
-
-CLASSIFY_MESSAGE_CALLBACK = "classify_message"
-NOTHING_TO_CLASSIFY = (
-    "このメッセージには分類できる本文もリンクもありません。\nThis message has no article text or link to classify."
-)
 
 
 def _tell(
@@ -39,11 +34,11 @@ def _tell(
             raise
         log.info("ephemeral note refused (%s); answering through the response_url", exc.response.get("error"))
     if respond is not None:
-        respond(text=f"{text}\n{BotNotInChannelError.user_message}", response_type="ephemeral", replace_original=False)
+        respond(text=not_in_channel(text), response_type="ephemeral", replace_original=False)
 
 
 def handle_classify_message(
-    ack: Ack, shortcut: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond | None = None
+    ack: Ack, shortcut: dict[str, Any], submitter: JobSubmitter, client: WebClient, respond: Respond | None = None
 ) -> None:
     """Ack, then enqueue; Slack never redelivers a shortcut, so a failure to enqueue is told to the user.
 
@@ -60,7 +55,6 @@ def handle_classify_message(
         metrics.REQUESTS.labels(kind="shortcut", outcome="usage").inc()
         _tell(client, respond, channel, user, NOTHING_TO_CLASSIFY, thread_ts)
         return
-    submitter: JobSubmitter = context["submitter"]
     request = ClassifyRequest(
         request_id=shortcut["trigger_id"],
         text=text,

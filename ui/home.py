@@ -1,9 +1,9 @@
 """The App Home: what it shows, read from Redis (:func:`gather`), and the Block Kit view (:func:`home_view`).
 
 Both the bot (on ``app_home_opened`` and after a Home button) and the worker (after it made another model
-current, for everyone who opened the Home lately) publish it with ``views.publish``; this module imports
-neither Bolt nor slack_sdk, so each publishes with its own client. The view keeps Slack's limits: at most
-HOME_MAX_BLOCKS blocks, and no section text over SECTION_TEXT_MAX characters.
+current, for everyone who opened the Home lately) publish it with ``views.publish``, each with its own client.
+The view keeps Slack's limits: at most HOME_MAX_BLOCKS blocks, and no section text over SECTION_TEXT_MAX
+characters.
 
 The model shown is the one the workers serve, from the serving state each publishes (the bot never reads
 MODEL_DIR). A worker that has just made another version current passes that version's facts as
@@ -22,41 +22,38 @@ from zoneinfo import ZoneInfo
 from redis import Redis
 
 from common.labels import LIVEDOOR, LabelSet
-from common.progress import PHASES, figure, progress_line
+from common.mrkdwn import escape
 from store import activity, feedback, newsroom, retraining, serving
 from store.activity import RecentClassification
 from store.feedback import FeedbackTally
 from store.newsroom import Route, Watch
 from store.retraining import TrainingProgress
 from store.serving import ModelFacts, ServingState
+from ui.blocks import (
+    SECTION_TEXT_MAX,
+    actions,
+    button,
+    clip,
+    confirm,
+    context,
+    divider,
+    fields,
+    header,
+    option,
+    plain,
+    section,
+)
+from ui.commands import ResponseType, home_help
+from ui.ids import HOME_ADMIN_BLOCK_ID, HOME_PROMOTE_ACTION, HOME_ROLLBACK_ACTION, home_retrain_action
+from ui.progress import PHASES, figure, progress_line
 
-# Slack's limits on a Home view, and what this view keeps to.
+# Slack's limits on a Home view (and on its texts: ui.blocks), and what this view keeps to.
 HOME_MAX_BLOCKS = 100
-SECTION_TEXT_MAX = 3000
-FIELD_TEXT_MAX = 2000
-OPTION_TEXT_MAX = 75
 SELECT_OPTIONS_MAX = 100
 LISTED_WORKERS = 10
 LISTED_CHANNELS = 30
 
-# The admins' Home actions (handled by bot/listeners/home.py, checked on the server there).
-HOME_RETRAIN_ACTION = "home_retrain"  # value: "bert" or "linear"
-HOME_ROLLBACK_ACTION = "home_rollback"
-HOME_PROMOTE_ACTION = "home_promote"  # a static_select; the selected option's value is the version
-HOME_ADMIN_BLOCK_ID = "home_admin"
-RETRAIN_TYPES = ("bert", "linear")
-
-HELP = (
-    "*分類する / Classify*\n"
-    "• `@newsbot <本文 or リンク>` とメンション / mention the bot with an article's text or link\n"
-    "• `/classify-news <本文 or リンク>` (結果はあなたに / the result is shown to you)\n"
-    "• メッセージの「…」→ *Classify this article* / a message's ⋯ menu → *Classify this article*\n"
-    "*フィードバック / Feedback*\n"
-    "• 結果の「👍 正しい / Correct」か「👎 違う / Wrong」を押して正しいカテゴリを選ぶと、次の再学習で使われます。\n"
-    "  Press Correct or Wrong on a result (and pick the right category): the next retraining learns from it.\n"
-    "*管理者 / Admins*\n"
-    "• `/retrain [epochs=N base=NAME type=bert|linear force]`, `/retrain status`, `/retrain rollback [version]`"
-)
+RETRAIN_TYPES = ("bert", "linear")  # a retrain button each
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +75,7 @@ class HomeData:
     notice: str = ""
     at: float = field(default_factory=time.time)
     timezone: str = "UTC"  # the newsroom's, where "today" and "last 7 days" begin (NEWSROOM_TIMEZONE)
+    classify_response_type: ResponseType = "in_channel"  # where /classify-news answers (CLASSIFY_RESPONSE_TYPE)
 
 
 def gather(
@@ -86,10 +84,12 @@ def gather(
     is_admin: bool,
     *,
     timezone: str,
+    classify_response_type: ResponseType,
     notice: str = "",
     announced: ModelFacts | None = None,
 ) -> HomeData:
-    """Read what ``user``'s Home shows from Redis; the day counts are calendar days in ``timezone`` (IANA)."""
+    """Read what ``user``'s Home shows from Redis; the day counts are calendar days in ``timezone`` (IANA), and
+    its help says where ``/classify-news`` answers (``classify_response_type``)."""
     today, week = activity.classified_counts(connection, tz=ZoneInfo(timezone))
     lock = retraining.training_lock(connection) if is_admin else None
     return HomeData(
@@ -107,40 +107,11 @@ def gather(
         announced=announced,
         notice=notice,
         timezone=timezone,
+        classify_response_type=classify_response_type,
     )
 
 
 # --- text helpers -------------------------------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Text from users or pages, safe in mrkdwn (Slack's three control characters)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)}}
-
-
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, 150)}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)}]}
-
-
-def _fields(*pairs: tuple[str, str]) -> dict[str, Any]:
-    fields = [{"type": "mrkdwn", "text": clip(f"*{name}*\n{value}", FIELD_TEXT_MAX)} for name, value in pairs]
-    return {"type": "section", "fields": fields[:10]}
-
-
-def _plain(text: str) -> dict[str, str]:
-    return {"type": "plain_text", "text": text}
 
 
 def _date(at: float, fallback: str) -> str:
@@ -182,14 +153,14 @@ def served_model(workers: list[ServingState]) -> ModelFacts | None:
 
 
 def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
-    blocks = [_header("現在のモデル / Current model")]
+    blocks = [header("現在のモデル / Current model")]
     served = served_model(data.workers)
     model = data.announced or served
     if model is None:
-        blocks.append(_section("まだモデルが読み込まれていません。/ No worker serves a model yet."))
+        blocks.append(section("まだモデルが読み込まれていません。/ No worker serves a model yet."))
     else:
         blocks.append(
-            _fields(
+            fields(
                 ("バージョン / Version", f"`{escape(model.version)}`"),
                 ("種類 / Type", escape(model.model_type or "—")),
                 ("学習日時 / Trained", _iso_date(model.trained_at)),
@@ -199,16 +170,16 @@ def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
         )
         if model.labels:
             names = ", ".join(category_name(label, model.label_set) for label in model.labels)
-            blocks.append(_context(f"ラベル / Labels ({len(model.labels)}): {names}"))
+            blocks.append(context(f"ラベル / Labels ({len(model.labels)}): {names}"))
         loading = [w.worker for w in data.workers if w.version != model.version]
         if data.announced is not None and (loading or not data.workers):
             blocks.append(
-                _context(
+                context(
                     f":arrows_counterclockwise: `{escape(model.version)}` が現在のモデルになりました。"
                     f"ワーカーが読み込み中です。 / `{escape(model.version)}` is now current; workers are loading it."
                 )
             )
-    blocks.append(_section(_workers_text(data.workers)))
+    blocks.append(section(_workers_text(data.workers)))
     return blocks
 
 
@@ -244,15 +215,15 @@ def bounded(lines: list[str], hidden: int = 0, limit: int = SECTION_TEXT_MAX - 2
 
 def _activity_blocks(data: HomeData) -> list[dict[str, Any]]:
     return [
-        _header("利用状況 / Activity"),
-        _fields(
+        header("利用状況 / Activity"),
+        fields(
             ("今日の分類 / Classified today", str(data.classified_today)),
             ("直近7日 / Last 7 days", str(data.classified_week)),
             ("👍 正しい / Correct", str(data.feedback.correct)),
             ("👎 違う / Wrong", str(data.feedback.wrong)),
             ("次の再学習を待つ訂正 / Corrections for the next retraining", str(data.feedback.waiting)),
         ),
-        _context(
+        context(
             f"日付は {escape(data.timezone)} の暦日 / days are calendar days in {escape(data.timezone)}; "
             "フィードバックは各人の最新の回答 / each person's latest answer"
         ),
@@ -260,16 +231,16 @@ def _activity_blocks(data: HomeData) -> list[dict[str, Any]]:
 
 
 def _recent_blocks(data: HomeData) -> list[dict[str, Any]]:
-    blocks = [_header("あなたの最近の分類 / Your recent classifications")]
+    blocks = [header("あなたの最近の分類 / Your recent classifications")]
     if not data.recent:
-        blocks.append(_section("まだありません。/ Nothing yet."))
+        blocks.append(section("まだありません。/ Nothing yet."))
         return blocks
     lines = [
         f"• {escape(item.title) or '(本文なし / no text)'} → *{escape(item.shown_label)}* "
         f"({_date(item.at, _utc(item.at))})"
         for item in data.recent
     ]
-    blocks.append(_section(bounded(lines)))
+    blocks.append(section(bounded(lines)))
     return blocks
 
 
@@ -279,9 +250,9 @@ def _newsroom_blocks(data: HomeData) -> list[dict[str, Any]]:
     labels = model.label_set if model is not None else None
     routed = [f"{category_name(r.label, labels)} → <#{escape(r.channel)}>" for r in data.routes]
     return [
-        _header("ウォッチ中のチャンネルと振り分け / Watched channels and routes"),
-        _section("*ウォッチ中 / Watched*\n" + _listing(watched, "なし / none")),
-        _section("*振り分け / Routes*\n" + _listing(routed, "なし / none")),
+        header("ウォッチ中のチャンネルと振り分け / Watched channels and routes"),
+        section("*ウォッチ中 / Watched*\n" + _listing(watched, "なし / none")),
+        section("*振り分け / Routes*\n" + _listing(routed, "なし / none")),
     ]
 
 
@@ -313,53 +284,39 @@ def version_choices(workers: list[ServingState]) -> list[tuple[str, str]]:
     return sorted(seen.items(), reverse=True)[:SELECT_OPTIONS_MAX]
 
 
-def _confirm(title: str, text: str, yes: str) -> dict[str, Any]:
-    return {
-        "title": _plain(title),
-        "text": {"type": "mrkdwn", "text": text},
-        "confirm": _plain(yes),
-        "deny": _plain("やめる / Cancel"),
-    }
-
-
 def _admin_blocks(data: HomeData) -> list[dict[str, Any]]:
     model = data.announced or served_model(data.workers)
     current = model.version if model else None
     elements: list[dict[str, Any]] = [
-        {
-            "type": "button",
-            "action_id": f"{HOME_RETRAIN_ACTION}_{kind}",
-            "value": kind,
-            "text": _plain(f"再学習 / Retrain ({kind})"),
-            "confirm": _confirm(
+        button(
+            f"再学習 / Retrain ({kind})",
+            home_retrain_action(kind),
+            kind,
+            confirmation=confirm(
                 "再学習しますか？ / Retrain?",
                 f"type={kind}、既定の設定で学習します。進捗はこのアプリとの DM に表示します。\n"
                 f"Trains a {kind} model with the default settings; progress shows in your DM with the app.",
                 "学習 / Train",
             ),
-        }
+        )
         for kind in RETRAIN_TYPES
     ]
     elements[0]["style"] = "primary"
     elements.append(
-        {
-            "type": "button",
-            "action_id": HOME_ROLLBACK_ACTION,
-            "value": "previous",
-            "style": "danger",
-            "text": _plain("ロールバック / Roll back"),
-            "confirm": _confirm(
+        button(
+            "ロールバック / Roll back",
+            HOME_ROLLBACK_ACTION,
+            "previous",
+            style="danger",
+            confirmation=confirm(
                 "ロールバックしますか？ / Roll back?",
                 "一つ前のモデルに戻します。/ Makes the previous model current again.",
                 "戻す / Roll back",
             ),
-        }
+        )
     )
     options = [
-        {
-            "text": _plain(clip(f"{version}{' (current)' if version == current else ''} {summary}", OPTION_TEXT_MAX)),
-            "value": version,
-        }
+        option(f"{version}{' (current)' if version == current else ''} {summary}", version)
         for version, summary in version_choices(data.workers)
     ]
     if options:
@@ -367,9 +324,9 @@ def _admin_blocks(data: HomeData) -> list[dict[str, Any]]:
             {
                 "type": "static_select",
                 "action_id": HOME_PROMOTE_ACTION,
-                "placeholder": _plain("バージョンを採用 / Promote a version"),
+                "placeholder": plain("バージョンを採用 / Promote a version"),
                 "options": options,
-                "confirm": _confirm(
+                "confirm": confirm(
                     "採用しますか？ / Promote?",
                     "選んだバージョンを現在のモデルにします。/ Makes the chosen version current.",
                     "採用 / Promote",
@@ -377,13 +334,13 @@ def _admin_blocks(data: HomeData) -> list[dict[str, Any]]:
             }
         )
     blocks = [
-        {"type": "divider"},
-        _header("管理 / Admin"),
-        _section("*学習 / Training*\n" + training_text(data.training_job, data.training)),
-        {"type": "actions", "block_id": HOME_ADMIN_BLOCK_ID, "elements": elements},
+        divider(),
+        header("管理 / Admin"),
+        section("*学習 / Training*\n" + training_text(data.training_job, data.training)),
+        actions(elements, HOME_ADMIN_BLOCK_ID),
     ]
     if not options:
-        blocks.append(_context("採用できるバージョンの情報がまだありません / no versions reported by the workers yet"))
+        blocks.append(context("採用できるバージョンの情報がまだありません / no versions reported by the workers yet"))
     return blocks
 
 
@@ -392,19 +349,19 @@ def _admin_blocks(data: HomeData) -> list[dict[str, Any]]:
 
 def home_view(data: HomeData) -> dict[str, Any]:
     """The Home tab for ``data.user``: a ``views.publish`` view within Slack's limits."""
-    blocks: list[dict[str, Any]] = [_header("📰 newsbot")]
+    blocks: list[dict[str, Any]] = [header("📰 newsbot")]
     if data.notice:
-        blocks.append(_section(data.notice))
+        blocks.append(section(data.notice))
     blocks += _model_blocks(data)
-    blocks.append({"type": "divider"})
+    blocks.append(divider())
     blocks += _activity_blocks(data)
     blocks += _recent_blocks(data)
     blocks += _newsroom_blocks(data)
-    blocks.append({"type": "divider"})
-    blocks += [_header("使い方 / How to use"), _section(HELP)]
+    blocks.append(divider())
+    blocks += [header("使い方 / How to use"), section(home_help(data.classify_response_type))]
     if data.is_admin:
         blocks += _admin_blocks(data)
     blocks.append(
-        _context(f"更新 / Updated {_date(data.at, time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(data.at)))}")
+        context(f"更新 / Updated {_date(data.at, time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(data.at)))}")
     )
     return {"type": "home", "blocks": blocks[:HOME_MAX_BLOCKS]}

@@ -1,6 +1,6 @@
 """What the worker says in Slack: results and failures, in Japanese and English, as Block Kit.
 
-Blocks are built with slack_sdk's block models. Every reply also has a plain ``text`` (Slack's notification
+Every reply also has a plain ``text`` (Slack's notification
 fallback) naming the label in backticks and the confidence. Labels are shown with the display names of the model
 that predicted them (``政治 / Politics``; the label alone when it has none), escaped like everything else that
 comes from a newsroom's files. One message answers one Slack message: a single
@@ -15,27 +15,60 @@ left out of the reply, and the reply says how many.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    DividerBlock,
-    MarkdownTextObject,
-    PlainTextObject,
-    SectionBlock,
+from common.mrkdwn import escape, link, one_line, truncate
+from ui.blocks import Block, actions, block_text_chars, button, context, divider, section
+from ui.ids import (
+    ERROR_BLOCK_ID,
+    FEEDBACK_CORRECT_ACTION,
+    FEEDBACK_WRONG_ACTION,
+    article_error_block_id,
+    feedback_block_id,
+    meta_block_id,
+    result_block_id,
 )
 
-from common.jobs import FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION
-from common.mrkdwn import escape, link, one_line, truncate
-from worker.pipeline import ArticleResult
+
+class ArticleResult(Protocol):
+    """What a reply shows of one article (the worker's ``worker.pipeline.ArticleResult``)."""
+
+    @property
+    def url(self) -> str | None: ...
+
+    @property
+    def record_id(self) -> str | None: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    @property
+    def classified(self) -> bool: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+    @property
+    def title(self) -> str | None: ...
+
+    @property
+    def user_error(self) -> str: ...
+
+    def display(self, label: str | None = None) -> str: ...
+
+    def name(self, label: str, language: str) -> str: ...
+
+    def top(self, k: int) -> list[tuple[str, float]]: ...
+
 
 BAR_WIDTH = 10
 TOP_K = 3
 # Slack allows 50 blocks per message. A reply keeps one for its notes (links skipped, articles left out) and one
-# for the feedback counts the bot adds to it on the first click (bot.blocks.with_counts).
+# for the feedback counts the bot adds to it on the first click (ui.feedback.with_counts).
 SLACK_MAX_BLOCKS = 50
 MAX_REPLY_BLOCKS = SLACK_MAX_BLOCKS - 1
 _ARTICLE_BLOCKS = MAX_REPLY_BLOCKS - 1
@@ -112,17 +145,17 @@ def _error_detail(item: ArticleResult) -> str:
     return f":warning: {escape(item.user_error, _ERROR_CHARS)}"
 
 
-def _section(text: str, block_id: str) -> SectionBlock:
+def _section(text: str, block_id: str) -> Block:
     # Every outside piece is cut before or while it is escaped (title 150 characters, error detail 1,000, link
     # URL 1,000), so a section stays far below the limit; this cut is only a last guard.
-    return SectionBlock(text=MarkdownTextObject(text=truncate(text, MAX_SECTION_CHARS)), block_id=block_id)
+    return section(truncate(text, MAX_SECTION_CHARS), block_id)
 
 
 def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[Block]:
     heading = link(item.url) if item.url else ""
     if not item.classified:
         text = "\n".join(part for part in (heading, _error_detail(item)) if part)
-        return [_section(text, f"error-{index}")]
+        return [_section(text, article_error_block_id(index))]
     title = _title(item)
     if title:
         heading = link(item.url, title) if item.url else f"*{escape(title)}*"
@@ -135,29 +168,17 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
         verdict = f"{_label_with_names(item)}\n確信度 / Confidence: *{item.confidence:.0%}*"
     body = "\n".join(part for part in (heading, verdict, _scores_mrkdwn(item)) if part)
     blocks: list[Block] = [
-        _section(body, f"result-{index}"),
-        ContextBlock(
-            elements=[MarkdownTextObject(text=f"model `{item.model_version}` · ref `{item.record_id}`")],
-            block_id=f"meta-{index}",
-        ),
+        _section(body, result_block_id(index)),
+        context(f"model `{item.model_version}` · ref `{item.record_id}`", meta_block_id(index)),
     ]
     if item.record_id:
         blocks.append(
-            ActionsBlock(
-                block_id=f"feedback-{index}",
-                elements=[
-                    ButtonElement(
-                        text=PlainTextObject(text="正しい / Correct"),
-                        action_id=FEEDBACK_CORRECT_ACTION,
-                        value=item.record_id,
-                        style="primary",
-                    ),
-                    ButtonElement(
-                        text=PlainTextObject(text="違う / Wrong"),
-                        action_id=FEEDBACK_WRONG_ACTION,
-                        value=item.record_id,
-                    ),
+            actions(
+                [
+                    button("正しい / Correct", FEEDBACK_CORRECT_ACTION, item.record_id, style="primary"),
+                    button("違う / Wrong", FEEDBACK_WRONG_ACTION, item.record_id),
                 ],
+                feedback_block_id(index),
             )
         )
     return blocks
@@ -171,21 +192,6 @@ def _text_line(item: ArticleResult, threshold: float) -> str:
         return f"{escape(title)}: {line}" if title else line
     detail = _error_detail(item)
     return f"{link(item.url)}\n{detail}" if item.url else detail
-
-
-def block_text_chars(blocks: list[dict[str, Any]]) -> int:
-    """All text in ``blocks`` (every text object's ``text``), as Slack counts it for msg_blocks_too_long."""
-    total = 0
-    stack: list[Any] = list(blocks)
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            if value.get("type") in ("mrkdwn", "plain_text") and isinstance(value.get("text"), str):
-                total += len(value["text"])
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return total
 
 
 def dropped_note(dropped: int, max_links: int) -> str:
@@ -202,7 +208,9 @@ def left_out_note(left_out: int, total: int) -> str:
     )
 
 
-def reply_message(items: list[ArticleResult], threshold: float, dropped: int = 0, max_links: int = 0) -> dict[str, Any]:
+def reply_message(
+    items: Sequence[ArticleResult], threshold: float, dropped: int = 0, max_links: int = 0
+) -> dict[str, Any]:
     """``text`` and ``blocks`` of the reply to one Slack message (one or more articles), within Slack's limits.
 
     Articles are added in order while they fit the block budget; the plain ``text`` lists the shown ones while
@@ -212,7 +220,7 @@ def reply_message(items: list[ArticleResult], threshold: float, dropped: int = 0
     block_chars = 0
     shown = 0
     for index, item in enumerate(items):
-        piece = [b.to_dict() for b in ([DividerBlock()] if index else []) + _article_blocks(item, threshold, index)]
+        piece = ([divider()] if index else []) + _article_blocks(item, threshold, index)
         chars = block_text_chars(piece)
         if len(blocks) + len(piece) > _ARTICLE_BLOCKS or block_chars + chars > MAX_BLOCKS_TEXT_CHARS - _NOTES_CHARS:
             break
@@ -234,7 +242,7 @@ def reply_message(items: list[ArticleResult], threshold: float, dropped: int = 0
     if shown < len(items):
         notes.append(left_out_note(len(items) - shown, len(items)))
     if notes:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="\n".join(notes))]).to_dict())
+        blocks.append(context("\n".join(notes)))
     if len(lines) < shown:  # in the blocks, but past the text's budget
         lines.append(f"ほか{shown - len(lines)}件 / {shown - len(lines)} more")
     if shown < len(items):
@@ -256,4 +264,4 @@ def error_text(user_message: str, reference: str | None = None) -> str:
 
 def error_message(user_message: str, reference: str | None = None) -> dict[str, Any]:
     text = error_text(user_message, reference)
-    return {"text": text, "blocks": [_section(text, "error").to_dict()]}
+    return {"text": text, "blocks": [_section(text, ERROR_BLOCK_ID)]}

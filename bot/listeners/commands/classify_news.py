@@ -1,0 +1,173 @@
+"""``/classify-news <text or links>``, and its admins' newsroom subcommands (``watch``, ``route …``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.admins import AdminPolicy
+from bot.newsroom import NewsroomCommand, RouteCommand, no_watch_in_dm, parse_newsroom, route_labels
+from bot.submit import JobSubmitter
+from common import metrics
+from common.articles import has_article
+from common.exceptions import NewsbotError, NotAdminError, RouteRefusedError
+from common.jobs import ClassifyRequest, RouteRequest
+from common.settings import Settings
+from store import newsroom
+from store.newsroom import Watch
+from ui.commands import CLASSIFY_NEWS, classify_usage
+from ui.newsroom import route_checking, route_cleared, route_list, watch_list, watching_off, watching_on
+from ui.texts import CLASSIFYING, QUEUE_DOWN
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NewsroomCall:
+    """An admin's newsroom subcommand, checked: who ran it, where, with the route's label and desk if any."""
+
+    command: dict[str, Any]
+    submitter: JobSubmitter
+    user: str
+    channel: str
+    label: str = ""
+    desk: str = ""
+
+    @property
+    def connection(self) -> Redis:
+        return self.submitter.connection
+
+    def require_channel(self) -> None:
+        """Refuse a watch of a DM (the articles sent there are always classified)."""
+        if self.channel.startswith("D"):
+            raise no_watch_in_dm()
+
+
+def _watch(call: NewsroomCall) -> str:
+    call.require_channel()
+    newsroom.put_watch(call.connection, Watch(channel=call.channel, by=call.user, at=time.time()))
+    return watching_on(call.channel)
+
+
+def _unwatch(call: NewsroomCall) -> str:
+    call.require_channel()
+    return watching_off(call.channel, newsroom.remove_watch(call.connection, call.channel))
+
+
+def _watching(call: NewsroomCall) -> str:
+    return watch_list(newsroom.watches(call.connection))
+
+
+def _route_set(call: NewsroomCall) -> str:
+    """Only enqueued: a worker checks the desk channel (conversations.info, a Slack call kept out of the ack) and
+    answers through the command's response_url."""
+    trigger = call.command["trigger_id"]
+    route = RouteRequest(
+        request_id=trigger,
+        user=call.user,
+        channel=call.channel,
+        label=call.label,
+        desk=call.desk,
+        response_url=call.command.get("response_url"),
+    )
+    call.submitter.submit_route(route, delivery_key=f"command:{trigger}")
+    return route_checking(call.label, call.desk)
+
+
+def _route_list(call: NewsroomCall) -> str:
+    return route_list(newsroom.routes(call.connection))
+
+
+def _route_clear(call: NewsroomCall) -> str:
+    return route_cleared(call.label, newsroom.remove_route(call.connection, call.label))
+
+
+# The newsroom subcommands (ui.commands names them for the help): each answers the admin with a text.
+SUBCOMMANDS: dict[str, Callable[[NewsroomCall], str]] = {
+    "watch": _watch,
+    "unwatch": _unwatch,
+    "watching": _watching,
+    "route set": _route_set,
+    "route list": _route_list,
+    "route clear": _route_clear,
+}
+
+
+def handle_classify_news(
+    ack: Ack,
+    command: dict[str, Any],
+    submitter: JobSubmitter,
+    settings: Settings,
+    admins: AdminPolicy,
+    respond: Respond,
+    client: WebClient | None = None,
+) -> None:
+    """Ack with a short ephemeral note, then enqueue; the worker answers through the command's response_url.
+
+    A newsroom subcommand (:data:`SUBCOMMANDS`) is the admins' instead: :func:`handle_newsroom`.
+    """
+    text = command.get("text") or ""
+    try:
+        newsroom = parse_newsroom(text.strip(), lambda: route_labels(submitter.connection))
+    except RouteRefusedError as exc:
+        ack(text=exc.user_message, response_type="ephemeral")
+        return
+    if newsroom is not None:
+        handle_newsroom(ack, command, submitter, admins, client, newsroom)
+        return
+    if not has_article(text):
+        metrics.REQUESTS.labels(kind="command", outcome="usage").inc()
+        ack(text=classify_usage(), response_type="ephemeral")
+        return
+    ack(text=CLASSIFYING, response_type="ephemeral")
+    request = ClassifyRequest(
+        request_id=command["trigger_id"],
+        text=text,
+        channel=command["channel_id"],
+        user=command.get("user_id"),
+        response_url=command.get("response_url"),
+        response_type=settings.classify_response_type,
+        source="command",
+    )
+    try:
+        submitter.submit_classify(request, delivery_key=f"command:{command['trigger_id']}")
+    except RedisError:
+        log.exception("could not enqueue /classify-news %s", command["trigger_id"])
+        respond(text=QUEUE_DOWN, response_type="ephemeral")
+
+
+def handle_newsroom(
+    ack: Ack,
+    command: dict[str, Any],
+    submitter: JobSubmitter,
+    admins: AdminPolicy,
+    client: WebClient | None,
+    newsroom: NewsroomCommand,
+) -> None:
+    """An admin's watch or route subcommand, checked here on the server; answered in the ack, to the admin alone."""
+    user = command.get("user_id", "")
+    label, desk = (newsroom.label, newsroom.desk) if isinstance(newsroom, RouteCommand) else ("", "")
+    call = NewsroomCall(command, submitter, user, command["channel_id"], label=label, desk=desk)
+    try:
+        if client is None:  # Bolt hands every listener its client; only a direct call could lack one
+            raise NotAdminError("no Slack client to check the user with")
+        admins.require(client, user)
+        answer = SUBCOMMANDS[newsroom.name](call)
+    except NewsbotError as exc:
+        answer = exc.user_message
+    except RedisError:
+        log.exception("could not carry out %s %s", CLASSIFY_NEWS, command.get("text"))
+        answer = QUEUE_DOWN
+    ack(text=answer, response_type="ephemeral")
+
+
+def register(app: App) -> None:
+    app.command(CLASSIFY_NEWS)(handle_classify_news)

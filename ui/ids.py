@@ -1,0 +1,72 @@
+"""Every id the views put in Slack and the bot's listeners match: action ids, block ids, callback ids.
+
+A classification reply's feedback buttons carry the classification record id as their ``value`` (see
+``store.classifications.ClassificationRecord``); the category select's block id carries it after
+:data:`CHOOSE_BLOCK_PREFIX`.
+"""
+
+from __future__ import annotations
+
+# --- classification replies (rendered by the worker, handled by the bot) ------------------------------------
+FEEDBACK_CORRECT_ACTION = "feedback_correct"
+FEEDBACK_WRONG_ACTION = "feedback_wrong"
+FEEDBACK_CHOOSE_ACTION = "feedback_choose"
+# The context block with the feedback counts on a classification reply; replaced on every click.
+COUNTS_BLOCK_ID = "newsbot_feedback_counts"
+# The select's block id carries the classification record id: ``feedback_choose:<record id>``.
+CHOOSE_BLOCK_PREFIX = "feedback_choose:"
+
+
+def choose_block_id(record_id: str) -> str:
+    """The category select's block id, carrying the classification record id."""
+    return f"{CHOOSE_BLOCK_PREFIX}{record_id}"
+
+
+def chosen_record(block_id: str) -> str | None:
+    """The record id a category select's block id carries, or None for another block."""
+    return block_id.removeprefix(CHOOSE_BLOCK_PREFIX) if block_id.startswith(CHOOSE_BLOCK_PREFIX) else None
+
+
+# The message block that shows an error instead of a reply.
+ERROR_BLOCK_ID = "error"
+
+
+def result_block_id(index: int) -> str:
+    """The section with the ``index``-th article's result."""
+    return f"result-{index}"
+
+
+def meta_block_id(index: int) -> str:
+    """The context under the ``index``-th article's result (its model version and record id)."""
+    return f"meta-{index}"
+
+
+def feedback_block_id(index: int) -> str:
+    """The actions block with the ``index``-th article's feedback buttons."""
+    return f"feedback-{index}"
+
+
+def article_error_block_id(index: int) -> str:
+    """The section saying why the ``index``-th article was not classified."""
+    return f"error-{index}"
+
+
+# --- the /retrain report --------------------------------------------------------------------------------------
+# An admin button on a /retrain report that was not promoted: make that version current anyway.
+RETRAIN_PROMOTE_ACTION = "retrain_promote"
+RETRAIN_PROMOTE_BLOCK_ID = "retrain_promote"
+
+# --- the App Home (handled by bot/listeners/home.py, checked on the server there) ----------------------------
+HOME_RETRAIN_ACTION = "home_retrain"  # ``home_retrain_<type>``; value: the model type
+HOME_ROLLBACK_ACTION = "home_rollback"
+HOME_PROMOTE_ACTION = "home_promote"  # a static_select; the selected option's value is the version
+HOME_ADMIN_BLOCK_ID = "home_admin"
+
+
+def home_retrain_action(model_type: str) -> str:
+    """The action id of the Home's retrain button for ``model_type``."""
+    return f"{HOME_RETRAIN_ACTION}_{model_type}"
+
+
+# --- the message shortcut (manifest.yml names it too) ---------------------------------------------------------
+CLASSIFY_MESSAGE_CALLBACK = "classify_message"
