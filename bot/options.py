@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from common.exceptions import InvalidRetrainOptionsError
+from common.kinds import MODEL_KINDS, ModelKind, model_kind
 
 # A hub model id: ``org/name``, each part starting with a letter or digit, no path tricks.
 _HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -27,7 +27,7 @@ class TrainCommand:
 
     epochs: float | None = None
     base_model: str | None = None
-    model_type: Literal["bert", "linear"] = "bert"
+    model_type: ModelKind = "bert"
     force: bool = False
 
 
@@ -114,7 +114,7 @@ def parse_retrain(text: str, *, max_epochs: float = 20.0) -> RetrainCommand:
     seen: set[str] = set()
     epochs: float | None = None
     base: str | None = None
-    model_type: Literal["bert", "linear"] = "bert"
+    model_type: ModelKind = "bert"
     force = False
     for token in tokens:
         name, sep, value = token.partition("=")
@@ -138,8 +138,9 @@ def parse_retrain(text: str, *, max_epochs: float = 20.0) -> RetrainCommand:
             epochs = parse_epochs(value, max_epochs)
         elif name == "base":
             base = parse_base(value)
-        elif value in ("bert", "linear"):
-            model_type = "bert" if value == "bert" else "linear"
+        elif (kind := model_kind(value)) is not None:
+            model_type = kind
         else:
-            raise _refuse(f"type は bert か linear です (`{value}`)", f"type must be bert or linear, not `{value}`")
+            ja, en = " か ".join(MODEL_KINDS), " or ".join(MODEL_KINDS)
+            raise _refuse(f"type は {ja} です (`{value}`)", f"type must be {en}, not `{value}`")
     return TrainCommand(epochs=epochs, base_model=base, model_type=model_type, force=force)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from redis import Redis
 
 from common import state
+from common.kinds import MODEL_KINDS
 from common.labels import LIVEDOOR, LabelSet
 from common.progress import PHASES, figure, progress_line
 from common.state import (
@@ -44,11 +45,10 @@ LISTED_WORKERS = 10
 LISTED_CHANNELS = 30
 
 # The admins' Home actions (handled by bot/listeners/home.py, checked on the server there).
-HOME_RETRAIN_ACTION = "home_retrain"  # value: "bert" or "linear"
+HOME_RETRAIN_ACTION = "home_retrain"  # value: a model kind (common.kinds.MODEL_KINDS)
 HOME_ROLLBACK_ACTION = "home_rollback"
 HOME_PROMOTE_ACTION = "home_promote"  # a static_select; the selected option's value is the version
 HOME_ADMIN_BLOCK_ID = "home_admin"
-RETRAIN_TYPES = ("bert", "linear")
 
 HELP = (
     "*分類する / Classify*\n"
@@ -342,7 +342,7 @@ def _admin_blocks(data: HomeData) -> list[dict[str, Any]]:
                 "学習 / Train",
             ),
         }
-        for kind in RETRAIN_TYPES
+        for kind in MODEL_KINDS
     ]
     elements[0]["style"] = "primary"
     elements.append(

@@ -21,8 +21,9 @@ from bot.home import open_home, publish_home
 from bot.submit import JobSubmitter
 from common import state
 from common.exceptions import NewsbotError, TrainingInProgressError
-from common.home import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION, RETRAIN_TYPES
+from common.home import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION
 from common.jobs import ROLLBACK_JOB, AdminRequest, RetrainRequest
+from common.kinds import MODEL_KINDS, model_kind
 from common.progress import progress_line
 from common.settings import Settings
 
@@ -32,7 +33,7 @@ REOPEN = (
     "ホームタブを開き直してからもう一度お試しください。\n"
     "Please open the Home tab again, then try once more (the bot does not know your DM with it yet)."
 )
-RETRAIN_ACTIONS = re.compile(rf"^{HOME_RETRAIN_ACTION}_({'|'.join(RETRAIN_TYPES)})$")
+RETRAIN_ACTIONS = re.compile(rf"^{HOME_RETRAIN_ACTION}_({'|'.join(MODEL_KINDS)})$")
 
 
 def handle_app_home_opened(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
@@ -93,15 +94,15 @@ def handle_home_retrain(
     if click is None:
         return
     settings: Settings = context["settings"]
-    kind = str(action.get("value", ""))
-    if kind not in RETRAIN_TYPES:
-        log.warning("home retrain with an unexpected type %r", kind)
+    kind = model_kind(str(action.get("value", "")))
+    if kind is None:
+        log.warning("home retrain with an unexpected type %r", action.get("value"))
         return
     request = RetrainRequest(
         request_id=click.trigger,
         user=click.user,
         channel=click.channel,
-        model_type="linear" if kind == "linear" else "bert",
+        model_type=kind,
     )
     try:
         job_id = click.submitter.submit_retrain(request, f"home:{click.trigger}", settings.retrain_timeout_s)
