@@ -131,3 +131,27 @@ def test_the_training_options_default_to_the_settings_constants() -> None:
 
     assert BertOptions().base_model == DEFAULT_BASE_MODEL and DataOptions().data == LIVEDOOR_CORPUS_URL
     assert {f.name for f in fields(BertOptions)} >= {"base_model"}
+
+
+def test_serving_recognises_loads_and_configures_each_kind_by_its_table_row(tmp_path: Path, tiny_model: Path) -> None:
+    from newsmodel.kinds import served_kind_of
+    from newsmodel.loading import load_served, model_type_of
+    from newsmodel.prediction import Serving
+    from testkit.samples import SAMPLES
+    from training.linear import fit_linear, save_linear
+
+    texts = [text for texts in SAMPLES.values() for text in texts]
+    save_linear(fit_linear(texts, [slug for slug, texts in SAMPLES.items() for _ in texts]), tmp_path / "linear")
+    (tmp_path / "empty").mkdir()
+    assert [model_type_of(tmp_path / name) for name in ("linear", "empty")] == ["linear", "unknown"]
+    assert served_kind_of(tiny_model) is SERVED_KINDS["bert"] and served_kind_of(tmp_path / "empty") is None
+
+    kind, linear = load_served(tmp_path / "linear", "v1")
+    assert kind is SERVED_KINDS["linear"] and linear.version == "v1"
+    kind.configure(linear, Serving(max_length=64))
+    assert kind.device(linear) is None
+    bert_kind, bert = load_served(tiny_model, "v2", device="cpu")
+    bert_kind.configure(bert, Serving(max_length=64, batch_size=4))
+    assert bert_kind.device(bert) == "cpu" and (bert.max_length, bert.batch_size) == (64, 4)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        bert_kind.configure(linear, Serving())
