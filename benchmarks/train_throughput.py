@@ -65,8 +65,9 @@ def main() -> None:
     )
 
     from common.labels import SLUGS, id2label, label2id
-    from training.bert import mixed_precision, tokenize
+    from training.bert import tokenize
     from training.corpus import load_corpus
+    from training.options import mixed_precision
 
     articles = load_corpus(args.data)
     total_steps = args.steps + args.warmup_steps

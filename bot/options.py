@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from common.exceptions import InvalidRetrainOptionsError
+from common.kinds import MODEL_KINDS, ModelKind, model_kind
 from ui.commands import retrain_usage
 
 # A hub model id: ``org/name``, each part starting with a letter or digit, no path tricks.
@@ -30,7 +31,7 @@ class TrainCommand:
 
     epochs: float | None = None
     base_model: str | None = None
-    model_type: Literal["bert", "linear"] = "bert"
+    model_type: ModelKind = "bert"
     force: bool = False
 
 
@@ -123,7 +124,7 @@ def parse_retrain(text: str, *, max_epochs: float = 20.0) -> RetrainCommand:
     seen: set[str] = set()
     epochs: float | None = None
     base: str | None = None
-    model_type: Literal["bert", "linear"] = "bert"
+    model_type: ModelKind = "bert"
     force = False
     for token in tokens:
         name, sep, value = token.partition("=")
@@ -147,8 +148,9 @@ def parse_retrain(text: str, *, max_epochs: float = 20.0) -> RetrainCommand:
             epochs = parse_epochs(value, max_epochs)
         elif name == "base":
             base = parse_base(value)
-        elif value in ("bert", "linear"):
-            model_type = "bert" if value == "bert" else "linear"
+        elif (kind := model_kind(value)) is not None:
+            model_type = kind
         else:
-            raise _refuse(f"type は bert か linear です (`{value}`)", f"type must be bert or linear, not `{value}`")
+            ja, en = " か ".join(MODEL_KINDS), " or ".join(MODEL_KINDS)
+            raise _refuse(f"type は {ja} です (`{value}`)", f"type must be {en}, not `{value}`")
     return TrainCommand(epochs=epochs, base_model=base, model_type=model_type, force=force)

@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal, Self
 
+from common.kinds import ModelKind
+
 CLASSIFY_QUEUE = "classify"
 TRAIN_QUEUE = "train"
 
@@ -80,7 +82,7 @@ class RetrainRequest(Payload):
     user: str
     channel: str
     response_url: str | None = None
-    model_type: Literal["bert", "linear"] = "bert"
+    model_type: ModelKind = "bert"
     base_model: str | None = None
     epochs: float | None = None
     force: bool = False

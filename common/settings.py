@@ -43,6 +43,10 @@ DEFAULT_CATEGORY_EMOJI: dict[str, str] = {
     "peachy": "lipstick",
     "*": "label",
 }
+# The defaults of TRAIN_DATA and BASE_MODEL, here only: the training options (training.options) take them from here.
+LIVEDOOR_CORPUS_URL = "https://www.rondhuit.com/download/ldcc-20140209.tar.gz"  # the official archive
+DEFAULT_BASE_MODEL = "tohoku-nlp/bert-base-japanese-v3"
+
 _EMOJI_NAME = re.compile(r"[a-z0-9_+'-]+")
 
 
@@ -175,7 +179,7 @@ class Settings(BaseSettings):
 
     # --- training -----------------------------------------------------------------------------------
     train_data: str = Field(
-        default="https://www.rondhuit.com/download/ldcc-20140209.tar.gz",
+        default=LIVEDOOR_CORPUS_URL,
         description="Training data for /retrain: the livedoor corpus (archive path, URL, or extracted text/ folder),"
         " a CSV / JSON Lines / Parquet file (text, label, optional title, id), or a folder of .txt files per label",
     )
@@ -185,7 +189,7 @@ class Settings(BaseSettings):
         " labels themselves; livedoor's names for the livedoor corpus)",
     )
     data_cache_dir: Path = Field(default=Path("./.cache/data"), description="Where downloaded corpora are cached")
-    base_model: str = Field(default="tohoku-nlp/bert-base-japanese-v3", description="Default base model for /retrain")
+    base_model: str = Field(default=DEFAULT_BASE_MODEL, description="Default base model for /retrain")
     promotion_tolerance: float = Field(
         default=0.0, ge=0.0, le=1.0, description="A new model is promoted if its test macro-F1 >= current - tolerance"
     )

@@ -21,7 +21,7 @@ from common.articles import Article
 from common.exceptions import InvalidModelError
 from common.labels import LabelSet
 from newsmodel.encoding import Truncation, encode_article
-from newsmodel.prediction import Prediction, label_set_of
+from newsmodel.prediction import Prediction, Serving, label_set_of
 
 # On CPU a padding token costs as much as a real one, and batching 512-token sequences gains nothing (the
 # matrix products are large already), so a CPU forward pass groups only articles of about the same length:
@@ -220,3 +220,24 @@ class BertClassifier:
         for position, row in zip(order, probs, strict=True):
             out[position] = Prediction(dict(zip(self.labels, row, strict=True)))
         return [p for p in out if p is not None]
+
+
+def configure_for_serving(classifier: BertClassifier, serving: Serving) -> None:
+    """Apply a worker's serving settings: length and truncation; on a GPU the share of its memory, the batch size
+    that fits in it and the tokenizer processes; on a CPU the batch size."""
+    classifier.max_length = serving.max_length
+    classifier.truncation = serving.truncation
+    if classifier.device.type == "cuda":
+        # The caching allocator stops at the fraction (an OOM there, not in a training on the same GPU).
+        torch.cuda.set_per_process_memory_fraction(serving.gpu_memory_fraction, classifier.device)
+        config = classifier.model.config
+        classifier.batch_size = gpu_batch_size(
+            classifier.device,
+            serving.max_length,
+            hidden=int(getattr(config, "hidden_size", 768)),
+            heads=int(getattr(config, "num_attention_heads", 12)),
+            memory_fraction=serving.gpu_memory_fraction,
+        )
+        classifier.start_tokenizer_pool(serving.tokenizer_workers)
+    else:
+        classifier.batch_size = serving.batch_size

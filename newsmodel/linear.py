@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from common.articles import Article
 from common.exceptions import InvalidModelError
+from common.kinds import ModelKind
 from common.labels import LabelSet
 from newsmodel.prediction import Prediction, label_set_of
 
@@ -32,6 +33,7 @@ LINEAR_CONFIG = "linear.json"
 VOCABULARY_FILE = "vocabulary.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT_VERSION = 1
+MODEL_TYPE: ModelKind = "linear"  # linear.json's "model_type": what the file holds
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -119,7 +121,7 @@ def read_linear(path: Path) -> LinearModel:
         arrays = load_file(path / WEIGHTS_FILE)
     except (OSError, ValueError) as exc:
         raise InvalidModelError(f"{path}: cannot read the linear model: {exc}") from exc
-    if config.get("model_type") != "linear" or config.get("format_version") != FORMAT_VERSION:
+    if config.get("model_type") != MODEL_TYPE or config.get("format_version") != FORMAT_VERSION:
         raise InvalidModelError(f"{path}: {LINEAR_CONFIG} is not a linear model of format {FORMAT_VERSION}")
     try:
         id2label = {int(k): str(v) for k, v in dict(config["id2label"]).items()}

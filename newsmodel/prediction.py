@@ -17,6 +17,7 @@ from typing import Protocol
 from common.articles import Article
 from common.exceptions import InvalidModelError, LabelSetError
 from common.labels import LIVEDOOR, LabelSet
+from newsmodel.encoding import Truncation
 
 # The display names of a version's labels, beside its model files.
 LABELS_FILE = "labels.json"
@@ -54,6 +55,18 @@ class Classifier(Protocol):
     labels: LabelSet  # in label-id order, with the display names of the version folder's labels.json
 
     def predict(self, articles: Sequence[Article]) -> list[Prediction]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """The worker's serving settings, applied to a freshly loaded classifier by its kind's ``configure``
+    (:data:`newsmodel.kinds.SERVED_KINDS`); a kind uses those that mean something to it."""
+
+    max_length: int = 512
+    truncation: Truncation = "head"
+    batch_size: int = 32  # articles per forward pass on a CPU (a GPU's is sized from its free memory)
+    gpu_memory_fraction: float = 1.0
+    tokenizer_workers: int = 1  # tokenizer processes beside a GPU
 
 
 def validate_label_map(id2label: Mapping[int, str], where: Path) -> list[str]:

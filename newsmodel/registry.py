@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from common.exceptions import ModelNotFoundError, NewsbotError
+from common.kinds import model_kind
 from common.labels import LabelSet
 from newsmodel.loading import ModelType, model_type_of, read_model_labels
 from newsmodel.store import Store, config, is_remote, note_cached
@@ -261,7 +262,7 @@ def _list_remote(store: Store) -> list[VersionInfo]:
                 version=name,
                 path=store.url_of(name),
                 created_at=_parse_created(marker.get("created_at"), name) or datetime.fromtimestamp(0, UTC),
-                model_type=kind if kind in ("bert", "linear") else "unknown",
+                model_type=(model_kind(kind) if isinstance(kind, str) else None) or "unknown",
                 metrics=metrics if isinstance(metrics, dict) else None,
                 is_current=name == current,
                 labels=_labels_in(metrics),

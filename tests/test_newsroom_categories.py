@@ -365,6 +365,6 @@ def test_train_data_and_labels_file_settings_reach_the_training_options(kind: st
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, train_data=str(path), labels_file=labels_file, data_cache_dir=tmp_path / "cache"
     )
-    data, split = prepare_data(options_from_settings(settings, model_dir=tmp_path / "models"))
+    data, split = prepare_data(options_from_settings(settings, model_dir=tmp_path / "models").data)
     assert data.kind == kind and data.labels == DESKS and len(data.articles) == 48
     assert len(split.test) == 4

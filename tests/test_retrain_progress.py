@@ -80,11 +80,11 @@ def test_a_stop_raised_from_the_progress_callback_ends_the_training_and_register
     from newsmodel.registry import list_versions
     from testkit.fake_corpus import build_text_folder
     from training.api import train
-    from training.options import TrainOptions
+    from training.options import train_options
 
     corpus = build_text_folder(tmp_path / "corpus", per_class=12)
     models = tmp_path / "models"
-    options = TrainOptions(
+    options = train_options(
         data=str(corpus / "text"), cache_dir=tmp_path / "cache", model_dir=models, model_type="linear"
     )
     seen: list[str] = []

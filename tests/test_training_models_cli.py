@@ -13,7 +13,7 @@ import pytest
 
 from newsmodel import registry
 from training.cli import _parser, main
-from training.options import TrainOptions
+from training.options import OUR_OPTIONS
 
 A, B = "20260101-000000-000aaaaaa", "20260102-093000-000bbbbbb"
 SPHINX = re.compile(r":[a-z]+:`|``|`[^`]+`_")
@@ -65,7 +65,9 @@ def help_texts(parser: argparse.ArgumentParser, ours: set[str]) -> list[str]:
         if isinstance(action, argparse._SubParsersAction):
             texts.extend(str(choice.help or "") for choice in action._choices_actions)
             for name, sub in action.choices.items():
-                texts.extend(help_texts(sub, {f.name for f in fields(TrainOptions)} if name == "train" else ours))
+                texts.extend(
+                    help_texts(sub, {f.name for c in OUR_OPTIONS for f in fields(c)} if name == "train" else ours)
+                )
         elif not ours or action.dest in ours:
             texts.append(str(action.help or ""))
     return [text for text in texts if text and text != argparse.SUPPRESS]
@@ -73,7 +75,7 @@ def help_texts(parser: argparse.ArgumentParser, ours: set[str]) -> list[str]:
 
 def test_help_texts_are_plain_sentences() -> None:
     texts = help_texts(_parser(), set())
-    texts += [str(f.metadata["help"]) for f in fields(TrainOptions) if f.metadata["help"] != argparse.SUPPRESS]
+    texts += [str(f.metadata["help"]) for cls in OUR_OPTIONS for f in fields(cls)]
     assert len(texts) > 40
     marked = [text for text in texts if SPHINX.search(text)]
     assert marked == []

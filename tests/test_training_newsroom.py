@@ -31,7 +31,7 @@ from testkit.newsroom import (
     write_parquet,
 )
 from testkit.tiny_bert import build_tiny_bert
-from training.api import TrainOptions, train
+from training.api import train, train_options
 from training.cli import main
 from training.dataset import load_labelled, text_id
 
@@ -258,7 +258,7 @@ def livedoor_registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     root = tmp_path_factory.mktemp("livedoor")
     archive = build_archive(root / "ldcc-20140209.tar.gz", per_class=12)
     outcome = train(
-        TrainOptions(data=str(archive), model_type="linear", model_dir=root / "models", cache_dir=root / "cache")
+        train_options(data=str(archive), model_type="linear", model_dir=root / "models", cache_dir=root / "cache")
     )
     assert outcome.promoted and outcome.labels == LIVEDOOR
     return {"models": root / "models", "archive": archive}
@@ -358,8 +358,8 @@ def test_a_model_of_other_labels_is_not_compared_and_promoted_only_with_force(
     models = tmp_path / "models"
     shutil.copytree(livedoor_registry["models"], models)
     livedoor = registry.current_version(models)
-    options = TrainOptions(data=str(newsroom["csv"]), model_type="linear", model_dir=models, cache_dir=tmp_path / "c")
-    refused = train(options)
+    options = dict(data=str(newsroom["csv"]), model_type="linear", model_dir=models, cache_dir=tmp_path / "c")
+    refused = train(train_options(**options))
     assert not refused.promoted and registry.current_version(models) == livedoor
     assert refused.reason.startswith("not promoted") and "other categories" in refused.reason
     assert "9: topic-news" in refused.reason and "4: " in refused.reason and "--force" in refused.reason
@@ -369,9 +369,7 @@ def test_a_model_of_other_labels_is_not_compared_and_promoted_only_with_force(
     assert versions[refused.version].labels == LabelSet(tuple(SORTED))
     assert versions[livedoor].labels == LIVEDOOR
 
-    from dataclasses import replace
-
-    forced = train(replace(options, force=True))
+    forced = train(train_options(**options, force=True))
     assert forced.promoted and forced.reason.startswith("forced") and registry.current_version(models) == forced.version
     assert load_classifier(models / forced.version).labels.same_labels(LABELS)
 
@@ -387,7 +385,7 @@ def test_a_model_tested_on_other_test_articles_is_not_compared(
     metrics.update({"test_fingerprint": "another-split", "macro_f1": 0.0})
     (models / current / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     outcome = train(
-        TrainOptions(
+        train_options(
             data=str(livedoor_registry["archive"]), model_type="linear", model_dir=models, cache_dir=tmp_path / "c"
         )
     )
@@ -395,7 +393,7 @@ def test_a_model_tested_on_other_test_articles_is_not_compared(
     # With no stored metrics the current model is measured on this test split, as before.
     (models / current / "metrics.json").unlink()
     again = train(
-        TrainOptions(
+        train_options(
             data=str(livedoor_registry["archive"]), model_type="linear", model_dir=models, cache_dir=tmp_path / "c"
         )
     )

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from newsmodel import registry
 from testkit.fake_corpus import build_archive
 from testkit.processes import REPO_ROOT, product_env
 from testkit.samples import SAMPLES
-from training.api import Progress, TrainOptions, evaluate, train
+from training.api import DataOptions, Progress, RunOptions, TrainOptions, evaluate, train, train_options
 from training.cli import main
 from training.split import read_split
 
@@ -31,20 +30,20 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def options_for(archive: Path, tiny_model: Path, root: Path, **overrides: Any) -> TrainOptions:
-    base = TrainOptions(
-        data=str(archive),
-        base_model=str(tiny_model),
-        epochs=3,
-        batch_size=8,
-        max_length=64,
-        learning_rate=5e-3,
-        warmup=0.0,
-        model_dir=root / "models",
-        run_dir=root / "runs",
-        cache_dir=root / "cache",
-        device="cpu",
-    )
-    return replace(base, **overrides)
+    base: dict[str, Any] = {
+        "data": str(archive),
+        "base_model": str(tiny_model),
+        "num_train_epochs": 3,
+        "per_device_train_batch_size": 8,
+        "max_length": 64,
+        "learning_rate": 5e-3,
+        "warmup_steps": 0.0,
+        "model_dir": root / "models",
+        "output_dir": str(root / "runs"),
+        "cache_dir": root / "cache",
+        "device": "cpu",
+    }
+    return train_options(**{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +62,8 @@ def cli_run(archive: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFa
         *("train", "--data", str(archive), "--base-model", str(tiny_model)),
         *("--epochs", "3", "--batch-size", "8", "--max-length", "64", "--learning-rate", "5e-3", "--seed", "1"),
         *("--run-dir", str(root / "runs"), "--extra-examples", str(extra), "--warmup", "0"),
-        # A Trainer option that is not ours (transformers.TrainingArguments), and one of ours in its spelling.
-        *("--lr_scheduler_type", "cosine", "--weight_decay", "0.02"),
+        # The Trainer's own flags (transformers.TrainingArguments), in both spellings.
+        *("--lr_scheduler_type", "cosine", "--weight-decay", "0.02"),
     ]
     env = product_env(MODEL_DIR=str(root / "models"), DATA_CACHE_DIR=str(root / "cache"))
     proc = subprocess.run(
@@ -109,12 +108,14 @@ def test_cli_train_registers_a_complete_version(cli_run: dict[str, Any]) -> None
     assert f"{metrics['macro_f1']:.4f}" in card and "(+1 extra examples)" in card
     info = json.loads((folder / "training.json").read_text(encoding="utf-8"))
     assert info["split"]["extra_examples"] == 1 and info["split"]["extra_examples_skipped"] == 1
-    # The Trainer ran with the options given: ours, and the TrainingArguments one passed through.
-    assert info["options"]["trainer_args"] == {"lr_scheduler_type": "cosine"}
-    assert info["options"]["weight_decay"] == 0.02
+    # The Trainer ran with the flags given (its own, their short spellings) over the product's defaults.
+    assert info["options"]["max_length"] == 64 and "learning_rate" not in info["options"]
     assert info["trainer_args"]["lr_scheduler_type"] == "cosine" and info["trainer_args"]["weight_decay"] == 0.02
     assert info["trainer_args"]["learning_rate"] == 5e-3 and info["trainer_args"]["seed"] == 1
-    assert info["hyperparameters"]["trainer.lr_scheduler_type"] == "cosine"
+    assert info["trainer_args"]["num_train_epochs"] == 3 and info["trainer_args"]["per_device_train_batch_size"] == 8
+    assert info["trainer_args"]["per_device_eval_batch_size"] == 64  # the product's default, not the Trainer's 8
+    assert info["trainer_args"]["output_dir"] == str(root / "runs" / summary["version"])
+    assert info["hyperparameters"]["lr_scheduler_type"] == "cosine" and info["hyperparameters"]["warmup"] == 0
     # A save_pretrained folder with the nine slugs, the tokenizer, TensorBoard logs in the run folder.
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert [config["id2label"][str(i)] for i in range(9)] == list(SLUGS)
@@ -143,7 +144,8 @@ def test_saved_bert_works_with_pipeline_and_like_serving(cli_run: dict[str, Any]
     # Serving's predictions on the test split give the metrics training wrote (same tokenisation).
     root = cli_run["root"]
     measured = evaluate(
-        TrainOptions(data=str(archive), model_dir=root / "models", cache_dir=root / "cache", device="cpu")
+        DataOptions(data=str(archive), cache_dir=root / "cache"),
+        RunOptions(model_dir=str(root / "models"), device="cpu"),
     )
     stored = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     assert measured["test_fingerprint"] == stored["test_fingerprint"]
@@ -173,11 +175,13 @@ def test_promotion_guard_force_tolerance_rollback_and_progress(archive: Path, ti
     def broken(update: Progress) -> None:
         raise RuntimeError("Slack is down")
 
-    tolerated = train(replace(weak, promotion_tolerance=1.0), broken)
+    tolerated = train(
+        options_for(archive, tiny_model, tmp_path, max_steps=1, baseline=False, promotion_tolerance=1.0), broken
+    )
     assert tolerated.promoted and registry.current_version(model_dir) == tolerated.version
     assert registry.rollback(model_dir) == linear.version
 
-    forced = train(replace(weak, force=True))
+    forced = train(options_for(archive, tiny_model, tmp_path, max_steps=1, baseline=False, force=True))
     assert forced.promoted and forced.reason.startswith("forced")
     assert registry.current_version(model_dir) == forced.version
 
@@ -232,13 +236,16 @@ def test_module_runs_as_a_program_with_help() -> None:
         [sys.executable, "-m", "training", "train", "--help"], env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0
-    for option in ("--data", "--base-model", "--model-type", "--epochs", "--batch-size", "--max-length"):
+    for option in ("--data", "--base-model", "--model-type", "--max-length", "--force", "--extra-examples"):
         assert option in proc.stdout
-    for option in ("--learning-rate", "--max-steps", "--seed", "--force", "--extra-examples"):
-        assert option in proc.stdout
-    # The Trainer's own ~100 flags are accepted but not listed: the epilog says so, after ours.
+    # The Trainer's own ~100 flags are accepted but not listed: the epilog names the main ones, their short
+    # spellings and the product's defaults for them.
     assert "--lr_scheduler_type LR_SCHEDULER_TYPE" not in proc.stdout and "--push_to_hub" not in proc.stdout
-    assert "Any other transformers.TrainingArguments flag is accepted" in proc.stdout
+    text = " ".join(proc.stdout.split())
+    assert "transformers.TrainingArguments taken as they are" in text
+    for option in ("--epochs for --num_train_epochs", "--batch-size for --per_device_train_batch_size", "--seed"):
+        assert option in text
+    assert "--num_train_epochs 4.0 --per_device_train_batch_size 16" in text and "--learning_rate 3e-05" in text
 
 
 def test_tokenisation_is_cached_by_tokenizer_length_and_texts(tiny_model: Path, tmp_path: Path) -> None:
@@ -273,15 +280,54 @@ def test_options_take_the_deployment_settings_then_overrides(tmp_path: Path) -> 
         train_run_dir=tmp_path / "r",
         promotion_tolerance=0.01,
     )
-    options = options_from_settings(settings, model_type="linear", epochs=None, force=True)
-    assert (options.data, options.base_model, options.model_dir) == (
+    options = options_from_settings(settings, model_type="linear", num_train_epochs=None, force=True)
+    assert (options.data.data, options.bert.base_model, options.run.model_dir) == (
         "/data/ldcc.tar.gz",
         "org/model",
         str(tmp_path / "m"),
     )
-    assert (options.cache_dir, options.run_dir, options.promotion_tolerance) == (tmp_path / "c", tmp_path / "r", 0.01)
-    assert (options.model_type, options.epochs, options.force) == ("linear", TrainOptions().epochs, True)
-    assert options.split_path == tmp_path / "c" / "split-seed42.jsonl"
+    assert (options.data.cache_dir, options.run_root, options.run.promotion_tolerance) == (
+        tmp_path / "c",
+        tmp_path / "r",
+        0.01,
+    )
+    assert (options.run.model_type, options.trainer.num_train_epochs, options.run.force) == ("linear", 4.0, True)
+    assert options.data.split_path == tmp_path / "c" / "split-seed42.jsonl"
+    with pytest.raises(TypeError, match="epochs"):
+        options_from_settings(settings, epochs=2)
+
+
+def test_the_product_defaults_of_the_trainer_are_its_tuned_values() -> None:
+    from transformers import TrainingArguments
+
+    from training.options import BertOptions, LinearOptions, trainer_field_names
+
+    args = train_options().trainer
+    tuned = {
+        "num_train_epochs": 4.0,
+        "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 64,
+        "learning_rate": 3e-5,
+        "weight_decay": 0.01,
+        "warmup_steps": 0.1,
+        "seed": 42,
+        "gradient_accumulation_steps": 1,
+        "max_steps": -1,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "macro_f1",
+        "output_dir": "runs",
+    }
+    assert {name: getattr(args, name) for name in tuned} == tuned
+    assert isinstance(args, TrainingArguments) and args.report_to == ["tensorboard"]
+    assert (BertOptions().max_length, LinearOptions().linear_c) == (512, 1.0)
+    # Ours and the Trainer's never name the same option: each flag has one owner.
+    from dataclasses import fields
+
+    from training.options import OUR_OPTIONS
+
+    ours = [f.name for cls in OUR_OPTIONS for f in fields(cls)]
+    assert len(ours) == len(set(ours)) and not set(ours) & trainer_field_names()
+    assert isinstance(train_options(model_type="linear"), TrainOptions)
 
 
 def test_cpu_passes_group_articles_of_about_the_same_length_only(tiny_model: Path) -> None:

@@ -16,12 +16,11 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common.articles import Article
 from common.exceptions import DatasetError, ModelNotFoundError, NewsbotError, TrainingError
 from common.labels import LIVEDOOR, LabelSet
 from newsmodel import registry
@@ -36,14 +35,28 @@ from training.evaluation import (
     plot_confusion,
     write_metrics,
 )
-from training.examples import ExtraExamples, load_extra_examples
-from training.fit import Fit
-from training.options import TrainOptions, options_from_settings
+from training.examples import load_extra_examples
+from training.fit import Clock, Fit, TrainingData, article_of
+from training.kinds import TRAINED_KINDS
+from training.options import (
+    BertOptions,
+    DataOptions,
+    LinearOptions,
+    RunOptions,
+    TrainOptions,
+    options_from_settings,
+    train_options,
+    trainer_arguments,
+)
 from training.progress import Progress, safe_reporter
 from training.split import Split, load_or_create_split
 
 __all__ = [
+    "BertOptions",
+    "DataOptions",
+    "LinearOptions",
     "Progress",
+    "RunOptions",
     "TrainOptions",
     "TrainOutcome",
     "evaluate",
@@ -53,6 +66,8 @@ __all__ = [
     "read_data",
     "resolve_model",
     "train",
+    "train_options",
+    "trainer_arguments",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,11 +112,7 @@ def hardware() -> str:
     return f"CPU ({platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
 
 
-def article_of(article: CorpusArticle) -> Article:
-    return Article(title=article.title, body=article.body)
-
-
-def read_data(options: TrainOptions) -> LabelledData:
+def read_data(options: DataOptions) -> LabelledData:
     """Read and check the data (``options.data``) and its labels file; writes nothing."""
     return load_labelled(
         options.data,
@@ -112,20 +123,20 @@ def read_data(options: TrainOptions) -> LabelledData:
     )
 
 
-def prepare_data(options: TrainOptions) -> tuple[LabelledData, Split]:
+def prepare_data(options: DataOptions) -> tuple[LabelledData, Split]:
     """Read and check the data, then apply (creating it first if needed) the fixed split."""
     data = read_data(options)
     return data, load_or_create_split(data.articles, options.split_path, options.split_seed)
 
 
-def prepare(options: TrainOptions) -> tuple[list[CorpusArticle], Split]:
+def prepare(options: DataOptions) -> tuple[list[CorpusArticle], Split]:
     """Read the data and apply (creating it first if needed) the fixed split."""
     data, split = prepare_data(options)
     return data.articles, split
 
 
 def _baseline(
-    options: TrainOptions, labels: LabelSet, train: Sequence[CorpusArticle], test: Sequence[CorpusArticle]
+    options: LinearOptions, labels: LabelSet, train: Sequence[CorpusArticle], test: Sequence[CorpusArticle]
 ) -> dict[str, Any]:
     from training.linear import fit_linear
 
@@ -144,7 +155,7 @@ def _baseline(
     }
 
 
-def _current_macro_f1(options: TrainOptions, current: str, split: Split) -> tuple[float | None, dict[str, Any] | None]:
+def _current_macro_f1(options: RunOptions, current: str, split: Split) -> tuple[float | None, dict[str, Any] | None]:
     """The current model's test macro-F1 on this split: from its metrics.json when measured on the same test
     articles, else measured now."""
     stored = registry.version_metrics(options.model_dir, current)
@@ -192,7 +203,7 @@ def not_comparable(
 
 
 def _decide(
-    options: TrainOptions, new_f1: float, split: Split, labels: LabelSet
+    options: RunOptions, new_f1: float, split: Split, labels: LabelSet
 ) -> tuple[bool, str, str | None, dict[str, Any] | None]:
     current = registry.current_version(options.model_dir)
     if current is None or not registry.has_version(options.model_dir, current):
@@ -229,40 +240,7 @@ def _decide(
     return False, why, current, current_metrics
 
 
-@dataclass
-class _Clock:
-    """Reports the run's phases, with the time since the run started."""
-
-    report: Callable[[Progress], None]
-    started: float = field(default_factory=time.monotonic)
-
-    def phase(self, name: str, message: str, metrics: dict[str, float] | None = None) -> None:
-        log.info("%s: %s", name, message)
-        self.report(Progress(name, 0, 0, None, time.monotonic() - self.started, None, metrics or {}, message))
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """The data (articles and label set), its fixed split, and the extra examples added to the train split."""
-
-    data: LabelledData
-    split: Split
-    extra: ExtraExamples
-
-    @property
-    def articles(self) -> list[CorpusArticle]:
-        return self.data.articles
-
-    @property
-    def labels(self) -> LabelSet:
-        return self.data.labels
-
-    @property
-    def train_set(self) -> list[CorpusArticle]:
-        return [*self.split.train, *self.extra.articles]
-
-
-def load_data(options: TrainOptions, clock: _Clock) -> TrainingData:
+def load_data(options: DataOptions, clock: Clock) -> TrainingData:
     """Step 1: the data (refused here, before anything is written, when it is unusable), the fixed split and the
     extra examples."""
     clock.phase("data", f"reading the training data from {options.data}")
@@ -278,60 +256,23 @@ def load_data(options: TrainOptions, clock: _Clock) -> TrainingData:
     return data
 
 
-def fit_linear_model(options: TrainOptions, data: TrainingData, out_dir: Path, clock: _Clock) -> Fit:
-    """Step 2 (linear): fit TF-IDF + linear SVM on the train split, save it to ``out_dir``, predict the test split."""
-    from training.linear import fit_linear, save_linear
-
-    started = time.monotonic()
-    clock.phase("train", "fitting TF-IDF + linear SVM")
-    train_set = data.train_set
-    texts = [article_of(a).text for a in train_set]
-    labels = data.labels.labels
-    model = fit_linear(texts, [a.slug for a in train_set], labels=labels, c=options.linear_c, seed=options.seed)
-    save_linear(model, out_dir)
-    clock.phase("evaluate", "evaluating on the test split")
-    proba = model.predict_proba([article_of(a).text for a in data.split.test])
-    predicted = [labels[i] for i in proba.argmax(axis=1)]
-    return Fit(predicted, dict(model.params), seconds=time.monotonic() - started)
-
-
-def fit_bert_model(options: TrainOptions, data: TrainingData, out_dir: Path, run_dir: Path, clock: _Clock) -> Fit:
-    """Step 2 (bert): fine-tune on the train split, keep the best epoch, save it to ``out_dir``, predict the test
-    split."""
-    from training.bert import fine_tune
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    clock.phase("tokenize", f"loading {options.base_model}; run folder {run_dir}")
-    split = data.split
-    return fine_tune(
-        options,
-        data.labels,
-        data.train_set,
-        split.validation,
-        split.test,
-        run_dir=run_dir,
-        out_dir=out_dir,
-        report=clock.report,
-    )
-
-
-def score_on_test(options: TrainOptions, data: TrainingData, fit: Fit, clock: _Clock) -> dict[str, Any]:
+def score_on_test(options: TrainOptions, data: TrainingData, fit: Fit, clock: Clock) -> dict[str, Any]:
     """Step 3: the test-split metrics of ``fit``'s predictions, with the baseline's beside them."""
     test = data.split.test
     metrics = compute_metrics([a.slug for a in test], fit.test_predictions, data.labels)
     metrics.update(
         {
-            "model_type": options.model_type,
+            "model_type": options.run.model_type,
             "test_fingerprint": data.split.test_fingerprint,
             "validation": fit.best_validation,
             "train_seconds": round(fit.seconds, 1),
         }
     )
-    if options.model_type == "linear":
+    if TRAINED_KINDS[options.run.model_type].is_baseline:
         metrics["baseline"] = {"model": "this model", "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
-    elif options.baseline:
+    elif options.run.baseline:
         clock.phase("evaluate", "training the TF-IDF + SVM baseline on the same split")
-        metrics["baseline"] = _baseline(options, data.labels, data.train_set, test)
+        metrics["baseline"] = _baseline(options.linear, data.labels, data.train_set, test)
     return metrics
 
 
@@ -343,27 +284,30 @@ def write_version(
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
     split = data.split
     split_facts = {
-        "seed": options.split_seed,
-        "file": str(options.split_path),
+        "seed": options.data.split_seed,
+        "file": str(options.data.split_path),
         "train": len(split.train),
         "validation": len(split.validation),
         "test": len(split.test),
         "extra_examples": len(data.extra.articles),
         "extra_examples_skipped": data.extra.skipped,
         "test_fingerprint": split.test_fingerprint,
-        "strip_leaks": not options.keep_leaks,
+        "strip_leaks": not options.data.keep_leaks,
     }
     machine = hardware()
-    title = f"{version} ({options.model_type}) acc {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}"
+    kind = TRAINED_KINDS[options.run.model_type]
+    title = f"{version} ({kind.name}) acc {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}"
     write_label_set(folder, data.labels)
     plot_confusion(metrics["confusion_matrix"], folder / CONFUSION_PNG, title, data.labels)
     write_metrics(folder, metrics)
     dataset = data.data.facts()
     card = model_card(
         version=version,
-        model_type=options.model_type,
+        model_type=kind.name,
+        description=kind.description,
+        front_matter=kind.card_front_matter,
         base_model=fit.base_model,
-        data=options.data,
+        data=options.data.data,
         labels=data.labels,
         dataset=dataset,
         split=split_facts,
@@ -376,10 +320,10 @@ def write_version(
     (folder / MODEL_CARD).write_text(card, encoding="utf-8")
     info = {
         "version": version,
-        "model_type": options.model_type,
+        "model_type": kind.name,
         "created_at": created_at,
         "base_model": fit.base_model,
-        "data": options.data,
+        "data": options.data.data,
         "dataset": dataset,
         "labels": data.labels.to_dict(),
         "split": split_facts,
@@ -402,7 +346,7 @@ class _Registered:
 
 
 def register_version(
-    options: TrainOptions, version: str, staging: Path, data: TrainingData, macro_f1: float, clock: _Clock
+    options: RunOptions, version: str, staging: Path, data: TrainingData, macro_f1: float, clock: Clock
 ) -> _Registered:
     """Step 5: give the staging folder its version name; make it current if it is not worse than the current
     (of the same label set, on the same test split)."""
@@ -416,19 +360,17 @@ def register_version(
 
 def train(options: TrainOptions, progress: Callable[[Progress], None] | None = None) -> TrainOutcome:
     """Train, evaluate, register and (if good enough) promote a new version. See the module docstring."""
-    clock = _Clock(safe_reporter(progress))
+    clock = Clock(safe_reporter(progress))
     version = registry.new_version_name()
     staging: Path | None = None
+    kind = TRAINED_KINDS[options.run.model_type]
     try:
-        data = load_data(options, clock)
-        staging = registry.staging_dir(options.model_dir, version)
-        if options.model_type == "linear":
-            fit = fit_linear_model(options, data, staging, clock)
-        else:
-            fit = fit_bert_model(options, data, staging, options.run_dir / version, clock)
+        data = load_data(options.data, clock)
+        staging = registry.staging_dir(options.run.model_dir, version)
+        fit = kind.fit(options, data, staging, options.run_root / version, clock)
         metrics = score_on_test(options, data, fit, clock)
         write_version(options, version, staging, data, fit, metrics)
-        registered = register_version(options, version, staging, data, float(metrics["macro_f1"]), clock)
+        registered = register_version(options.run, version, staging, data, float(metrics["macro_f1"]), clock)
         staging = None
     except NewsbotError:
         raise
@@ -467,16 +409,17 @@ def resolve_model(model_dir: registry.ModelDir, model: str | None) -> tuple[Path
     raise ModelNotFoundError(f"no model folder or version {model!r} (registry: {model_dir})")
 
 
-def evaluate(options: TrainOptions, model: str | None = None) -> dict[str, Any]:
-    """Test-split metrics of a model (folder or version; default the current one) on the fixed split."""
+def evaluate(data_options: DataOptions, run: RunOptions, model: str | None = None) -> dict[str, Any]:
+    """Test-split metrics of a model (folder or version in ``run.model_dir``; default the current one) on the fixed
+    split of ``data_options``' data."""
     from newsmodel.loading import load_classifier
 
-    path, version = resolve_model(options.model_dir, model)
-    classifier = load_classifier(path, version, device=options.device)
-    data, split = prepare_data(options)
+    path, version = resolve_model(run.model_dir, model)
+    classifier = load_classifier(path, version, device=run.device)
+    data, split = prepare_data(data_options)
     if not classifier.labels.same_labels(data.labels):
         raise DatasetError(
-            options.data,
+            data_options.data,
             f"モデル {version} のカテゴリ ({list(classifier.labels)}) が"
             f"データのカテゴリ ({list(data.labels)}) と違います。",
             f"model {version} has other labels ({list(classifier.labels)}) than the data ({list(data.labels)}).",

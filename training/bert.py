@@ -33,12 +33,13 @@ from transformers import (
     TrainerState,
     TrainingArguments,
 )
+from transformers.trainer_utils import IntervalStrategy
 
 from common.articles import Article
 from common.labels import SLUGS, LabelSet
 from newsmodel.encoding import MAX_TITLE_CHARS, encode_article
 from training.corpus import CorpusArticle
-from training.fit import Fit
+from training.fit import Clock, Fit, TrainingData
 from training.options import TrainOptions
 from training.progress import Progress
 
@@ -169,55 +170,26 @@ class ProgressCallback(TrainerCallback):
         self._send("evaluate", state, "validation: " + ", ".join(f"{k}={v:.4f}" for k, v in self.metrics.items()))
 
 
-def mixed_precision() -> tuple[bool, bool]:
-    """(bf16, fp16): bf16 on a GPU that supports it, else fp16 on a GPU, else full precision."""
-    if not torch.cuda.is_available():
-        return False, False
-    bf16 = torch.cuda.is_bf16_supported()
-    return bf16, not bf16
+def run_arguments(args: TrainingArguments, run_dir: Path, train_size: int, device: str | None) -> TrainingArguments:
+    """The Trainer's arguments for one run: ``args`` (taken as given) with what depends on the run.
 
-
-def training_arguments(options: TrainOptions, run_dir: Path, train_size: int) -> TrainingArguments:
-    """The Trainer's arguments from ``options``, then ``options.trainer_args`` over them."""
-    steps_per_epoch = max(1, math.ceil(train_size / (options.batch_size * options.gradient_accumulation_steps)))
-    # Evaluate (and checkpoint) each epoch; a run shorter than an epoch evaluates once, at its end.
-    short = 0 < options.max_steps < steps_per_epoch
-    strategy = "steps" if short else "epoch"
-    every = options.max_steps if short else 500
-    bf16, fp16 = mixed_precision()
-    ours: dict[str, Any] = {
-        "output_dir": str(run_dir),
-        "num_train_epochs": options.epochs,
-        "max_steps": options.max_steps,
-        "per_device_train_batch_size": options.batch_size,
-        "per_device_eval_batch_size": options.eval_batch_size,
-        "gradient_accumulation_steps": options.gradient_accumulation_steps,
-        "learning_rate": options.learning_rate,
-        "weight_decay": options.weight_decay,
-        "warmup_steps": options.warmup,
-        "lr_scheduler_type": "linear",
-        "seed": options.seed,
-        "eval_strategy": strategy,
-        "save_strategy": strategy,
-        "eval_steps": every,
-        "save_steps": every,
-        "logging_strategy": "steps",
-        "logging_steps": max(1, min(50, steps_per_epoch // 4)),
-        "load_best_model_at_end": True,
-        "metric_for_best_model": "macro_f1",
-        "greater_is_better": True,
-        "save_total_limit": 1,
-        "save_only_model": True,
-        "train_sampling_strategy": "group_by_length",
-        "length_column_name": "length",
-        "report_to": ["tensorboard"],
-        "dataloader_num_workers": 0,
-        "use_cpu": options.device == "cpu",
-        "disable_tqdm": False,
-        "bf16": bf16,
-        "fp16": fp16,
-    }
-    return TrainingArguments(**{**ours, **options.trainer_args})
+    Its checkpoints and logs go into ``run_dir`` (``<output_dir>/<version>``); it logs at least every quarter
+    epoch; a run shorter than an epoch (``max_steps``) evaluates and checkpoints once, at its end, where ``args``
+    say each epoch; ``device="cpu"`` keeps it on the CPU.
+    """
+    steps_per_epoch = max(
+        1, math.ceil(train_size / (args.per_device_train_batch_size * args.gradient_accumulation_steps))
+    )
+    changes: dict[str, Any] = {"output_dir": str(run_dir)}
+    if args.logging_steps >= 1:
+        changes["logging_steps"] = max(1, min(int(args.logging_steps), steps_per_epoch // 4))
+    if 0 < args.max_steps < steps_per_epoch and args.eval_strategy == IntervalStrategy.EPOCH:
+        changes.update(
+            eval_strategy="steps", save_strategy="steps", eval_steps=args.max_steps, save_steps=args.max_steps
+        )
+    if device == "cpu":
+        changes["use_cpu"] = True
+    return replace(args, **changes)
 
 
 def _predict_in_order(
@@ -252,17 +224,17 @@ def _predict_in_order(
 
 def _hyperparameters(options: TrainOptions, args: TrainingArguments, train_loss: float) -> dict[str, Any]:
     return {
-        "base_model": options.base_model,
-        "epochs": options.epochs,
-        "max_steps": options.max_steps,
-        "batch_size": options.batch_size,
-        "gradient_accumulation_steps": options.gradient_accumulation_steps,
-        "learning_rate": options.learning_rate,
-        "weight_decay": options.weight_decay,
-        "warmup": options.warmup,
-        "max_length": options.max_length,
-        "seed": options.seed,
-        **{f"trainer.{key}": value for key, value in sorted(options.trainer_args.items())},
+        "base_model": options.bert.base_model,
+        "max_length": options.bert.max_length,
+        "epochs": args.num_train_epochs,
+        "max_steps": args.max_steps,
+        "batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "learning_rate": args.learning_rate,
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "weight_decay": args.weight_decay,
+        "warmup": args.warmup_steps,
+        "seed": args.seed,
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "devices": max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1,
         "train_loss": train_loss,
@@ -280,18 +252,19 @@ def fine_tune(
     out_dir: Path,
     report: Callable[[Progress], None],
 ) -> Fit:
-    """Fine-tune ``options.base_model`` on ``train`` with a new classification head for ``labels`` (its
+    """Fine-tune ``options.bert.base_model`` on ``train`` with a new classification head for ``labels`` (its
     ``id2label``), keep the best epoch on ``validation``, save it to ``out_dir`` and predict ``test``."""
     started = time.monotonic()
-    tokenizer = load_tokenizer(options.base_model)
+    base_model = options.bert.base_model
+    tokenizer = load_tokenizer(base_model)
     report(Progress("tokenize", 0, 0, None, 0.0, None, {}, "tokenising the articles"))
-    cache = options.cache_dir / "tokenized"
+    cache = options.data.cache_dir / "tokenized"
     datasets = {
-        name: tokenize(part, tokenizer, options.max_length, cache, labels.labels)
+        name: tokenize(part, tokenizer, options.bert.max_length, cache, labels.labels)
         for name, part in (("train", train), ("validation", validation), ("test", test))
     }
     model = AutoModelForSequenceClassification.from_pretrained(
-        options.base_model,
+        base_model,
         num_labels=len(labels),
         id2label=labels.id2label(),
         label2id=labels.label2id(),
@@ -299,7 +272,7 @@ def fine_tune(
     )
     trainer = Trainer(
         model=model,
-        args=training_arguments(options, run_dir, len(train)),
+        args=run_arguments(options.trainer, run_dir, len(train), options.run.device),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         processing_class=tokenizer,
@@ -319,9 +292,27 @@ def fine_tune(
     return Fit(
         test_predictions=predicted,
         hyperparameters=_hyperparameters(options, trainer.args, float(result.training_loss)),
-        base_model=options.base_model,
+        base_model=base_model,
         best_validation=best,
         run_dir=run_dir,
         trainer_args=json.loads(trainer.args.to_json_string()),  # type: ignore[no-untyped-call]
         seconds=time.monotonic() - started,
+    )
+
+
+def fit_bert_model(options: TrainOptions, data: TrainingData, out_dir: Path, run_dir: Path, clock: Clock) -> Fit:
+    """The bert kind's fitting step: fine-tune on the train split, keep the best epoch, save it to ``out_dir``,
+    predict the test split; checkpoints and TensorBoard logs in ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clock.phase("tokenize", f"loading {options.bert.base_model}; run folder {run_dir}")
+    split = data.split
+    return fine_tune(
+        options,
+        data.labels,
+        data.train_set,
+        split.validation,
+        split.test,
+        run_dir=run_dir,
+        out_dir=out_dir,
+        report=clock.report,
     )

@@ -18,59 +18,94 @@ from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from datetime import UTC
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from common.articles import Article, article_from_text
 from common.exceptions import NewsbotError
-from common.settings import load_settings
+from common.settings import Settings, load_settings
 from newsmodel import registry, store
-from training.options import TrainOptions, options_from_settings
+from training.options import (
+    OUR_OPTIONS,
+    TRAINER_FLAG_ALIASES,
+    TRAINER_HYPERPARAMETERS,
+    BertOptions,
+    DataOptions,
+    LinearOptions,
+    RunOptions,
+    TrainOptions,
+    deployment_defaults,
+    options_of,
+    trainer_defaults,
+)
+
+if TYPE_CHECKING:
+    from transformers import HfArgumentParser, TrainingArguments
 
 log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 32
-TRAINER_FLAGS_EPILOG = (
-    "Any other transformers.TrainingArguments flag is accepted too and passed to the Trainer as given "
-    "(e.g. --lr_scheduler_type cosine, --label_smoothing_factor 0.1, --optim adafactor); "
-    "see https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
-)
 
 
-def _train_parser() -> argparse.ArgumentParser:
-    """The ``train`` options: ours (TrainOptions) and every other ``transformers.TrainingArguments`` flag, as
-    transformers' example scripts take them. Where both define a flag (``--learning_rate``, ``--seed`` …) ours is
-    kept. Only the flags given land in the parsed namespace: the deployment's settings give the rest."""
-    from transformers import HfArgumentParser, TrainingArguments
+def _trainer_epilog() -> str:
+    defaults = " ".join(f"--{name} {value}" for name, value in TRAINER_HYPERPARAMETERS.items())
+    aliases = ", ".join(f"{alias} for --{name}" for alias, (name, _) in TRAINER_FLAG_ALIASES.items())
+    return (
+        "The Trainer's own options are its flags, transformers.TrainingArguments taken as they are "
+        "(e.g. --num_train_epochs 2, --per_device_train_batch_size 8, --learning_rate 5e-5, --seed 1, --max_steps 100, "
+        "--lr_scheduler_type cosine, --optim adafactor); see "
+        "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments . "
+        f"Also {aliases}. --output_dir is the runs folder (TRAIN_RUN_DIR, default runs): each run's checkpoints and "
+        f"TensorBoard logs go into <output_dir>/<version>. The product's tuned defaults: {defaults} (all its defaults: "
+        "training.options.TRAINER_DEFAULTS)."
+    )
+
+
+def _train_options_parser(settings: Settings | None) -> HfArgumentParser:
+    """The ``train`` options of ours (one dataclass per concern), their defaults the deployment's settings."""
+    from transformers import HfArgumentParser
     from transformers.hf_argparser import DataClassType
 
-    parser = HfArgumentParser(
-        [DataClassType(TrainingArguments), DataClassType(TrainOptions)],
-        add_help=False,
-        allow_abbrev=False,
-        conflict_handler="resolve",  # TrainOptions comes last: its definition of a shared flag wins
-    )
-    ours = {f.name for f in fields(TrainOptions)}
-    for action in parser._actions:  # no defaults: an option not given stays out of the namespace
-        action.default = argparse.SUPPRESS
-        if action.dest not in ours:  # accepted, but --help lists ours only (the epilog names the rest)
-            action.help = argparse.SUPPRESS
-    spec = next(f for f in fields(TrainOptions) if f.name == "labels_file")
-    help_text = spec.metadata["help"]
-    parser.add_argument("--labels", dest="labels_file", type=Path, default=argparse.SUPPRESS, help=help_text)
+    parser = HfArgumentParser([DataClassType(cls) for cls in OUR_OPTIONS], add_help=False, allow_abbrev=False)
+    if settings is not None:
+        ours = {f.name for cls in OUR_OPTIONS for f in fields(cls)}
+        parser.set_defaults(**{k: v for k, v in deployment_defaults(settings).items() if k in ours})
     return parser
 
 
-def _parser() -> argparse.ArgumentParser:
+def _trainer_parser(settings: Settings | None) -> HfArgumentParser:
+    """The Trainer's own flags (``transformers.TrainingArguments``), with the product's defaults and short aliases."""
+    from transformers import HfArgumentParser, TrainingArguments
+    from transformers.hf_argparser import DataClassType
+
+    parser = HfArgumentParser(DataClassType(TrainingArguments), prog="python -m training train", allow_abbrev=False)
+    runs = {} if settings is None else {"output_dir": deployment_defaults(settings)["output_dir"]}
+    parser.set_defaults(**{**trainer_defaults(), **runs})
+    for alias, (name, kind) in TRAINER_FLAG_ALIASES.items():
+        parser.add_argument(alias, dest=name, type=kind, default=argparse.SUPPRESS, help=f"--{name}")
+    return parser
+
+
+def trainer_args_from(argv: Sequence[str], settings: Settings | None = None) -> TrainingArguments:
+    """The Trainer's arguments from its flags in ``argv`` (what ``train`` left), over the product's defaults."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(**vars(_trainer_parser(settings).parse_args(list(argv))))
+
+
+def _parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; ``train``'s defaults are ``settings``' when given. ``train`` leaves the Trainer's own
+    flags to :func:`trainer_args_from` (parse with ``parse_known_args``)."""
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0], allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
-    # --help of each subcommand lists the TrainOptions fields it uses, with their help text.
+    # --help of each subcommand lists the options it uses, with their help text.
     prepare = commands.add_parser("prepare", help="Read the corpus and write the fixed 8:1:1 split (JSONL of ids).")
     commands.add_parser(
         "train",
         help="Train, evaluate and register a new version (also takes any transformers.TrainingArguments flag).",
-        parents=[_train_parser()],
+        parents=[_train_options_parser(settings)],
         allow_abbrev=False,
-        epilog=TRAINER_FLAGS_EPILOG,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=_trainer_epilog(),
     )
     evaluate = commands.add_parser("evaluate", help="Test-split metrics of a version (default: the current one).")
     commands.add_parser("bootstrap", help="Train and promote the linear model if MODEL_DIR has no current version.")
@@ -114,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
-    spec = next(f for f in fields(TrainOptions) if f.name == name)
+    """One of our options for a subcommand other than ``train``; not given, it stays None (the settings' default)."""
+    spec = next(f for cls in OUR_OPTIONS for f in fields(cls) if f.name == name)
     flag = "--" + name.replace("_", "-")
     if name == "keep_leaks":
         parser.add_argument(flag, action="store_true", default=None, help=spec.metadata["help"])
@@ -125,20 +161,9 @@ def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(*flags, dest=name, type=kind, default=None, help=spec.metadata["help"])
 
 
-# Parsed arguments that are not training options.
-_NOT_OPTIONS = ("command", "action", "model", "version", "json")
-
-
-def _options(args: argparse.Namespace) -> TrainOptions:
-    """Settings' defaults, overridden by the options given on the command line (an option not given is absent
-    from ``args``, or None); the TrainingArguments flags given that are not ours go to ``trainer_args``."""
-    given = {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
-    if args.command == "predict":
-        given.pop("batch_size")  # articles per model call, not a training option
-    names = {f.name for f in fields(TrainOptions)}
-    overrides = {k: v for k, v in given.items() if k in names}
-    trainer_args = {k: v for k, v in given.items() if k not in names}
-    return options_from_settings(load_settings(), **overrides, trainer_args=trainer_args or None)
+def _given(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The deployment's defaults, overridden by the options given on the command line (not None)."""
+    return {**deployment_defaults(settings), **{k: v for k, v in vars(args).items() if v is not None}}
 
 
 def _print(data: Any, out: IO[str]) -> None:
@@ -165,7 +190,7 @@ def _batches(lines: Iterator[str], size: int) -> Iterator[list[Article]]:
         yield batch
 
 
-def cmd_prepare(options: TrainOptions, out: IO[str]) -> None:
+def cmd_prepare(options: DataOptions, out: IO[str]) -> None:
     from training.api import prepare_data
 
     data, split = prepare_data(options)
@@ -192,20 +217,21 @@ def cmd_prepare(options: TrainOptions, out: IO[str]) -> None:
 def cmd_train(options: TrainOptions, out: IO[str]) -> None:
     from training.api import train
 
-    log.info("training %s from %s into %s (runs in %s)", options.model_type, options.data, options.model_dir,
-             options.run_dir)  # fmt: skip
+    log.info("training %s from %s into %s (runs in %s)", options.run.model_type, options.data.data,
+             options.run.model_dir, options.run_root)  # fmt: skip
     # The Trainer prints its log dicts on stdout: keep stdout for the result, so its last line is the JSON.
     with contextlib.redirect_stdout(sys.stderr):
         outcome = train(options)
     log.info("model: %s; metrics: %s; confusion matrix: %s", outcome.path, outcome.path / "metrics.json",
              outcome.confusion_png)  # fmt: skip
-    if options.model_type == "bert":
-        log.info("run folder (TensorBoard logs): %s", options.run_dir / outcome.version)
+    run_folder = options.run_root / outcome.version
+    if run_folder.is_dir():  # a kind that keeps checkpoints and logs (bert)
+        log.info("run folder (TensorBoard logs): %s", run_folder)
     log.info("%s", outcome.reason)
     _print(outcome.summary(), out)
 
 
-def cmd_predict(args: argparse.Namespace, options: TrainOptions, stdin: IO[str], out: IO[str]) -> None:
+def cmd_predict(args: argparse.Namespace, options: RunOptions, stdin: IO[str], out: IO[str]) -> None:
     from newsmodel.loading import load_classifier
     from training.api import resolve_model
 
@@ -246,7 +272,7 @@ def versions_table(versions: Sequence[registry.VersionInfo]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_models(args: argparse.Namespace, options: TrainOptions, out: IO[str]) -> None:
+def cmd_models(args: argparse.Namespace, options: RunOptions, out: IO[str]) -> None:
     if args.action == "list":
         versions = registry.list_versions(options.model_dir)
         if args.json:
@@ -275,30 +301,40 @@ def cmd_feedback(args: argparse.Namespace, out: IO[str]) -> None:
 def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     stdin, out = stdin or sys.stdin, out or sys.stdout
-    args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+    except NewsbotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    parser = _parser(settings)
+    args, rest = parser.parse_known_args(argv)
+    trainer = trainer_args_from(rest, settings) if args.command == "train" else None
+    if rest and trainer is None:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
         if args.command == "feedback":
             cmd_feedback(args, out)
             return 0
         store.configure(settings.model_store_endpoint_url, settings.model_cache_dir, settings.model_cache_keep)
-        options = _options(args)
-        if args.command == "prepare":
-            cmd_prepare(options, out)
-        elif args.command == "train":
-            cmd_train(options, out)
+        values = _given(args, settings)
+        data, run = options_of(DataOptions, values), options_of(RunOptions, values)
+        if trainer is not None:
+            bert, linear = options_of(BertOptions, values), options_of(LinearOptions, values)
+            cmd_train(TrainOptions(trainer=trainer, data=data, run=run, bert=bert, linear=linear), out)
+        elif args.command == "prepare":
+            cmd_prepare(data, out)
         elif args.command == "evaluate":
             from training.api import evaluate
 
-            _print(evaluate(options, args.model), out)
+            _print(evaluate(data, run, args.model), out)
         elif args.command == "bootstrap":
             from training.bootstrap import bootstrap
 
-            _print(bootstrap(load_settings()), out)
+            _print(bootstrap(settings), out)
         elif args.command == "predict":
-            cmd_predict(args, options, stdin, out)
+            cmd_predict(args, run, stdin, out)
         else:
-            cmd_models(args, options, out)
+            cmd_models(args, run, out)
     except NewsbotError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

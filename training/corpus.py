@@ -23,7 +23,6 @@ from training.leakage import strip_body, strip_title
 
 log = logging.getLogger(__name__)
 
-OFFICIAL_URL = "https://www.rondhuit.com/download/ldcc-20140209.tar.gz"
 ARCHIVE_NAME = "ldcc-20140209.tar.gz"
 # The official archive's size and digest; a download (or a copy) that differs is refused.
 ARCHIVE_SIZE = 8_842_915

@@ -98,6 +98,8 @@ def model_card(
     *,
     version: str,
     model_type: str,
+    description: str,
+    front_matter: str,
     base_model: str | None,
     data: str,
     labels: LabelSet,
@@ -109,7 +111,8 @@ def model_card(
     train_seconds: float,
     hardware: str,
 ) -> str:
-    """The version folder's README.md: what was trained, on what, how, and how well."""
+    """The version folder's README.md: what was trained, on what, how, and how well. ``description`` and
+    ``front_matter`` are the kind's (:data:`training.kinds.TRAINED_KINDS`)."""
     per_class = metrics.get("per_class", {})
     class_rows = "\n".join(
         f"| {i} | `{label}` | {labels.display(label)} | {per_class[label]['precision']:.4f} "
@@ -118,8 +121,6 @@ def model_card(
         if label in per_class
     )
     params = "\n".join(f"| `{key}` | `{value}` |" for key, value in sorted(hyperparameters.items()))
-    kind = "fine-tuned Japanese BERT" if model_type == "bert" else "TF-IDF (MeCab words, 1–2-grams) + linear SVM"
-    front = "---\nlanguage: ja\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n\n"
     livedoor = dataset.get("kind") == "livedoor"
     markers = f", category markers stripped: {split.get('strip_leaks')}" if livedoor else ""
     what = "the nine livedoor news corpus categories" if livedoor else f"{len(labels)} categories"
@@ -131,8 +132,8 @@ def model_card(
         f"({dataset.get('conflicting_duplicates', 0)} under another label)"
     )
     return (
-        (front if model_type == "bert" else "") + f"# newsbot model {version}\n\n"
-        f"A {kind} that sorts Japanese news articles into {what} "
+        front_matter + f"# newsbot model {version}\n\n"
+        f"A {description} that sorts Japanese news articles into {what} "
         f"({', '.join(f'`{label}`' for label in labels)}); display names in `labels.json`.\n\n"
         f"- model type: `{model_type}`\n"
         f"- base model: `{base_model or '–'}`\n"

@@ -9,6 +9,7 @@ It is both the baseline every evaluation reports beside the BERT's, and a servab
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,11 +19,14 @@ from common.labels import SLUGS
 from newsmodel.linear import (
     FORMAT_VERSION,
     LINEAR_CONFIG,
+    MODEL_TYPE,
     VOCABULARY_FILE,
     WEIGHTS_FILE,
     LinearModel,
     features,
 )
+from training.fit import Clock, Fit, TrainingData, article_of
+from training.options import TrainOptions
 
 
 def fit_linear(
@@ -93,7 +97,7 @@ def save_linear(model: LinearModel, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     config = {
-        "model_type": "linear",
+        "model_type": MODEL_TYPE,
         "format_version": FORMAT_VERSION,
         "id2label": {str(i): label for i, label in enumerate(model.labels)},
         "label2id": {label: i for i, label in enumerate(model.labels)},
@@ -112,3 +116,20 @@ def save_linear(model: LinearModel, folder: Path) -> None:
     }
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}, folder / WEIGHTS_FILE)
     (folder / LINEAR_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def fit_linear_model(options: TrainOptions, data: TrainingData, out_dir: Path, run_dir: Path, clock: Clock) -> Fit:
+    """The linear kind's fitting step: TF-IDF + linear SVM on the train split (seeded by the run's seed), saved to
+    ``out_dir``, with its test-split predictions. It keeps no run folder."""
+    started = time.monotonic()
+    clock.phase("train", "fitting TF-IDF + linear SVM")
+    train_set = data.train_set
+    texts = [article_of(a).text for a in train_set]
+    labels = data.labels.labels
+    seed = options.trainer.seed
+    model = fit_linear(texts, [a.slug for a in train_set], labels=labels, c=options.linear.linear_c, seed=seed)
+    save_linear(model, out_dir)
+    clock.phase("evaluate", "evaluating on the test split")
+    proba = model.predict_proba([article_of(a).text for a in data.split.test])
+    predicted = [labels[i] for i in proba.argmax(axis=1)]
+    return Fit(predicted, dict(model.params), seconds=time.monotonic() - started)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from common.kinds import MODEL_KINDS
+
 CLASSIFY_NEWS = "/classify-news"
 RETRAIN = "/retrain"
 
@@ -68,7 +70,7 @@ COMMANDS: tuple[Command, ...] = (
         subcommands=(
             Subcommand(
                 "train",
-                "[epochs=N] [base=org/name|folder] [type=bert|linear] [force]",
+                f"[epochs=N] [base=org/name|folder] [type={'|'.join(MODEL_KINDS)}] [force]",
                 "新しいモデルを学習",
                 "train a new model",
             ),

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from redis import Redis
 
+from common.kinds import MODEL_KINDS
 from common.labels import LIVEDOOR, LabelSet
 from common.mrkdwn import escape
 from store import activity, feedback, newsroom, retraining, serving
@@ -52,8 +53,6 @@ HOME_MAX_BLOCKS = 100
 SELECT_OPTIONS_MAX = 100
 LISTED_WORKERS = 10
 LISTED_CHANNELS = 30
-
-RETRAIN_TYPES = ("bert", "linear")  # a retrain button each
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +298,7 @@ def _admin_blocks(data: HomeData) -> list[dict[str, Any]]:
                 "学習 / Train",
             ),
         )
-        for kind in RETRAIN_TYPES
+        for kind in MODEL_KINDS
     ]
     elements[0]["style"] = "primary"
     elements.append(

@@ -57,7 +57,7 @@ RETRAIN_PROMOTE_ACTION = "retrain_promote"
 RETRAIN_PROMOTE_BLOCK_ID = "retrain_promote"
 
 # --- the App Home (handled by bot/listeners/home.py, checked on the server there) ----------------------------
-HOME_RETRAIN_ACTION = "home_retrain"  # ``home_retrain_<type>``; value: the model type
+HOME_RETRAIN_ACTION = "home_retrain"  # ``home_retrain_<type>``; value: a model kind (common.kinds.MODEL_KINDS)
 HOME_ROLLBACK_ACTION = "home_rollback"
 HOME_PROMOTE_ACTION = "home_promote"  # a static_select; the selected option's value is the version
 HOME_ADMIN_BLOCK_ID = "home_admin"

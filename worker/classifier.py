@@ -35,9 +35,9 @@ from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.labels import LIVEDOOR, LabelSet
 from common.settings import Settings
-from newsmodel.bert import BertClassifier, gpu_batch_size
-from newsmodel.loading import load_classifier, model_type_of
-from newsmodel.prediction import Classifier, Prediction
+from newsmodel.kinds import ServedKind
+from newsmodel.loading import load_served, model_type_of
+from newsmodel.prediction import Classifier, Prediction, Serving
 from newsmodel.registry import ModelDir, current_version, list_versions, read_info, read_metrics, resolve_serving_path
 from store import serving
 from store.serving import ModelFacts, ServingState
@@ -136,6 +136,7 @@ class ModelService:
         self.loaded_at: str | None = None
         self.last_error: str | None = None
         self._classifier: Classifier | None = None
+        self._kind: ServedKind | None = None  # the served classifier's
         self.facts: ModelFacts | None = None  # the served model's, read once when it is swapped in
         self._versions: tuple[tuple[str, str], ...] = ()
         self._versions_at = float("-inf")
@@ -171,10 +172,9 @@ class ModelService:
 
     @property
     def device_name(self) -> str:
-        classifier = self._classifier
-        if isinstance(classifier, BertClassifier):
-            return str(classifier.device)
-        return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        classifier, kind = self._classifier, self._kind
+        device = kind.device(classifier) if classifier is not None and kind is not None else None
+        return device or self.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def recent_versions(self) -> tuple[tuple[str, str], ...]:
         """The registry's latest versions, newest first, with a short summary each (listed once a minute)."""
@@ -208,31 +208,22 @@ class ModelService:
         )
 
     # -- loading -----------------------------------------------------------------------------------
-    def _configure(self, classifier: Classifier) -> Classifier:
-        """Apply the serving settings to a freshly loaded classifier (load_classifier takes only the device)."""
-        if isinstance(classifier, BertClassifier):
-            classifier.max_length = self.max_length
-            classifier.truncation = "head_tail" if self.truncation == "head_tail" else "head"
-            if classifier.device.type == "cuda":
-                # The caching allocator stops at the fraction (an OOM there, not in a training on the same GPU).
-                torch.cuda.set_per_process_memory_fraction(self.gpu_memory_fraction, classifier.device)
-                config = classifier.model.config
-                classifier.batch_size = gpu_batch_size(
-                    classifier.device,
-                    self.max_length,
-                    hidden=int(getattr(config, "hidden_size", 768)),
-                    heads=int(getattr(config, "num_attention_heads", 12)),
-                    memory_fraction=self.gpu_memory_fraction,
-                )
-                classifier.start_tokenizer_pool(max(1, usable_cores() - 1))
-            else:
-                classifier.batch_size = self.batch_size
-        return classifier
+    def serving(self) -> Serving:
+        """The serving settings a loaded classifier's kind applies (newsmodel.kinds.SERVED_KINDS)."""
+        return Serving(
+            max_length=self.max_length,
+            truncation="head_tail" if self.truncation == "head_tail" else "head",
+            batch_size=self.batch_size,
+            gpu_memory_fraction=self.gpu_memory_fraction,
+            tokenizer_workers=max(1, usable_cores() - 1),
+        )
 
-    def _load(self) -> Classifier:
-        """Load and smoke-test the model MODEL_PATH or MODEL_DIR/current names; raise NewsbotError if unusable."""
+    def _load(self) -> tuple[ServedKind, Classifier]:
+        """Load, configure and smoke-test the model MODEL_PATH or MODEL_DIR/current names, with its kind; raise
+        NewsbotError if unusable."""
         path, version = resolve_serving_path(self.model_dir, self.model_path, self.cache_dir)
-        classifier = self._configure(load_classifier(path, version, device=self.device))
+        kind, classifier = load_served(path, version, device=self.device)
+        kind.configure(classifier, self.serving())
         try:
             (prediction,) = classifier.predict([_SMOKE_TEST])
             if not all(0.0 <= p <= 1.0 for p in prediction.scores.values()):
@@ -240,29 +231,30 @@ class ModelService:
         except Exception as exc:
             _close(classifier)
             raise NewsbotError(f"{path}: the model loads but cannot predict: {exc}") from exc
-        return classifier
+        return kind, classifier
 
     def load(self) -> bool:
         """Load what is current now, in this thread (at start). False, and keep what is served, on failure."""
         try:
-            classifier = self._load()
+            kind, classifier = self._load()
         except Exception as exc:  # noqa: BLE001 - an unreachable store or a broken model: start, retry later
             self.last_error = str(exc)
             log.warning("no new model loaded: %s", exc)
             return False
-        self._swap(classifier)
+        self._swap(kind, classifier)
         return True
 
-    def _swap(self, classifier: Classifier) -> None:
+    def _swap(self, kind: ServedKind, classifier: Classifier) -> None:
         facts = model_facts(classifier.path, classifier.version, labels_of(classifier))
         with self._serve_lock:  # waits for the batch in hand
             old, self._classifier = self._classifier, classifier
+            self._kind = kind
             self.loaded_at = _now_iso()
             self.last_error = None
             self.facts = facts
             self._versions_at = float("-inf")  # a new version was probably just registered: list them again
         log.info("serving model %s from %s (was %s)", classifier.version, classifier.path, old and old.version)
-        metrics.set_model_served(classifier.version, "bert" if isinstance(classifier, BertClassifier) else "linear")
+        metrics.set_model_served(classifier.version, kind.name)
         if old is not None:
             _close(old)
             del old
@@ -297,14 +289,14 @@ class ModelService:
             return False
         log.info("model %s is current; loading it while %s keeps serving", wanted, self.version)
         try:
-            classifier = self._load()
+            kind, classifier = self._load()
         except Exception as exc:  # noqa: BLE001 - a broken model must never stop the worker, whatever it raises
             self._failed[wanted] = time.monotonic()
             self.last_error = f"{wanted}: {exc}"
             log.error("model %s not swapped in (still serving %s): %s", wanted, self.version, exc)
             return False
         self._failed.pop(wanted, None)
-        self._swap(classifier)
+        self._swap(kind, classifier)
         return True
 
     # -- the watcher thread ------------------------------------------------------------------------

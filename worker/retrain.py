@@ -45,6 +45,7 @@ from store import retraining
 from store.feedback import ExportSummary, FeedbackStore
 from store.retraining import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
+from training.kinds import TRAINED_KINDS
 from ui.progress import ENDED_PHASES, duration
 from ui.retrain import report_blocks
 from worker.homes import publish_homes_after_model_change
@@ -368,10 +369,12 @@ def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | No
 def retrain_options(request: RetrainRequest, settings: Settings) -> str:
     """The options a training runs with, as its progress message names them (a linear model has no base model
     and no epochs)."""
+    kind = TRAINED_KINDS[request.model_type]
     options = [f"type={escape(request.model_type)}"]
-    if request.model_type != "linear":
-        epochs = f"{request.epochs:g}" if request.epochs is not None else "default"
-        options += [f"base={escape(request.base_model or settings.base_model)}", f"epochs={epochs}"]
+    if kind.takes_base_model:
+        options.append(f"base={escape(request.base_model or settings.base_model)}")
+    if kind.takes_epochs:
+        options.append(f"epochs={request.epochs:g}" if request.epochs is not None else "epochs=default")
     if request.force:
         options.append("force")
     return ", ".join(options)
@@ -442,7 +445,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
                     settings,
                     base_model=base,
                     model_type=request.model_type,
-                    epochs=request.epochs,
+                    num_train_epochs=request.epochs,
                     force=request.force,
                     extra_examples=extra.path if extra.written else None,
                 )

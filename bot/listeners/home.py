@@ -21,16 +21,16 @@ from bot.home import open_home, publish_home
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import ROLLBACK_JOB, AdminRequest, RetrainRequest
+from common.kinds import MODEL_KINDS, model_kind
 from common.settings import Settings
 from store import activity
 from ui.admin import HOME_ROLLING_BACK, REOPEN_HOME, home_making_current
-from ui.home import RETRAIN_TYPES
 from ui.ids import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION
 from ui.progress import progress_line
 from ui.retrain import home_queued_text
 
 log = logging.getLogger(__name__)
-RETRAIN_ACTIONS = re.compile(rf"^{HOME_RETRAIN_ACTION}_({'|'.join(RETRAIN_TYPES)})$")
+RETRAIN_ACTIONS = re.compile(rf"^{HOME_RETRAIN_ACTION}_({'|'.join(MODEL_KINDS)})$")
 
 
 def handle_app_home_opened(
@@ -92,15 +92,15 @@ def handle_home_retrain(
     click = _admin_click(body, submitter, settings, admins, client)
     if click is None:
         return
-    kind = str(action.get("value", ""))
-    if kind not in RETRAIN_TYPES:
-        log.warning("home retrain with an unexpected type %r", kind)
+    kind = model_kind(str(action.get("value", "")))
+    if kind is None:
+        log.warning("home retrain with an unexpected type %r", action.get("value"))
         return
     request = RetrainRequest(
         request_id=click.trigger,
         user=click.user,
         channel=click.channel,
-        model_type="linear" if kind == "linear" else "bert",
+        model_type=kind,
     )
     try:
         job_id = click.submitter.submit_retrain(request, f"home:{click.trigger}", settings.retrain_timeout_s)
