@@ -20,9 +20,10 @@ FROM base AS bot
 RUN touch README.md && pip install -c constraints.txt ".[bot]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info
 COPY common ./common
 COPY store ./store
+COPY telemetry ./telemetry
 COPY ui ./ui
 COPY bot ./bot
-RUN python -m compileall -q common store ui bot
+RUN python -m compileall -q common store telemetry ui bot
 USER newsbot
 EXPOSE 3000
 # Socket Mode by default (needs SLACK_APP_TOKEN); `python -m bot --http` serves the Events API on port 3000,
@@ -49,11 +50,12 @@ ENV MODEL_DIR=/models BASE_MODELS_DIR=/models/base DATA_CACHE_DIR=/data/corpus H
     MPLCONFIGDIR=/data/matplotlib XDG_CACHE_HOME=/data/cache
 COPY common ./common
 COPY store ./store
+COPY telemetry ./telemetry
 COPY newsmodel ./newsmodel
 COPY ui ./ui
 COPY worker ./worker
 COPY training ./training
-RUN python -m compileall -q common store newsmodel ui worker training
+RUN python -m compileall -q common store telemetry newsmodel ui worker training
 USER newsbot
 CMD ["python", "-m", "worker"]
 

@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bot.app import build_app
     from bot.submit import JobSubmitter
-    from common import metrics
-    from common.ops import Health, OpsServer
     from store.queues import queue_depths, redis_connection, redis_reachable
+    from telemetry import metrics
+    from telemetry.endpoint import Health, OpsServer
 
     connection = redis_connection(settings)
     metrics.watch_queue_depths(lambda: queue_depths(connection))

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from common.metrics import exposition
+from telemetry.metrics import exposition
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment

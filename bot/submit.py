@@ -12,7 +12,6 @@ from rq import Callback, Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from common import metrics
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import (
     CLASSIFY_JOB,
@@ -31,6 +30,7 @@ from common.settings import Settings
 from store import deliveries, retraining
 from store.queues import JOB_FAILURE_TTL_S, JOB_RESULT_TTL_S, SERIALIZER, classify_queue, train_queue
 from store.retraining import TrainingProgress
+from telemetry import metrics
 
 log = logging.getLogger(__name__)
 

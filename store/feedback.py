@@ -22,12 +22,12 @@ from typing import IO, Any
 
 from redis import Redis
 
-from common import metrics
 from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
 from store import classifications, retraining
 from store.answers import FeedbackAnswer
 from store.classifications import REPLY_SNAPSHOT, ClassificationRecord
 from store.record import Key, as_str
+from telemetry import metrics
 
 FEEDBACK_INDEX = Key("newsbot:feedback:index", "set of record ids", "no TTL")
 FEEDBACK_CORRECT = Key("newsbot:stats:feedback:correct", "set of `<user>:<record id>`", "no TTL (as the answers)")

@@ -7,7 +7,8 @@ what it may. Imports inside functions count as much as those at the top of a mod
 - bot never loads torch, transformers or the BERT classifier;
 - ui (every message and view) imports only common, and store for the records a view shows: both bot and worker
   import it;
-- common (contracts) imports no other product package;
+- common (contracts) imports no other product package and nothing beyond the base install (pydantic);
+- telemetry (metrics, health endpoint) imports only common and prometheus_client;
 - reading the registry loads neither torch nor transformers (checked in a fresh interpreter).
 """
 
@@ -26,7 +27,7 @@ import pytest
 
 from testkit.processes import REPO_ROOT, product_env
 
-PRODUCT_PACKAGES = ("common", "store", "newsmodel", "ui", "bot", "worker", "training")
+PRODUCT_PACKAGES = ("common", "store", "telemetry", "newsmodel", "ui", "bot", "worker", "training")
 
 
 @dataclass
@@ -162,12 +163,29 @@ def test_no_import_cycle_between_product_modules(graph: ImportGraph) -> None:
 
 def test_store_imports_no_bot_worker_training_newsmodel_ui_slack_or_torch(graph: ImportGraph) -> None:
     forbidden = ["bot", "worker", "training", "newsmodel", "ui", "slack_sdk", "slack_bolt", "torch", "transformers"]
-    assert offending_imports(graph, "store", forbidden) == {}
+    assert offending_imports(graph, "store", forbidden) == {}  # common and telemetry (its counters) it may use
 
 
-def test_common_imports_no_other_product_package(graph: ImportGraph) -> None:
+def test_common_imports_no_other_product_package_and_only_the_base_install(graph: ImportGraph) -> None:
     forbidden = [p for p in PRODUCT_PACKAGES if p != "common"]
     assert offending_imports(graph, "common", forbidden) == {}
+    base_install = {"pydantic", "pydantic_settings", "common"}  # pyproject's [project] dependencies
+    outside = {
+        module: sorted(n for n in names if n.split(".")[0] not in sys.stdlib_module_names | base_install)
+        for module, names in graph.names.items()
+        if module.split(".")[0] == "common"
+    }
+    assert {m: names for m, names in outside.items() if names} == {}
+
+
+def test_telemetry_imports_only_common_and_prometheus(graph: ImportGraph) -> None:
+    allowed = set(sys.stdlib_module_names) | {"common", "telemetry", "prometheus_client"}
+    outside = {
+        module: sorted(n for n in names if n.split(".")[0] not in allowed)
+        for module, names in graph.names.items()
+        if module.split(".")[0] == "telemetry"
+    }
+    assert {m: names for m, names in outside.items() if names} == {}
 
 
 def test_newsmodel_imports_no_training_slack_rq_or_redis(graph: ImportGraph) -> None:
@@ -193,7 +211,7 @@ def test_ui_imports_only_common_and_store_and_serves_bot_and_worker(graph: Impor
     ui_reaches = {
         m for m in reachable(graph.edges, [m for m in graph.edges if m.split(".")[0] == "ui"]) if m in product
     }
-    assert {m.split(".")[0] for m in ui_reaches} == {"ui", "common", "store"}
+    assert {m.split(".")[0] for m in ui_reaches} <= {"ui", "common", "store", "telemetry"}
     users = {m.split(".")[0] for m, targets in graph.edges.items() if any(t.split(".")[0] == "ui" for t in targets)}
     assert {"bot", "worker"} <= users
 

@@ -343,7 +343,7 @@ def test_the_healthcheck_command_fails_when_healthz_answers_503() -> None:
     import subprocess
     import sys
 
-    from common.ops import Health, OpsServer
+    from telemetry.endpoint import Health, OpsServer
 
     checks = {"redis": True}
     server = OpsServer("127.0.0.1", 0, lambda: Health(checks=dict(checks))).start()

@@ -10,7 +10,6 @@ import pytest
 import redis
 
 from bot.submit import JobSubmitter
-from common import metrics
 from common.exceptions import (
     LinkError,
     LinkRefusedError,
@@ -23,6 +22,7 @@ from common.jobs import ClassifyRequest, RetrainRequest
 from store import classifications
 from store.classifications import ClassificationRecord
 from store.feedback import FeedbackStore
+from telemetry import metrics
 from testkit.redis_server import RedisServer
 from worker.jobs import training_run
 

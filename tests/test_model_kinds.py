@@ -16,7 +16,7 @@ from newsmodel.kinds import SERVED_KINDS
 from testkit.processes import REPO_ROOT
 from training.kinds import TRAINED_KINDS
 
-PRODUCT_PACKAGES = ("common", "store", "newsmodel", "ui", "bot", "worker", "training")
+PRODUCT_PACKAGES = ("common", "store", "telemetry", "newsmodel", "ui", "bot", "worker", "training")
 # Where a kind's name may be tested: the contract and the two tables.
 KIND_MODULES = {"common/kinds.py", "newsmodel/kinds.py", "training/kinds.py"}
 # The classes of one kind: an isinstance test against one of them is a branch on the kind.

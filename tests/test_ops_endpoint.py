@@ -8,8 +8,8 @@ import httpx
 import pytest
 import redis
 
-from common import metrics
-from common.ops import Health, OpsServer
+from telemetry import metrics
+from telemetry.endpoint import Health, OpsServer
 
 
 @pytest.fixture

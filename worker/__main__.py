@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ops_port = settings.ops_port if args.ops_port is None else args.ops_port
     ops = None
     if ops_port:
-        from common.ops import OpsServer
+        from telemetry.endpoint import OpsServer
 
         probe = worker_probe(connection, models, args.queues, worker.name, serves_model=serves_classify)
         ops = OpsServer(settings.ops_host, ops_port, probe).start()

@@ -30,7 +30,6 @@ import torch
 from redis import Redis
 from redis.exceptions import RedisError
 
-from common import metrics
 from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.labels import LIVEDOOR, LabelSet
@@ -41,6 +40,7 @@ from newsmodel.prediction import Classifier, Prediction, Serving
 from newsmodel.registry import ModelDir, current_version, list_versions, read_info, read_metrics, resolve_serving_path
 from store import serving
 from store.serving import ModelFacts, ServingState
+from telemetry import metrics
 from worker.reports import metric
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from redis import Redis
 
-from common.ops import Health, HealthProbe
 from store.queues import redis_reachable
+from telemetry.endpoint import Health, HealthProbe
 from worker.classifier import ModelService
 
 
@@ -25,7 +25,7 @@ def worker_probe(
     serves_model: bool,
     main_thread: threading.Thread | None = None,
 ) -> HealthProbe:
-    """A probe for :class:`~common.ops.OpsServer`: ``alive`` is the worker's main loop's thread running."""
+    """A probe for :class:`~telemetry.endpoint.OpsServer`: ``alive`` is the worker's main loop's thread running."""
     main = main_thread or threading.main_thread()
 
     def probe() -> Health:

@@ -37,7 +37,6 @@ from redis import Redis
 from rq import get_current_job
 from rq.job import Job
 
-from common import metrics
 from common.articles import message_text
 from common.exceptions import LinkError, NewsbotError, ThreadParentError
 from common.jobs import ClassifyRequest
@@ -46,6 +45,7 @@ from common.settings import Settings
 from store import activity, classifications, deliveries
 from store.classifications import ClassificationRecord
 from store.deliveries import ReplyMark
+from telemetry import metrics
 from ui.newsroom import with_notes
 from ui.replies import error_message, reply_message
 from worker import desks

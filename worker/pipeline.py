@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from common import metrics
 from common.articles import Article, message_parts
 from common.exceptions import EmptyArticleError, LinkError, NewsbotError
 from common.jobs import ClassifyRequest
 from common.labels import LIVEDOOR, LabelSet
 from newsmodel.prediction import Prediction
+from telemetry import metrics
 from worker.classifier import ModelService
 from worker.extract import fetch_article
 from worker.fetch import GuardedFetcher

@@ -9,9 +9,9 @@ from typing import Any
 from slack_bolt import App, Say
 
 from bot.submit import JobSubmitter
-from common import metrics
 from common.articles import has_article
 from common.jobs import ClassifyRequest
+from telemetry import metrics
 from ui.texts import MENTION_USAGE
 
 log = logging.getLogger(__name__)

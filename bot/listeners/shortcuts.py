@@ -11,9 +11,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.submit import JobSubmitter
-from common import metrics
 from common.articles import has_article, message_text
 from common.jobs import ClassifyRequest
+from telemetry import metrics
 from ui.ids import CLASSIFY_MESSAGE_CALLBACK
 from ui.texts import NOTHING_TO_CLASSIFY, QUEUE_DOWN, not_in_channel
 

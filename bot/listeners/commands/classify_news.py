@@ -16,13 +16,13 @@ from slack_sdk import WebClient
 from bot.admins import AdminPolicy
 from bot.newsroom import NewsroomCommand, RouteCommand, no_watch_in_dm, parse_newsroom, route_labels
 from bot.submit import JobSubmitter
-from common import metrics
 from common.articles import has_article
 from common.exceptions import NewsbotError, NotAdminError, RouteRefusedError
 from common.jobs import ClassifyRequest, RouteRequest
 from common.settings import Settings
 from store import newsroom
 from store.newsroom import Watch
+from telemetry import metrics
 from ui.commands import CLASSIFY_NEWS, classify_usage
 from ui.newsroom import route_checking, route_cleared, route_list, watch_list, watching_off, watching_on
 from ui.texts import CLASSIFYING, QUEUE_DOWN

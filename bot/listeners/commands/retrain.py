@@ -15,10 +15,10 @@ from slack_sdk import WebClient
 from bot.admins import AdminPolicy
 from bot.options import RetrainCommand, RollbackCommand, TrainCommand, parse_retrain
 from bot.submit import JobSubmitter
-from common import metrics
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import ROLLBACK_JOB, STATUS_JOB, AdminRequest, RetrainRequest
 from common.settings import Settings
+from telemetry import metrics
 from ui.commands import RETRAIN
 from ui.progress import progress_line
 from ui.retrain import cancel_text, queued_text, train_options

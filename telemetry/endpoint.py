@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from common.metrics import exposition
+from telemetry.metrics import exposition
 
 log = logging.getLogger(__name__)
 
