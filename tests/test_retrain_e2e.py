@@ -252,31 +252,3 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     assert "Could not switch" in fake_slack.wait_response("rollback-bad")["text"]
     assert current_version(models) == FIRST_VERSION
     assert Queue("train", connection=redis_conn, serializer=SERIALIZER).count == 0
-
-
-def test_a_failed_training_says_why_and_leaves_the_current_model_serving(
-    stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis
-) -> None:
-    models: Path = stack["models"]
-    before = current_version(models)
-    versions_before = sorted(p.name for p in models.iterdir())
-    slash_command(
-        stack["url"],
-        "/retrain",
-        "base=no-such-model",
-        user=ADMIN,
-        channel=CHANNEL,
-        response_url=fake_slack.response_url("fail"),
-    )
-    assert "Training queued" in fake_slack.wait_response("fail", timeout=15)["text"]
-    fake_slack.wait_for(
-        lambda f: any("Training failed" in str(c.params.get("text", "")) for c in f.calls_to("chat.update")),
-        timeout=60,
-    )
-    (failed,) = [c for c in fake_slack.calls_to("chat.update") if "Training failed" in c.params["text"]]
-    assert "no-such-model" in failed.params["text"] and "current model keeps serving" in failed.params["text"]
-    assert current_version(models) == before
-    assert sorted(p.name for p in models.iterdir()) == versions_before
-    fake_slack.wait_for(lambda f: state.training_lock(redis_conn) is None, timeout=10)
-    progress = state.training_progress(redis_conn)
-    assert progress is not None and progress.phase == "failed"
