@@ -16,10 +16,11 @@ from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
 from testkit.processes import (
     classify_settled,
+    launch_worker,
     socket_mode_env,
     start_socket_mode_bot,
-    start_worker,
     stopped_on_failure,
+    wait_started,
 )
 from testkit.redis_server import RedisServer
 from testkit.samples import SAMPLES
@@ -47,9 +48,12 @@ def test_a_watched_article_over_socket_mode_gets_one_reaction_and_one_desk_post(
     state.put_watch(redis_conn, Watch(channel=NEWS, by="UADMIN", at=time.time()))
     for slug in SLUGS:
         state.put_route(redis_conn, Route(label=slug, channel=DESK, by="UADMIN", at=time.time()))
-    worker = start_worker(env, tmp_path / "run")
+    starting = launch_worker(env, tmp_path / "run")  # its start-up overlaps the bot's
+    worker = starting.proc
     with stopped_on_failure(worker):
         bot = start_socket_mode_bot(env, tmp_path / "run", socket_mode.connected)
+    with stopped_on_failure(bot):
+        wait_started(starting)
     try:
         ts = "1700000700.000100"
         event = {

@@ -15,7 +15,7 @@ from rq import Queue
 from common.queues import SERIALIZER
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
-from testkit.processes import socket_mode_env, start_socket_mode_bot, start_worker, stopped_on_failure
+from testkit.processes import launch_worker, socket_mode_env, start_socket_mode_bot, stopped_on_failure, wait_started
 from testkit.redis_server import RedisServer
 from testkit.signing import event_body
 from testkit.waiting import wait_until
@@ -30,9 +30,12 @@ def test_a_mention_over_socket_mode_is_acked_and_answered_once(
     model_registry: Path,
 ) -> None:
     env = socket_mode_env(REDIS_URL=redis_server.url, SLACK_API_URL=fake_slack.api_url, MODEL_DIR=str(model_registry))
-    worker = start_worker(env, tmp_path / "run")
+    starting = launch_worker(env, tmp_path / "run")  # its start-up overlaps the bot's
+    worker = starting.proc
     with stopped_on_failure(worker):
         bot = start_socket_mode_bot(env, tmp_path / "run", socket_mode.connected)
+    with stopped_on_failure(bot):
+        wait_started(starting)
     try:
         assert fake_slack.calls_to("apps.connections.open")[0].headers["authorization"] == "Bearer xapp-1-A0001-test"
         ts = "1700000100.000100"
