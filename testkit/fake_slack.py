@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+from testkit.waiting import wait_until
+
 
 @dataclass
 class Call:
@@ -186,12 +188,10 @@ class FakeSlack:
             return [c for c in self.calls if c.method == method]
 
     def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout}s; calls so far: {[c.method for c in self.calls]}")
+        def calls() -> str:
+            return f"calls so far: {[c.method for c in self.calls]}"
+
+        wait_until(lambda: predicate(self), "the fake Slack", timeout, details=calls)
 
     def wait_for_calls(self, method: str, count: int = 1, timeout: float = 30.0) -> list[Call]:
         self.wait_for(lambda s: len(s.calls_to(method)) >= count, timeout)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
+
+from testkit.waiting import wait_until
 
 
 class FakeSocketMode:
@@ -48,12 +49,13 @@ class FakeSocketMode:
         )
 
     def wait_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if envelope_id in self.acks:
-                return self.acks[envelope_id]
-            time.sleep(0.02)
-        raise AssertionError(f"no ack for envelope {envelope_id}; acks: {list(self.acks)}")
+        wait_until(
+            lambda: envelope_id in self.acks,
+            f"the ack of envelope {envelope_id}",
+            timeout,
+            details=lambda: f"acks: {list(self.acks)}",
+        )
+        return self.acks[envelope_id]
 
     def _handle(self, ws: ServerConnection) -> None:
         ws.send(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0001"}}))

@@ -10,14 +10,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import redis
+from rq.registry import StartedJobRegistry
 
+from store.queues import classify_queue
 from store.serving import ServingState, serving_states
 from testkit.redis_server import free_port
+from testkit.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,6 +105,50 @@ class Proc:
         return self.popen.returncode
 
 
+@dataclass(frozen=True)
+class Starting:
+    """A process just launched, and how to tell that it is ready (:func:`wait_started`)."""
+
+    proc: Proc
+    ready: Callable[[], bool]
+    what: str
+
+
+def wait_started(*starting: Starting, timeout: float = 120.0) -> list[Proc]:
+    """The processes, once every one is ready: launched together, their start-ups (imports, model loads) overlap.
+    All are stopped if one is not ready within ``timeout`` (or exits first)."""
+    procs = [each.proc for each in starting]
+    with stopped_on_failure(*procs):
+        for each in starting:
+            wait_until(each.ready, each.what, timeout, details=each.proc.log)
+    return procs
+
+
+def launch_bot(
+    env: dict[str, str],
+    port: int,
+    workdir: Path,
+    *,
+    args: Sequence[str] | None = None,
+    prefix: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> Starting:
+    """The bot in HTTP mode on ``port`` (``args``, when given, replace its arguments and must serve that port),
+    ready once /healthz answers."""
+    argv = list(args) if args is not None else ["-m", "bot", "--http", "--host", "127.0.0.1", "--port", str(port)]
+    proc = Proc("bot", argv, env, workdir, prefix=prefix, cwd=cwd)
+
+    def healthy() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"bot exited early:\n{proc.log()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return Starting(proc, healthy, "the bot to become healthy")
+
+
 def start_bot(
     env: dict[str, str],
     port: int,
@@ -111,22 +159,9 @@ def start_bot(
     prefix: Sequence[str] = (),
     cwd: Path | None = None,
 ) -> Proc:
-    """Start the bot in HTTP mode on ``port`` (``args``, when given, replace its arguments and must serve that
-    port) and wait until /healthz answers."""
-    argv = list(args) if args is not None else ["-m", "bot", "--http", "--host", "127.0.0.1", "--port", str(port)]
-    proc = Proc("bot", argv, env, workdir, prefix=prefix, cwd=cwd)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise RuntimeError(f"bot exited early:\n{proc.log()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.stop()
-    raise RuntimeError(f"bot did not become healthy:\n{proc.log()}")
+    """Start the bot in HTTP mode on ``port`` (see :func:`launch_bot`) and wait until /healthz answers."""
+    (proc,) = wait_started(launch_bot(env, port, workdir, args=args, prefix=prefix, cwd=cwd), timeout=timeout)
+    return proc
 
 
 @contextlib.contextmanager
@@ -160,6 +195,29 @@ def running_bot(env: dict[str, str], workdir: Path) -> Iterator[str]:
         bot.stop()
 
 
+def launch_worker(
+    env: dict[str, str],
+    workdir: Path,
+    *args: str,
+    name: str = "worker",
+    prefix: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> Starting:
+    """A worker, ready once it has registered with RQ (after its model is loaded)."""
+    from rq import Worker
+
+    worker_name = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
+    proc = Proc(name, ["-m", "worker", "--name", worker_name, *args], env, workdir, prefix=prefix, cwd=cwd)
+    connection = redis.Redis.from_url(env["REDIS_URL"])
+
+    def registered() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"worker exited early:\n{proc.log()}")
+        return any(w.name == worker_name for w in Worker.all(connection=connection))
+
+    return Starting(proc, registered, f"worker {name} to register with RQ")
+
+
 def start_worker(
     env: dict[str, str],
     workdir: Path,
@@ -170,32 +228,28 @@ def start_worker(
     cwd: Path | None = None,
 ) -> Proc:
     """Start a worker and wait until it has registered with RQ (after its model is loaded)."""
-    from rq import Worker
+    (proc,) = wait_started(launch_worker(env, workdir, *args, name=name, prefix=prefix, cwd=cwd), timeout=timeout)
+    return proc
 
-    worker_name = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
-    proc = Proc(name, ["-m", "worker", "--name", worker_name, *args], env, workdir, prefix=prefix, cwd=cwd)
-    connection = redis.Redis.from_url(env["REDIS_URL"])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise RuntimeError(f"worker exited early:\n{proc.log()}")
-        if any(w.name == worker_name for w in Worker.all(connection=connection)):
-            return proc
-        time.sleep(0.1)
-    proc.stop()
-    raise RuntimeError(f"worker did not register:\n{proc.log()}")
+
+def start_workers(env: dict[str, str], workdir: Path, *names: str, timeout: float = 120.0) -> list[Proc]:
+    """Classify workers named ``names`` (each logging in ``workdir / name``), started together; once all have
+    registered with RQ."""
+    return wait_started(*(launch_worker(env, workdir / n, name=n) for n in names), timeout=timeout)
 
 
 @contextlib.contextmanager
 def running_stack(env: dict[str, str], workdir: Path) -> Iterator[tuple[str, list[Proc]]]:
-    """A classify worker, a train worker and the bot (HTTP, free port), as compose runs them, for as long as the
-    ``with`` block lasts; yields the bot's events URL and the processes (stopped at the end in any case)."""
-    procs: list[Proc] = []
+    """A classify worker, a train worker and the bot (HTTP, free port), as compose runs them, started together,
+    for as long as the ``with`` block lasts; yields the bot's events URL and the processes (stopped at the end
+    in any case)."""
+    port = free_port()
+    procs = wait_started(
+        launch_worker(env, workdir, name="classify-worker"),
+        launch_worker(env, workdir, "--queues", "train", name="train-worker"),
+        launch_bot(env, port, workdir),
+    )
     try:
-        procs.append(start_worker(env, workdir, name="classify-worker"))
-        procs.append(start_worker(env, workdir, "--queues", "train", name="train-worker"))
-        port = free_port()
-        procs.append(start_bot(env, port, workdir))
         yield f"http://127.0.0.1:{port}/slack/events", procs
     finally:
         for proc in procs:
@@ -211,11 +265,18 @@ def seed_registry(models: Path, model: Path, version: str) -> Path:
 
 def wait_serving(connection: redis.Redis, version: str, timeout: float = 60.0) -> ServingState:
     """Until every classify worker publishes that it serves ``version`` (hot reload); the first one's state."""
-    deadline = time.monotonic() + timeout
     states: list[ServingState] = []
-    while time.monotonic() < deadline:
+
+    def serving() -> bool:
+        nonlocal states
         states = serving_states(connection)
-        if states and all(s.version == version for s in states):
-            return states[0]
-        time.sleep(0.1)
-    raise AssertionError(f"workers still serve {states}, not {version}")
+        return bool(states) and all(s.version == version for s in states)
+
+    wait_until(serving, f"every worker to serve {version}", timeout, details=lambda: f"they serve {states}")
+    return states[0]
+
+
+def classify_settled(connection: redis.Redis) -> bool:
+    """Whether no classify job is waiting or in hand: nothing left that could still post a reply."""
+    queue = classify_queue(connection)
+    return queue.count == 0 and StartedJobRegistry(queue=queue).count == 0

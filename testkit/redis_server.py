@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis
+
+from testkit.waiting import wait_until
 
 
 def free_port() -> int:
@@ -52,15 +53,19 @@ class RedisServer:
             str(self.workdir / "redis.log"),
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             try:
-                client.ping()
-                return self
+                return bool(client.ping())
             except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+                return False
+
+        try:
+            wait_until(answers, f"redis-server to answer on port {self.port}", 10)
+        finally:
+            client.close()
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

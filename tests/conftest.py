@@ -16,7 +16,13 @@ from testkit.fake_socket_mode import FakeSocketMode
 from testkit.redis_server import RedisServer
 from testkit.samples import all_texts
 from testkit.tiny_bert import build_tiny_bert
+from tests import lanes
 from tests.compose_files import walk
+from tests.lanes import processes_allowed, spawn_guard
+
+pytest_plugins = ("pytester",)  # tests/test_lanes.py runs small test sessions in-process
+# The lanes: tests that start processes are marked e2e, and no other test may start one (tests/lanes.py).
+__all__ = ["spawn_guard"]  # the autouse fixture of tests/lanes.py, active for every test collected here
 
 # Property tests run on a busy 2-core CI machine: judge them by their examples, not by wall-clock speed.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -27,19 +33,27 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 REAL_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ldcc-20140209.tar.gz"
 
-# The longest test files (a minute or more each on a 2-core machine), run first: with two test processes
+# The longest test files (20 s to a minute and a half each on a 2-core machine), run first: with two test processes
 # (pytest-xdist, a file each at a time) a long file started last would leave the other process idle at the end.
 LONGEST_FIRST = (
-    "test_training_real_corpus.py",
     "test_faults.py",
-    "test_newsroom_burst.py",
-    "test_registry_object_store.py",
+    "test_training_real_corpus.py",
     "test_retrain_stop.py",
+    "test_registry_object_store.py",
+    "test_newsroom_categories.py",
+    "test_container_stack.py",
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    lanes.install_audit_hook()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files of LONGEST_FIRST first, in that order; every file's own tests keep their order."""
+    """Tests that start processes marked e2e (tests/lanes.py); the files of LONGEST_FIRST first, in that order;
+    every file's own tests keep their order."""
+    lanes.mark_end_to_end(items)
 
     def rank(item: pytest.Item) -> int:
         name = item.path.name
@@ -50,7 +64,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    """The test session's one redis-server, shared by the in-process tests of the fast lane (each test gets it
+    flushed through ``redis_conn``): the one process a test outside the e2e lane may have started for it."""
+    with processes_allowed():
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 

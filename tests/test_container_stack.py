@@ -39,7 +39,7 @@ from store.queues import SERIALIZER
 from testkit.fake_corpus import build_archive
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
-from testkit.processes import Proc, start_bot, start_worker
+from testkit.processes import Proc, launch_worker, start_bot, wait_started
 from testkit.redis_server import RedisServer, free_port
 from testkit.signing import event_body, mention_event, signed_json_headers
 from testkit.slack_requests import SECRET, slash_command
@@ -187,11 +187,14 @@ def test_the_compose_stack_answers_a_mention_and_retrains_writing_only_to_its_vo
     # (2) worker and train-worker start once bootstrap has exited 0.
     env, app = stack.env("worker")
     worker_args = _module_command(services["worker"], "worker")[2:]
-    procs.append(start_worker(env, logs, *worker_args, name="worker", prefix=as_user, cwd=app))
+    worker = launch_worker(env, logs, *worker_args, name="worker", prefix=as_user, cwd=app)
+    procs.append(worker.proc)
     env, app = stack.env("train-worker")
     train_args = _module_command(services["train-worker"], "worker")[2:]
     assert train_args == ["--queues", "train"]
-    procs.append(start_worker(env, logs, *train_args, name="train-worker", prefix=as_user, cwd=app))
+    train_worker = launch_worker(env, logs, *train_args, name="train-worker", prefix=as_user, cwd=app)
+    procs.append(train_worker.proc)
+    wait_started(worker, train_worker)  # as compose starts them: together
 
     # (3) The waiting mention is answered in its thread by the bootstrapped model.
     (reply,) = fake_slack.wait_for_calls("chat.postMessage", 1, timeout=90)

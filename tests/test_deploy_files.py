@@ -32,6 +32,7 @@ from tests.compose_files import (
     variables_in,
     volume_of,
 )
+from tests.lanes import FAST_LANE
 
 WORKER_SERVICES = ("bootstrap", "worker", "train-worker")
 GPU_SERVICES = ("worker", "train-worker")
@@ -281,14 +282,17 @@ def test_the_bot_extra_installs_no_torch() -> None:
     assert "2.13.0" in SpecifierSet(torch_spec.removeprefix("torch"))
 
 
-def test_ci_runs_the_test_command_from_the_readme() -> None:
+def test_ci_runs_every_test_with_the_command_from_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert "scripts/run" in quick_start and "scripts/check" in quick_start
+    assert "scripts/check --all" in quick_start and "what CI runs" in quick_start
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "scripts/check" in ci
+    assert "scripts/check --all" in ci
     check = (ROOT / "scripts" / "check").read_text()
     assert "ruff check" in check and "mypy" in check and "pytest" in check
+    # Alone, the fast lane (tests/lanes.py's selection); with --all, no selection at all.
+    assert f'lane=(-m "{FAST_LANE}")' in check and "lane=()" in check
 
 
 # --- health checks, metrics, the ops profile ---------------------------------------------------------------------

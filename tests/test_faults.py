@@ -19,15 +19,18 @@ import httpx
 import pytest
 import redis
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
 from common.jobs import job_id_for
-from store.queues import SERIALIZER
+from store.queues import SERIALIZER, classify_queue
+from store.serving import serving_states
 from testkit.fake_slack import FakeSlack, Fault
-from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.processes import Proc, product_env, start_bot, start_worker, start_workers
 from testkit.redis_server import RedisServer, free_port
 from testkit.samples import SAMPLES
 from testkit.signing import event_body, slack_signature_headers
 from testkit.slack_requests import slash_command
+from testkit.waiting import wait_until
 
 SECRET = "test-signing-secret"
 ARTICLE_HTML = (
@@ -87,14 +90,10 @@ def pages() -> Iterator[SlowPages]:
     server.stop()
 
 
-@pytest.fixture
-def env(
-    redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack, model_registry: Path
-) -> dict[str, str]:
+def settings_env(redis_server: RedisServer, fake_slack: FakeSlack) -> dict[str, str]:
     return product_env(
         REDIS_URL=redis_server.url,
         SLACK_API_URL=fake_slack.api_url,
-        MODEL_DIR=str(model_registry),
         SLACK_SIGNING_SECRET=SECRET,
         FETCH_ALLOWED_NETWORKS="127.0.0.0/8",
         SLACK_TIMEOUT_S="2",
@@ -103,9 +102,20 @@ def env(
 
 
 @pytest.fixture
-def bot_url(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+def env(
+    redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack, model_registry: Path
+) -> dict[str, str]:
+    """The workers' environment: each test has its own model registry."""
+    return {**settings_env(redis_server, fake_slack), "MODEL_DIR": str(model_registry)}
+
+
+@pytest.fixture(scope="module")
+def bot_url(
+    redis_server: RedisServer, fake_slack_server: FakeSlack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One bot for the module: it keeps nothing between requests that a test's flushed Redis would not reset."""
     port = free_port()
-    proc = start_bot(env, port, tmp_path / "bot")
+    proc = start_bot(settings_env(redis_server, fake_slack_server), port, tmp_path_factory.mktemp("bot"))
     yield f"http://127.0.0.1:{port}/slack/events"
     proc.stop()
 
@@ -132,6 +142,21 @@ def job_status(conn: redis.Redis, job_id: str) -> JobStatus | None:
     return Job.fetch(job_id, connection=conn, serializer=SERIALIZER).get_status()
 
 
+def wait_settled(conn: redis.Redis, job_id: str, timeout: float = 30) -> None:
+    """Until the job has finished and nothing is left that could post again: no classify job waiting or in hand
+    (a job handed back twice, or a second worker on it, would show as one of those, then as a second reply)."""
+    queue = classify_queue(conn)
+
+    def settled() -> bool:
+        return (
+            job_status(conn, job_id) == JobStatus.FINISHED
+            and queue.count == 0
+            and StartedJobRegistry(queue=queue).count == 0
+        )
+
+    wait_until(settled, f"job {job_id} finished with nothing left in the queue", timeout)
+
+
 def kill_with_children(proc: Proc) -> None:
     """SIGKILL the worker and its children (RQ's scheduler) at once, as a killed container or node does."""
     pid = proc.popen.pid
@@ -146,7 +171,7 @@ def kill_with_children(proc: Proc) -> None:
 def test_a_job_in_hand_when_its_worker_is_killed_is_answered_once_by_another_within_30_s(
     env: dict[str, str], bot_url: str, tmp_path: Path, pages: SlowPages, fake_slack: FakeSlack, redis_conn: redis.Redis
 ) -> None:
-    workers = {proc.name: proc for proc in (start_worker(env, tmp_path / n, name=n) for n in ("w1", "w2"))}
+    workers = {proc.name: proc for proc in start_workers(env, tmp_path, "w1", "w2")}
     try:
         job_id = mention(bot_url, "EvKill", "30.1", f"<{pages.url}>")
         assert pages.first_arrived.wait(60), [w.log() for w in workers.values()]
@@ -161,11 +186,10 @@ def test_a_job_in_hand_when_its_worker_is_killed_is_answered_once_by_another_wit
         recovery_s = time.monotonic() - killed_at
         print(f"recovered {recovery_s:.1f} s after the kill")
         assert recovery_s <= 30, recovery_s
-        time.sleep(3)  # room for a duplicate to show itself
+        wait_settled(redis_conn, job_id)
         replies = delivered_in(fake_slack, "30.1")
         assert len(replies) == 1, replies
         assert "`sports-watch`" in replies[0] or "%" in replies[0]
-        assert job_status(redis_conn, job_id) == JobStatus.FINISHED
         assert pages.requests == 2  # fetched again by the survivor
     finally:
         for worker in workers.values():
@@ -177,16 +201,21 @@ def test_a_live_worker_keeps_a_batch_that_outlasts_its_lease_and_nobody_else_tak
 ) -> None:
     # Slack rate-limits the reply for 25 s: far longer than the lease (10 s) plus the other's maintenance (5 s).
     fake_slack.fail("chat.postMessage", Fault(429, {"Retry-After": "25"}))
-    workers = [start_worker(env, tmp_path / n, name=n) for n in ("w1", "w2")]
+    workers = start_workers(env, tmp_path, "w1", "w2")
     try:
         job_id = mention(bot_url, "EvSlow", "34.1", SAMPLES["smax"][0])
-        fake_slack.wait_for(lambda f: len(delivered_in(f, "34.1")) >= 1, timeout=120)
-        limited = next(c for c in fake_slack.calls_to("chat.postMessage") if c.status == 429)
-        time.sleep(max(3.0, limited.at + 30 - time.time()))  # past the first worker's wait: any duplicate shows
+        limited = fake_slack.wait_for_calls("chat.postMessage", 1, timeout=60)[0]
+        assert limited.status == 429
+        # Until the first worker's own post after its Retry-After wait. Had another worker taken the job over
+        # (within lease + maintenance, ~20 s at worst, before 25 s), its reply would be posted before this one.
+        fake_slack.wait_for(
+            lambda f: any(c.at >= limited.at + 25 for c in f.calls_to("chat.postMessage") if c.status == 200),
+            timeout=60,
+        )
+        wait_settled(redis_conn, job_id)
         attempts = [c.status for c in fake_slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == "34.1"]
         assert attempts == [429, 200], attempts  # one worker, one wait, one reply: nobody took the job over
         job = Job.fetch(job_id, connection=redis_conn, serializer=SERIALIZER)
-        assert job.get_status() == JobStatus.FINISHED
         assert job.retries_left == 3  # never handed back as abandoned
         assert all(w.alive() for w in workers)
     finally:
@@ -226,18 +255,22 @@ def test_slack_429_then_500s_then_timeouts_delay_the_reply_but_it_arrives_once(
     try:
         job_id = mention(bot_url, "EvSlack", "32.1", SAMPLES["smax"][0])
         fake_slack.wait_for(lambda f: len(delivered_in(f, "32.1")) >= 1, timeout=120)
-        time.sleep(2)
+        wait_settled(redis_conn, job_id)
         attempts = [c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == "32.1"]
         assert [c.status for c in attempts] == [429, 500, 503, 500, 500, 200]
         assert attempts[1].at - attempts[0].at >= 1.0  # Retry-After honoured
         assert len(delivered_in(fake_slack, "32.1")) == 1
-        assert job_status(redis_conn, job_id) == JobStatus.FINISHED
     finally:
         worker.stop()
 
 
 def test_a_corrupt_model_becoming_current_keeps_the_previous_one_serving_and_status_says_why(
-    env: dict[str, str], bot_url: str, tmp_path: Path, fake_slack: FakeSlack, model_registry: Path
+    env: dict[str, str],
+    bot_url: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    model_registry: Path,
+    redis_conn: redis.Redis,
 ) -> None:
     worker = start_worker({**env, "MODEL_POLL_INTERVAL_S": "0.5"}, tmp_path / "w")
     try:
@@ -246,15 +279,10 @@ def test_a_corrupt_model_becoming_current_keeps_the_previous_one_serving_and_sta
         (broken / "config.json").write_text('{"model_type": "bert", "id2lab', encoding="utf-8")  # half-written
         (model_registry / "current").write_text(broken.name + "\n")
 
-        def status_text() -> str:
-            calls = fake_slack.calls_to("response_url")
-            return str(calls[-1].params.get("text", "")) if calls else ""
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and broken.name not in status_text():
-            slash_command(bot_url, "/retrain", "status", user="UADMIN", response_url=fake_slack.response_url("st"))
-            time.sleep(2)
-        text = status_text()
+        # Once the worker has tried the broken version and published why it failed, /retrain status shows it.
+        wait_until(lambda: any(broken.name in s.last_error for s in serving_states(redis_conn)), "the load error", 60)
+        slash_command(bot_url, "/retrain", "status", user="UADMIN", response_url=fake_slack.response_url("st"))
+        text = str(fake_slack.wait_response("st")["text"])
         assert broken.name in text, text  # the problem is shown: the version that failed to load, and why
         assert "20260101-000000-tiny0001" in text  # and what is still served
 

@@ -172,7 +172,13 @@ def test_retrain_by_a_non_admin_is_refused(redis_conn: redis.Redis) -> None:
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("epochs=-1", "greater than 0"), ("epochs=1000", "at most 20"), ("base=../../etc", "base must be")],
+    [
+        ("epochs=-1", "greater than 0"),
+        ("epochs=1000", "at most 20"),
+        ("base=../../etc", "base must be"),
+        ("type=gpt", "bert or linear"),
+        ("speed=fast", "unknown option"),
+    ],
 )
 def test_bad_retrain_options_are_refused_with_the_reason(redis_conn: redis.Redis, text: str, reason: str) -> None:
     ack, respond = fake(Ack), fake(Respond)
@@ -187,6 +193,7 @@ def test_bad_retrain_options_are_refused_with_the_reason(redis_conn: redis.Redis
     (answer,) = respond.call_args_list
     assert reason in answer.kwargs["text"] and "オプションが正しくありません" in answer.kwargs["text"]
     assert queued(redis_conn, "train") == []
+    assert retraining.training_lock(redis_conn) is None  # refused before the lock is taken
 
 
 def test_retrain_while_a_training_is_queued_is_refused_with_its_status(redis_conn: redis.Redis) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from common.labels import SLUGS
 from common.settings import DEFAULT_CATEGORY_EMOJI
 from store.newsroom import route_of, routes, watch_of, watches
 from testkit.fake_slack import Call, FakeSlack
-from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.processes import Proc, launch_bot, launch_worker, product_env, seed_registry, wait_started
 from testkit.redis_server import RedisServer, free_port
 from testkit.samples import SAMPLES
 from testkit.signing import event_body, signed_json_headers
@@ -33,18 +32,6 @@ NEWS = "CNEWS"  # the watched channel
 DESK = "CDESK"  # a desk channel the bot is in
 # A watched channel's article: no link, but well over 200 characters of text.
 ARTICLE = "".join(SAMPLES["sports-watch"]) * 3
-
-
-@pytest.fixture
-def stack_env(redis_server: RedisServer, fake_slack: FakeSlack, model_registry: Path) -> dict[str, str]:
-    return product_env(
-        REDIS_URL=redis_server.url,
-        SLACK_API_URL=fake_slack.api_url,
-        MODEL_DIR=str(model_registry),
-        SLACK_SIGNING_SECRET=SECRET,
-        ADMIN_USER_IDS=ADMIN,
-        SLACK_PACE_S="0.05",
-    )
 
 
 @dataclass
@@ -68,37 +55,71 @@ class Newsroom:
         return [str(self.fake.wait_response(f"route-{desk}-{n}")["text"]) for n in range(len(SLUGS))]
 
 
-@contextmanager
-def newsroom(env: dict[str, str], workdir: Path, fake: FakeSlack) -> Iterator[Newsroom]:
-    fake.add_channel(NEWS)
-    fake.add_channel(DESK)
-    port = free_port()
-    procs: list[Proc] = []
-    try:
-        procs.append(start_worker(env, workdir))
-        procs.append(start_bot(env, port, workdir))
-        yield Newsroom(f"http://127.0.0.1:{port}/slack/events", fake)
-    finally:
-        for proc in procs:
+# The two configurations the tests run the bot and worker with.
+CONFIDENT = {"CONFIDENCE_THRESHOLD": "0", "WATCH_REPLY": "reaction"}  # every prediction confident, reactions only
+UNSURE = {"CONFIDENCE_THRESHOLD": "1", "WATCH_REPLY": "both"}  # none confident, reactions and thread replies
+
+
+class Newsrooms:
+    """Bot and worker processes shared by the tests that use the same configuration, one configuration at a time
+    (two workers on one Redis would take each other's jobs). Each test still has its own flushed Redis and reset
+    fake Slack; the processes keep nothing of a test in memory that a later one reads."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, fake: FakeSlack) -> None:
+        self.env, self.workdir, self.fake = env, workdir, fake
+        self.config: dict[str, str] | None = None
+        self.procs: list[Proc] = []
+        self.room: Newsroom | None = None
+
+    def open(self, config: dict[str, str]) -> Newsroom:
+        if self.room is None or config != self.config:
+            self.close()
+            port = free_port()
+            env = {**self.env, **config}
+            self.procs = wait_started(launch_worker(env, self.workdir), launch_bot(env, port, self.workdir))
+            self.config, self.room = config, Newsroom(f"http://127.0.0.1:{port}/slack/events", self.fake)
+        self.fake.add_channel(NEWS)
+        self.fake.add_channel(DESK)
+        return self.room
+
+    def close(self) -> None:
+        for proc in self.procs:
             proc.stop()
+        self.procs, self.room, self.config = [], None, None
+
+
+@pytest.fixture(scope="module")
+def newsrooms(
+    redis_server: RedisServer, fake_slack_server: FakeSlack, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Newsrooms]:
+    root = tmp_path_factory.mktemp("newsroom")
+    models = root / "models"
+    seed_registry(models, tiny_model, "20260101-000000-tiny0001")
+    env = product_env(
+        REDIS_URL=redis_server.url,
+        SLACK_API_URL=fake_slack_server.api_url,
+        MODEL_DIR=str(models),
+        SLACK_SIGNING_SECRET=SECRET,
+        ADMIN_USER_IDS=ADMIN,
+        SLACK_PACE_S="0.05",
+    )
+    rooms = Newsrooms(env, root / "run", fake_slack_server)
+    try:
+        yield rooms
+    finally:
+        rooms.close()
 
 
 @pytest.fixture
-def confident(
-    tmp_path: Path, stack_env: dict[str, str], redis_conn: redis.Redis, fake_slack: FakeSlack
-) -> Iterator[Newsroom]:
+def confident(newsrooms: Newsrooms, redis_conn: redis.Redis, fake_slack: FakeSlack) -> Newsroom:
     """Bot and worker where every prediction counts as confident (CONFIDENCE_THRESHOLD=0), reactions only."""
-    with newsroom({**stack_env, "CONFIDENCE_THRESHOLD": "0", "WATCH_REPLY": "reaction"}, tmp_path, fake_slack) as room:
-        yield room
+    return newsrooms.open(CONFIDENT)
 
 
 @pytest.fixture
-def unsure(
-    tmp_path: Path, stack_env: dict[str, str], redis_conn: redis.Redis, fake_slack: FakeSlack
-) -> Iterator[Newsroom]:
+def unsure(newsrooms: Newsrooms, redis_conn: redis.Redis, fake_slack: FakeSlack) -> Newsroom:
     """Bot and worker where no prediction is confident (CONFIDENCE_THRESHOLD=1), reactions and thread replies."""
-    with newsroom({**stack_env, "CONFIDENCE_THRESHOLD": "1", "WATCH_REPLY": "both"}, tmp_path, fake_slack) as room:
-        yield room
+    return newsrooms.open(UNSURE)
 
 
 # --- requests ---------------------------------------------------------------------------------------------------

@@ -14,10 +14,18 @@ from store import newsroom
 from store.newsroom import Route, Watch
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
-from testkit.processes import socket_mode_env, start_socket_mode_bot, start_worker, stopped_on_failure
+from testkit.processes import (
+    classify_settled,
+    launch_worker,
+    socket_mode_env,
+    start_socket_mode_bot,
+    stopped_on_failure,
+    wait_started,
+)
 from testkit.redis_server import RedisServer
 from testkit.samples import SAMPLES
 from testkit.signing import event_body
+from testkit.waiting import wait_until
 
 NEWS, DESK = "CSOCKNEWS", "CSOCKDESK"
 
@@ -40,9 +48,12 @@ def test_a_watched_article_over_socket_mode_gets_one_reaction_and_one_desk_post(
     newsroom.put_watch(redis_conn, Watch(channel=NEWS, by="UADMIN", at=time.time()))
     for slug in SLUGS:
         newsroom.put_route(redis_conn, Route(label=slug, channel=DESK, by="UADMIN", at=time.time()))
-    worker = start_worker(env, tmp_path / "run")
+    starting = launch_worker(env, tmp_path / "run")  # its start-up overlaps the bot's
+    worker = starting.proc
     with stopped_on_failure(worker):
         bot = start_socket_mode_bot(env, tmp_path / "run", socket_mode.connected)
+    with stopped_on_failure(bot):
+        wait_started(starting)
     try:
         ts = "1700000700.000100"
         event = {
@@ -71,7 +82,7 @@ def test_a_watched_article_over_socket_mode_gets_one_reaction_and_one_desk_post(
         for envelope in ("env-w2", "env-w3", "env-w4"):
             socket_mode.wait_ack(envelope)
         fake_slack.wait_for(lambda f: len(f.calls_to("chat.postMessage")) == 2, timeout=60)
-        time.sleep(1)
+        wait_until(lambda: classify_settled(redis_conn), "no classify job left waiting or in hand")
         assert sorted(fake_slack.reactions) == [(NEWS, ts), (NEWS, "1700000700.000200")]
         assert len(fake_slack.calls_to("reactions.add")) == 2
         assert [c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")] == [DESK, DESK]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from testkit.fake_slack import FakeSlack
-from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.processes import Proc, launch_bot, launch_worker, product_env, start_bot, start_worker, wait_started
 from testkit.redis_server import RedisServer, free_port
 from testkit.signing import event_body, slack_signature_headers
 
@@ -52,8 +52,7 @@ def test_bot_and_worker_survive_a_redis_restart(
     env, port, url = stack_env(own_redis, fake_slack, model_registry)
     procs: list[Proc] = []
     try:
-        procs.append(start_worker(env, tmp_path / "run"))
-        procs.append(start_bot(env, port, tmp_path / "run"))
+        procs.extend(wait_started(launch_worker(env, tmp_path / "run"), launch_bot(env, port, tmp_path / "run")))
         assert post(url, "EvR1", "10.1").status_code == 200
         fake_slack.wait_for_calls("chat.postMessage", 1, timeout=60)
 

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,10 +27,11 @@ from store.serving import ServingState
 from testkit.fake_corpus import build_text_folder
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify
-from testkit.processes import Proc, product_env, start_worker
+from testkit.processes import Proc, launch_worker, product_env, wait_started
 from testkit.redis_server import RedisServer
 from testkit.s3_server import CREDENTIALS, S3Server
 from testkit.samples import SAMPLES, all_texts
+from testkit.waiting import wait_until
 
 V1, V2, V3 = "20260101-000000-000aaaaaa", "20260102-000000-000bbbbbb", "20260103-000000-000cccccc"
 HALF = "20260104-000000-000dddddd"
@@ -215,14 +215,9 @@ def serving_of(conn: redis.Redis, name: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in conn.hgetall(keys[0]).items()}
 
 
-def wait_until(predicate: Callable[[], bool], what: str, procs: list[Proc], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    logs = "\n".join(f"--- {p.name}\n{p.log()[-3000:]}" for p in procs)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+def wait_for(predicate: Callable[[], bool], what: str, procs: list[Proc], timeout: float = 120.0) -> None:
+    """wait_until, with the processes' logs when it times out."""
+    wait_until(predicate, what, timeout, details=lambda: "\n".join(f"--- {p.name}\n{p.log()[-3000:]}" for p in procs))
 
 
 @pytest.mark.slow
@@ -250,18 +245,23 @@ def test_two_workers_hot_reload_a_version_promoted_by_another_process(
     workers: list[Proc] = []
     try:
         # Two workers, as on two machines: each starts with an empty cache and downloads the current version.
+        workers = wait_started(
+            *(
+                launch_worker(
+                    product_env(**common, MODEL_CACHE_DIR=str(cache)), tmp_path / f"run-{name}", name=f"worker-{name}"
+                )
+                for name, cache in caches.items()
+            )
+        )
         for name, cache in caches.items():
-            env = product_env(**common, MODEL_CACHE_DIR=str(cache))
-            workers.append(start_worker(env, tmp_path / f"run-{name}", name=f"worker-{name}"))
-        for name, cache in caches.items():
-            wait_until(lambda n=name: serving_of(redis_conn, f"worker-{n}").get("version") == V1, "V1", workers)
+            wait_for(lambda n=name: serving_of(redis_conn, f"worker-{n}").get("version") == V1, "V1", workers)
             assert serving_of(redis_conn, f"worker-{name}")["path"] == str(cache / V1)
 
         # A half upload named in `current` (by hand, or a promote racing an upload) is never served.
         half_upload(s3, bucket, HALF, caches["a"] / V1)
         s3.put(bucket, "registry/current", f"{HALF}\n".encode())
         for name in caches:
-            wait_until(lambda n=name: HALF in serving_of(redis_conn, f"worker-{n}").get("last_error", ""), "error",
+            wait_for(lambda n=name: HALF in serving_of(redis_conn, f"worker-{n}").get("last_error", ""), "error",
                        workers)  # fmt: skip
             assert serving_of(redis_conn, f"worker-{name}")["version"] == V1
         assert not any((cache / HALF).exists() for cache in caches.values())
@@ -294,7 +294,7 @@ def test_two_workers_hot_reload_a_version_promoted_by_another_process(
 
         # Both workers download it into their own cache and swap it in.
         for name, cache in caches.items():
-            wait_until(lambda n=name: serving_of(redis_conn, f"worker-{n}").get("version") == new, "new", workers)
+            wait_for(lambda n=name: serving_of(redis_conn, f"worker-{n}").get("version") == new, "new", workers)
             state = serving_of(redis_conn, f"worker-{name}")
             assert state["path"] == str(cache / new) and state["last_error"] == ""
             assert (cache / new / "metrics.json").is_file()
@@ -302,7 +302,7 @@ def test_two_workers_hot_reload_a_version_promoted_by_another_process(
         queue = classify_queue(redis_conn)
         texts = all_texts()
         jobs = [enqueue_classify(queue, f"ニュース\n{texts[n]}", n) for n in range(6)]
-        wait_until(lambda: len(fake_slack.calls_to("chat.postMessage")) >= len(jobs), "replies", workers)
+        wait_for(lambda: len(fake_slack.calls_to("chat.postMessage")) >= len(jobs), "replies", workers)
     finally:
         for worker in workers:
             worker.stop()

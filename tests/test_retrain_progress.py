@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from slack_sdk import WebClient
 
-from common.exceptions import BaseModelNotFoundError
+import worker.retrain
+from common.exceptions import BaseModelNotFoundError, CorpusError, TrainingStoppedError
 from common.jobs import RetrainRequest
 from common.settings import Settings
 from store import retraining
-from store.retraining import TrainingProgress
 from testkit.fake_slack import FakeSlack
+from testkit.inprocess_worker import worker_settings
+from testkit.redis_server import RedisServer
+from training.api import TrainOutcome
+from training.options import TrainOptions
 from training.progress import Progress
+from worker import jobs
+from worker.classifier import ModelService
+from worker.jobs import Runtime
 from worker.retrain import ProgressMessage, resolve_base, retrain_options
+from worker.slack import SlackReplier
 
 
 def progress(step: int) -> Progress:
@@ -42,16 +52,20 @@ def test_updates_are_throttled_but_progress_is_always_recorded(fake_slack: FakeS
         0.5,
     )
     assert shown.ts == slow.ts and shown.channel == "C1"
-    assert redis_conn.ttl(TrainingProgress.key_for()) == -1  # kept as long as the training runs
+    assert redis_conn.ttl(retraining.TrainingProgress.key_for()) == -1  # kept as long as the training runs
     slow.finish("done", "finished")
     assert [c.params["text"] for c in fake_slack.calls_to("chat.update")] == ["finished"]  # the end always shows
     ended = retraining.training_progress(redis_conn)
     assert ended is not None and (ended.phase, ended.step, ended.total_steps) == ("done", 5, 10)
-    assert 0 < redis_conn.ttl(TrainingProgress.key_for()) <= retraining.TRAINING_PROGRESS_TTL_S  # then kept a day
+    assert (
+        0 < redis_conn.ttl(retraining.TrainingProgress.key_for()) <= retraining.TRAINING_PROGRESS_TTL_S
+    )  # then kept a day
 
     fake_slack.reset()
     fast = message(fake_slack, redis_conn, interval_s=0)
-    assert redis_conn.ttl(TrainingProgress.key_for()) == -1  # the next training's progress does not expire mid-way
+    assert (
+        redis_conn.ttl(retraining.TrainingProgress.key_for()) == -1
+    )  # the next training's progress does not expire mid-way
     for step in range(1, 4):
         fast.report(progress(step))
     texts = [c.params["text"] for c in fake_slack.calls_to("chat.update")]
@@ -76,7 +90,6 @@ def test_base_names_resolve_only_inside_the_allowed_folders(tmp_path: Path) -> N
 
 
 def test_a_stop_raised_from_the_progress_callback_ends_the_training_and_registers_nothing(tmp_path: Path) -> None:
-    from common.exceptions import TrainingStoppedError
     from newsmodel.registry import list_versions
     from testkit.fake_corpus import build_text_folder
     from training.api import train
@@ -127,3 +140,75 @@ def test_the_progress_header_names_only_the_options_a_training_uses() -> None:
         retrain_options(request(model_type="bert", base_model="<b>", epochs=2.0), settings)
         == "type=bert, base=&lt;b&gt;, epochs=2"
     )
+
+
+class LockWitness(WebClient):
+    """A Slack client (to the fake Slack) that notes, as each message is posted or edited, who holds the training
+    lock at that moment."""
+
+    def __init__(self, connection: redis.Redis, base_url: str) -> None:
+        super().__init__(token="xoxb-test-token", base_url=base_url)
+        self.connection = connection
+        self.said: list[tuple[str, retraining.TrainingLock | None]] = []
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        if api_method in {"chat.postMessage", "chat.update"}:
+            text = str((kwargs.get("json") or kwargs.get("params") or {}).get("text", ""))
+            self.said.append((text, retraining.training_lock(self.connection)))
+        return super().api_call(api_method, **kwargs)
+
+
+def stopped_by_a_redeploy(options: TrainOptions, report: Callable[[Progress], None]) -> TrainOutcome:
+    raise TrainingStoppedError()
+
+
+def cancelled_by_an_admin(options: TrainOptions, report: Callable[[Progress], None]) -> TrainOutcome:
+    raise TrainingStoppedError("UADMIN")
+
+
+def without_its_data(options: TrainOptions, report: Callable[[Progress], None]) -> TrainOutcome:
+    raise CorpusError("no articles in /nonexistent")
+
+
+def crashing(options: TrainOptions, report: Callable[[Progress], None]) -> TrainOutcome:
+    raise RuntimeError("CUDA out of memory")
+
+
+@pytest.mark.parametrize(
+    ("train", "said"),
+    [
+        (stopped_by_a_redeploy, "Training stopped"),
+        (cancelled_by_an_admin, "Training cancelled"),
+        (without_its_data, "Training failed"),
+        (crashing, "Training failed"),
+    ],
+    ids=["stopped", "cancelled", "failed", "crashed"],
+)
+def test_the_lock_is_free_when_the_end_of_a_training_is_said(
+    train: Callable[[TrainOptions, Callable[[Progress], None]], TrainOutcome],
+    said: str,
+    redis_server: RedisServer,
+    redis_conn: redis.Redis,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An admin who reads "Training stopped … run /retrain again" and does so at once must not be told that a
+    training is still running: the lock is released before the progress message says how the training ended."""
+    settings = worker_settings(redis_server.url, fake_slack.api_url, tmp_path / "models")
+    client = LockWitness(redis_conn, fake_slack.api_url)
+    jobs.install(Runtime(settings, redis_conn, ModelService(settings.model_dir, None), SlackReplier(client)))
+    monkeypatch.setattr(worker.retrain, "train", train)
+    request = RetrainRequest(request_id="retrain-7", user="UADMIN", channel="CTRAIN", model_type="linear")
+    assert retraining.acquire_training_lock(redis_conn, "retrain-7", 3600)  # as the bot takes it when it enqueues
+
+    try:
+        worker.retrain.retrain(request.to_dict())
+    except RuntimeError:
+        assert train is crashing  # a crash is re-raised for RQ to record, once it was said
+
+    (text, holder) = client.said[-1]
+    assert said in text
+    assert holder is None, f"{said!r} was posted while {holder} still held the training lock"
+    assert client.said[0][1] == retraining.TrainingLock("retrain-7")  # the progress message, while it was held
+    assert retraining.training_lock(redis_conn) is None

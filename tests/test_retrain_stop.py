@@ -26,6 +26,8 @@ from testkit.fake_slack import FakeSlack
 from testkit.processes import Proc, product_env, running_bot, seed_registry, start_worker
 from testkit.redis_server import RedisServer
 from testkit.slack_requests import SECRET, slash_command
+from testkit.waiting import wait_until
+from worker.retrain import CANCEL_POLL_S
 
 ADMIN = "UADMIN"
 CHANNEL = "CTRAIN"
@@ -117,14 +119,19 @@ def start_training(stack: dict[str, Any], fake: FakeSlack, conn: redis.Redis, na
     assert "Training queued" in command(stack, fake, SLOW, name)
     lock = retraining.training_lock(conn)
     assert lock is not None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def in_its_steps() -> bool:
         progress = retraining.training_progress(conn)
-        if progress is not None and progress.job_id == lock.job_id and progress.phase == "train" and progress.step:
-            assert progress.total_steps > progress.step + 20, "the training must be slow enough to catch mid-way"
-            return lock.job_id
-        time.sleep(0.05)
-    raise AssertionError(f"the training never reached its steps: {retraining.training_progress(conn)}")
+        return (
+            progress is not None and progress.job_id == lock.job_id and progress.phase == "train" and progress.step > 0
+        )
+
+    wait_until(
+        in_its_steps, "the training to reach its steps", 120, details=lambda: str(retraining.training_progress(conn))
+    )
+    progress = retraining.training_progress(conn)
+    assert progress is not None and progress.total_steps > progress.step + 20, "too fast to be caught mid-way"
+    return lock.job_id
 
 
 def progress_texts(fake: FakeSlack) -> list[str]:
@@ -139,11 +146,13 @@ def wait_text(fake: FakeSlack, needle: str, timeout: float = 60) -> str:
 def wait_no_lock(conn: redis.Redis, timeout: float) -> float:
     """Seconds until the training lock is gone (AssertionError after ``timeout``)."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if retraining.training_lock(conn) is None:
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"the training lock is still held after {timeout}s: {retraining.training_lock(conn)}")
+    wait_until(
+        lambda: retraining.training_lock(conn) is None,
+        "the training lock to be released",
+        timeout,
+        details=lambda: f"held by {retraining.training_lock(conn)}",
+    )
+    return time.monotonic() - started
 
 
 def test_sigterm_stops_the_training_frees_the_lock_and_says_so(
@@ -171,7 +180,9 @@ def test_a_killed_train_workers_lock_lapses_and_the_next_train_worker_reports_it
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis, train_worker: Proc
 ) -> None:
     job_id = start_training(stack, fake_slack, redis_conn, "kill")
-    time.sleep(LOCK_TTL_S + 1)  # the heartbeat keeps the lock while the training runs
+    # Time itself is what is tested here: past the lock's TTL (by a second, more than the heartbeat interval of
+    # LOCK_TTL_S / 3), a lock that nothing renewed would have lapsed. The heartbeat keeps it.
+    time.sleep(LOCK_TTL_S + 1)
     held = retraining.training_lock(redis_conn)
     assert held is not None and held.job_id == job_id
     (message_ts,) = {c.params["ts"] for c in fake_slack.calls_to("chat.update") if job_id in c.params["text"]}
@@ -210,7 +221,16 @@ def test_retrain_cancel_stops_the_training_at_its_next_step(
 
     refused = command(stack, fake_slack, "cancel", "cancel-nobody", user="UNOBODY")
     assert "only newsbot admins" in refused
-    time.sleep(1.5)
+    # Until the training has reported a step more than CANCEL_POLL_S after the refusal: its guard has looked for
+    # a cancel since then (at most every CANCEL_POLL_S, at a step), so a cancel stored by mistake would have
+    # stopped it. A fifth of a second of margin for the clocks of two processes.
+    refused_at = time.time()
+
+    def stepped_since() -> bool:
+        progress = retraining.training_progress(redis_conn)
+        return progress is not None and progress.updated_at > refused_at + CANCEL_POLL_S + 0.2
+
+    wait_until(stepped_since, "a training step after the refused cancel", 30)
     assert retraining.training_lock(redis_conn) is not None and not any(
         "cancelled" in t for t in progress_texts(fake_slack)
     )
@@ -248,6 +268,8 @@ def test_a_failed_training_tells_the_admin_what_to_do_without_internals(
     env: dict[str, str],
     advice: str,
 ) -> None:
+    models: Path = stack["models"]
+    before, current = versions(models), current_version(models)
     worker = start_worker({**stack["env"], **env}, stack["root"] / "run", "--queues", "train", name="train-fail")
     try:
         assert "Training queued" in command(stack, fake_slack, text, "fail")
@@ -264,3 +286,4 @@ def test_a_failed_training_tells_the_admin_what_to_do_without_internals(
     assert not any("Training lost" in t for t in progress_texts(fake_slack))  # it failed on its own, and said so
     assert lock.job_id in worker.log()  # the details are in the worker's log, under the reference id
     assert retraining.training_lock(redis_conn) is None
+    assert current_version(models) == current and versions(models) == before  # nothing registered or promoted

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,10 @@ from rq import Queue
 from store.queues import SERIALIZER
 from testkit.fake_slack import FakeSlack
 from testkit.fake_socket_mode import FakeSocketMode
-from testkit.processes import socket_mode_env, start_socket_mode_bot, start_worker, stopped_on_failure
+from testkit.processes import launch_worker, socket_mode_env, start_socket_mode_bot, stopped_on_failure, wait_started
 from testkit.redis_server import RedisServer
 from testkit.signing import event_body
+from testkit.waiting import wait_until
 
 
 def test_a_mention_over_socket_mode_is_acked_and_answered_once(
@@ -30,9 +30,12 @@ def test_a_mention_over_socket_mode_is_acked_and_answered_once(
     model_registry: Path,
 ) -> None:
     env = socket_mode_env(REDIS_URL=redis_server.url, SLACK_API_URL=fake_slack.api_url, MODEL_DIR=str(model_registry))
-    worker = start_worker(env, tmp_path / "run")
+    starting = launch_worker(env, tmp_path / "run")  # its start-up overlaps the bot's
+    worker = starting.proc
     with stopped_on_failure(worker):
         bot = start_socket_mode_bot(env, tmp_path / "run", socket_mode.connected)
+    with stopped_on_failure(bot):
+        wait_started(starting)
     try:
         assert fake_slack.calls_to("apps.connections.open")[0].headers["authorization"] == "Bearer xapp-1-A0001-test"
         ts = "1700000100.000100"
@@ -72,15 +75,6 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def queued_classify_ids(conn: redis.Redis) -> list[str]:
@@ -151,8 +145,7 @@ def test_while_redis_is_down_nothing_is_acked_and_lost(
         socket_mode.wait_ack("env-shortcut")
         # The mention's listener failed (the bot logs why); its envelope is not acked, so Slack redelivers it.
         wait_until(lambda: "could not handle EvDown1" in bot.log(), "the failed mention in the bot's log", 60)
-        time.sleep(0.5)
-        assert "env-down" not in socket_mode.acks
+        assert "env-down" not in socket_mode.acks  # and never later either: checked again at the end
 
         own_redis.start()
         assert queued_classify_ids(conn) == []

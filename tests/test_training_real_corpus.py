@@ -15,7 +15,7 @@ import pytest
 
 from common.labels import SLUGS
 from testkit.tiny_bert import build_tiny_bert
-from training.api import DataOptions, evaluate, prepare, train, train_options
+from training.api import TrainOptions, evaluate, prepare, train
 from training.cli import main
 from training.corpus import CorpusArticle, load_corpus
 from training.split import Split
@@ -44,7 +44,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def corpus_split(real_corpus: Path, workdir: Path) -> tuple[list[CorpusArticle], Split]:
-    return prepare(DataOptions(data=str(real_corpus), cache_dir=workdir / "cache"))
+    return prepare(TrainOptions(data=str(real_corpus), cache_dir=workdir / "cache"))
 
 
 def test_prepare_gives_the_official_counts(real_corpus: Path, workdir: Path) -> None:
@@ -67,7 +67,7 @@ def test_linear_model_classifies_held_out_articles_through_predict(
     _, split = corpus_split
     models = workdir / "models"
     outcome = train(
-        train_options(data=str(real_corpus), model_type="linear", model_dir=models, cache_dir=workdir / "cache")
+        TrainOptions(data=str(real_corpus), model_type="linear", model_dir=models, cache_dir=workdir / "cache")
     )
     assert outcome.promoted and outcome.metrics["accuracy"] >= 0.95
     lines = [json.dumps({"text": f"{a.title}\n{a.body}"}, ensure_ascii=False) for a in split.test]
@@ -84,18 +84,19 @@ def test_tiny_bert_from_scratch_is_far_above_chance(
 ) -> None:
     _, split = corpus_split
     vocab_texts = [f"{a.title}\n{a.body[:300]}" for a in split.train[::3]]  # training articles only
-    tiny = build_tiny_bert(workdir / "tiny-real", vocab_texts, hidden_size=64, layers=2, heads=2)
-    options = train_options(
+    # One layer: as accurate as two on this split (0.59 both, measured), in half the time.
+    tiny = build_tiny_bert(workdir / "tiny-real", vocab_texts, hidden_size=64, layers=1, heads=2)
+    options = TrainOptions(
         data=str(real_corpus),
         base_model=str(tiny),
-        num_train_epochs=1,
-        per_device_train_batch_size=32,
+        epochs=1,
+        batch_size=32,
         max_length=128,
         learning_rate=2e-3,
-        warmup_steps=0.05,
+        warmup=0.05,
         baseline=False,
         model_dir=workdir / "bert-models",
-        output_dir=str(workdir / "runs"),
+        run_dir=workdir / "runs",
         cache_dir=workdir / "cache",
         device="cpu",
     )
@@ -104,7 +105,7 @@ def test_tiny_bert_from_scratch_is_far_above_chance(
     assert outcome.metrics["accuracy"] >= 0.5, outcome.metrics  # chance is 1/9
     assert outcome.metrics["macro_f1"] >= 0.4, outcome.metrics
     # The same held-out articles classified by the serving code path (BertClassifier, its own max length).
-    measured = evaluate(options.data, options.run, outcome.version)
+    measured = evaluate(options, outcome.version)
     assert measured["test_fingerprint"] == outcome.metrics["test_fingerprint"]
     assert measured["accuracy"] >= 0.4, measured["accuracy"]
     assert set(measured["per_class"]) == set(SLUGS)

@@ -19,6 +19,7 @@ from testkit.processes import product_env, start_worker
 from testkit.redis_server import RedisServer
 from testkit.samples import all_texts
 from testkit.tiny_bert import build_tiny_bert
+from testkit.waiting import wait_until
 
 V1 = "20260101-000000-tiny0001"
 V2 = "20260102-000000-tiny0002"
@@ -35,15 +36,6 @@ def serving_version(conn: redis.Redis) -> str | None:
     """The one worker's served version, or None while it has published nothing (yet)."""
     states = serving_states(conn)
     return states[0].version if len(states) == 1 else None
-
-
-def wait_until(predicate: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_current_changes_while_jobs_keep_being_answered(
@@ -68,25 +60,25 @@ def test_current_changes_while_jobs_keep_being_answered(
         for _ in range(count):
             n = len(jobs)
             jobs.append(enqueue_classify(queue, f"ニュース\n{texts[n % len(texts)]}", n))
-            time.sleep(0.05)
+            time.sleep(0.05)  # spread over time, as users send them: the reload happens between jobs
 
     try:
-        wait_until(lambda: serving_version(redis_conn) == V1)
+        wait_until(lambda: serving_version(redis_conn) == V1, "V1 served", 60)
         send(10)
         # A broken version becomes current: it is not swapped in; v1 keeps answering; the reason is published.
         set_current(model_registry, BROKEN)
-        wait_until(lambda: serving(redis_conn).last_error != "")
+        wait_until(lambda: serving(redis_conn).last_error != "", "the load error published", 60)
         assert serving(redis_conn).version == V1
         assert BROKEN in serving(redis_conn).last_error
         send(10)
         # Then a good new version: swapped in between batches while jobs keep arriving.
         set_current(model_registry, V2)
         send(20)
-        wait_until(lambda: serving_version(redis_conn) == V2)
+        wait_until(lambda: serving_version(redis_conn) == V2, "V2 served", 60)
         assert serving(redis_conn).device == "cpu"
         assert serving(redis_conn).last_error == ""
         send(5)
-        wait_until(lambda: len(fake_slack.calls_to("chat.postMessage")) >= len(jobs))
+        wait_until(lambda: len(fake_slack.calls_to("chat.postMessage")) >= len(jobs), "every reply", 60)
     finally:
         worker.stop()
 

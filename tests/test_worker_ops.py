@@ -5,8 +5,7 @@ serving nothing, and its log lines as JSON (LOG_FORMAT=json) carrying the job id
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from common.jobs import ClassifyRequest
 from testkit.fake_slack import FakeSlack
 from testkit.processes import product_env, start_worker
 from testkit.redis_server import RedisServer, free_port
+from testkit.waiting import wait_until
 
 VERSION = "20260101-000000-tiny0001"
 
@@ -33,15 +33,6 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def healthz(port: int) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_classify_worker_is_healthy_with_its_model_and_unhealthy_without_redis(

@@ -7,6 +7,7 @@ import multiprocessing
 import signal
 import time
 from datetime import UTC, datetime
+from multiprocessing.synchronize import Event as EventType
 
 import pytest
 import redis
@@ -17,14 +18,16 @@ from worker import batching
 from worker.batching import BatchingWorker
 
 
-def deaf_to_sigterm() -> None:
+def deaf_to_sigterm(ready: EventType) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    time.sleep(120)
+    ready.set()
+    time.sleep(120)  # a scheduler at work, until it is killed
 
 
-def stops_on_sigterm() -> None:
+def stops_on_sigterm(ready: EventType) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not whatever handler the test process had when it forked
-    time.sleep(120)
+    ready.set()
+    time.sleep(120)  # a scheduler at work, until SIGTERM ends it
 
 
 def worker_with_scheduler(conn: redis.Redis) -> BatchingWorker:
@@ -38,10 +41,12 @@ def test_a_scheduler_that_ignores_sigterm_is_killed_after_a_bound(
 ) -> None:
     monkeypatch.setattr(batching, "SCHEDULER_STOP_S", 1.0, raising=False)
     worker = worker_with_scheduler(redis_conn)
-    process = multiprocessing.get_context("fork").Process(target=deaf_to_sigterm, daemon=True)
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    process = context.Process(target=deaf_to_sigterm, args=(ready,), daemon=True)
     process.start()
     worker.scheduler._process = process  # type: ignore[union-attr]
-    time.sleep(0.3)  # it has installed its SIG_IGN
+    assert ready.wait(10)  # it has installed its SIG_IGN
     started = time.monotonic()
     worker.stop_scheduler()
     took = time.monotonic() - started
@@ -52,10 +57,12 @@ def test_a_scheduler_that_ignores_sigterm_is_killed_after_a_bound(
 
 def test_a_scheduler_that_stops_on_sigterm_is_not_killed(redis_conn: redis.Redis) -> None:
     worker = worker_with_scheduler(redis_conn)
-    process = multiprocessing.get_context("fork").Process(target=stops_on_sigterm, daemon=True)
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    process = context.Process(target=stops_on_sigterm, args=(ready,), daemon=True)
     process.start()
     worker.scheduler._process = process  # type: ignore[union-attr]
-    time.sleep(0.3)  # it has reset its SIGTERM handler
+    assert ready.wait(10)  # it has reset its SIGTERM handler
     worker.stop_scheduler()
     assert process.exitcode == -signal.SIGTERM
 

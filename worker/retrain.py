@@ -190,6 +190,7 @@ class TrainingGuard:
 
     * Renews the training lock every ``lock_ttl_s / 3`` in a thread, with TTL ``lock_ttl_s``: when the worker dies
       (SIGKILL, out of memory), nothing renews it and it lapses within ``lock_ttl_s``.
+    * Releases the lock on the way out, whatever the outcome, before the caller reports it.
     * Notes a shutdown signal (SIGTERM, SIGINT), then passes it on to the worker's own handler (RQ's warm
       shutdown: it exits once this job has returned).
     * :meth:`check`, called from the progress callback, raises :class:`TrainingStoppedError` once either a
@@ -227,6 +228,17 @@ class TrainingGuard:
         self._done.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        # Free the lock before anything says the training is over (stopped, failed or done, said by the caller
+        # once this block is left): an admin who reacts at once must find no training running.
+        try:
+            retraining.release_training_lock(self.connection, self.job_id)
+        except RedisError as exc:
+            log.warning(
+                "could not release the training lock of %s (it lapses within %ss): %s",
+                self.job_id,
+                self.lock_ttl_s,
+                exc,
+            )
 
     def _heartbeat(self) -> None:
         interval = self.lock_ttl_s / retraining.TRAINING_LOCK_RENEWALS_PER_TTL
@@ -467,8 +479,6 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         log.exception("training %s failed (reference %s)", job_id, job_id)
         progress.finish("failed", failed_text(header, exc, job_id))
         raise
-    finally:
-        retraining.release_training_lock(rt.connection, job_id)
 
     text = result_text(header, outcome, extra)
     uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)
