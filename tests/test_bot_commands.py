@@ -355,7 +355,7 @@ def test_importing_the_bot_never_imports_torch(tmp_path: Path) -> None:
     from testkit.processes import REPO_ROOT
 
     code = (
-        "import sys, bot.app, bot.listeners, bot.submit, bot.options, bot.admins, bot.blocks, bot.server, "
+        "import sys, bot.app, bot.listeners, bot.submit, bot.options, bot.admins, bot.context, bot.server, ui, "
         "store.feedback; heavy = [m for m in ('torch', 'transformers', 'worker', 'training') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

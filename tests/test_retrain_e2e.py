@@ -49,10 +49,9 @@ def stack(
     corpus = build_text_folder(root / "corpus", per_class=12)
     # The current model claims a perfect score on this very test split, so the guard must keep it and offer
     # the admin "Promote anyway": both of the guard's outcomes are then exercised (promotion by the button).
-    from training.api import prepare
-    from training.options import TrainOptions
+    from training.api import DataOptions, prepare
 
-    _, split = prepare(TrainOptions(data=str(corpus / "text"), cache_dir=root / "cache", model_dir=models))
+    _, split = prepare(DataOptions(data=str(corpus / "text"), cache_dir=root / "cache"))
     (models / FIRST_VERSION / "metrics.json").write_text(
         json.dumps({"accuracy": 1.0, "macro_f1": 1.0, "test_fingerprint": split.test_fingerprint}), encoding="utf-8"
     )

@@ -127,7 +127,7 @@ def test_run_demo_bootstraps_a_model_and_prints_the_reply(tmp_path: Path) -> Non
     """The whole demo from a copy of the checkout (its scripts/setup replaced, so that nothing is installed into a
     shared .venv): scripts/run --demo, fake Slack, a local redis-server, bootstrap, worker, bot, the reply."""
     repo = tmp_path / "repo"
-    for name in ("common", "newsmodel", "ui", "bot", "worker", "training", "testkit", "scripts"):
+    for name in ("common", "store", "telemetry", "newsmodel", "ui", "bot", "worker", "training", "testkit", "scripts"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
     (repo / "scripts" / "setup").write_text(NO_INSTALL)
     (repo / ".venv").symlink_to((ROOT / ".venv").resolve())

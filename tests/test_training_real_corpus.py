@@ -15,7 +15,7 @@ import pytest
 
 from common.labels import SLUGS
 from testkit.tiny_bert import build_tiny_bert
-from training.api import TrainOptions, evaluate, prepare, train
+from training.api import DataOptions, evaluate, prepare, train, train_options
 from training.cli import main
 from training.corpus import CorpusArticle, load_corpus
 from training.split import Split
@@ -44,7 +44,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def corpus_split(real_corpus: Path, workdir: Path) -> tuple[list[CorpusArticle], Split]:
-    return prepare(TrainOptions(data=str(real_corpus), cache_dir=workdir / "cache"))
+    return prepare(DataOptions(data=str(real_corpus), cache_dir=workdir / "cache"))
 
 
 def test_prepare_gives_the_official_counts(real_corpus: Path, workdir: Path) -> None:
@@ -67,7 +67,7 @@ def test_linear_model_classifies_held_out_articles_through_predict(
     _, split = corpus_split
     models = workdir / "models"
     outcome = train(
-        TrainOptions(data=str(real_corpus), model_type="linear", model_dir=models, cache_dir=workdir / "cache")
+        train_options(data=str(real_corpus), model_type="linear", model_dir=models, cache_dir=workdir / "cache")
     )
     assert outcome.promoted and outcome.metrics["accuracy"] >= 0.95
     lines = [json.dumps({"text": f"{a.title}\n{a.body}"}, ensure_ascii=False) for a in split.test]
@@ -86,7 +86,7 @@ def test_tiny_bert_from_scratch_is_far_above_chance(
     vocab_texts = [f"{a.title}\n{a.body[:300]}" for a in split.train[::3]]  # training articles only
     # One layer: as accurate as two on this split (0.59 both, measured), in half the time.
     tiny = build_tiny_bert(workdir / "tiny-real", vocab_texts, hidden_size=64, layers=1, heads=2)
-    options = TrainOptions(
+    options = train_options(
         data=str(real_corpus),
         base_model=str(tiny),
         epochs=1,
