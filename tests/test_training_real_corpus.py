@@ -89,14 +89,14 @@ def test_tiny_bert_from_scratch_is_far_above_chance(
     options = train_options(
         data=str(real_corpus),
         base_model=str(tiny),
-        epochs=1,
-        batch_size=32,
+        num_train_epochs=1,
+        per_device_train_batch_size=32,
         max_length=128,
         learning_rate=2e-3,
-        warmup=0.05,
+        warmup_steps=0.05,
         baseline=False,
         model_dir=workdir / "bert-models",
-        run_dir=workdir / "runs",
+        output_dir=str(workdir / "runs"),
         cache_dir=workdir / "cache",
         device="cpu",
     )
