@@ -105,7 +105,7 @@ def test_tiny_bert_from_scratch_is_far_above_chance(
     assert outcome.metrics["accuracy"] >= 0.5, outcome.metrics  # chance is 1/9
     assert outcome.metrics["macro_f1"] >= 0.4, outcome.metrics
     # The same held-out articles classified by the serving code path (BertClassifier, its own max length).
-    measured = evaluate(options, outcome.version)
+    measured = evaluate(options.data, options.run, outcome.version)
     assert measured["test_fingerprint"] == outcome.metrics["test_fingerprint"]
     assert measured["accuracy"] >= 0.4, measured["accuracy"]
     assert set(measured["per_class"]) == set(SLUGS)
