@@ -46,6 +46,11 @@ LONGEST_FIRST = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # matplotlib builds its font cache on first import by running ``fc-list``: on a fresh machine (a clean CI
+    # clone) that first import would happen inside a fast-lane training test and be refused by the spawn guard.
+    # Build it here, once per test process, before the guard is installed.
+    import matplotlib.font_manager  # noqa: F401
+
     lanes.install_audit_hook()
 
 
