@@ -67,6 +67,15 @@ class RedisServer:
             client.close()
         return self
 
+    def flush(self) -> None:
+        """Empty every database: a stack that starts a worker flushes first, so the worker cannot pick up a job an
+        earlier test left queued (the per-test ``redis_conn`` flush comes only after a module's stack started)."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

@@ -35,6 +35,7 @@ def stack(
         SLACK_SIGNING_SECRET=SECRET,
     )
     port, worker_ops = free_port(), free_port()
+    redis_server.flush()
     procs = wait_started(
         launch_worker(env, root / "run", "--ops-port", str(worker_ops)), launch_bot(env, port, root / "run")
     )

@@ -57,7 +57,7 @@ def stack(
     data = write_csv(root / "desks.csv", newsroom_rows(per_label=20))
     labels_file = root / "labels.json"
     labels_file.write_text(json.dumps(LABEL_NAMES, ensure_ascii=False), encoding="utf-8")
-    redis.Redis.from_url(redis_server.url).flushall()
+    redis_server.flush()
     env = product_env(
         REDIS_URL=redis_server.url,
         SLACK_API_URL=fake_slack_server.api_url,

@@ -65,8 +65,8 @@ class Newsrooms:
     (two workers on one Redis would take each other's jobs). Each test still has its own flushed Redis and reset
     fake Slack; the processes keep nothing of a test in memory that a later one reads."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, fake: FakeSlack) -> None:
-        self.env, self.workdir, self.fake = env, workdir, fake
+    def __init__(self, env: dict[str, str], workdir: Path, fake: FakeSlack, redis_server: RedisServer) -> None:
+        self.env, self.workdir, self.fake, self.redis = env, workdir, fake, redis_server
         self.config: dict[str, str] | None = None
         self.procs: list[Proc] = []
         self.room: Newsroom | None = None
@@ -74,6 +74,7 @@ class Newsrooms:
     def open(self, config: dict[str, str]) -> Newsroom:
         if self.room is None or config != self.config:
             self.close()
+            self.redis.flush()  # nothing an earlier file left queued reaches the new worker
             port = free_port()
             env = {**self.env, **config}
             self.procs = wait_started(launch_worker(env, self.workdir), launch_bot(env, port, self.workdir))
@@ -103,7 +104,7 @@ def newsrooms(
         ADMIN_USER_IDS=ADMIN,
         SLACK_PACE_S="0.05",
     )
-    rooms = Newsrooms(env, root / "run", fake_slack_server)
+    rooms = Newsrooms(env, root / "run", fake_slack_server, redis_server)
     try:
         yield rooms
     finally:

@@ -55,7 +55,7 @@ def stack(
     (models / FIRST_VERSION / "metrics.json").write_text(
         json.dumps({"accuracy": 1.0, "macro_f1": 1.0, "test_fingerprint": split.test_fingerprint}), encoding="utf-8"
     )
-    redis.Redis.from_url(redis_server.url).flushall()
+    redis_server.flush()
     env = product_env(
         REDIS_URL=redis_server.url,
         SLACK_API_URL=fake_slack_server.api_url,
