@@ -36,10 +36,10 @@ from testkit.page_server import PageHandler, serve_pages
 from testkit.redis_server import RedisServer
 from ui.feedback import with_counts
 from ui.replies import reply_message
+from ui.reports import progress_text
 from worker import admin
 from worker.jobs import Runtime
 from worker.pipeline import ArticleResult
-from worker.reports import progress_text
 from worker.slack import SlackDeliveryError, SlackReplier, web_client
 
 BODY = "日本代表は試合終了間際のゴールで勝利し、監督は選手をたたえた。プロ野球の開幕戦でエースが完投した。" * 4

@@ -1,5 +1,5 @@
 """The answers to ``/retrain status`` and ``/retrain rollback [version]`` (to the admin who asked), and the admins'
-notices on the App Home. The worker reads the registry and formats each version's line (``worker.reports``)."""
+notices on the App Home. The worker reads the registry and formats each version's line (``ui.reports``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """How a training's progress reads in Slack: the phase labels and the one-line summary.
 
 One home for the App Home (ui/home.py), ``/retrain status`` (ui/admin.py), the bot's "already
-training" answer (bot/listeners/commands/retrain.py) and the retrain job's progress message (worker/reports.py).
+training" answer (bot/listeners/commands/retrain.py) and the retrain job's progress message (ui/reports.py).
 """
 
 from __future__ import annotations

@@ -1,13 +1,18 @@
-"""What newsbot says about trainings: the bot's answers to ``/retrain`` and the Home's retrain button, and the
-Block Kit of the training report (the worker writes its text: ``worker.retrain``)."""
+"""What newsbot says about trainings: the bot's answers to ``/retrain`` and the Home's retrain button, the
+training job's header, its end (stopped, lost, failed) and its report, with the report's Block Kit."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
+from common.exceptions import BaseModelNotFoundError, CorpusError, TrainingStoppedError
+from common.labels import LabelSet
 from common.mrkdwn import escape
 from ui.blocks import SECTION_TEXT_MAX, actions, button, confirm, section
 from ui.ids import RETRAIN_PROMOTE_ACTION, RETRAIN_PROMOTE_BLOCK_ID
+from ui.progress import duration
+from ui.reports import labels_line, metrics_line
 
 NOTHING_TO_CANCEL = "実行中の学習はありません。/ No training is queued or running: nothing to cancel."
 
@@ -77,3 +82,111 @@ def report_blocks(text: str, unpromoted: str | None) -> list[dict[str, Any]]:
     if unpromoted is not None:
         blocks.append(promote_button(unpromoted))
     return blocks
+
+
+class TrainingResult(Protocol):
+    """What the report says of a finished training (``training.api.TrainOutcome`` is one)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def promoted(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def metrics(self) -> Mapping[str, Any]: ...
+    @property
+    def previous_version(self) -> str | None: ...
+    @property
+    def previous_metrics(self) -> Mapping[str, Any] | None: ...
+    @property
+    def extra_examples_used(self) -> int: ...
+    @property
+    def extra_examples_skipped(self) -> int: ...
+    @property
+    def train_seconds(self) -> float: ...
+    @property
+    def labels(self) -> LabelSet: ...
+
+
+def retrain_header(job_id: str, user: str, options: str) -> str:
+    """The first line of the progress message: which training, whose, with which options."""
+    return f":brain: *モデルの再学習 / Retraining* `{job_id}` — <@{user}> ({options})"
+
+
+def stopped_text(header: str, exc: TrainingStoppedError) -> str:
+    keeps = "現在のモデルのままです / the current model keeps serving."
+    if exc.cancelled_by:
+        return (
+            f"{header}\n:no_entry_sign: *学習をキャンセルしました / Training cancelled* by <@{exc.cancelled_by}> — "
+            f"{keeps}\n新しいバージョンは作られていません / No new version was made."
+        )
+    return (
+        f"{header}\n:octagonal_sign: *学習を中断しました / Training stopped* — 学習ワーカーが停止しました"
+        f" (再デプロイなど) / the training worker was shut down (a redeploy?). {keeps}\n"
+        "もう一度学習するには `/retrain` を実行してください。/ Run `/retrain` again to train."
+    )
+
+
+def lost_text(header: str, reference: str) -> str:
+    return (
+        f"{header}\n:octagonal_sign: *学習が中断されました / Training lost* — 学習ワーカーが途中で停止しました"
+        " (メモリ不足、強制終了など)。現在のモデルのままです / the training worker died mid-way (out of memory? "
+        "killed?); the current model keeps serving.\n"
+        "もう一度学習するには `/retrain` を実行してください。/ Run `/retrain` again to train. "
+        f"(参照 ID / reference id: `{reference}`)"
+    )
+
+
+def failed_text(header: str, exc: BaseException, reference: str) -> str:
+    """What the admin is told of a failed training: what to do, and the reference to find the details in the log.
+
+    Never the exception itself (paths, hub errors, reprs): those stay in the worker's log.
+    """
+    if isinstance(exc, BaseModelNotFoundError):
+        advice = (
+            "ベースモデルが見つかりません。`base=` の名前 (BASE_MODELS_DIR 内のフォルダ名、MODEL_DIR のバージョン名、"
+            "またはハブの org/name) を確認してください。\n"
+            "The base model was not found: check the `base=` name (a folder in BASE_MODELS_DIR, a version in "
+            "MODEL_DIR, or a hub name org/name)."
+        )
+    elif isinstance(exc, CorpusError):
+        advice = (
+            "学習データを読み込めませんでした。学習ワーカーの TRAIN_DATA の設定を確認してください。\n"
+            "The training data could not be read: check the train worker's TRAIN_DATA setting."
+        )
+    else:
+        advice = (
+            "ベースモデル名 (BASE_MODEL / `base=`、BASE_MODELS_DIR) と TRAIN_DATA の設定を確認してください。\n"
+            "Check the base model name (BASE_MODEL or `base=`, BASE_MODELS_DIR) and the TRAIN_DATA setting."
+        )
+    return (
+        f"{header}\n:x: *学習に失敗しました / Training failed* — 現在のモデルのままです / "
+        f"the current model keeps serving.\n{advice}\n"
+        "もう一度 `/retrain` を試すか、学習ワーカーのログで参照 ID を検索してください。\n"
+        f"Try `/retrain` again, or look up the reference id in the train worker's log. "
+        f"(参照 ID / reference id: `{reference}`)"
+    )
+
+
+def result_text(header: str, outcome: TrainingResult, skipped_corrections: int = 0) -> str:
+    """The training report: the new version against the current one, whether it was promoted and why, the
+    corrections from feedback used and skipped (``skipped_corrections``: those the export left out)."""
+    lines = [header, f"*完了 / Done* — 新しいバージョン / new version `{outcome.version}`"]
+    lines.append(f"新モデル (テスト) / New model (test): {metrics_line(outcome.metrics)}")
+    lines.append(labels_line(outcome.labels, "新モデルのラベル / New model's labels"))
+    if outcome.previous_version:
+        lines.append(f"現在のモデル / Current `{outcome.previous_version}`: {metrics_line(outcome.previous_metrics)}")
+    else:
+        lines.append("現在のモデル / Current: なし / none")
+    if outcome.promoted:
+        lines.append(f":white_check_mark: 採用しました / Promoted: {outcome.reason}")
+    else:
+        lines.append(
+            f":pause_button: 採用しませんでした (現在のモデルのまま) / Not promoted (kept current): {outcome.reason}"
+        )
+    used = outcome.extra_examples_used
+    skipped = outcome.extra_examples_skipped + skipped_corrections
+    lines.append(f"フィードバックの訂正例 / Corrected examples from feedback: {used} used, {skipped} skipped")
+    lines.append(f"学習時間 / Training time: {duration(outcome.train_seconds)}")
+    return "\n".join(lines)

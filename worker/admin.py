@@ -19,9 +19,9 @@ from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
 from store import retraining, serving
 from ui import admin as words
+from ui.reports import labels_line, metrics_line, version_line
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import in_job_context, runtime
-from worker.reports import labels_line, metrics_line, version_line
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from newsmodel.registry import ModelDir, current_version, list_versions, read_in
 from store import serving
 from store.serving import ModelFacts, ServingState
 from telemetry import metrics
-from worker.reports import metric
+from ui.reports import metric
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from newsmodel.registry import list_versions
 from store import activity
 from store.serving import ModelFacts
 from ui import home
+from ui.reports import metric
 from worker.jobs import Runtime
-from worker.reports import metric
 
 log = logging.getLogger(__name__)
 

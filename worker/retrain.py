@@ -35,22 +35,22 @@ from rq.job import Job
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from common.exceptions import BaseModelNotFoundError, CorpusError, NewsbotError, TrainingStoppedError
+from common.exceptions import BaseModelNotFoundError, NewsbotError, TrainingStoppedError
 from common.jobs import RetrainRequest
 from common.mrkdwn import escape
 from common.settings import Settings
 from newsmodel.registry import has_version, local_version
 from newsmodel.store import is_remote
 from store import retraining
-from store.feedback import ExportSummary, FeedbackStore
+from store.feedback import FeedbackStore
 from store.retraining import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
 from training.kinds import TRAINED_KINDS
-from ui.progress import ENDED_PHASES, duration
-from ui.retrain import report_blocks
+from ui.progress import ENDED_PHASES
+from ui.reports import metric, progress_text
+from ui.retrain import failed_text, lost_text, report_blocks, result_text, retrain_header, stopped_text
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import runtime, training_run
-from worker.reports import labels_line, metric, metrics_line, progress_text
 
 log = logging.getLogger(__name__)
 
@@ -283,82 +283,6 @@ class TrainingGuard:
         return report
 
 
-def stopped_text(header: str, exc: TrainingStoppedError) -> str:
-    keeps = "現在のモデルのままです / the current model keeps serving."
-    if exc.cancelled_by:
-        return (
-            f"{header}\n:no_entry_sign: *学習をキャンセルしました / Training cancelled* by <@{exc.cancelled_by}> — "
-            f"{keeps}\n新しいバージョンは作られていません / No new version was made."
-        )
-    return (
-        f"{header}\n:octagonal_sign: *学習を中断しました / Training stopped* — 学習ワーカーが停止しました"
-        f" (再デプロイなど) / the training worker was shut down (a redeploy?). {keeps}\n"
-        "もう一度学習するには `/retrain` を実行してください。/ Run `/retrain` again to train."
-    )
-
-
-def lost_text(header: str, reference: str) -> str:
-    return (
-        f"{header}\n:octagonal_sign: *学習が中断されました / Training lost* — 学習ワーカーが途中で停止しました"
-        " (メモリ不足、強制終了など)。現在のモデルのままです / the training worker died mid-way (out of memory? "
-        "killed?); the current model keeps serving.\n"
-        "もう一度学習するには `/retrain` を実行してください。/ Run `/retrain` again to train. "
-        f"(参照 ID / reference id: `{reference}`)"
-    )
-
-
-def failed_text(header: str, exc: BaseException, reference: str) -> str:
-    """What the admin is told of a failed training: what to do, and the reference to find the details in the log.
-
-    Never the exception itself (paths, hub errors, reprs): those stay in the worker's log.
-    """
-    if isinstance(exc, BaseModelNotFoundError):
-        advice = (
-            "ベースモデルが見つかりません。`base=` の名前 (BASE_MODELS_DIR 内のフォルダ名、MODEL_DIR のバージョン名、"
-            "またはハブの org/name) を確認してください。\n"
-            "The base model was not found: check the `base=` name (a folder in BASE_MODELS_DIR, a version in "
-            "MODEL_DIR, or a hub name org/name)."
-        )
-    elif isinstance(exc, CorpusError):
-        advice = (
-            "学習データを読み込めませんでした。学習ワーカーの TRAIN_DATA の設定を確認してください。\n"
-            "The training data could not be read: check the train worker's TRAIN_DATA setting."
-        )
-    else:
-        advice = (
-            "ベースモデル名 (BASE_MODEL / `base=`、BASE_MODELS_DIR) と TRAIN_DATA の設定を確認してください。\n"
-            "Check the base model name (BASE_MODEL or `base=`, BASE_MODELS_DIR) and the TRAIN_DATA setting."
-        )
-    return (
-        f"{header}\n:x: *学習に失敗しました / Training failed* — 現在のモデルのままです / "
-        f"the current model keeps serving.\n{advice}\n"
-        "もう一度 `/retrain` を試すか、学習ワーカーのログで参照 ID を検索してください。\n"
-        f"Try `/retrain` again, or look up the reference id in the train worker's log. "
-        f"(参照 ID / reference id: `{reference}`)"
-    )
-
-
-def result_text(header: str, outcome: TrainOutcome, extra: ExportSummary) -> str:
-    lines = [header, f"*完了 / Done* — 新しいバージョン / new version `{outcome.version}`"]
-    lines.append(f"新モデル (テスト) / New model (test): {metrics_line(outcome.metrics)}")
-    lines.append(labels_line(outcome.labels, "新モデルのラベル / New model's labels"))
-    if outcome.previous_version:
-        lines.append(f"現在のモデル / Current `{outcome.previous_version}`: {metrics_line(outcome.previous_metrics)}")
-    else:
-        lines.append("現在のモデル / Current: なし / none")
-    if outcome.promoted:
-        lines.append(f":white_check_mark: 採用しました / Promoted: {outcome.reason}")
-    else:
-        lines.append(
-            f":pause_button: 採用しませんでした (現在のモデルのまま) / Not promoted (kept current): {outcome.reason}"
-        )
-    used = outcome.extra_examples_used
-    skipped = outcome.extra_examples_skipped + extra.skipped
-    lines.append(f"フィードバックの訂正例 / Corrected examples from feedback: {used} used, {skipped} skipped")
-    lines.append(f"学習時間 / Training time: {duration(outcome.train_seconds)}")
-    return "\n".join(lines)
-
-
 def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
     png = outcome.confusion_png
     if png is None or not Path(png).is_file():
@@ -392,12 +316,6 @@ def retrain_options(request: RetrainRequest, settings: Settings) -> str:
     return ", ".join(options)
 
 
-def retrain_header(job_id: str, request: RetrainRequest, settings: Settings) -> str:
-    """The first line of the progress message: which training, whose, with which options."""
-    options = retrain_options(request, settings)
-    return f":brain: *モデルの再学習 / Retraining* `{job_id}` — <@{request.user}> ({options})"
-
-
 def training_lost(
     job: Job, connection: Redis, exc_type: type[BaseException], exc_value: BaseException, traceback: Any
 ) -> None:
@@ -411,7 +329,7 @@ def training_lost(
         return
     rt = runtime()
     request = RetrainRequest.from_dict(job.args[0])
-    text = lost_text(retrain_header(job.id, request, rt.settings), job.id)
+    text = lost_text(retrain_header(job.id, request.user, retrain_options(request, rt.settings)), job.id)
     log.warning("training %s was abandoned by its worker; reporting it lost", job.id)
     progress = retraining.training_progress(connection)
     if progress is not None and progress.job_id == job.id and progress.phase not in ENDED_PHASES:
@@ -437,7 +355,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     request = RetrainRequest.from_dict(payload)
     job = get_current_job()
     job_id = job.id if job else request.request_id
-    header = retrain_header(job_id, request, settings)
+    header = retrain_header(job_id, request.user, retrain_options(request, settings))
     progress = ProgressMessage(
         rt.replier.client, rt.connection, request.channel, job_id, header, settings.progress_interval_s
     )
@@ -480,7 +398,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         progress.finish("failed", failed_text(header, exc, job_id))
         raise
 
-    text = result_text(header, outcome, extra)
+    text = result_text(header, outcome, extra.skipped)
     uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)
     if not uploaded:
         text += "\n(混同行列の画像はアップロードできませんでした / the confusion-matrix image could not be uploaded)"
