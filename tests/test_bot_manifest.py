@@ -9,7 +9,7 @@ import yaml
 
 from bot.listeners import commands
 from testkit.processes import REPO_ROOT
-from ui.commands import COMMANDS
+from ui.commands import COMMANDS, usage_hint
 from ui.ids import CLASSIFY_MESSAGE_CALLBACK
 
 SCOPES = {
@@ -87,3 +87,10 @@ def test_every_command_the_bot_registers_is_in_the_manifest_and_the_command_tabl
     commands.register(app)  # type: ignore[arg-type]
     declared = {c["command"] for c in manifest()["features"]["slash_commands"]}
     assert sorted(app.commands) == sorted(declared) == sorted(c.name for c in COMMANDS)
+
+
+def test_the_manifest_usage_hints_are_the_command_tables() -> None:
+    """What Slack shows as a command is typed cannot drift from what the bot parses: each usage_hint is the one
+    ui.commands.usage_hint generates (paste it into manifest.yml when a subcommand changes)."""
+    hints = {c["command"]: c.get("usage_hint") for c in manifest()["features"]["slash_commands"]}
+    assert hints == {c.name: usage_hint(c.name) for c in COMMANDS}

@@ -126,6 +126,14 @@ def retrain_usage() -> str:
     return "使い方 / Usage: " + ", ".join(f"`{cmd.name} {sub.syntax}`" for sub in cmd.subcommands)
 
 
+def usage_hint(name: str) -> str:
+    """The ``usage_hint`` of ``name`` in ``manifest.yml`` (Slack shows it as the command is typed): the plain form,
+    then every subcommand's syntax (tests/test_bot_manifest.py checks the manifest against it)."""
+    cmd = command(name)
+    forms = ([cmd.argument_en] if cmd.argument_en else []) + [sub.syntax for sub in cmd.subcommands]
+    return " | ".join(forms)
+
+
 ResponseType = Literal["in_channel", "ephemeral"]
 
 
