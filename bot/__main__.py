@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
     connection = redis_connection(settings)
     metrics.watch_queue_depths(lambda: queue_depths(connection))
-    app = build_app(settings, JobSubmitter(connection, settings.classify_job_timeout_s))
+    app = build_app(
+        settings, JobSubmitter(connection, settings.classify_job_timeout_s, settings.member_rate_per_minute)
+    )
     if args.http:
         from bot.server import serve
 

@@ -70,6 +70,15 @@ def route_labels(connection: Redis) -> tuple[str, ...]:
     return next(s.labels for s in served if s.version == version)
 
 
+def is_newsroom(text: str) -> bool:
+    """Whether ``text`` has the shape of a newsroom subcommand (a keyword alone, or ``route`` with at most two words
+    after it), before any of it is read: the bot checks the user is an admin first, then parses it."""
+    words = text.split()
+    if len(words) == 1 and words[0] in ("watch", "unwatch", "watching"):
+        return True
+    return bool(words) and words[0] == "route" and len(words) <= 3
+
+
 def parse_newsroom(text: str, labels: Sequence[str] | Callable[[], Sequence[str]] = SLUGS) -> NewsroomCommand | None:
     """The subcommand ``text`` is, or None when it is article text; :class:`RouteRefusedError` when malformed.
 

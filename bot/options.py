@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from common.exceptions import InvalidRetrainOptionsError
 from common.kinds import MODEL_KINDS, ModelKind, model_kind
+from common.mrkdwn import code
 from ui.commands import retrain_usage
 
 # A hub model id: ``org/name``, each part starting with a letter or digit, no path tricks.
@@ -71,12 +72,12 @@ def parse_epochs(value: str, max_epochs: float) -> float:
         epochs = float(value)
     except ValueError:
         raise _refuse(
-            f"epochs は数値で指定してください (`{value}`)", f"epochs must be a number, not `{value}`"
+            f"epochs は数値で指定してください ({code(value)})", f"epochs must be a number, not {code(value)}"
         ) from None
     if not math.isfinite(epochs) or not 0 < epochs <= max_epochs:
         raise _refuse(
-            f"epochs は 0 より大きく {max_epochs:g} 以下にしてください (`{value}`)",
-            f"epochs must be greater than 0 and at most {max_epochs:g}, not `{value}`",
+            f"epochs は 0 より大きく {max_epochs:g} 以下にしてください ({code(value)})",
+            f"epochs must be greater than 0 and at most {max_epochs:g}, not {code(value)}",
         )
     return epochs
 
@@ -93,16 +94,17 @@ def parse_base(value: str) -> str:
     """A hub name ``org/name`` or one folder name; paths (``../../etc``, ``/etc``) are refused."""
     if is_hub_name(value) or is_folder_name(value):
         return value
+    shown = code(value)
     raise _refuse(
-        f"base にはハブのモデル名 (org/name) か、ベースモデル用フォルダ内のフォルダ名を指定してください (`{value}`)",
-        f"base must be a hub model name (org/name) or a folder name inside the base-models folder, not `{value}`",
+        f"base にはハブのモデル名 (org/name) か、ベースモデル用フォルダ内のフォルダ名を指定してください ({shown})",
+        f"base must be a hub model name (org/name) or a folder name inside the base-models folder, not {shown}",
     )
 
 
 def parse_version(value: str) -> str:
     if is_folder_name(value):
         return value
-    raise _refuse(f"バージョン名が正しくありません (`{value}`)", f"not a model version name: `{value}`")
+    raise _refuse(f"バージョン名が正しくありません ({code(value)})", f"not a model version name: {code(value)}")
 
 
 def parse_retrain(text: str, *, max_epochs: float = 20.0) -> RetrainCommand:
@@ -136,9 +138,9 @@ def parse_retrain(text: str, *, max_epochs: float = 20.0) -> RetrainCommand:
                 seen.add(name)
                 force = True
                 continue
-            raise _refuse(f"不明なオプションです (`{token}`)", f"unknown option `{token}`")
+            raise _refuse(f"不明なオプションです ({code(token)})", f"unknown option {code(token)}")
         if name not in _OPTION_NAMES:
-            raise _refuse(f"不明なオプションです (`{name}`)", f"unknown option `{name}`")
+            raise _refuse(f"不明なオプションです ({code(name)})", f"unknown option {code(name)}")
         if name in seen:
             raise _refuse(f"{name} が重複しています", f"{name} is given twice")
         seen.add(name)
@@ -152,5 +154,5 @@ def parse_retrain(text: str, *, max_epochs: float = 20.0) -> RetrainCommand:
             model_type = kind
         else:
             ja, en = " か ".join(MODEL_KINDS), " or ".join(MODEL_KINDS)
-            raise _refuse(f"type は {ja} です (`{value}`)", f"type must be {en}, not `{value}`")
+            raise _refuse(f"type は {ja} です ({code(value)})", f"type must be {en}, not {code(value)}")
     return TrainCommand(epochs=epochs, base_model=base, model_type=model_type, force=force)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Callback, Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -27,7 +28,7 @@ from common.jobs import (
     job_id_for,
 )
 from common.settings import Settings
-from store import deliveries, retraining
+from store import deliveries, limits, retraining
 from store.queues import JOB_FAILURE_TTL_S, JOB_RESULT_TTL_S, SERIALIZER, classify_queue, train_queue
 from store.retraining import TrainingProgress
 from telemetry import metrics
@@ -61,17 +62,52 @@ def counted(kind: str, enqueue: Callable[[], str | None]) -> str | None:
     return job_id
 
 
+Admission = Literal["admitted", "refused", "refused_first"]
+
+
 class JobSubmitter:
     """Puts jobs on the queues. Each Slack delivery (event_id, …) enqueues at most one job."""
 
-    def __init__(self, connection: Redis, classify_timeout_s: int | None = None) -> None:
-        """``classify_timeout_s``: a classify job's timeout (CLASSIFY_JOB_TIMEOUT_S; None: the setting's default)."""
+    def __init__(
+        self, connection: Redis, classify_timeout_s: int | None = None, member_rate_per_minute: int | None = None
+    ) -> None:
+        """``classify_timeout_s``: a classify job's timeout (CLASSIFY_JOB_TIMEOUT_S); ``member_rate_per_minute``:
+        the classifications one member may ask for per minute (MEMBER_RATE_PER_MINUTE, 0: no limit). None: the
+        setting's default."""
         self.connection = connection
         if classify_timeout_s is None:
             classify_timeout_s = int(Settings.model_fields["classify_job_timeout_s"].default)
         self.classify_timeout_s = classify_timeout_s
+        if member_rate_per_minute is None:
+            member_rate_per_minute = int(Settings.model_fields["member_rate_per_minute"].default)
+        self.member_rate_per_minute = member_rate_per_minute
         self.classify = classify_queue(connection)
         self.train = train_queue(connection)
+
+    def admit(self, user: str | None, kind: str) -> Admission:
+        """Count a member's request for a classification (a mention, DM, ``/classify-news`` or the shortcut)
+        against MEMBER_RATE_PER_MINUTE, before anything is enqueued or answered.
+
+        ``admitted`` within the limit (and always when there is no limit or no user); ``refused_first`` for the
+        first request over it in the current window (the member is told, once), ``refused`` for the later ones
+        (nothing is said). With Redis unreachable the request is admitted (what follows reports the outage).
+        Admins are counted like everyone: the limit protects the queue from any one client.
+        A refused request is counted as ``newsbot_requests_total{kind, outcome="rate_limited"}``.
+        """
+        if not user or self.member_rate_per_minute <= 0:
+            return "admitted"
+        try:
+            count = limits.count_request(self.connection, user).count
+        except RedisError as exc:  # the enqueue that follows meets the same outage and says so as it always did
+            log.warning("member rate of %s not counted (%s): admitted", user, exc)
+            return "admitted"
+        if count <= self.member_rate_per_minute:
+            return "admitted"
+        metrics.REQUESTS.labels(kind=kind, outcome="rate_limited").inc()
+        if count == self.member_rate_per_minute + 1:
+            log.info("%s is over %d requests a minute: told once, refused until the window ends", user, count - 1)
+            return "refused_first"
+        return "refused"
 
     def claim(self, delivery_key: str) -> bool:
         """True the first time ``delivery_key`` (``newsbot:delivery:<key>``) is seen, False for a redelivery."""

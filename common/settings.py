@@ -171,6 +171,12 @@ class Settings(BaseSettings):
         default="Asia/Tokyo",
         description='The newsroom\'s time zone (IANA name): where the App Home\'s "today" and "this week" begin',
     )
+    member_rate_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="Articles one member may ask the bot to classify per minute (mentions, DMs, /classify-news,"
+        " the shortcut); 0: no limit",
+    )
     admins_include_workspace_admins: bool = Field(
         default=False,
         description="Also let this workspace's admins and owners (users.info) run /retrain;"

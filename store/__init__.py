@@ -14,6 +14,7 @@ workers read and write these keys only through this package:
 - :mod:`store.serving`: what each worker serves;
 - :mod:`store.newsroom`: watched channels and routes to desks;
 - :mod:`store.activity`: the App Home's counters, each user's recent classifications, who opens the Home;
+- :mod:`store.limits`: each member's request count in the current rate-limit window;
 - :mod:`store.queues`: the Redis connection, RQ queues and RQ's timings;
 - :mod:`store.keys`: the registry of every key, and the key table of ``docs/newsroom.md``
   (``python -m store`` prints it, ``python -m store --write`` rewrites the docs).

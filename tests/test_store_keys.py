@@ -44,6 +44,7 @@ KNOWN_TEMPLATES = {
     "newsbot:recent:{user}",
     "newsbot:home:viewers",
     "newsbot:home:viewer:{user}",
+    "newsbot:rate:{user}",
 }
 
 

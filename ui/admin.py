@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from common.mrkdwn import escape
+from common.mrkdwn import code, escape, literal
 from store.retraining import TrainingProgress
 from store.serving import ServingState
 from ui.progress import progress_line
@@ -21,7 +21,7 @@ def serving_lines(servings: Sequence[ServingState]) -> list[str]:
         if serving.loaded_at:
             line += f", loaded {serving.loaded_at}"
         if serving.last_error:
-            line += f"\n    :warning: {escape(serving.last_error)}"
+            line += f"\n    :warning: {literal(serving.last_error)}"
         lines.append(line)
     return lines
 
@@ -53,15 +53,15 @@ def status_text(
 
 
 def pinned_model(path: str) -> str:
-    return f"MODEL_PATH `{escape(path)}` (固定 / pinned; the registry is not used)"
+    return f"MODEL_PATH {code(path)} (固定 / pinned; the registry is not used)"
 
 
 def unregistered_model(named: str | None) -> str:
-    return f"`{escape(named)}` (登録なし / not a registered version)" if named else "なし / none yet"
+    return f"{code(named)} (登録なし / not a registered version)" if named else "なし / none yet"
 
 
 def rollback_refused(detail: str, user_message: str) -> str:
-    return f":warning: 切り替えできませんでした / Could not switch: {escape(detail)}\n{escape(user_message)}"
+    return f":warning: 切り替えできませんでした / Could not switch: {literal(detail)}\n{escape(user_message)}"
 
 
 def rollback_done(now: str, before: str | None, metrics: str) -> str:

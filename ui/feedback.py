@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.labels import LIVEDOOR, LabelSet
-from common.mrkdwn import escape
+from common.mrkdwn import literal
 from store.feedback import FeedbackCounts
 from ui.blocks import actions, context, option, plain, section
 from ui.ids import COUNTS_BLOCK_ID, FEEDBACK_CHOOSE_ACTION, choose_block_id
@@ -24,7 +24,7 @@ def counts_text(counts: FeedbackCounts, labels: LabelSet = LIVEDOOR) -> str:
     text = f"👍 正しい / Correct: {counts.confirmed}　👎 違う / Wrong: {counts.corrected}"
     if counts.corrections:
         chosen = ", ".join(
-            f"{escape(shown(labels, label))} ×{n}"
+            f"{literal(shown(labels, label))} ×{n}"
             for label, n in sorted(counts.corrections.items(), key=lambda kv: (-kv[1], kv[0]))
         )
         text += f" (→ {chosen})"
@@ -55,7 +55,7 @@ def category_select(
     for choice in options:
         if choice["value"] == current:
             select["initial_option"] = choice
-    name = escape(shown(labels, predicted))
+    name = literal(shown(labels, predicted))
     return [
         section(
             f"予測は *{name}* でした。正しいカテゴリを選んでください。\n"
@@ -69,6 +69,6 @@ def thanks(chosen: str, predicted: str, labels: LabelSet = LIVEDOOR) -> str:
     """What the user who answered is told: their answer, as recorded."""
     if chosen == predicted:
         return "ありがとうございます。「正しい」と記録しました。\nThanks! Recorded as correct."
-    name = escape(shown(labels, chosen))
+    name = literal(shown(labels, chosen))
     ja = f"ありがとうございます。正しくは *{name}* と記録しました。"
     return f"{ja}\nThanks! Recorded the right category as *{name}*."

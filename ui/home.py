@@ -23,7 +23,7 @@ from redis import Redis
 
 from common.kinds import MODEL_KINDS
 from common.labels import LIVEDOOR, LabelSet
-from common.mrkdwn import escape
+from common.mrkdwn import code, escape, literal
 from store import activity, feedback, newsroom, retraining, serving
 from store.activity import RecentClassification
 from store.feedback import FeedbackTally
@@ -135,7 +135,7 @@ def _iso_date(iso: str) -> str:
 def category_name(label: str, labels: LabelSet | None = None) -> str:
     """``label``'s display names in ``labels`` (livedoor's by default), escaped; the label itself without any."""
     labels = LIVEDOOR if labels is None else labels
-    return escape(labels.display(label) if label in labels else label)
+    return literal(labels.display(label) if label in labels else label)
 
 
 # --- the model ----------------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
     else:
         blocks.append(
             fields(
-                ("バージョン / Version", f"`{escape(model.version)}`"),
+                ("バージョン / Version", code(model.version)),
                 ("種類 / Type", escape(model.model_type or "—")),
                 ("学習日時 / Trained", _iso_date(model.trained_at)),
                 ("テスト正解率 / Test accuracy", figure(model.accuracy)),
@@ -189,7 +189,7 @@ def _workers_text(workers: list[ServingState]) -> str:
     for worker in workers[:LISTED_WORKERS]:
         line = f"• `{escape(worker.worker)}`: `{escape(worker.version or '—')}` on {escape(worker.device or '?')}"
         if worker.last_error:
-            line += f"\n    :warning: {escape(clip(worker.last_error, 200))}"
+            line += f"\n    :warning: {literal(clip(worker.last_error, 200))}"
         lines.append(line)
     return "*ワーカー / Workers*\n" + bounded(lines, len(workers) - len(lines))
 
@@ -235,7 +235,7 @@ def _recent_blocks(data: HomeData) -> list[dict[str, Any]]:
         blocks.append(section("まだありません。/ Nothing yet."))
         return blocks
     lines = [
-        f"• {escape(item.title) or '(本文なし / no text)'} → *{escape(item.shown_label)}* "
+        f"• {literal(item.title) or '(本文なし / no text)'} → *{literal(item.shown_label)}* "
         f"({_date(item.at, _utc(item.at))})"
         for item in data.recent
     ]

@@ -1,12 +1,14 @@
 """What newsbot says about the newsroom: answers to the admins' watch and route subcommands, desk posts, and the
-notes and warnings about routes. Channel and user ids come from Slack; labels from the model (escaped where a
-newsroom's files name them)."""
+notes and warnings about routes. Channel and user ids come from Slack; labels (a newsroom's dataset names them),
+what an admin typed and Slack's error codes go through :func:`common.mrkdwn.code` or :func:`~common.mrkdwn.literal`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from common.mrkdwn import code, literal
+from common.mrkdwn import link as mrkdwn_link
 from store.newsroom import Route, Watch
 from ui.blocks import context, section
 from ui.replies import ArticleResult, reply_message
@@ -42,7 +44,7 @@ def route_list(routes: Sequence[Route]) -> str:
         return "転送先はまだありません。\nNo routes yet: `/classify-news route <label> #channel`."
     lines = ["*転送先 / Routes*"]
     for route in routes:
-        line = f"• `{route.label}` → <#{route.channel}> (by <@{route.by}>)"
+        line = f"• {code(route.label)} → <#{route.channel}> (by <@{route.by}>)"
         if route.warned:
             line += " :warning: ボットがチャンネルにいません / the bot is not in that channel"
         lines.append(line)
@@ -50,20 +52,20 @@ def route_list(routes: Sequence[Route]) -> str:
 
 
 def route_checking(label: str, desk: str) -> str:
-    return f"<#{desk}> を確認しています… / Checking <#{desk}> for `{label}`…"
+    return f"<#{desk}> を確認しています… / Checking <#{desk}> for {code(label)}…"
 
 
 def route_cleared(label: str, had_route: bool) -> str:
     if not had_route:
-        return f"`{label}` の転送先はありません。\n`{label}` had no route."
-    return f"`{label}` の転送をやめました。\n`{label}` is no longer cross-posted."
+        return f"{code(label)} の転送先はありません。\n{code(label)} had no route."
+    return f"{code(label)} の転送をやめました。\n{code(label)} is no longer cross-posted."
 
 
 def route_set(label: str, desk: str, bot_is_member: bool) -> str:
     """The worker stored the route (and says how to invite the bot where it is not in the desk yet)."""
     text = (
-        f"確信度の高い `{label}` の記事を <#{desk}> に転送します。\n"
-        f"Confident `{label}` articles from watched channels will be cross-posted to <#{desk}>."
+        f"確信度の高い {code(label)} の記事を <#{desk}> に転送します。\n"
+        f"Confident {code(label)} articles from watched channels will be cross-posted to <#{desk}>."
     )
     if not bot_is_member:
         text += (
@@ -83,8 +85,8 @@ def route_refusal(desk: str, reason_ja: str, reason_en: str) -> str:
 
 def desk_unknown(error: str) -> tuple[str, str]:
     return (
-        f"チャンネルが見つかりません ({error})。非公開チャンネルなら先にボットを招待してください。",
-        f"Slack does not know this channel ({error}); for a private channel, invite the bot first.",
+        f"チャンネルが見つかりません ({literal(error)})。非公開チャンネルなら先にボットを招待してください。",
+        f"Slack does not know this channel ({literal(error)}); for a private channel, invite the bot first.",
     )
 
 
@@ -100,16 +102,16 @@ NO_WATCH_IN_DM = (
 
 def unknown_label(value: str, labels: Sequence[str]) -> tuple[str, str]:
     return (
-        f"ラベル `{value}` は現在のモデルにありません。",
-        f"The current model has no label `{value}`. Labels: " + ", ".join(f"`{label}`" for label in labels),
+        f"ラベル {code(value)} は現在のモデルにありません。",
+        f"The current model has no label {code(value)}. Labels: " + ", ".join(code(label) for label in labels),
     )
 
 
 def not_a_channel(value: str) -> tuple[str, str]:
     return (
-        f"`{value}` はチャンネルとして読めません。"
+        f"{code(value)} はチャンネルとして読めません。"
         "入力候補からチャンネルを選ぶか、チャンネル ID (C…) を指定してください。",
-        f"`{value}` is not a channel I can read: pick the channel from Slack's suggestions, or give its id (C…, "
+        f"{code(value)} is not a channel I can read: pick the channel from Slack's suggestions, or give its id (C…, "
         "at the bottom of the channel's details).",
     )
 
@@ -119,9 +121,9 @@ def not_a_channel(value: str) -> tuple[str, str]:
 
 def unrouted_note(item: ArticleResult, route: Route, threshold: float) -> str:
     return (
-        f"確信度が低いため ({item.confidence:.0%} < {threshold:.0%})、<#{route.channel}> (`{route.label}`) には"
+        f"確信度が低いため ({item.confidence:.0%} < {threshold:.0%})、<#{route.channel}> ({code(route.label)}) には"
         "転送しませんでした。\n"
-        f"Not cross-posted to <#{route.channel}> (`{route.label}`): the confidence {item.confidence:.0%} is below "
+        f"Not cross-posted to <#{route.channel}> ({code(route.label)}): the confidence {item.confidence:.0%} is below "
         f"{threshold:.0%}."
     )
 
@@ -140,7 +142,7 @@ def desk_message(item: ArticleResult, channel: str, link: str | None, threshold:
     usual result."""
     source = f"<#{channel}>"
     if link:
-        source += f" · <{link}|元のメッセージ / original message>"
+        source += " · " + mrkdwn_link(link, "元のメッセージ / original message")
     head = f":newspaper: {source}"
     base = reply_message([item], threshold)
     return {"text": f"{head}\n{base['text']}", "blocks": [section(head), *base["blocks"]]}
@@ -148,11 +150,12 @@ def desk_message(item: ArticleResult, channel: str, link: str | None, threshold:
 
 def desk_warning(route: Route, error: str) -> str:
     """The DM to the admin who set ``route``: its desk channel cannot be posted in (``error``)."""
+    label, clear, why = code(route.label), code(f"/classify-news route clear {route.label}"), literal(error)
     return (
-        f"`{route.label}` の記事を <#{route.channel}> に転送できませんでした ({error})。"
+        f"{label} の記事を <#{route.channel}> に転送できませんでした ({why})。"
         f"ボットがそのチャンネルに参加していません。<#{route.channel}> で `/invite @newsbot` を実行してください"
-        f" (転送をやめるには `/classify-news route clear {route.label}`)。\n"
-        f"I could not cross-post `{route.label}` articles to <#{route.channel}> ({error}): the bot is not in that "
-        f"channel. Run `/invite @newsbot` in <#{route.channel}>, or `/classify-news route clear {route.label}` to "
+        f" (転送をやめるには {clear})。\n"
+        f"I could not cross-post {label} articles to <#{route.channel}> ({why}): the bot is not in that "
+        f"channel. Run `/invite @newsbot` in <#{route.channel}>, or {clear} to "
         "stop routing them."
     )

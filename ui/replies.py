@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from common.mrkdwn import escape, link, one_line, truncate
+from common.mrkdwn import code, escape, link, literal, one_line, truncate
 from ui.blocks import Block, actions, block_text_chars, button, context, divider, section
 from ui.ids import (
     ERROR_BLOCK_ID,
@@ -97,12 +97,12 @@ def is_unsure(result: ArticleResult, threshold: float) -> bool:
 def _name(result: ArticleResult, label: str | None = None) -> str:
     """The label's display names, escaped: ``日本語名 / English name`` (``Movies &amp; Entertainment``), one
     name when the two are the same, the label itself without names."""
-    return escape(result.display(label))
+    return literal(result.display(label))
 
 
 def _code(label: str) -> str:
     """The label itself, in backticks, escaped."""
-    return f"`{escape(label)}`"
+    return code(label)
 
 
 def _same(result: ArticleResult, label: str) -> bool:
@@ -120,7 +120,7 @@ def _label_with_names(result: ArticleResult, label: str | None = None) -> str:
 def result_line(result: ArticleResult, threshold: float) -> str:
     """One plain line per article for ``text``: the label in backticks and the confidence."""
     if is_unsure(result, threshold):
-        others = ", ".join(f"{escape(result.name(s, 'ja'))} {p:.0%}" for s, p in result.top(TOP_K)[1:])
+        others = ", ".join(f"{literal(result.name(s, 'ja'))} {p:.0%}" for s, p in result.top(TOP_K)[1:])
         return (
             f"自信がありません / Not sure: たぶん / maybe {_label_with_names(result)} "
             f"{result.confidence:.0%}; 他の候補 / other candidates: {others}"
@@ -158,7 +158,7 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
         return [_section(text, article_error_block_id(index))]
     title = _title(item)
     if title:
-        heading = link(item.url, title) if item.url else f"*{escape(title)}*"
+        heading = link(item.url, title) if item.url else f"*{literal(title)}*"
     if is_unsure(item, threshold):
         verdict = (
             f":thinking_face: *自信がありません / I am not sure* (確信度 / confidence {item.confidence:.0%}). "
@@ -169,7 +169,7 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
     body = "\n".join(part for part in (heading, verdict, _scores_mrkdwn(item)) if part)
     blocks: list[Block] = [
         _section(body, result_block_id(index)),
-        context(f"model `{item.model_version}` · ref `{item.record_id}`", meta_block_id(index)),
+        context(f"model {code(item.model_version)} · ref `{item.record_id}`", meta_block_id(index)),
     ]
     if item.record_id:
         blocks.append(
@@ -189,7 +189,7 @@ def _text_line(item: ArticleResult, threshold: float) -> str:
     if item.classified:
         title = _title(item)
         line = result_line(item, threshold)
-        return f"{escape(title)}: {line}" if title else line
+        return f"{literal(title)}: {line}" if title else line
     detail = _error_detail(item)
     return f"{link(item.url)}\n{detail}" if item.url else detail
 
@@ -258,7 +258,7 @@ def reply_message(
 def error_text(user_message: str, reference: str | None = None) -> str:
     text = f":warning: {escape(user_message, _ERROR_CHARS)}"
     if reference:
-        text += f"\n(参照 / reference: `{escape(reference)}`)"
+        text += f"\n(参照 / reference: {code(reference)})"
     return text
 
 

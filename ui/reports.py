@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from common.labels import LabelSet
-from common.mrkdwn import escape
+from common.mrkdwn import code, literal
 from ui.progress import PHASES, duration
 
 
@@ -51,7 +51,7 @@ def progress_text(
     header: str = "",
 ) -> str:
     lines = [header] if header else []
-    lines.append(f"*{escape(PHASES.get(phase, phase))}*" + (f" — {escape(message)}" if message else ""))
+    lines.append(f"*{literal(PHASES.get(phase, phase))}*" + (f" — {literal(message)}" if message else ""))
     detail = []
     if epoch is not None:
         detail.append(f"epoch {epoch:.2f}")
@@ -68,7 +68,7 @@ def progress_text(
 
 def version_line(version: str, created_at: datetime | None, model_type: str, metrics: Mapping[str, Any] | None) -> str:
     when = created_at.strftime("%Y-%m-%d %H:%M UTC") if created_at else "—"
-    return f"`{escape(version)}` ({escape(model_type)}, {when}): {metrics_line(metrics)}"
+    return f"{code(version)} ({literal(model_type)}, {when}): {metrics_line(metrics)}"
 
 
 # Labels named in one line at most; the others are counted.
@@ -77,6 +77,6 @@ LISTED_LABELS = 20
 
 def labels_line(labels: LabelSet, heading: str = "ラベル / Labels") -> str:
     """``Labels (4): 政治 / Politics, …``: each label's display names (the label itself without), escaped."""
-    names = [escape(labels.display(label)) for label in list(labels)[:LISTED_LABELS]]
+    names = [literal(labels.display(label)) for label in list(labels)[:LISTED_LABELS]]
     more = len(labels) - len(names)
     return f"{heading} ({len(labels)}): " + ", ".join(names) + (f", … (+{more})" if more else "")

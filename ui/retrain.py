@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from common.exceptions import BaseModelNotFoundError, CorpusError, TrainingStoppedError
 from common.labels import LabelSet
-from common.mrkdwn import escape
+from common.mrkdwn import literal
 from ui.blocks import SECTION_TEXT_MAX, actions, button, confirm, section
 from ui.ids import RETRAIN_PROMOTE_ACTION, RETRAIN_PROMOTE_BLOCK_ID
 from ui.progress import duration
@@ -28,7 +28,7 @@ def queued_text(job_id: str, options: str) -> str:
 def train_options(model_type: str, base: str, epochs: float | None, force: bool) -> str:
     """The options a ``/retrain`` asked for, as :func:`queued_text` names them."""
     shown = f"{epochs:g}" if epochs is not None else "default"
-    return f"type={model_type}, base={escape(base)}, epochs={shown}{', force' if force else ''}"
+    return f"type={model_type}, base={literal(base)}, epochs={shown}{', force' if force else ''}"
 
 
 def cancel_text(cancelled: tuple[str, bool] | None) -> str:

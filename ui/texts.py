@@ -28,3 +28,13 @@ NOTHING_TO_CLASSIFY = (
 def not_in_channel(text: str) -> str:
     """``text`` answered through a response_url, where the bot is not in the channel (and says how to fix it)."""
     return f"{text}\n{BotNotInChannelError.user_message}"
+
+
+def member_rate_limited(per_minute: int) -> str:
+    """A member asked for more than ``per_minute`` classifications in a minute: told once per minute."""
+    return (
+        f":hourglass: 短い間にたくさんのご依頼をいただいたため、1分間に{per_minute}件までお受けしています。"
+        "少し待ってからもう一度お送りください (この間のご依頼は分類していません)。\n"
+        f"You have sent a lot of requests in a short time: I take up to {per_minute} a minute from each person. "
+        "Please wait a minute and send them again (the ones sent meanwhile were not classified)."
+    )

@@ -12,7 +12,7 @@ from bot.submit import JobSubmitter
 from common.articles import has_article
 from common.jobs import ClassifyRequest
 from telemetry import metrics
-from ui.texts import MENTION_USAGE
+from ui.texts import MENTION_USAGE, member_rate_limited
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,15 @@ def answer_once(submitter: JobSubmitter, delivery_key: str, post: Callable[[], o
         post()  # if it raises, the claim is forgotten: Slack's redelivery (Bolt answers 500) can post it
 
 
+def over_rate(submitter: JobSubmitter, user: str | None, kind: str, tell: Callable[[str], object]) -> bool:
+    r"""Whether ``user`` is over MEMBER_RATE_PER_MINUTE (:meth:`JobSubmitter.admit`): then nothing is enqueued or
+    answered, but the first refusal of the window, which ``tell``\ s the member the polite note, once."""
+    admission = submitter.admit(user, kind)
+    if admission == "refused_first":
+        tell(member_rate_limited(submitter.member_rate_per_minute))
+    return admission != "admitted"
+
+
 def handle_app_mention(event: dict[str, Any], body: dict[str, Any], submitter: JobSubmitter, say: Say) -> None:
     """Enqueue the mentioned article; the worker replies in the thread.
 
@@ -34,6 +43,8 @@ def handle_app_mention(event: dict[str, Any], body: dict[str, Any], submitter: J
     unacked in Socket Mode, and Slack redelivers it.
     """
     thread_ts = event.get("thread_ts") or event["ts"]
+    if over_rate(submitter, event.get("user"), "mention", lambda note: say(text=note, thread_ts=thread_ts)):
+        return
     text = event.get("text", "")
     if not has_article(text):
         if event.get("thread_ts") and event["thread_ts"] != event["ts"]:

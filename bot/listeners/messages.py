@@ -22,7 +22,7 @@ from typing import Any
 
 from slack_bolt import App, Say
 
-from bot.listeners.events import answer_once
+from bot.listeners.events import answer_once, over_rate
 from bot.submit import JobSubmitter
 from common.articles import clean_text, extract_urls, has_article, has_words, message_text
 from common.jobs import ClassifyRequest
@@ -81,6 +81,8 @@ def handle_message(
     ts = str(event["ts"])
     delivery_key = f"message:{channel}:{ts}"
     if event.get("channel_type") == "im":
+        if over_rate(submitter, event.get("user"), "dm", lambda note: say(text=note)):
+            return
         text = without_code_and_emoji(message_text(event))
         if not has_article(text):
             answer_once(submitter, delivery_key, lambda: say(text=DM_USAGE))

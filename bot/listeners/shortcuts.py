@@ -10,6 +10,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.listeners.events import over_rate
 from bot.submit import JobSubmitter
 from common.articles import has_article, message_text
 from common.jobs import ClassifyRequest
@@ -50,6 +51,8 @@ def handle_classify_message(
     channel = (shortcut.get("channel") or {}).get("id", "")
     user = (shortcut.get("user") or {}).get("id")
     thread_ts = message.get("thread_ts") or message.get("ts")
+    if over_rate(submitter, user, "shortcut", lambda note: _tell(client, respond, channel, user, note, thread_ts)):
+        return
     text = message_text(message)
     if not has_article(text):
         metrics.REQUESTS.labels(kind="shortcut", outcome="usage").inc()

@@ -14,10 +14,10 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
-from bot.newsroom import NewsroomCommand, RouteCommand, no_watch_in_dm, parse_newsroom, route_labels
+from bot.newsroom import NewsroomCommand, RouteCommand, is_newsroom, no_watch_in_dm, parse_newsroom, route_labels
 from bot.submit import JobSubmitter
 from common.articles import has_article
-from common.exceptions import NewsbotError, NotAdminError, RouteRefusedError
+from common.exceptions import NewsbotError, NotAdminError
 from common.jobs import ClassifyRequest, RouteRequest
 from common.settings import Settings
 from store import newsroom
@@ -25,7 +25,7 @@ from store.newsroom import Watch
 from telemetry import metrics
 from ui.commands import CLASSIFY_NEWS, classify_usage
 from ui.newsroom import route_checking, route_cleared, route_list, watch_list, watching_off, watching_on
-from ui.texts import CLASSIFYING, QUEUE_DOWN
+from ui.texts import CLASSIFYING, QUEUE_DOWN, member_rate_limited
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +112,25 @@ def handle_classify_news(
 ) -> None:
     """Ack with a short ephemeral note, then enqueue; the worker answers through the command's response_url.
 
-    A newsroom subcommand (:data:`SUBCOMMANDS`) is the admins' instead: :func:`handle_newsroom`.
+    A newsroom subcommand (:data:`SUBCOMMANDS`) is the admins' instead: the user is checked first (a non-admin
+    is told the admins-only line and nothing else: not their text, not the model's labels), then it is parsed and
+    carried out by :func:`handle_newsroom`. Any other use counts against the member's rate limit
+    (MEMBER_RATE_PER_MINUTE): over it, the command is answered with the polite note (ephemeral, the ack Slack
+    needs anyway) and nothing is enqueued.
     """
     text = command.get("text") or ""
-    try:
-        newsroom = parse_newsroom(text.strip(), lambda: route_labels(submitter.connection))
-    except RouteRefusedError as exc:
-        ack(text=exc.user_message, response_type="ephemeral")
-        return
-    if newsroom is not None:
-        handle_newsroom(ack, command, submitter, admins, client, newsroom)
+    if is_newsroom(text):
+        try:
+            require_admin(admins, client, command.get("user_id"))
+            newsroom = parse_newsroom(text.strip(), lambda: route_labels(submitter.connection))
+        except NewsbotError as exc:
+            ack(text=exc.user_message, response_type="ephemeral")
+            return
+        if newsroom is not None:
+            handle_newsroom(ack, command, submitter, admins, client, newsroom)
+            return
+    if submitter.admit(command.get("user_id"), "command") != "admitted":
+        ack(text=member_rate_limited(submitter.member_rate_per_minute), response_type="ephemeral")
         return
     if not has_article(text):
         metrics.REQUESTS.labels(kind="command", outcome="usage").inc()
@@ -144,6 +153,13 @@ def handle_classify_news(
         respond(text=QUEUE_DOWN, response_type="ephemeral")
 
 
+def require_admin(admins: AdminPolicy, client: WebClient | None, user: str | None) -> None:
+    """Raise :class:`NotAdminError` unless ``user`` is an admin (checked on the server, with Slack's client)."""
+    if client is None:  # Bolt hands every listener its client; only a direct call could lack one
+        raise NotAdminError("no Slack client to check the user with")
+    admins.require(client, user)
+
+
 def handle_newsroom(
     ack: Ack,
     command: dict[str, Any],
@@ -157,9 +173,7 @@ def handle_newsroom(
     label, desk = (newsroom.label, newsroom.desk) if isinstance(newsroom, RouteCommand) else ("", "")
     call = NewsroomCall(command, submitter, user, command["channel_id"], label=label, desk=desk)
     try:
-        if client is None:  # Bolt hands every listener its client; only a direct call could lack one
-            raise NotAdminError("no Slack client to check the user with")
-        admins.require(client, user)
+        require_admin(admins, client, user)
         answer = SUBCOMMANDS[newsroom.name](call)
     except NewsbotError as exc:
         answer = exc.user_message
