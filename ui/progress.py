@@ -6,7 +6,7 @@ training" answer (bot/listeners/commands/retrain.py) and the retrain job's progr
 
 from __future__ import annotations
 
-from common.mrkdwn import escape
+from common.mrkdwn import escape, literal
 from store.retraining import TrainingProgress
 
 PHASES: dict[str, str] = {
@@ -42,7 +42,7 @@ def progress_line(job_id: str, progress: TrainingProgress | None) -> str:
     """One line on training ``job_id``: queued while ``progress`` is not its own, else phase, steps and times."""
     if progress is None or progress.job_id != job_id:
         return f"`{escape(job_id)}`: {PHASES['queued']}"
-    parts = [PHASES.get(progress.phase, escape(progress.phase) or "?")]
+    parts = [PHASES.get(progress.phase, literal(progress.phase) or "?")]
     if progress.epoch is not None:
         parts.append(f"epoch {progress.epoch:.2f}")
     if progress.total_steps:
