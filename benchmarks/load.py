@@ -59,6 +59,8 @@ def run_burst(
         SLACK_SIGNING_SECRET=SECRET,
         CLASSIFY_BATCH_SIZE=str(batch_size),
         LOG_LEVEL="WARNING",
+        # Every event comes from one user (ULOAD) but stands for a newsroom's many: no per-member limit here.
+        MEMBER_RATE_PER_MINUTE="0",
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}/slack/events"
