@@ -47,7 +47,7 @@ METRICS_FILE = "metrics.json"
 # Written last into every version folder this package trains: what kind of model it is, when, on what split.
 INFO_FILE = "training.json"
 # A version name: sortable UTC timestamp + milliseconds and a short id (20261129-123456-789a1b2c3).
-VERSION_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-z]+$")
+VERSION_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-z]+\Z")  # \Z: no trailing newline either
 _STAGING_PREFIX = ".staging-"
 # What ``current`` may name: one path component of letters, digits, ``.``, ``_`` and ``-``, not starting with a
 # dot (so never ``.``, ``..``, a staging folder or a hidden file) and with no separator. Looser than
