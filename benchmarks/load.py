@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from testkit.fake_slack import FakeSlack
-from testkit.processes import Proc, product_env, start_bot, start_worker
+from testkit.processes import Proc, product_env, seed_registry, start_bot, start_worker
 from testkit.redis_server import RedisServer, free_port
 from testkit.samples import all_texts
 from testkit.signing import event_body, mention_event, signed_json_headers
@@ -49,9 +49,8 @@ def run_burst(
     redis_server = RedisServer(work / f"redis-{label}").start()
     fake = FakeSlack().start()
     registry = work / f"models-{label}"
-    registry.mkdir()
-    (registry / "bench").symlink_to(model.resolve(), target_is_directory=True)
-    (registry / "current").write_text("bench\n")
+    # A copy, not a symlink: a version folder leading out of MODEL_DIR is refused (docs/guarantees.md).
+    seed_registry(registry, model, "bench")
     env = product_env(
         REDIS_URL=redis_server.url,
         SLACK_API_URL=fake.api_url,

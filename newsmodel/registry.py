@@ -10,6 +10,12 @@ training writes into a hidden staging folder in MODEL_DIR and renames it (:func:
 it and writes its completion marker last; ``current`` is one object replaced by one PUT.
 Every switch made by :func:`promote` or :func:`rollback` is appended to ``history.jsonl``.
 
+``current`` may only name a version inside MODEL_DIR (:func:`version_dir`): a plain name (one path component,
+no separator, not hidden, see :data:`PLAIN_NAME`) whose folder, and every symlink within it, resolves inside
+MODEL_DIR. A pointer such as ``../elsewhere/x``, ``/abs/path`` or a version folder that is a symlink out of
+MODEL_DIR is refused when read (:func:`resolve_serving_path`, :func:`local_version`: the worker keeps what it
+serves) and when written (:func:`set_current`, :func:`promote`, :func:`rollback`).
+
 Workers serve from local folders: :func:`local_version` (and :func:`resolve_serving_path`) download a version
 from an object store into the local cache (MODEL_CACHE_DIR) first.
 """
@@ -30,7 +36,7 @@ from common.exceptions import ModelNotFoundError, NewsbotError
 from common.kinds import model_kind
 from common.labels import LabelSet
 from newsmodel.loading import ModelType, model_type_of, read_model_labels
-from newsmodel.store import Store, config, is_remote, note_cached
+from newsmodel.store import Store, config, is_remote, note_cached, shown
 
 # MODEL_DIR: a local folder, or an object-store URL such as s3://bucket/prefix.
 ModelDir = str | os.PathLike[str]
@@ -41,12 +47,54 @@ METRICS_FILE = "metrics.json"
 # Written last into every version folder this package trains: what kind of model it is, when, on what split.
 INFO_FILE = "training.json"
 # A version name: sortable UTC timestamp + milliseconds and a short id (20261129-123456-789a1b2c3).
-VERSION_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-z]+$")
+VERSION_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-z]+\Z")  # \Z: no trailing newline either
 _STAGING_PREFIX = ".staging-"
+# What ``current`` may name: one path component of letters, digits, ``.``, ``_`` and ``-``, not starting with a
+# dot (so never ``.``, ``..``, a staging folder or a hidden file) and with no separator. Looser than
+# VERSION_PATTERN on purpose: a local registry has always served any folder name ``current`` named.
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
+
+
+class UnsafeVersionError(ModelNotFoundError):
+    """``current`` (or a promote/rollback) names something that is not a version inside MODEL_DIR."""
 
 
 def _local(model_dir: ModelDir) -> Path:
     return Path(model_dir)
+
+
+def is_plain_name(name: str) -> bool:
+    """True when ``name`` can only name an entry directly inside MODEL_DIR (see :data:`PLAIN_NAME`)."""
+    return PLAIN_NAME.fullmatch(name) is not None
+
+
+def _escapes(path: Path, root: Path) -> bool:
+    """True when ``path`` (resolved, symlinks followed) lies outside ``root`` (resolved)."""
+    return not path.resolve().is_relative_to(root)
+
+
+def version_dir(model_dir: ModelDir, version: str) -> Path:
+    """The folder of ``version`` in the local registry ``model_dir``, checked to lie inside it.
+
+    Raises :class:`UnsafeVersionError` when ``version`` is not a plain name, or its folder or any symlink in it
+    resolves outside MODEL_DIR (a symlink to another place inside MODEL_DIR is fine); :class:`ModelNotFoundError`
+    when there is no such folder."""
+    if not is_plain_name(version):
+        raise UnsafeVersionError(f"{model_dir}: {shown(version)} is not a plain version name inside MODEL_DIR")
+    root = _local(model_dir).resolve()
+    path = _local(model_dir) / version
+    if not path.is_dir():
+        raise ModelNotFoundError(f"no model version {shown(version)} in {model_dir}")
+    if _escapes(path, root):
+        raise UnsafeVersionError(f"{model_dir}/{version} resolves to {shown(str(path.resolve()))}, outside MODEL_DIR")
+    for folder, dirs, files in os.walk(path):  # symlinks are not followed, only checked
+        for name in (*dirs, *files):
+            entry = Path(folder) / name
+            if entry.is_symlink() and _escapes(entry, root):
+                raise UnsafeVersionError(
+                    f"{shown(str(entry))} is a symlink to {shown(str(entry.resolve()))}, outside MODEL_DIR"
+                )
+    return path
 
 
 def current_version(model_dir: ModelDir) -> str | None:
@@ -67,20 +115,26 @@ def has_version(model_dir: ModelDir, version: str) -> bool:
         return False
     if is_remote(model_dir):
         return Store(os.fspath(model_dir)).marker(version) is not None
-    return (_local(model_dir) / version).is_dir()
+    try:
+        version_dir(model_dir, version)
+    except ModelNotFoundError:
+        return False
+    return True
 
 
 def set_current(model_dir: ModelDir, version: str) -> None:
-    """Make ``version`` current, atomically (a rename locally; one PUT on an object store)."""
+    """Make ``version`` current, atomically (a rename locally; one PUT on an object store). Only a version inside
+    MODEL_DIR (:func:`version_dir`) is ever written: anything else raises :class:`ModelNotFoundError`."""
     if is_remote(model_dir):
+        if not is_plain_name(version):
+            raise UnsafeVersionError(f"{model_dir}: {shown(version)} is not a plain version name")
         store = Store(os.fspath(model_dir))
         if store.marker(version) is None:
             raise ModelNotFoundError(f"no complete model version {version!r} in {model_dir}")
         store.write_text(version + "\n", CURRENT_FILE)
         return
     root = _local(model_dir)
-    if not (root / version).is_dir():
-        raise ModelNotFoundError(f"no model version {version!r} in {model_dir}")
+    version_dir(model_dir, version)
     tmp = root / f".{CURRENT_FILE}.{os.getpid()}.tmp"
     tmp.write_text(version + "\n", encoding="utf-8")
     os.replace(tmp, root / CURRENT_FILE)
@@ -88,15 +142,15 @@ def set_current(model_dir: ModelDir, version: str) -> None:
 
 def local_version(model_dir: ModelDir, version: str, cache_dir: Path | None = None) -> Path:
     """A local folder holding ``version``: its folder in a local registry, or its copy in the cache
-    (``cache_dir``, default MODEL_CACHE_DIR), downloaded first from an object store when not there yet."""
+    (``cache_dir``, default MODEL_CACHE_DIR), downloaded first from an object store when not there yet (and
+    checked against the sha256 its marker records). Raises :class:`ModelNotFoundError` (its subclass
+    :class:`UnsafeVersionError` for a name or folder outside MODEL_DIR) or
+    :class:`~newsmodel.store.ModelIntegrityError`."""
     if is_remote(model_dir):
         if not VERSION_PATTERN.match(version):
-            raise ModelNotFoundError(f"no model version {version!r} in {model_dir}")
+            raise ModelNotFoundError(f"no model version {shown(version)} in {model_dir}")
         return Store(os.fspath(model_dir)).download(version, cache_dir or config().cache_dir)
-    path = _local(model_dir) / version
-    if not path.is_dir():
-        raise ModelNotFoundError(f"no model version {version!r} in {model_dir}")
-    return path
+    return version_dir(model_dir, version)
 
 
 def resolve_serving_path(
@@ -111,12 +165,10 @@ def resolve_serving_path(
     version = current_version(model_dir)
     if version is None:
         raise ModelNotFoundError(f"no current model in {model_dir} (nothing trained yet)")
-    if is_remote(model_dir):
+    try:
         return local_version(model_dir, version, cache_dir), version
-    path = _local(model_dir) / version
-    if not path.is_dir():
-        raise ModelNotFoundError(f"{model_dir}/current names {version!r}, which is not a folder")
-    return path, version
+    except UnsafeVersionError as exc:
+        raise UnsafeVersionError(f"{model_dir}/current refused: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -232,8 +284,8 @@ def list_versions(model_dir: ModelDir) -> list[VersionInfo]:
     current = current_version(root)
     versions = []
     for path in sorted(root.iterdir()):
-        if not path.is_dir() or not VERSION_PATTERN.match(path.name):
-            continue
+        if not path.is_dir() or not VERSION_PATTERN.match(path.name) or not has_version(root, path.name):
+            continue  # not a version folder, or one that leads out of MODEL_DIR
         versions.append(
             VersionInfo(
                 version=path.name,
@@ -352,6 +404,8 @@ def read_history(model_dir: ModelDir) -> list[dict[str, Any]]:
 
 
 def _require_version(model_dir: ModelDir, version: str) -> None:
+    if not is_remote(model_dir) and VERSION_PATTERN.match(version):
+        version_dir(model_dir, version)  # raises with the reason (no folder, or one leading out of MODEL_DIR)
     if not has_version(model_dir, version):
         raise ModelNotFoundError(f"no model version {version!r} in {model_dir}")
 

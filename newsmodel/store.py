@@ -4,6 +4,7 @@ Layout under the prefix (the same names as in a local MODEL_DIR, plus one marker
 
     <prefix>/<version>/<file>…              the version's files, uploaded first
     <prefix>/<version>/.complete.json       the completion marker, written last (manifest, type, metrics)
+                                            ``files``: {name: size}; ``sha256``: {name: hex digest}
     <prefix>/current                        the current version's name: one small object, replaced by one PUT
     <prefix>/history.jsonl                  the switches of ``current``, appended by read-modify-write
 
@@ -13,8 +14,16 @@ Appending to the history reads the object and writes it back whole: two admin op
 could lose one line (never ``current`` itself); admin operations are rare, so this is accepted.
 
 Workers serve from a local cache (MODEL_CACHE_DIR): :func:`download` copies a complete version into
-``<cache>/<version>`` through a hidden folder renamed when every file is there with the size the marker lists,
-so a cached folder is always whole. Nothing here imports torch or transformers.
+``<cache>/<version>`` through a hidden folder renamed when every file is there with the size and the sha256 the
+marker lists, so a cached folder is always whole and is what was uploaded. A file whose bytes differ (even at
+the same size) refuses the whole version with :class:`ModelIntegrityError`; nothing of it reaches the cache.
+
+Markers written before the sha256 were recorded (no ``sha256`` key) are still accepted, on their sizes alone,
+with one warning per download naming the version: refusing them would stop every existing deployment from
+serving (or rolling back to) the versions it already has. Registering a version again is the way to give it
+sha256s. A marker that has a ``sha256`` key must list a well-formed digest for every file, or the version is
+refused. The sizes stay in ``files`` as before, so a worker of an older release still reads a new marker.
+Nothing here imports torch or transformers.
 
 The S3 endpoint comes from :func:`configure` (MODEL_STORE_ENDPOINT_URL, for MinIO or another S3-compatible
 server); credentials and region from the standard AWS environment variables or files, read by botocore.
@@ -23,9 +32,11 @@ server); credentials and region from the standard AWS environment variables or f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Collection
@@ -33,9 +44,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.exceptions import ModelNotFoundError
+from common.exceptions import InvalidModelError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+class ModelIntegrityError(InvalidModelError):
+    """A downloaded version is not what was uploaded: a file's sha256 (or size) differs from its marker's."""
+
+
+def shown(text: str, most: int = 160) -> str:
+    """``text`` quoted on one line (repr escapes newlines and control characters), cut to ``most`` characters:
+    for names read from the registry (``current``, a marker) in a log line or an error."""
+    return repr(text[:most]) + ("…" if len(text) > most else "")
+
+
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 MARKER_FILE = ".complete.json"
 DEFAULT_CACHE_DIR = Path(".cache/models")
@@ -136,15 +170,18 @@ class Store:
         )
 
     def upload(self, local: Path, version: str, marker: dict[str, Any]) -> None:
-        """Upload every file of ``local`` under ``<prefix>/<version>/``, then the marker (with the file list)."""
+        """Upload every file of ``local`` under ``<prefix>/<version>/``, then the marker (with the file list, each
+        file's size and sha256)."""
         if self.marker(version) is not None:
             raise FileExistsError(f"{self.url_of(version)} already exists")
         files = {p.relative_to(local).as_posix(): p.stat().st_size for p in sorted(local.rglob("*")) if p.is_file()}
         files.pop(MARKER_FILE, None)
+        sha256 = {name: sha256_of(local / name) for name in files}
         try:
             for name in files:
                 self.fs.put_file(str(local / name), self.key(version, name))
-            self.write_text(json.dumps({**marker, "files": files}, ensure_ascii=False, indent=2), version, MARKER_FILE)
+            complete = {**marker, "files": files, "sha256": sha256}
+            self.write_text(json.dumps(complete, ensure_ascii=False, indent=2), version, MARKER_FILE)
         except BaseException:
             self.remove_partial(version)
             raise
@@ -166,6 +203,7 @@ class Store:
         files = marker.get("files")
         if not isinstance(files, dict) or not files:
             raise ModelNotFoundError(f"{self.url_of(version, MARKER_FILE)} lists no files")
+        digests = self._digests(version, marker, files)
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = cache_dir / f"{_DOWNLOAD_PREFIX}{version}-{os.getpid()}-{secrets.token_hex(3)}"
         try:
@@ -175,8 +213,15 @@ class Store:
                     raise ModelNotFoundError(f"{self.url_of(version, MARKER_FILE)}: bad file name {name!r}")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 self.fs.get_file(self.key(version, name), str(out))
-                if out.stat().st_size != size:
-                    raise ModelNotFoundError(f"{self.url_of(version, name)}: {out.stat().st_size} bytes, not {size}")
+                if (got := out.stat().st_size) != size:
+                    raise ModelIntegrityError(
+                        f"{self.url_of(version)}: {shown(name)} has {got} bytes, not {size}: version refused"
+                    )
+                if digests is not None and (actual := sha256_of(out)) != digests[name]:
+                    raise ModelIntegrityError(
+                        f"{self.url_of(version)}: {shown(name)} has sha256 {actual}, not {digests[name]} as its "
+                        f"{MARKER_FILE} records (altered after upload): version refused"
+                    )
             (partial / MARKER_FILE).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
             try:
                 os.rename(partial, target)
@@ -189,6 +234,27 @@ class Store:
             shutil.rmtree(partial, ignore_errors=True)
         note_cached(target)
         return target
+
+    def _digests(self, version: str, marker: dict[str, Any], files: dict[str, Any]) -> dict[str, str] | None:
+        """The sha256 the marker records for each file; None for a marker written before they were recorded
+        (accepted on sizes alone, with a warning). A ``sha256`` entry that misses a file or is malformed refuses
+        the version."""
+        digests = marker.get("sha256")
+        if digests is None:
+            log.warning(
+                "model %s: its %s records no sha256 (uploaded before they were recorded); checking file sizes only",
+                version,
+                MARKER_FILE,
+            )
+            return None
+        where = self.url_of(version, MARKER_FILE)
+        if not isinstance(digests, dict):
+            raise ModelIntegrityError(f"{where}: sha256 is not a mapping of file names: version refused")
+        for name in files:
+            digest = digests.get(name)
+            if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+                raise ModelIntegrityError(f"{where}: no valid sha256 for {shown(str(name))}: version refused")
+        return {str(name): str(digests[name]) for name in files}
 
 
 def note_cached(version_dir: Path) -> None:

@@ -37,7 +37,16 @@ from common.settings import Settings
 from newsmodel.kinds import ServedKind
 from newsmodel.loading import load_served, model_type_of
 from newsmodel.prediction import Classifier, Prediction, Serving
-from newsmodel.registry import ModelDir, current_version, list_versions, read_info, read_metrics, resolve_serving_path
+from newsmodel.registry import (
+    ModelDir,
+    current_version,
+    is_plain_name,
+    list_versions,
+    read_info,
+    read_metrics,
+    resolve_serving_path,
+)
+from newsmodel.store import shown
 from store import serving
 from store.serving import ModelFacts, ServingState
 from telemetry import metrics
@@ -287,13 +296,16 @@ class ModelService:
         failed_at = self._failed.get(wanted)
         if failed_at is not None and time.monotonic() - failed_at < max(RETRY_FAILED_LOAD_S, self.poll_interval_s):
             return False
-        log.info("model %s is current; loading it while %s keeps serving", wanted, self.version)
+        named = wanted if is_plain_name(wanted) else shown(wanted)  # `current` as read: one line, whatever it holds
+        log.info("model %s is current; loading it while %s keeps serving", named, self.version)
         try:
             kind, classifier = self._load()
         except Exception as exc:  # noqa: BLE001 - a broken model must never stop the worker, whatever it raises
+            # Refused (`current` outside MODEL_DIR, a download whose sha256 differs) or broken: one line, and the
+            # version served so far keeps serving; tried again after RETRY_FAILED_LOAD_S.
             self._failed[wanted] = time.monotonic()
-            self.last_error = f"{wanted}: {exc}"
-            log.error("model %s not swapped in (still serving %s): %s", wanted, self.version, exc)
+            self.last_error = f"{named}: {exc}"
+            log.error("model %s not swapped in (still serving %s): %s", named, self.version, exc)
             return False
         self._failed.pop(wanted, None)
         self._swap(kind, classifier)
