@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
+import tarfile
 import tracemalloc
 import unicodedata
 from pathlib import Path
@@ -14,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from common.exceptions import DatasetError
+from common.exceptions import CorpusError, DatasetError
 from common.labels import LabelSet, normalise_label
 from store.classifications import RECORD_BODY_MAX_CHARS
 from testkit.newsroom import newsroom_rows, write_csv, write_jsonl, write_label_folders, write_parquet
 from training.api import train, train_options
 from training.cli import main
-from training.dataset import MAX_ARTICLE_CHARS, MAX_ROW_CHARS, load_labelled
+from training.corpus import MAX_ARTICLE_CHARS, load_corpus
+from training.dataset import MAX_ROW_CHARS, load_labelled
 from training.evaluation import plot_confusion
 from training.examples import load_extra_examples
 
@@ -192,6 +195,19 @@ def test_an_over_cap_article_is_refused_naming_the_file_and_row(
     folder = write_label_folders(tmp_path / "folder", big)
     with pytest.raises(DatasetError, match=f"at most {MAX_ARTICLE_CHARS:,}"):
         load_labelled(folder)
+
+
+def test_an_over_cap_livedoor_article_file_is_refused_unread(tmp_path: Path) -> None:
+    article = tmp_path / "text" / "sports-watch" / "sports-watch-1.txt"
+    article.parent.mkdir(parents=True)
+    article.write_text("http://news.livedoor.com/1\n2012-01-01\nタイトル\n" + "あ" * MAX_ROW_CHARS, encoding="utf-8")
+    with pytest.raises(CorpusError, match=rf"{re.escape(str(article))}: [0-9,]+ bytes, more than an article may have"):
+        load_corpus(tmp_path)
+    archive = tmp_path / "ldcc.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "text", arcname="text")
+    with pytest.raises(CorpusError, match=r"text/sports-watch/sports-watch-1\.txt: [0-9,]+ bytes"):
+        load_corpus(archive)
 
 
 def test_a_quoted_csv_cell_over_many_lines_is_counted_whole(rows: list[dict[str, str]], tmp_path: Path) -> None:

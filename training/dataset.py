@@ -36,7 +36,7 @@ from typing import Any, Literal
 from common.articles import article_from_text
 from common.exceptions import DatasetError, LabelSetError
 from common.labels import LIVEDOOR, SLUGS, LabelSet, check_label, normalise_label
-from training.corpus import CorpusArticle, load_corpus
+from training.corpus import MAX_ARTICLE_CHARS, MAX_BYTES_PER_CHAR, CorpusArticle, load_corpus
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,9 @@ OPTIONAL_COLUMNS = ("title", "id")
 MIN_PER_LABEL = 10
 # Rows named in an error message at most.
 SHOWN_ROWS = 5
-# One article (its title and text together) is at most this many characters. Real articles run 1,000–3,000
-# (livedoor's longest is under 20,000); a classification record keeps 20,000 of a body
-# (store.classifications.RECORD_BODY_MAX_CHARS), so an exported correction always fits, with room to spare.
-MAX_ARTICLE_CHARS = 50_000
 # One row of a table (all its cells together, also columns that are not used; a JSON line with its syntax) is
 # at most this many characters. It is what the reader holds at once, so a longer row is refused unread.
 MAX_ROW_CHARS = 2 * MAX_ARTICLE_CHARS
-# A character takes at most this many bytes in the encodings read line by line (UTF-8, Shift_JIS, EUC-JP…).
-MAX_BYTES_PER_CHAR = 4
 # Parquet rows turned into Python objects at once.
 PARQUET_BATCH_ROWS = 64
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from common.articles import Article, article_from_text
 from common.labels import LIVEDOOR, LabelSet, normalise_label
-from training.corpus import CorpusArticle
-from training.dataset import MAX_ARTICLE_CHARS, MAX_ROW_CHARS, read_lines
+from training.corpus import MAX_ARTICLE_CHARS, CorpusArticle
+from training.dataset import MAX_ROW_CHARS, read_lines
 
 log = logging.getLogger(__name__)
 
