@@ -210,6 +210,14 @@ def test_an_over_cap_livedoor_article_file_is_refused_unread(tmp_path: Path) -> 
         load_corpus(archive)
 
 
+def test_a_character_cut_off_at_the_end_is_still_named(rows: list[dict[str, str]], tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "cut.csv", rows)
+    path.write_bytes(path.read_bytes().rstrip(b"\r\n") + "あ".encode()[:2])
+    with pytest.raises(DatasetError) as raised:
+        load_labelled(path)
+    assert raised.value.where == f"{path}: line {len(rows) + 1}" and "not readable as utf-8" in str(raised.value)
+
+
 def test_a_quoted_csv_cell_over_many_lines_is_counted_whole(rows: list[dict[str, str]], tmp_path: Path) -> None:
     lines = "\n".join(["あ" * 1000] * (MAX_ROW_CHARS // 1000 + 5))  # each line short, the cell too long
     path = write_csv(tmp_path / "lines.csv", [*rows[:3], {**rows[3], "text": lines}, *rows[4:]])

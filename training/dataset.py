@@ -198,6 +198,10 @@ def read_lines(path: Path, encoding: str, max_chars: int) -> Iterator[tuple[int,
                 except UnicodeDecodeError as exc:
                     raise _undecodable(f"{path}: line {number}", encoding, raw, exc.start) from None
                 yield number, (text if len(text) <= max_chars else None)
+            try:
+                decoder.decode(b"", final=True)  # a character cut off at the end of the file
+            except UnicodeDecodeError:
+                raise _undecodable(f"{path}: line {number}", encoding, raw, 0) from None
             return
         # UTF-16, UTF-32: decoded as a stream, a line at a time (a decoding error is named near its line)
         stream = io.TextIOWrapper(handle, encoding=codec, newline="\n")
