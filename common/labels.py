@@ -15,6 +15,7 @@ No heavy imports here: the bot, the worker and the registry use this module.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,13 @@ class Category:
     def display(self) -> str:
         """Both names, as shown to users: ``スポーツ / Sports Watch``."""
         return f"{self.ja} / {self.en}"
+
+
+def normalise_label(label: str) -> str:
+    """``label`` in the one spelling training keeps: Unicode NFKC (half-width kana and full-width letters become
+    the usual forms, a decomposed ``ス`` + ``゙`` becomes ``ズ``), then without spaces at either end. Two labels
+    that differ only in these ways look alike to every reader, so a dataset may not use both."""
+    return unicodedata.normalize("NFKC", label).strip()
 
 
 def check_label(label: object) -> str:

@@ -28,6 +28,16 @@ ARCHIVE_NAME = "ldcc-20140209.tar.gz"
 ARCHIVE_SIZE = 8_842_915
 ARCHIVE_SHA256 = "c1e0c46e617b8e71a7c6a32452db114e6eb5ea1e384f103f6a6e45e57a4b3221"
 DEFAULT_CACHE_DIR = Path(".cache/data")
+# One article (its title and text together) is at most this many characters, in every format of training data.
+# Real articles run 1,000–3,000 characters; livedoor's longest file is 12,237. A classification record keeps
+# 20,000 characters of a body (store.classifications.RECORD_BODY_MAX_CHARS), so an exported correction always
+# fits, with room to spare, while one runaway cell cannot cost more than a few hundred KB.
+MAX_ARTICLE_CHARS = 50_000
+# A character takes at most this many bytes in the encodings read line by line (UTF-8, Shift_JIS, EUC-JP…):
+# a file of more bytes than this many times a cap holds more characters than the cap, and is refused unread.
+MAX_BYTES_PER_CHAR = 4
+# An article file of the corpus is at most this many bytes (its URL and date lines, a little over the cap).
+MAX_ARTICLE_FILE_BYTES = MAX_BYTES_PER_CHAR * MAX_ARTICLE_CHARS + 1024
 
 # text/<slug>/<slug>-<digits>.txt, anywhere in the archive or below the given folder.
 _ARTICLE_PATH = re.compile(r"(?:^|/)text/(?P<slug>[a-z-]+)/(?P=slug)-(?P<num>\d+)\.txt$")
@@ -78,6 +88,7 @@ def _read_archive(archive: Path) -> Iterator[tuple[str, str, str]]:
                 found = _match(member.name)
                 if found is None:
                     continue
+                _check_size(f"{archive}: {member.name}", member.size)
                 handle = tar.extractfile(member)
                 if handle is None:
                     continue
@@ -91,7 +102,13 @@ def _read_folder(folder: Path) -> Iterator[tuple[str, str, str]]:
     for path in sorted(root.rglob("*.txt")):
         found = _match("text/" + path.relative_to(root).as_posix())
         if found is not None:
+            _check_size(str(path), path.stat().st_size)
             yield found[0], found[1], path.read_text(encoding="utf-8")
+
+
+def _check_size(where: str, size: int) -> None:
+    if size > MAX_ARTICLE_FILE_BYTES:
+        raise CorpusError(f"{where}: {size:,} bytes, more than an article may have ({MAX_ARTICLE_CHARS:,} characters)")
 
 
 def sha256_of(path: Path) -> str:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from common.articles import Article, article_from_text
-from common.labels import LIVEDOOR, LabelSet
-from training.corpus import CorpusArticle
+from common.labels import LIVEDOOR, LabelSet, normalise_label
+from training.corpus import MAX_ARTICLE_CHARS, CorpusArticle
+from training.dataset import MAX_ROW_CHARS, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,11 @@ def load_extra_examples(
     excluded = {_text_key(f"{a.title}\n{a.body}") for a in exclude} | {_text_key(a.body) for a in exclude}
     articles: list[CorpusArticle] = []
     skipped = 0
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in read_lines(path, "utf-8", MAX_ROW_CHARS):
+        if line is None:  # over the bound: skipped unread
+            log.warning("extra examples: line %d skipped (over %d characters)", number, MAX_ROW_CHARS)
+            skipped += 1
+            continue
         if not line.strip():
             continue
         try:
@@ -69,7 +74,12 @@ def load_extra_examples(
             row = None
         article = _article(row)
         slug = (row.get("slug") or row.get("label")) if isinstance(row, dict) else None
-        if article is None or not isinstance(slug, str) or slug not in labels:
+        slug = normalise_label(slug) if isinstance(slug, str) else None
+        if article is not None and len(article.title) + len(article.body) > MAX_ARTICLE_CHARS:
+            log.warning("extra examples: line %d skipped (over %d characters)", number, MAX_ARTICLE_CHARS)
+            skipped += 1
+            continue
+        if article is None or slug is None or slug not in labels:
             log.warning("extra examples: line %d skipped (no text, or a label not in the data: %r)", number, slug)
             skipped += 1
             continue
