@@ -37,6 +37,7 @@ from store.newsroom import ChannelFacts, Route, Watch
 from store.queues import SERIALIZER
 from testkit.fake_slack import Call, FakeSlack
 from testkit.inprocess_worker import worker_settings
+from ui.newsroom import route_list
 from worker import jobs, lifecycle, routes
 from worker.classifier import ModelService
 from worker.desks import allows, route_articles
@@ -84,8 +85,7 @@ def watched(n: int, channel: str = SOURCE) -> ClassifyRequest:
 
 
 def route(desk: str = DESK, *, allow_wider: str = "") -> Route:
-    found = Route(label="smax", channel=desk, by=ADMIN, at=time.time(), allow_wider=allow_wider)
-    return found
+    return Route(label="smax", channel=desk, by=ADMIN, at=time.time(), allow_wider=allow_wider)
 
 
 def post(side: Side, n: int, channel: str = SOURCE) -> tuple[list[str], list[str]]:
@@ -276,6 +276,7 @@ def test_an_archived_or_left_channel_loses_its_watch_and_pauses_its_routes(
     # A paused route cross-posts nothing, and is listed as paused; setting it again resumes it.
     fake_slack.add_channel(SOURCE)
     assert post(side, 1) == ([], [])
+    assert "paused (" in route_list(newsroom.routes(redis_conn)) and "停止中" in route_list(newsroom.routes(redis_conn))
     lifecycle.follow(side, event(change, DESK, "again"))  # a redelivered event tells no one twice
     assert len(posts_in(fake_slack, ADMIN)) == 1
     set_route(fake_slack, "smax", DESK)
