@@ -101,6 +101,8 @@ def run(*, messages: int, pace_s: float, interval_s: float, timeout: float, work
         LOG_LEVEL="WARNING",
     )
     newsroom.put_watch(connection, Watch(channel=NEWS, by=ADMIN, at=time.time()))
+    fake.add_channel(NEWS)  # both public: every post passes the audience check (conversations.info, kept 60 s)
+    fake.add_channel(DESK)
     for slug in SLUGS:
         newsroom.put_route(connection, Route(label=slug, channel=DESK, by=ADMIN, at=time.time()))
     fake.rate_limit("reactions.add", every=7, retry_after=1)

@@ -1,8 +1,9 @@
 """Parsing the newsroom subcommands of ``/classify-news`` (their answers are :mod:`ui.newsroom`'s).
 
-``/classify-news watch`` · ``unwatch`` · ``watching`` (in the channel concerned), ``route <label> #channel`` ·
-``route list`` · ``route clear <label>``. Anything else is article text to classify: a subcommand is only a
-text that *is* one of these (a keyword alone, or ``route`` with at most two words after it), so an article that
+``/classify-news watch`` · ``unwatch`` · ``watching`` (in the channel concerned), ``route <label> #channel
+[allow-wider]`` · ``route list`` · ``route clear <label>``. Anything else is article text to classify: a
+subcommand is only a text that *is* one of these (a keyword alone, or ``route`` with at most two words after it,
+or three ending in ``allow-wider``), so an article that
 happens to start with "route" is still classified. Pure functions (no Slack), but for :func:`route_labels`,
 which reads the labels the workers publish in Redis.
 """
@@ -25,6 +26,8 @@ from ui.newsroom import NO_WATCH_IN_DM, not_a_channel, unknown_label
 # A channel as Slack escapes it in a command (``<#C123|name>``, ``<#C123>``, ``<#C123|>``), or its bare id.
 _CHANNEL_MARKUP = re.compile(r"<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>")
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+# The word that opts a route in to desks wider than the articles' channels (``route <label> #desk allow-wider``).
+ALLOW_WIDER = "allow-wider"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class RouteCommand:
     action: Literal["set", "clear", "list"]
     label: str = ""
     desk: str = ""
+    # ``allow-wider``: cross-post articles of channels with a narrower audience (private ones) to this desk too.
+    allow_wider: bool = False
 
     @property
     def name(self) -> str:
@@ -90,9 +95,12 @@ def parse_newsroom(text: str, labels: Sequence[str] | Callable[[], Sequence[str]
     head = words[0]
     if len(words) == 1 and head in ("watch", "unwatch", "watching"):
         return WatchCommand({"watch": "on", "unwatch": "off", "watching": "list"}[head])  # type: ignore[arg-type]
-    if head != "route" or len(words) > 3:
+    if head != "route" or len(words) > 4 or (len(words) == 4 and words[3] != ALLOW_WIDER):
         return None
     rest = words[1:]
+    if len(rest) == 3:
+        known = labels() if callable(labels) else labels
+        return RouteCommand("set", label=_label(rest[0], known), desk=channel_id(rest[1]), allow_wider=True)
     if rest == ["list"]:
         return RouteCommand("list")
     if len(rest) == 2 and rest[0] == "clear":

@@ -15,6 +15,7 @@ from rq.job import Job, JobStatus
 
 from common.exceptions import NewsbotError, TrainingInProgressError
 from common.jobs import (
+    CHANNEL_JOB,
     CLASSIFY_JOB,
     RETRAIN_JOB,
     RETRAIN_LOST_CALLBACK,
@@ -22,6 +23,7 @@ from common.jobs import (
     ROUTE_JOB,
     STATUS_JOB,
     AdminRequest,
+    ChannelEvent,
     ClassifyRequest,
     RetrainRequest,
     RouteRequest,
@@ -207,6 +209,20 @@ class JobSubmitter:
             at_front=True,
             timeout=ADMIN_JOB_TIMEOUT_S,
             description=f"route {request.label} to {request.desk} by {request.user}",
+        )
+
+    def submit_channel_event(self, event: ChannelEvent, delivery_key: str) -> str | None:
+        """Enqueue a watched or desk channel's lifecycle event (``worker.lifecycle``), at the front: a watch or
+        route of a channel that was archived, shared or left must stop before the next article is routed."""
+        return self._enqueue_once(
+            self.classify,
+            CHANNEL_JOB,
+            event.to_dict(),
+            delivery_key,
+            "channel",
+            at_front=True,
+            timeout=ADMIN_JOB_TIMEOUT_S,
+            description=f"{event.event or event.change} in {event.channel}",
         )
 
     def running_training(self) -> str | None:

@@ -24,6 +24,7 @@ RETRAIN_LOST_CALLBACK = "worker.retrain.training_lost"
 STATUS_JOB = "worker.admin.status"  # queue: classify (quick; must not be batched with classify jobs)
 ROLLBACK_JOB = "worker.admin.rollback"  # queue: classify
 ROUTE_JOB = "worker.routes.set_route"  # queue: classify (quick: checks the desk channel, stores the route)
+CHANNEL_JOB = "worker.lifecycle.channel_changed"  # queue: classify (quick: a watched or desk channel's event)
 
 
 # Where a classify request came from. ``watch``: a new message in a watched channel (answered with a reaction,
@@ -112,3 +113,20 @@ class RouteRequest(Payload):
     label: str
     desk: str  # the desk channel's id
     response_url: str | None = None
+    # ``route <label> #channel allow-wider``: cross-post articles of channels with a narrower audience too.
+    allow_wider: bool = False
+
+
+# What happened to a channel (a lifecycle event): ``archived``, ``deleted``, ``removed`` (the bot was removed from
+# it), ``audience`` (shared, unshared, made private or public: its audience is checked again).
+ChannelChange = Literal["archived", "deleted", "removed", "audience"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEvent(Payload):
+    """A channel's lifecycle event, for the watches and routes of that channel (``worker.lifecycle``)."""
+
+    request_id: str
+    channel: str
+    change: ChannelChange
+    event: str = ""  # Slack's event type (or message subtype), for the log

@@ -219,11 +219,35 @@ class FakeSlack:
         with self._lock:
             self.rate_limits[method] = (every, retry_after)
 
-    def add_channel(self, channel: str, *, member: bool = True, **info: Any) -> None:
-        """A channel conversations.info knows; with ``member=False`` posts and reactions there are refused."""
-        self.channels[channel] = {"id": channel, "is_channel": True, "is_member": member, **info}
+    def add_channel(
+        self,
+        channel: str,
+        *,
+        member: bool = True,
+        private: bool = False,
+        ext_shared: bool = False,
+        archived: bool = False,
+        **info: Any,
+    ) -> None:
+        """A channel conversations.info knows, with its audience as Slack describes it (``is_private``,
+        ``is_ext_shared``) and ``is_archived``; with ``member=False`` posts and reactions there are refused, and in
+        an archived channel posts are refused with ``is_archived``."""
+        self.channels[channel] = {
+            "id": channel,
+            "is_channel": True,
+            "is_member": member,
+            "is_private": private,
+            "is_ext_shared": ext_shared,
+            "is_archived": archived,
+            **info,
+        }
         if not member:
             self.not_in.add(channel)
+
+    def update_channel(self, channel: str, **info: Any) -> None:
+        """Change what conversations.info says of a known channel (``is_ext_shared=True``: it was shared, …)."""
+        with self._lock:
+            self.channels[channel] = {**self.channels[channel], **info}
 
     def _rate_limited(self, method: str) -> Fault | None:
         """Under the lock: the 429 this call gets, if ``rate_limit`` says so."""
@@ -256,6 +280,8 @@ class FakeSlack:
                 return {"ok": False, "error": "channel_not_found"}
             if params["channel"] in self.not_in:
                 return {"ok": False, "error": "not_in_channel"}
+            if (self.channels.get(str(params["channel"])) or {}).get("is_archived"):
+                return {"ok": False, "error": "is_archived"}
         if method == "reactions.add":
             with self._lock:
                 added = self.reactions.setdefault((str(params["channel"]), str(params.get("timestamp"))), [])

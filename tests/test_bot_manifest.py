@@ -25,7 +25,23 @@ SCOPES = {
     "reactions:write",
     "users:read",
 }
-EVENTS = {"app_home_opened", "app_mention", "message.channels", "message.groups", "message.im"}
+EVENTS = {
+    "app_home_opened",
+    "app_mention",
+    "message.channels",
+    "message.groups",
+    "message.im",
+    # channel lifecycle (bot.listeners.channels): watches and routes follow their channels
+    "channel_archive",
+    "group_archive",
+    "channel_deleted",
+    "group_deleted",
+    "channel_left",
+    "group_left",
+    "member_left_channel",
+    "channel_shared",
+    "channel_unshared",
+}
 
 
 def manifest() -> dict[str, Any]:

@@ -26,6 +26,7 @@ import ui
 from bot.newsroom import parse_newsroom
 from bot.options import parse_retrain
 from common.articles import Article
+from common.audience import Audience
 from common.exceptions import NewsbotError
 from common.labels import LabelSet
 from common.mrkdwn import BACKTICK_STANDIN, code, link, literal
@@ -132,6 +133,22 @@ BUILDERS: dict[str, Callable[[str], object]] = {
         article(h), "C1", "https://slack.test/archives/C1/p1", THRESHOLD
     ),
     "ui.newsroom.desk_warning": lambda h: newsroom.desk_warning(route(h), h),
+    "ui.newsroom.allow_wider_risk": lambda h: [
+        newsroom.allow_wider_risk(h, "C0DESK", Audience(private=False, external=x)) for x in (False, True)
+    ],
+    "ui.newsroom.held_note": lambda h: newsroom.held_note(h),
+    "ui.newsroom.held_warning": lambda h: [
+        newsroom.held_warning(route(h), "C0SRC", None, None),
+        newsroom.held_warning(route(h), "C0SRC", Audience(private=True, external=False), Audience(False, False)),
+    ],
+    "ui.newsroom.route_ended": lambda h: [
+        newsroom.route_ended(route(h), what, paused) for what in ("archived", "deleted") for paused in (True, False)
+    ],
+    "ui.newsroom.desk_audience_changed": lambda h: [
+        newsroom.desk_audience_changed(replace(route(h), allow_wider=w), Audience(False, True), held)
+        for w in ("", "internal")
+        for held in (True, False)
+    ],
     # ui.replies
     "ui.replies.reply_message": lambda h: replies.reply_message(
         [article(h), article(h, confident=False), article(h, url="https://news.example.jp/a/1")], THRESHOLD
@@ -210,6 +227,11 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
     "ui.admin.making_current": _IDS,
     "ui.admin.home_making_current": _IDS,
     "ui.newsroom.watching_on": _IDS,
+    "ui.newsroom.watched_audience_note": _IDS,
+    "ui.newsroom.watched_audience_changed": _IDS,
+    "ui.newsroom.desk_audience_note": _IDS,
+    "ui.newsroom.watch_ended": _IDS,
+    "ui.newsroom.audience_words": _NUMBERS,
     "ui.newsroom.watching_off": _IDS,
     "ui.newsroom.watch_list": _IDS,
     "ui.replies.bar": _NUMBERS,

@@ -320,3 +320,41 @@ def test_unsure_articles_thread_mentions_dms_and_the_shortcut_where_the_bot_is_n
     assert "no article text" in fake_slack.wait_response("shortcut-empty")["text"]
     refused = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == "CFOREIGN"]
     assert len(refused) == 1  # tried once, then answered through the response_url (no retries)
+
+
+PRIVATE = "CPRIVNEWS"  # a private channel the bot was invited to
+EMBARGOED = "【解禁前・社外秘】" + ARTICLE
+
+
+def test_a_private_channels_embargoed_story_reaches_a_public_desk_only_once_an_admin_allows_it(
+    confident: Newsroom, fake_slack: FakeSlack, redis_conn: redis.Redis
+) -> None:
+    room, url = confident, confident.url
+    fake_slack.add_channel(PRIVATE, private=True)
+    watching = room.command("watch", channel=PRIVATE)
+    assert "is a private channel" in watching and "allow-wider" in watching
+    room.route_everything(DESK)  # a public desk
+
+    # Two embargoed stories: nothing reaches the desk; each thread says why without naming the desk; the admin
+    # who set the route is told once.
+    for n in range(2):
+        post_event(url, message(f"1700000500.00010{n}", EMBARGOED, channel=PRIVATE), f"EvPriv{n}")
+    fake_slack.wait_for(lambda f: len(posts_in(f, PRIVATE)) == 2, timeout=60)
+    for note in posts_in(fake_slack, PRIVATE):
+        assert note.params["thread_ts"].startswith("1700000500.00010")
+        assert "wider audience than this channel" in note.params["text"] and DESK not in note.params["text"]
+    assert posts_in(fake_slack, DESK) == []
+    (told,) = posts_in(fake_slack, ADMIN)
+    assert "held back" in told.params["text"] and f"<#{PRIVATE}>" in told.params["text"]
+    assert "【解禁前・社外秘】" not in told.params["text"]  # the story itself is not quoted
+
+    # The admin opts the routes in, warned of the risk; the next story is cross-posted.
+    for n, slug in enumerate(SLUGS):
+        assert "Checking" in room.command(f"route {slug} <#{DESK}|desk> allow-wider", name=f"opt-{n}")
+    opted = [str(fake_slack.wait_response(f"opt-{n}")["text"]) for n in range(len(SLUGS))]
+    assert all("embargoed stories included" in a and "解禁前・社外秘" in a for a in opted)
+    post_event(url, message("1700000500.000200", EMBARGOED, channel=PRIVATE), "EvPriv9")
+    fake_slack.wait_for(lambda f: bool(posts_in(f, DESK)), timeout=60)
+    (desk_post,) = posts_in(fake_slack, DESK)
+    assert f"<#{PRIVATE}>" in desk_post.params["text"]
+    assert len(posts_in(fake_slack, PRIVATE)) == 2 and len(posts_in(fake_slack, ADMIN)) == 1

@@ -46,6 +46,8 @@ def test_a_watched_article_over_socket_mode_gets_one_reaction_and_one_desk_post(
         SLACK_PACE_S="0.05",
     )
     newsroom.put_watch(redis_conn, Watch(channel=NEWS, by="UADMIN", at=time.time()))
+    fake_slack.add_channel(NEWS)  # both public: the desk reaches no one the watched channel does not
+    fake_slack.add_channel(DESK)
     for slug in SLUGS:
         newsroom.put_route(redis_conn, Route(label=slug, channel=DESK, by="UADMIN", at=time.time()))
     starting = launch_worker(env, tmp_path / "run")  # its start-up overlaps the bot's

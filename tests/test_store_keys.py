@@ -38,6 +38,7 @@ KNOWN_TEMPLATES = {
     "newsbot:serving:{worker}",
     "newsbot:watch",
     "newsbot:routes",
+    "newsbot:channel:{channel}",
     "newsbot:stats:classified:{day}",
     "newsbot:stats:feedback:correct",
     "newsbot:stats:feedback:wrong",

@@ -55,9 +55,9 @@ COMMANDS: tuple[Command, ...] = (
             Subcommand("watching", "watching", "監視中のチャンネル", "the watched channels"),
             Subcommand(
                 "route set",
-                "route <label> #channel",
-                "確信度の高い記事をデスクのチャンネルへ転送",
-                "cross-post confident articles of a label to a desk channel",
+                "route <label> #channel [allow-wider]",
+                "確信度の高い記事をデスクのチャンネルへ転送 (allow-wider: 公開範囲の狭いチャンネルの記事も)",
+                "cross-post confident articles of a label to a desk channel (allow-wider: from narrower channels too)",
             ),
             Subcommand("route list", "route list", "転送先の一覧", "the routes to desks"),
             Subcommand("route clear", "route clear <label>", "ラベルの転送をやめる", "stop cross-posting a label"),

@@ -14,6 +14,14 @@ burst in one channel is answered steadily instead of tripping the limits.
 
 When the bot is not in a desk channel (``not_in_channel``), the admin who set the route is told once, in a DM,
 how to fix it (``Route.warned``); the article is not cross-posted and the job goes on.
+
+Embargoed stories: a cross-post is made only when the desk's audience is no wider than the article's channel's
+(:class:`common.audience.Audience`; private < internal < externally shared), checked at the time of the post with
+conversations.info for both channels (kept a minute in Redis, ``store.newsroom.ChannelFacts``, so that every
+worker and the lifecycle events share and forget it), unless an admin opted the route in with ``allow-wider`` for
+the desk's audience. A held article's thread says so without naming the desk, and the admin who set the route
+is told once per route and reason (``Route.held_told``). When Slack cannot say who reads a channel, nothing is
+cross-posted (fail closed). A desk found archived pauses its route and tells its admin (:func:`pause_route`).
 """
 
 from __future__ import annotations
@@ -24,18 +32,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from common.audience import Audience
 from common.jobs import ClassifyRequest
 from common.settings import Settings
 from store import deliveries, newsroom
 from store.deliveries import ReplyMark
-from store.newsroom import Route
-from ui.newsroom import desk_message, desk_warning, unrouted_note
+from store.newsroom import ChannelFacts, Route
+from ui.newsroom import desk_message, desk_warning, held_note, held_warning, route_ended, unrouted_note
 from ui.replies import is_unsure
 from worker.pipeline import ArticleResult
 from worker.slack import NOT_IN_CHANNEL, SlackReplier
@@ -146,14 +155,110 @@ def route_articles(
     notes: list[str] = []
     for item in items:
         route = newsroom.route_of(rt.connection, item.slug)
-        if route is None:
+        if route is None or route.paused:
             continue
         if is_unsure(item, threshold):
             notes.append(unrouted_note(item, route, threshold))
             continue
-        if cross_post(rt, job_id, request, item, route):
+        allowed = may_post(rt, request.channel, route)
+        if allowed is False:
+            notes.append(held_note(route.label))
+            continue
+        if allowed and cross_post(rt, job_id, request, item, route):
             routed.append(route.channel)
     return routed, notes
+
+
+def facts_of(rt: WorkerSide, channel: str, *, fresh: bool = False) -> ChannelFacts:
+    """What conversations.info says of ``channel`` (kept CHANNEL_FACTS_TTL_S in Redis); SlackApiError when Slack
+    will not say."""
+
+    def info(name: str) -> dict[str, Any]:
+        found: dict[str, Any] = rt.replier.client.conversations_info(channel=name).get("channel") or {}
+        return found
+
+    return newsroom.channel_facts(rt.connection, channel, info, fresh=fresh)
+
+
+def may_post(rt: WorkerSide, source: str, route: Route) -> bool | None:
+    """Whether an article of ``source`` may be cross-posted to ``route``'s desk now: True; False when it is held
+    back because the desk reaches a wider audience (or Slack would not say who reads either; its admin is told
+    once); None when the desk is out of reach (archived: the route is paused; the bot cannot see it: the admin is
+    told as for ``not_in_channel``)."""
+    try:
+        source_facts = facts_of(rt, source)
+    except SlackApiError as exc:
+        log.warning("audience of %s unknown (%s): holding %s", source, exc.response.get("error"), route.label)
+        tell_held(rt, route, source, None, None)
+        return False
+    try:
+        desk_facts = facts_of(rt, route.channel)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or "")
+        if error in NOT_IN_CHANNEL:
+            warn_admin(rt, route, error)
+            return None
+        log.warning("audience of desk %s unknown (%s): holding %s", route.channel, error, route.label)
+        tell_held(rt, route, source, source_facts.audience, None)
+        return False
+    if desk_facts.archived:
+        pause_route(rt, route, "archived")
+        return None
+    if allows(route, source_facts.audience, desk_facts.audience):
+        return True
+    log.info("held %s of %s from %s: the desk is wider", route.label, source, route.channel)
+    tell_held(rt, route, source, source_facts.audience, desk_facts.audience)
+    return False
+
+
+def allows(route: Route, source: Audience, desk: Audience) -> bool:
+    """The rule: the desk reaches no one the source does not, or an admin opted the route in (``allow-wider``)
+    for an audience the desk is still no wider than."""
+    if not desk.wider_than(source):
+        return True
+    return bool(route.allow_wider) and not desk.wider_than(Audience.from_key(route.allow_wider))
+
+
+def tell(rt: WorkerSide, user: str, text: str) -> bool:
+    """A DM from the bot to ``user``; False when Slack refused it (logged)."""
+    try:
+        rt.replier.client.chat_postMessage(channel=user, text=text)
+    except SlackApiError as exc:
+        log.warning("could not tell %s: %s", user, exc.response.get("error"))
+        return False
+    return True
+
+
+def tell_held(
+    rt: WorkerSide, route: Route, source: str, source_aud: Audience | None, desk_aud: Audience | None
+) -> None:
+    """Tell the admin who set ``route`` that an article was held back, once per route and reason."""
+    reason = f"{source_aud.key}>{desk_aud.key}" if source_aud and desk_aud else "unknown"
+    current = newsroom.route_of(rt.connection, route.label)
+    if current is None or current.channel != route.channel or current.at != route.at or reason in current.held_told:
+        return
+    claim = f"route-held:{route.label}:{route.channel}:{route.at}:{reason}"
+    if not deliveries.claim_delivery(rt.connection, claim):
+        return  # another job is telling them
+    if not tell(rt, route.by, held_warning(route, source, source_aud, desk_aud)):
+        deliveries.release_delivery(rt.connection, claim)
+        return
+    newsroom.put_route(rt.connection, replace(current, held_told=(*current.held_told, reason)))
+
+
+def pause_route(rt: WorkerSide, route: Route, why: str) -> bool:
+    """Pause ``route`` (its desk was archived, or the bot removed from it) and tell its admin once; False when it
+    was paused already or changed meanwhile."""
+    current = newsroom.route_of(rt.connection, route.label)
+    if current is None or current.channel != route.channel or current.paused:
+        return False
+    claim = f"route-paused:{route.label}:{route.channel}:{current.at}:{why}"
+    if not deliveries.claim_delivery(rt.connection, claim):
+        return False
+    newsroom.put_route(rt.connection, replace(current, paused=why))
+    log.info("route %s → %s paused: %s", route.label, route.channel, why)
+    tell(rt, current.by, route_ended(current, why, paused=True))
+    return True
 
 
 def permalink(client: WebClient, channel: str, ts: str | None) -> str | None:
@@ -187,7 +292,12 @@ def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: Arti
             )
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "")
-        if error in NOT_IN_CHANNEL or error == "is_archived":
+        if error == "is_archived":
+            log.warning("cross-post of %s to %s refused: %s", item.record_id, route.channel, error)
+            newsroom.forget_facts(rt.connection, route.channel)
+            pause_route(rt, route, "archived")
+            return False
+        if error in NOT_IN_CHANNEL:
             log.warning("cross-post of %s to %s refused: %s", item.record_id, route.channel, error)
             warn_admin(rt, route, error)
             return False

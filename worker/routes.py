@@ -3,7 +3,9 @@
 The bot has checked that the user is an admin and that the label is the current model's; here the desk channel
 is checked with conversations.info (a Slack call kept out of the bot's 3-second ack): a channel Slack does not
 know (or a private one the bot was not invited to), an archived one or a DM is refused, and nothing is stored.
-The admin is answered through the command's response_url, ephemeral, in :mod:`ui.newsroom`'s words.
+The admin is answered through the command's response_url, ephemeral, in :mod:`ui.newsroom`'s words, with the
+desk's audience and what it means for articles of narrower channels; ``allow-wider`` records the desk's audience
+the admin accepted (``Route.allow_wider``) and the answer warns with the risk.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from common.audience import Audience
 from common.jobs import RouteRequest
 from store import newsroom
 from store.newsroom import Route
@@ -51,7 +54,23 @@ def set_route(payload: dict[str, Any]) -> dict[str, Any]:
     if channel.get("is_im") or channel.get("is_mpim") or channel.get("is_archived"):
         answer(client, request, route_refusal(request.desk, *NOT_A_DESK))
         return {"error": "not_a_desk"}
-    newsroom.put_route(rt.connection, Route(label=request.label, channel=request.desk, by=request.user, at=time.time()))
-    log.info("%s routed %s to %s", request.user, request.label, request.desk)
-    answer(client, request, route_set(request.label, request.desk, bool(channel.get("is_member"))))
-    return {"label": request.label, "desk": request.desk, "member": bool(channel.get("is_member"))}
+    audience = Audience.of(channel)
+    route = Route(
+        label=request.label,
+        channel=request.desk,
+        by=request.user,
+        at=time.time(),
+        allow_wider=audience.key if request.allow_wider else "",
+    )
+    newsroom.put_route(rt.connection, route)
+    log.info(
+        "%s routed %s to %s (%s%s)",
+        request.user,
+        request.label,
+        request.desk,
+        audience.key,
+        route.allow_wider and ", allow-wider",
+    )
+    member = bool(channel.get("is_member"))
+    answer(client, request, route_set(request.label, request.desk, member, audience, request.allow_wider))
+    return {"label": request.label, "desk": request.desk, "member": member, "audience": audience.key}

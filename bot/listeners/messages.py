@@ -22,6 +22,7 @@ from typing import Any
 
 from slack_bolt import App, Say
 
+from bot.listeners.channels import submit_change
 from bot.listeners.events import answer_once, over_rate
 from bot.submit import JobSubmitter
 from common.articles import clean_text, extract_urls, has_article, has_words, message_text
@@ -75,6 +76,10 @@ def handle_message(
     Like the mention listener this runs before the ack: if enqueueing fails (Redis down) it raises, the event
     is answered 500 (unacked in Socket Mode), and Slack redelivers it.
     """
+    if event.get("subtype") in ("channel_convert_to_private", "channel_convert_to_public"):
+        # A channel made private or public: its watch's and routes' audience is checked again.
+        submit_change(submitter, str(event["subtype"]), str(event.get("channel") or ""), str(body.get("event_id")))
+        return
     if not is_new_post(event, bot_user_id):
         return
     channel = str(event.get("channel") or "")

@@ -12,11 +12,13 @@ from redis import Redis
 from redis.exceptions import RedisError
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.admins import AdminPolicy
 from bot.newsroom import NewsroomCommand, RouteCommand, is_newsroom, no_watch_in_dm, parse_newsroom, route_labels
 from bot.submit import JobSubmitter
 from common.articles import has_article
+from common.audience import Audience
 from common.exceptions import NewsbotError, NotAdminError
 from common.jobs import ClassifyRequest, RouteRequest
 from common.settings import Settings
@@ -40,6 +42,8 @@ class NewsroomCall:
     channel: str
     label: str = ""
     desk: str = ""
+    allow_wider: bool = False
+    client: WebClient | None = None
 
     @property
     def connection(self) -> Redis:
@@ -54,7 +58,25 @@ class NewsroomCall:
 def _watch(call: NewsroomCall) -> str:
     call.require_channel()
     newsroom.put_watch(call.connection, Watch(channel=call.channel, by=call.user, at=time.time()))
-    return watching_on(call.channel)
+    return watching_on(call.channel, _audience(call))
+
+
+def _audience(call: NewsroomCall) -> Audience | None:
+    """The watched channel's audience (conversations.info, kept a minute), to tell the admin what a private or
+    externally shared channel means for the routes; None when Slack will not say (the bot is not in it yet)."""
+    client = call.client
+    if client is None:
+        return None
+
+    def info(channel: str) -> dict[str, Any]:
+        found: dict[str, Any] = client.conversations_info(channel=channel).get("channel") or {}
+        return found
+
+    try:
+        return newsroom.channel_facts(call.connection, call.channel, info).audience
+    except SlackApiError as exc:
+        log.info("audience of %s unknown: %s", call.channel, exc.response.get("error"))
+        return None
 
 
 def _unwatch(call: NewsroomCall) -> str:
@@ -77,6 +99,7 @@ def _route_set(call: NewsroomCall) -> str:
         label=call.label,
         desk=call.desk,
         response_url=call.command.get("response_url"),
+        allow_wider=call.allow_wider,
     )
     call.submitter.submit_route(route, delivery_key=f"command:{trigger}")
     return route_checking(call.label, call.desk)
@@ -170,8 +193,17 @@ def handle_newsroom(
 ) -> None:
     """An admin's watch or route subcommand, checked here on the server; answered in the ack, to the admin alone."""
     user = command.get("user_id", "")
-    label, desk = (newsroom.label, newsroom.desk) if isinstance(newsroom, RouteCommand) else ("", "")
-    call = NewsroomCall(command, submitter, user, command["channel_id"], label=label, desk=desk)
+    route = newsroom if isinstance(newsroom, RouteCommand) else RouteCommand("list")
+    call = NewsroomCall(
+        command,
+        submitter,
+        user,
+        command["channel_id"],
+        label=route.label,
+        desk=route.desk,
+        allow_wider=route.allow_wider,
+        client=client,
+    )
     try:
         require_admin(admins, client, user)
         answer = SUBCOMMANDS[newsroom.name](call)
