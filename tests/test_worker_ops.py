@@ -1,6 +1,7 @@
 """A real ``python -m worker`` process's operations surface: /healthz on its --ops-port (model loaded, Redis
 reachable, the Slack token valid, the version served; 503 once Redis is gone, while /livez stays 200), a train
-worker healthy without a model, --ops-port 0 serving nothing, and its log lines as JSON (LOG_FORMAT=json) carrying the job id and the model version."""
+worker healthy without a model, --ops-port 0 serving nothing, and its log lines as JSON (LOG_FORMAT=json) carrying
+the job id and the model version."""
 
 from __future__ import annotations
 
