@@ -60,9 +60,10 @@ USER newsbot
 CMD ["python", "-m", "worker"]
 
 FROM base AS ops
-# rq-dashboard with the rq major version the product uses (its jobs' Redis layout), and TensorBoard, which reads
-# the event files of the runs volume without TensorFlow or torch.
-RUN pip install "rq-dashboard>=0.9" "rq>=3.0,<4" "tensorboard>=2.17"
+# rq-dashboard with the rq the product uses (its jobs' Redis layout), and TensorBoard, which reads the event files
+# of the runs volume without TensorFlow or torch. Under constraints.txt: the same rq, redis and tensorboard as the
+# bot and the workers (rq-dashboard itself and its two small dependencies are not in it; the version is pinned here).
+RUN pip install -c constraints.txt "rq-dashboard==0.9.0" "rq>=3.0,<3.1" "tensorboard>=2.17"
 USER newsbot
 EXPOSE 9181 6006
 CMD ["rq-dashboard", "--json"]

@@ -33,25 +33,31 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     from bot.app import build_app
+    from bot.slack_client import SlackTokenCheck
     from bot.submit import JobSubmitter
     from store.queues import queue_depths, redis_connection, redis_reachable
     from telemetry import metrics
-    from telemetry.endpoint import Health, OpsServer
+    from telemetry.endpoint import Health, serve_ops
 
     connection = redis_connection(settings)
     metrics.watch_queue_depths(lambda: queue_depths(connection))
     app = build_app(
         settings, JobSubmitter(connection, settings.classify_job_timeout_s, settings.member_rate_per_minute)
     )
+    # Readiness: Redis answers and the token works (auth.test, at most every few minutes, never waited for).
+    # Liveness is the endpoint answering at all: the bot has no loop of its own to watch.
+    token_ok = SlackTokenCheck(app.client)
     if args.http:
         from bot.server import serve
 
         # The Slack port answers /healthz and /metrics too; OPS_PORT gives them the port every process has,
         # the one Prometheus scrapes (ops/prometheus.yml) whichever mode the bot runs in.
         if settings.ops_port:
-            OpsServer(
-                settings.ops_host, settings.ops_port, lambda: Health(checks={"redis": redis_reachable(connection)})
-            ).start()
+            serve_ops(
+                settings.ops_host,
+                settings.ops_port,
+                lambda: Health(checks={"redis": redis_reachable(connection), "slack_token": token_ok()}),
+            )
         serve(app, connection, settings.slack_signing_secret or "", args.host, args.port)
     else:
         import signal
@@ -61,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         handler = SocketModeHandler(app, settings.slack_app_token)
 
         def probe() -> Health:
-            """Healthy while the Socket Mode connection is up and Redis answers."""
+            """Ready while the Socket Mode connection is up, Redis answers and the token works."""
             connected = bool(handler.client.is_connected())
-            return Health(checks={"socket_mode": connected, "redis": redis_reachable(connection)})
+            checks = {"socket_mode": connected, "redis": redis_reachable(connection), "slack_token": token_ok()}
+            return Health(checks=checks)
 
         if settings.ops_port:
-            OpsServer(settings.ops_host, settings.ops_port, probe).start()
+            serve_ops(settings.ops_host, settings.ops_port, probe)
 
         def stop(signum: int, _frame: object) -> None:
             log.info("signal %d: closing the Socket Mode connection", signum)

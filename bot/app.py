@@ -7,11 +7,11 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
-from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
 from bot.context import Dependencies, dependencies
 from bot.listeners import register_listeners
+from bot.slack_client import web_client
 from bot.submit import JobSubmitter
 from common.logs import bind_log_context
 from common.settings import Settings
@@ -40,11 +40,9 @@ def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | No
 
 
 def build_app(settings: Settings, submitter: JobSubmitter) -> App:
-    client = WebClient(
-        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=int(settings.slack_timeout_s)
-    )
     app = App(
-        client=client,
+        # The same client as the workers': SLACK_TIMEOUT_S, and 429s, 5xx answers and dropped connections retried.
+        client=web_client(settings),
         # The HTTP server (bot/server.py) checks each request's signature once, on the raw bytes, before it
         # parses them; Socket Mode requests arrive over the authenticated WebSocket. Bolt does not check again.
         signing_secret="",

@@ -105,7 +105,12 @@ def make_wsgi_app(app: App, connection: Redis, signing_secret: str) -> WSGIApp:
             try:
                 connection.ping()
             except RedisError as exc:
-                return _respond(start_response, "503 Service Unavailable", {"status": "degraded", "redis": str(exc)})
+                # The answer is public (this is Slack's port): it says what, never where (the exception names the
+                # internal host and port). The log line has the detail.
+                log.warning("health check: Redis unreachable: %s", exc)
+                return _respond(
+                    start_response, "503 Service Unavailable", {"status": "degraded", "redis": "unreachable"}
+                )
             return _respond(start_response, "200 OK", {"status": "ok", "redis": "ok"})
         if path == METRICS_PATH and method == "GET":
             body, content_type = exposition()

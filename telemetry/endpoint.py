@@ -1,12 +1,24 @@
-"""The operations endpoint of a process: ``GET /healthz`` and ``GET /metrics`` on a small HTTP port.
+"""The operations endpoint of a process: ``/livez``, ``/readyz``, ``/healthz`` and ``/metrics`` on a small HTTP port.
 
 The bot in Socket Mode and every worker serve it on ``OPS_PORT`` (the bot in HTTP mode answers the same
-paths on its Slack port). ``/healthz`` answers 200 with the checks as JSON when all pass, 503 otherwise;
-Docker's healthchecks and ``depends_on: condition: service_healthy`` use it.
+paths on its Slack port). A process's :class:`Health` holds two sets of checks:
+
+- ``live``: the process is making progress (a worker's job loop turns, its heartbeat renews). ``/livez`` answers
+  200 while every one passes, whatever Redis or Slack do: restart the process when it fails (Kubernetes'
+  livenessProbe).
+- ``checks`` (readiness): what it needs to do its work (Redis reachable, a model loaded, the Slack token valid).
+  ``/readyz`` answers 200 when the process is alive and every readiness check passes: send it no work (or wait)
+  while it fails, never restart it for that.
+
+``/healthz`` is the combined answer, the same as ``/readyz``: Docker's healthchecks and ``depends_on:
+condition: service_healthy`` use it. Each answers JSON with ``ok``, ``live``, ``checks`` and the details.
+
+A port already taken never stops a process (:func:`serve_ops`): it logs one line and serves no endpoint.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -20,36 +32,63 @@ from telemetry.metrics import exposition
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
+LIVE_PATH = "/livez"
+READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """The checks of one process (name → passed) and details worth showing (model version, …)."""
+    """The checks of one process: readiness (``checks``, name → passed), liveness (``live``), and details worth
+    showing (model version, …)."""
 
     checks: Mapping[str, bool]
     details: Mapping[str, Any] = field(default_factory=dict)
+    live: Mapping[str, bool] = field(default_factory=dict)
+
+    @property
+    def alive(self) -> bool:
+        return all(self.live.values())
 
     @property
     def ok(self) -> bool:
-        return all(self.checks.values())
+        """Alive and ready: the answer of ``/readyz`` and ``/healthz``."""
+        return self.alive and all(self.checks.values())
 
     def to_json(self) -> bytes:
-        payload = {"ok": self.ok, "checks": dict(self.checks), **dict(self.details)}
+        payload: dict[str, Any] = {"ok": self.ok}
+        if self.live:
+            payload["live"] = dict(self.live)
+        payload["checks"] = dict(self.checks)
+        payload.update(self.details)
         return json.dumps(payload, ensure_ascii=False, default=str).encode()
 
 
 HealthProbe = Callable[[], Health]
 
 
-def health_response(probe: HealthProbe) -> tuple[int, bytes]:
-    """Status and JSON body for ``/healthz``; a probe that raises counts as unhealthy."""
+def _probe(probe: HealthProbe) -> Health:
     try:
-        health = probe()
+        return probe()
     except Exception as exc:
         log.exception("health probe failed")
-        health = Health(checks={"probe": False}, details={"error": type(exc).__name__})
+        return Health(checks={"probe": False}, details={"error": type(exc).__name__})
+
+
+def health_response(probe: HealthProbe) -> tuple[int, bytes]:
+    """Status and JSON body for ``/healthz`` and ``/readyz``; a probe that raises counts as unhealthy."""
+    health = _probe(probe)
     return (200 if health.ok else 503), health.to_json()
+
+
+def liveness_response(probe: HealthProbe) -> tuple[int, bytes]:
+    """Status and JSON body for ``/livez``: 200 while every liveness check passes, the readiness ones ignored.
+
+    A probe that raises still answers 200 here: the endpoint answered, so the process runs; its readiness says
+    what is wrong."""
+    health = _probe(probe)
+    body = json.dumps({"ok": health.alive, "live": dict(health.live)}).encode()
+    return (200 if health.alive else 503), body
 
 
 class OpsServer:
@@ -61,8 +100,11 @@ class OpsServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == HEALTH_PATH:
+                if path in (HEALTH_PATH, READY_PATH):
                     status, body = health_response(probe_)
+                    self._send(status, body, "application/json")
+                elif path == LIVE_PATH:
+                    status, body = liveness_response(probe_)
                     self._send(status, body, "application/json")
                 elif path == METRICS_PATH:
                     body, content_type = exposition()
@@ -90,9 +132,32 @@ class OpsServer:
 
     def start(self) -> OpsServer:
         self._thread.start()
-        log.info("ops endpoint on port %d (%s, %s)", self.port, HEALTH_PATH, METRICS_PATH)
+        log.info(
+            "ops endpoint on port %d (%s, %s, %s, %s)", self.port, LIVE_PATH, READY_PATH, HEALTH_PATH, METRICS_PATH
+        )
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def serve_ops(host: str, port: int, probe: HealthProbe, *, setting: str = "OPS_PORT") -> OpsServer | None:
+    """Bind and start the ops endpoint, or log one line and serve none: a port that cannot be bound (another
+    worker on this host has it) never stops the process. Call it before loading anything slow, so that the line
+    comes at once. ``setting`` names what to change in that line (``OPS_PORT``, or a worker's ``--ops-port``)."""
+    try:
+        server = OpsServer(host, port, probe)
+    except OSError as exc:
+        reason = "is taken (another process on this host serves it)" if exc.errno == errno.EADDRINUSE else "failed"
+        log.warning(
+            "ops port %s:%d %s: %s; this process serves no /healthz or /metrics and works on. "
+            "Give each process on a host its own port with %s (0: none)",
+            host,
+            port,
+            reason,
+            exc.strerror or exc,
+            setting,
+        )
+        return None
+    return server.start()

@@ -129,6 +129,8 @@ class FakeSlack:
         # users.info answers by user id; a user without a ``team_id`` belongs to this workspace (``team_id``),
         # as auth.test reports it. Give one another team_id for a Slack Connect partner's user.
         self.team_id = "T0001"
+        # When set, auth.test answers ``{"ok": false, "error": auth_error}`` (a revoked token: token_revoked, …).
+        self.auth_error: str | None = None
         self.users: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, bytes] = {}
         # Where apps.connections.open sends Socket Mode clients (a FakeSocketMode's URL), when set.
@@ -182,6 +184,7 @@ class FakeSlack:
             self.reactions.clear()
             self.rate_limits.clear()
             self._counts.clear()
+            self.auth_error = None
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
@@ -266,6 +269,8 @@ class FakeSlack:
                 return {"ok": False, "error": "socket_mode_disabled"}
             return {"ok": True, "url": self.socket_mode_url}
         if method == "auth.test":
+            if self.auth_error:
+                return {"ok": False, "error": self.auth_error}
             return {
                 "ok": True,
                 "url": "https://fake.slack.test/",

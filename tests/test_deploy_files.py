@@ -372,7 +372,8 @@ def test_the_ops_profile_runs_dashboard_tensorboard_and_prometheus(variant: str)
     dashboard, board = services["rq-dashboard"], services["tensorboard"]
     assert {dashboard["build"]["target"], board["build"]["target"]} == {"ops"}
     ops_stage = " ".join(args for ins, args in stage_instructions("ops") if ins == "RUN")
-    assert "rq-dashboard" in ops_stage and "tensorboard" in ops_stage and '"rq>=3.0,<4"' in ops_stage
+    bot_rq = next(t for t in _project()["project"]["optional-dependencies"]["bot"] if t.startswith("rq"))
+    assert "rq-dashboard" in ops_stage and "tensorboard" in ops_stage and f'"{bot_rq}"' in ops_stage  # the same rq
     assert "--json" in dashboard["command"], "jobs are JSON-serialized (store/queues.py)"
     assert "redis://redis:6379/0" in dashboard["command"]
     # TensorBoard reads the volume train-worker writes its runs to.
@@ -394,3 +395,138 @@ def test_prometheus_scrapes_each_process_on_its_ops_port(variant: str) -> None:
     expected = {f"{name}:{ops_port_of(services[name])}" for name in HEALTHCHECKED}
     assert targets == expected
     assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in config["scrape_configs"])
+
+
+# -- packaging: extras, pins and the images' installs ---------------------------------------------------------
+
+# The extra each product package's code is installed with (the image that runs it): its imports must be declared
+# there or in an extra it includes, not only in a bigger one (scipy was declared by `train` alone while the
+# worker image, which installs `train` too, hid it; a `worker`-only install could not serve a linear model).
+PACKAGE_EXTRAS = {
+    "common": None,  # the base install
+    "store": "bot",
+    "telemetry": "bot",
+    "ui": "bot",
+    "bot": "bot",
+    "newsmodel": "worker",
+    "worker": "worker",
+    "training": "train",
+}
+
+
+def _project() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared_in(extra: str | None) -> set[str]:
+    """Distribution names an install of newsbot[extra] declares directly, following newsbot[...] includes."""
+    from packaging.requirements import Requirement
+
+    project = _project()["project"]
+    names: set[str] = set()
+    todo = [None, extra] if extra else [None]
+    seen: set[str | None] = set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for text in project["dependencies"] if current is None else project["optional-dependencies"][current]:
+            req = Requirement(text)
+            if _normal(req.name) == "newsbot":
+                todo.extend(req.extras)
+            else:
+                names.add(_normal(req.name))
+    return names
+
+
+def test_each_package_imports_only_what_its_image_extra_declares() -> None:
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    providers = packages_distributions()
+    first_party = set(PACKAGE_EXTRAS)
+    missing: dict[str, list[str]] = {}
+    for package, extra in PACKAGE_EXTRAS.items():
+        declared = declared_in(extra)
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    tops = {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    tops = {node.module.split(".")[0]}
+                else:
+                    continue
+                for top in tops - first_party - set(sys.stdlib_module_names) - {"__future__"}:
+                    if not {_normal(d) for d in providers.get(top, [top])} & declared:
+                        missing.setdefault(f"{package} ({extra or 'base'})", []).append(
+                            f"{path.relative_to(ROOT)}: {top}"
+                        )
+    assert missing == {}
+
+
+def test_every_pin_of_the_constraints_is_inside_pyprojects_ranges() -> None:
+    from packaging.requirements import Requirement
+
+    pins = {
+        _normal(name): version
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+        for name, version in [line.split("==", 1)]
+    }
+    project = _project()["project"]
+    requirements = [Requirement(t) for t in project["dependencies"]]
+    requirements += [Requirement(t) for deps in project["optional-dependencies"].values() for t in deps]
+    outside = [
+        f"{req.name}{req.specifier} vs =={pins[_normal(req.name)]}"
+        for req in requirements
+        if _normal(req.name) in pins and not req.specifier.contains(pins[_normal(req.name)], prereleases=True)
+    ]
+    assert outside == []
+    unpinned = sorted(declared_in("dev") - set(pins) - {"torch"})  # torch: scripts/setup and the Dockerfile pin it
+    assert unpinned == []
+
+
+def test_rq_is_held_to_the_tested_minor_series() -> None:
+    """worker/batching.py subclasses RQ's worker and uses its internals: a new minor release is a deliberate bump."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    rq = next(Requirement(t) for t in _project()["project"]["optional-dependencies"]["bot"] if t.startswith("rq"))
+    pinned = Version(
+        next(line for line in (ROOT / "constraints.txt").read_text().splitlines() if line.startswith("rq==")).split(
+            "=="
+        )[1]
+    )
+    assert rq.specifier.contains(pinned)
+    assert not rq.specifier.contains(f"{pinned.major}.{pinned.minor + 1}.0")
+
+
+def test_the_build_backend_floor_reads_an_spdx_license() -> None:
+    """``license = "MIT"`` (PEP 639) is an error before setuptools 77."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = _project()
+    assert isinstance(project["project"]["license"], str)
+    setuptools = next(Requirement(t) for t in project["build-system"]["requires"] if t.startswith("setuptools"))
+    assert not setuptools.specifier.contains(Version("76.1.0")) and setuptools.specifier.contains(Version("77.0.0"))
+
+
+def test_every_image_installs_under_the_constraints() -> None:
+    for stage, instructions in dockerfile_stages().items():
+        for ins, args in instructions:
+            if ins == "RUN" and "pip install" in args and "${TORCH_INDEX_URL}" not in args:
+                assert "-c constraints.txt" in args, f"{stage}: {args}"
+
+
+def test_the_check_script_runs_the_dependency_check() -> None:
+    check = (ROOT / "scripts" / "check").read_text()
+    assert "deptry . " in check and "--optional-dependencies-dev-groups train,dev" in check
+    assert "deptry" in _project()["tool"]

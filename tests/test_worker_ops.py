@@ -1,6 +1,7 @@
 """A real ``python -m worker`` process's operations surface: /healthz on its --ops-port (model loaded, Redis
-reachable, the version served; 503 once Redis is gone), a train worker healthy without a model, --ops-port 0
-serving nothing, and its log lines as JSON (LOG_FORMAT=json) carrying the job id and the model version."""
+reachable, the Slack token valid, the version served; 503 once Redis is gone, while /livez stays 200), a train
+worker healthy without a model, --ops-port 0 serving nothing, and its log lines as JSON (LOG_FORMAT=json) carrying
+the job id and the model version."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def test_a_classify_worker_is_healthy_with_its_model_and_unhealthy_without_redis
         assert ok.status_code == 200, ok.text
         body = ok.json()
         assert body["ok"] is True
-        assert body["checks"] == {"alive": True, "redis": True, "model_loaded": True}
+        assert body["checks"] == {"redis": True, "model_loaded": True, "slack_token": True}
+        assert body["live"] == {"job_loop": True, "heartbeat": True}
         assert body["model_version"] == VERSION and body["queues"] == ["classify"]
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert f'newsbot_model_served{{model_type="bert",version="{VERSION}"}} 1.0' in metrics
@@ -55,6 +57,9 @@ def test_a_classify_worker_is_healthy_with_its_model_and_unhealthy_without_redis
         wait_until(lambda: healthz(port).status_code == 503, "/healthz to answer 503 without Redis")
         down = healthz(port).json()
         assert down["checks"]["redis"] is False and down["checks"]["model_loaded"] is True
+        # Alive (its loop keeps turning, trying to reconnect) but not ready: restart nothing, send it nothing.
+        assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 503
         assert worker.alive()
     finally:
         worker.stop()
@@ -71,7 +76,7 @@ def test_a_train_worker_is_healthy_without_a_model(
     try:
         response = healthz(port)
         assert response.status_code == 200, response.text
-        assert response.json()["checks"] == {"alive": True, "redis": True}
+        assert response.json()["checks"] == {"redis": True, "slack_token": True}
         assert response.json()["model_version"] is None
     finally:
         worker.stop()

@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     # Heavy imports only after the settings are known to be usable.
+    from bot.slack_client import SlackTokenCheck
     from newsmodel import store
+    from telemetry.endpoint import serve_ops
     from worker import jobs
     from worker.batching import MAINTENANCE_INTERVAL_S, BatchingWorker
     from worker.classifier import ModelService, use_all_cores
@@ -58,22 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     connection = redis_connection(settings)
     models = ModelService.from_settings(settings)
     serves_classify = CLASSIFY_QUEUE in args.queues
-    if serves_classify:
-        log.info("torch threads: %d", use_all_cores())
-        models.load()  # once, before the first job: jobs never load a model (a train worker loads none)
-    jobs.install(
-        jobs.Runtime(
-            settings=settings,
-            connection=connection,
-            models=models,
-            replier=SlackReplier(web_client(settings)),
-            fetcher=GuardedFetcher.from_settings(settings),
-        )
-    )
-
+    client = web_client(settings)
     # A SimpleWorker (BatchingWorker is one) runs each job in this process instead of forking a child per job
     # (RQ's default). A forked child cannot use CUDA once the parent has initialised it, and would have to
-    # reload the model (seconds) for every job; in-process, the model loaded above serves every job.
+    # reload the model (seconds) for every job; in-process, the model loaded below serves every job.
     worker = BatchingWorker(
         args.queues,
         connection=connection,
@@ -83,13 +73,35 @@ def main(argv: list[str] | None = None) -> int:
         worker_ttl=WORKER_TTL_S,
     )
     worker.batch_size = settings.classify_batch_size
-    ops_port = settings.ops_port if args.ops_port is None else args.ops_port
+    # The ops endpoint first, before the model loads (seconds to minutes): /livez answers at once, /readyz says
+    # "model_loaded": false until it is, and a port another worker on this host holds is one log line, not a
+    # traceback after the load (serve_ops never raises).
     ops = None
+    from_flag = args.ops_port is not None
+    ops_port = args.ops_port if from_flag else settings.ops_port
     if ops_port:
-        from telemetry.endpoint import OpsServer
-
-        probe = worker_probe(connection, models, args.queues, worker.name, serves_model=serves_classify)
-        ops = OpsServer(settings.ops_host, ops_port, probe).start()
+        probe = worker_probe(
+            connection,
+            models,
+            args.queues,
+            worker.name,
+            serves_model=serves_classify,
+            clock=worker.clock,
+            token_ok=SlackTokenCheck(client),
+        )
+        ops = serve_ops(settings.ops_host, ops_port, probe, setting="--ops-port" if from_flag else "OPS_PORT")
+    if serves_classify:
+        log.info("torch threads: %d", use_all_cores())
+        models.load()  # once, before the first job: jobs never load a model (a train worker loads none)
+    jobs.install(
+        jobs.Runtime(
+            settings=settings,
+            connection=connection,
+            models=models,
+            replier=SlackReplier(client),
+            fetcher=GuardedFetcher.from_settings(settings),
+        )
+    )
     if serves_classify:
         # Hot reload: poll MODEL_DIR/current, load a new version in the background, swap it between batches;
         # and publish what is served in newsbot:serving:<worker name> for `/retrain status`.

@@ -50,6 +50,7 @@ from common.jobs import CLASSIFY_JOB, ClassifyRequest
 from store.queues import JOB_LEASE_S
 from store.record import as_str
 from worker import jobs
+from worker.health import LoopClock
 from worker.jobs import ClassifyJob
 from worker.pipeline import classify_requests, fetch_phases
 
@@ -94,6 +95,26 @@ class BatchingWorker(SimpleWorker):
 
     batch_size: int = 32
     job_class = LeasedJob
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Liveness (worker/health.py): turned by the loop's own heartbeats, armed per job, beaten by the
+        # heartbeat thread.
+        self.clock = LoopClock()
+        self._loop_thread: threading.Thread | None = None
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        self._loop_thread = threading.current_thread()
+        self.clock.turn()
+        return bool(super().work(*args, **kwargs))
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's, which its loop calls at every turn (waiting for jobs: every few seconds, after each job, and
+        on every reconnect try while Redis is away): the job loop's clock turns first, whether Redis answers or
+        not. The heartbeat thread's renewals (another thread) do not turn it."""
+        if threading.current_thread() is self._loop_thread and not self.clock.busy:
+            self.clock.turn()
+        super().heartbeat(timeout, pipeline)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """A job's lease: short, renewed by the heartbeat thread for as long as this worker runs it."""
@@ -162,6 +183,7 @@ class BatchingWorker(SimpleWorker):
 
         def beat() -> None:
             while not stop.wait(HEARTBEAT_INTERVAL_S):
+                self.clock.beat()
                 try:
                     self.renew_leases()
                 except Exception:  # Redis away for a moment: the next beat tries again
@@ -198,11 +220,20 @@ class BatchingWorker(SimpleWorker):
         return claimed
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        with self.heartbeats():
-            if job.func_name != CLASSIFY_JOB or self.batch_size <= 1:
-                super().execute_job(job, queue)
-            else:
-                self.execute_batch(job, queue)
+        self.clock.job_started(job.timeout or queue.DEFAULT_TIMEOUT)
+        try:
+            with self.heartbeats():
+                if job.func_name != CLASSIFY_JOB or self.batch_size <= 1:
+                    super().execute_job(job, queue)
+                else:
+                    self.execute_batch(job, queue)
+        finally:
+            self.clock.turn()
+
+    def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
+        """RQ's; each job of a batch gets its own timeout on the loop's clock."""
+        self.clock.job_started(job.timeout or queue.DEFAULT_TIMEOUT)
+        return bool(super().perform_job(job, queue, *args, **kwargs))
 
     def execute_batch(self, job: Job, queue: Queue) -> None:
         """Claim the waiting classify jobs, compute them together, then let RQ perform each in turn."""
@@ -247,6 +278,7 @@ class BatchingWorker(SimpleWorker):
         if not members:
             return
         timeout = min((m.timeout or queue.DEFAULT_TIMEOUT) for m in batch)
+        self.clock.job_started(timeout)
         rt = jobs.runtime()
         try:
             with self.death_penalty_class(timeout, JobTimeoutException, job_id=batch[0].id):

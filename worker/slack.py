@@ -2,9 +2,9 @@
 
 Also reading a thread's first message (conversations.replies), for an empty mention inside a thread.
 
-Rate limits (HTTP 429 with Retry-After) are honoured by slack_sdk's RateLimitErrorRetryHandler, 5xx answers
-and dropped connections retried by its ServerErrorRetryHandler and ConnectionErrorRetryHandler (with
-back-off); whatever still fails raises, and the job's RQ Retry takes over.
+The client and the response_url webhooks retry as the bot's own client does (``bot/slack_client.py``: rate
+limits honoured, 5xx answers and dropped connections retried with back-off); whatever still fails raises, and
+the job's RQ Retry takes over.
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 from slack_sdk.webhook import WebhookClient
 
+from bot.slack_client import retry_handlers, web_client
 from common.exceptions import BotNotInChannelError, ThreadParentError
 from common.jobs import ClassifyRequest
-from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +28,7 @@ log = logging.getLogger(__name__)
 NOT_IN_CHANNEL = frozenset({"not_in_channel", "channel_not_found"})
 
 
-def _retry_handlers() -> list[Any]:
-    return [
-        RateLimitErrorRetryHandler(max_retry_count=3),
-        ServerErrorRetryHandler(max_retry_count=2),
-        ConnectionErrorRetryHandler(max_retry_count=2),
-    ]
-
-
-def web_client(settings: Settings) -> WebClient:
-    return WebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        timeout=int(settings.slack_timeout_s),
-        retry_handlers=_retry_handlers(),
-    )
+__all__ = ["SlackDeliveryError", "SlackReplier", "thread_parent", "web_client", "with_invite_hint"]
 
 
 def _refused(body: str) -> bool:
@@ -96,7 +77,7 @@ class SlackReplier:
         return str(answer.get("ts") or "")
 
     def _send(self, url: str, message: dict[str, Any], response_type: str, replace_original: bool | None = None) -> str:
-        webhook = WebhookClient(url, timeout=self.client.timeout, retry_handlers=_retry_handlers())
+        webhook = WebhookClient(url, timeout=self.client.timeout, retry_handlers=retry_handlers())
         response = webhook.send(
             text=message["text"],
             blocks=message.get("blocks"),
