@@ -25,6 +25,7 @@ from store import (
     feedback,
     newsroom,
     retraining,
+    reviews,
     serving,
 )
 from store.record import Key
@@ -34,6 +35,7 @@ DOMAINS: tuple[ModuleType, ...] = (
     classifications,
     answers,
     feedback,
+    reviews,
     deliveries,
     retraining,
     serving,
