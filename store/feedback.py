@@ -315,8 +315,10 @@ class FeedbackStore:
         """Write every classification people answered as one JSON line in the dataset format training reads
         (:mod:`training.dataset`): ``{"title", "text", "label"}`` — the article as it was classified and the
         label most people chose (a correction, or the prediction confirmed) — plus columns the loader ignores:
-        ``feedback`` (``correction`` or ``confirmation``), ``predicted``, ``votes``, ``model_version`` and
-        ``record_id``. A record that is gone or has no text is skipped and counted. Unlike
+        ``feedback`` (``correction`` or ``confirmation``), ``predicted``, ``votes``, ``model_version``,
+        ``record_id`` and ``reviews`` (each corrector's review state: ``accepted``, ``rejected`` or ``undecided``;
+        editors' own corrections need none). Every answer is here, whatever its trust: held and rejected
+        corrections stay visible. A record that is gone or has no text is skipped and counted. Unlike
         :meth:`export_corrections`, this notes nothing: it is a copy for people to review and train on.
         """
         corrections = confirmations = skipped = 0
@@ -345,6 +347,7 @@ class FeedbackStore:
                 "votes": sum(1 for f in items if f.chosen == chosen),
                 "model_version": found.model_version,
                 "record_id": record_id,
+                "reviews": _review_states(items, reviews.reviews_of(self.connection, record_id)),
             }
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             if confirmed:
@@ -365,3 +368,17 @@ def clip_text(text: str, most: int = 80) -> str:
     """The start of ``text`` on one line (a title for a record without one)."""
     line = " ".join(text.split())
     return line if len(line) <= most else line[: most - 1] + "…"
+
+
+def _review_states(items: list[FeedbackAnswer], decisions: dict[str, Review]) -> dict[str, str]:
+    """Each correction's review state by the member who made it (a decision counts for the label it was about)."""
+    states = {}
+    for answer in items:
+        if answer.correct:
+            continue
+        decision = decisions.get(answer.user)
+        if decision is None or decision.chosen != answer.chosen:
+            states[answer.user] = "undecided"
+        else:
+            states[answer.user] = "accepted" if decision.accepted else "rejected"
+    return states

@@ -3,6 +3,8 @@ editor (settings and a Slack user group), and the App Home's review queue with i
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -197,3 +199,7 @@ def test_an_editor_reviews_a_members_correction_in_the_app_home_and_nothing_is_d
     assert "No corrections wait for review" in text
     assert store.of_user("r2", "UMEMBER") is not None  # nothing deleted
     assert [p.answer.record_id for p in store.pending_reviews(trust)] == []
+    exported = io.StringIO()
+    store.export_dataset(exported)  # the dataset export shows every correction with its review state
+    rows = {row["record_id"]: row["reviews"] for row in map(json.loads, exported.getvalue().splitlines())}
+    assert rows == {"r1": {"UMEMBER": "accepted"}, "r2": {"UMEMBER": "rejected", "UEDITOR": "undecided"}}
