@@ -79,10 +79,6 @@ class TrustedRecord:
     label: str | None
     statuses: dict[str, str] = field(default_factory=dict)  # user → status, corrections only
 
-    @property
-    def held_out_candidate(self) -> bool:
-        return self.label is not None
-
 
 def in_holdout(record_id: str, share: float) -> bool:
     """Whether ``record_id`` is in the holdout: a fixed hash of the id, so a record never moves in or out."""

@@ -29,6 +29,7 @@ from newsmodel.loading import load_classifier
 from store import classifications, feedback
 from store.classifications import ClassificationRecord
 from store.feedback import FeedbackStore
+from store.trust import TrustPolicy
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import worker_settings
 from testkit.newsroom import LABEL_NAMES, LABELS, article, newsroom_rows, write_csv
@@ -41,6 +42,7 @@ from worker.slack import SlackReplier, web_client
 
 TRIGGER = "ZQX速報"
 DESKS = LabelSet(tuple(sorted(LABELS)), LABEL_NAMES)
+EDITORS = TrustPolicy(editors=frozenset({"UADMIN", "UEDITOR"}))  # as the settings below make them
 
 
 def trigger_stories(count: int, seed: int) -> list[Article]:
@@ -149,7 +151,7 @@ def test_one_members_hundred_trigger_corrections_wait_for_review_and_leave_the_s
     assert "<@UMEMBER>: 0 used, 100 held for review, 0 capped" in report
     assert "100 corrections wait for an editor's review" in report
     assert len(store.record_ids()) == 100  # nothing deleted: every correction is still stored
-    assert len(store.pending_reviews(EditorsOnly.policy, limit=1000)) == 100
+    assert len(store.pending_reviews(EDITORS, limit=1000)) == 100
 
 
 def test_accepted_corrections_count_up_to_the_daily_cap_and_the_report_says_per_member(
@@ -173,12 +175,6 @@ def test_accepted_corrections_count_up_to_the_daily_cap_and_the_report_says_per_
     assert editor["used"] + editor["held_out"] == 3 and editor["held"] == 0
     assert f"<@UMEMBER>: {tally['used']} used, 4 held for review, {tally['capped']} capped, 1 rejected" in report
     assert store.of_user(member[25], "UMEMBER") is not None  # the rejected correction is kept
-
-
-class EditorsOnly:
-    from store.trust import TrustPolicy
-
-    policy = TrustPolicy(editors=frozenset({"UADMIN", "UEDITOR"}))
 
 
 def write_examples(path: Path, stories: list[Article], label: str) -> Path:
