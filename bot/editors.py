@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 # The user group's members are asked again after this long, so a member removed from it stops counting soon.
 USERGROUP_CACHE_TTL_S = 60.0
+# The members last listed, by user group id, with when (shared by every policy of the process: a Home published
+# per click asks Slack at most once a minute).
+_GROUPS: dict[str, tuple[float, frozenset[str]]] = {}
 
 
 class EditorPolicy:
@@ -31,15 +34,15 @@ class EditorPolicy:
         self.settings = settings
         self.named = frozenset(settings.admin_user_ids) | frozenset(settings.editor_user_ids)
         self.usergroup = settings.editor_usergroup
-        self._group: tuple[float, frozenset[str]] | None = None
 
     def group_members(self, client: WebClient) -> frozenset[str]:
         """EDITOR_USERGROUP's members (cached USERGROUP_CACHE_TTL_S); empty without one or when Slack cannot say."""
         if not self.usergroup:
             return frozenset()
         now = time.monotonic()
-        if self._group is not None and now - self._group[0] < USERGROUP_CACHE_TTL_S:
-            return self._group[1]
+        cached = _GROUPS.get(self.usergroup)
+        if cached is not None and now - cached[0] < USERGROUP_CACHE_TTL_S:
+            return cached[1]
         try:
             users = client.usergroups_users_list(usergroup=self.usergroup).get("users") or []
         except (SlackApiError, SlackClientError) as exc:
@@ -48,7 +51,7 @@ class EditorPolicy:
             )
             return frozenset()
         members = frozenset(str(user) for user in users)
-        self._group = (now, members)
+        _GROUPS[self.usergroup] = (now, members)
         return members
 
     def editors(self, client: WebClient) -> frozenset[str]:
