@@ -14,6 +14,7 @@ from redis import Redis
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
+from bot.editors import EditorPolicy
 from common.settings import Settings
 from store import activity
 from store.activity import HomeViewer
@@ -26,7 +27,7 @@ def publish_home(
     client: WebClient, connection: Redis, user: str, is_admin: bool, settings: Settings, *, notice: str = ""
 ) -> None:
     """Build ``user``'s Home from what Redis holds now and publish it (``views.publish``); its day counts are
-    calendar days in the newsroom's time zone (NEWSROOM_TIMEZONE)."""
+    calendar days in the newsroom's time zone (NEWSROOM_TIMEZONE). An editor's Home has the review queue."""
     data = home.gather(
         connection,
         user,
@@ -34,6 +35,7 @@ def publish_home(
         timezone=settings.newsroom_timezone,
         classify_response_type=settings.classify_response_type,
         notice=notice,
+        trust=EditorPolicy(settings).trust_policy(client),
     )
     view = home.home_view(data)
     client.views_publish(user_id=user, view=view)

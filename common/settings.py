@@ -177,6 +177,30 @@ class Settings(BaseSettings):
         description="Articles one member may ask the bot to classify per minute (mentions, DMs, /classify-news,"
         " the shortcut); 0: no limit",
     )
+    editor_user_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Slack user ids of editors besides the admins: their corrections train the next model as they are,"
+        " and they accept or reject other members' corrections in the App Home",
+    )
+    editor_usergroup: str | None = Field(
+        default=None,
+        description="A Slack user group id (S…) whose members are editors too (usergroups.users.list, scope"
+        " usergroups:read)",
+    )
+    corrections_per_member_per_day: int = Field(
+        default=20,
+        ge=1,
+        le=10000,
+        description="Most corrections of one member per day (NEWSROOM_TIMEZONE) that a training counts; the others"
+        " are kept, capped",
+    )
+    editor_holdout_share: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=0.9,
+        description="Share of the editor-confirmed records held out of training: the promotion guard refuses a"
+        " candidate worse on them than the current model (0: none)",
+    )
     admins_include_workspace_admins: bool = Field(
         default=False,
         description="Also let this workspace's admins and owners (users.info) run /retrain;"
@@ -223,7 +247,7 @@ class Settings(BaseSettings):
     def _path_as_text(cls, value: Any) -> Any:
         return os.fspath(value) if isinstance(value, os.PathLike) else value
 
-    @field_validator("admin_user_ids", mode="before")
+    @field_validator("admin_user_ids", "editor_user_ids", mode="before")
     @classmethod
     def _parse_admins(cls, value: Any) -> Any:
         return _split_csv(value)

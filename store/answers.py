@@ -7,6 +7,8 @@ and :mod:`store.feedback` (which stores and reads the answers).
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -48,3 +50,12 @@ class FeedbackAnswer:
             model_version=str(data.get("model_version", "")),
             at=float(data.get("at", 0.0)),
         )
+
+
+def verdict(items: Sequence[FeedbackAnswer]) -> str | None:
+    """The label most people chose (the latest answer breaks a tie); None without answers."""
+    if not items:
+        return None
+    votes = Counter(f.chosen for f in items)
+    latest = {f.chosen: i for i, f in enumerate(items)}
+    return max(votes, key=lambda label: (votes[label], latest[label]))

@@ -16,17 +16,20 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from redis import Redis
 
 from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
-from store import classifications, retraining
-from store.answers import FeedbackAnswer
+from common.labels import LabelSet
+from store import classifications, retraining, reviews
+from store.answers import FeedbackAnswer, verdict
 from store.classifications import REPLY_SNAPSHOT, ClassificationRecord
 from store.record import Key, as_str
+from store.reviews import Review
+from store.trust import HELD_OUT, SKIPPED, USED, MemberTally, TrustedRecord, TrustPolicy, in_holdout, sort_by_trust
 from telemetry import metrics
 
 FEEDBACK_INDEX = Key("newsbot:feedback:index", "set of record ids", "no TTL")
@@ -118,11 +121,24 @@ class FeedbackCounts:
 
 @dataclass(frozen=True, slots=True)
 class ExportSummary:
-    """What :meth:`FeedbackStore.export_corrections` wrote: examples used and examples skipped (with why)."""
+    """What :meth:`FeedbackStore.export_corrections` wrote: examples used and examples skipped (with why), the
+    editor-confirmed records held out, and what became of each member's corrections."""
 
     written: int
     skipped: int
     path: Path
+    held_out: int = 0
+    holdout_path: Path | None = None
+    members: dict[str, MemberTally] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCorrection:
+    """A member's correction as an editor reviews it: the answer, the article's title and the model's labels."""
+
+    answer: FeedbackAnswer
+    title: str
+    labels: LabelSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +157,6 @@ class DatasetSummary:
             "skipped": self.skipped,
             "path": None if self.path is None else str(self.path),
         }
-
-
-def verdict(items: list[FeedbackAnswer]) -> str | None:
-    """The label most people chose (the latest answer breaks a tie); None without answers."""
-    if not items:
-        return None
-    votes = Counter(f.chosen for f in items)
-    latest = {f.chosen: i for i, f in enumerate(items)}
-    return max(votes, key=lambda label: (votes[label], latest[label]))
 
 
 class FeedbackStore:
@@ -195,46 +202,123 @@ class FeedbackStore:
     def record_ids(self) -> list[str]:
         return feedback_record_ids(self.connection)
 
-    def export_corrections(self, path: Path) -> ExportSummary:
-        """Write one ``{"title", "body", "slug"}`` JSON line per corrected classification to ``path``.
+    def export_corrections(self, path: Path, policy: TrustPolicy, holdout_path: Path | None = None) -> ExportSummary:
+        """Write one ``{"title", "body", "slug"}`` JSON line per corrected classification to ``path``, using the
+        answers by trust (:mod:`store.trust`): editors' answers and accepted corrections count, anyone else's
+        correction waits for review, and at most ``policy.daily_cap`` per member per day count.
 
         The article is the classification record's, title and body apart, as training reads them
-        (:func:`training.examples.load_extra_examples`). When several people answered, the category most of
-        them chose wins (the latest answer breaks a tie); a classification that most people confirmed is no
-        correction. A correction whose record is gone or has no text, or whose label is not one of the
+        (:func:`training.examples.load_extra_examples`). The label is the verdict of the answers that count (the
+        category most chose; the latest breaks a tie); a classification they confirmed is no correction. With
+        ``holdout_path``, the records with an editor-confirmed label (a correction or a confirmation) whose id
+        falls in ``policy.holdout_share`` are written there instead, never to ``path``: the promotion guard scores
+        the candidate on them. A correction whose record is gone or has no text, or whose label is not one of the
         classifying model's, is skipped and counted, never fatal. The time of the export is noted: corrections
-        answered later wait for the next training (the App Home counts them).
+        answered later wait for the next training (the App Home counts them). What became of each member's
+        corrections is in the summary's ``members``.
         """
-        written = skipped = 0
+        written = skipped = held_out = 0
         retraining.mark_corrections_exported(self.connection, time.time())
+        answers = {record_id: self.for_record(record_id) for record_id in self.record_ids()}
+        reviews_by_record = {record_id: reviews.reviews_of(self.connection, record_id) for record_id in answers}
+        trusted = sort_by_trust(answers, reviews_by_record, policy)
+        members: dict[str, MemberTally] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as out:
-            for record_id in self.record_ids():
-                items = self.for_record(record_id)
-                if not items:
-                    continue
-                chosen = verdict(items)
-                if chosen is None or chosen == items[-1].predicted:
-                    continue
-                try:
-                    found: ClassificationRecord | None = self.classification(record_id)
-                except ClassificationNotFoundError:
-                    found = None
-                article = None if found is None else found.article
-                if found is None or article is None or chosen not in found.label_set or not article.text.strip():
-                    skipped += 1
-                    continue
-                row = {"title": article.title, "body": article.body, "slug": chosen}
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                written += 1
-        return ExportSummary(written=written, skipped=skipped, path=path)
+        holdout_out = None if holdout_path is None else holdout_path.open("w", encoding="utf-8")
+        try:
+            with path.open("w", encoding="utf-8") as out:
+                for record_id, record in trusted.items():
+                    statuses = dict(record.statuses)
+                    row = self._trusted_row(record)
+                    if record.label is not None and row is None:
+                        skipped += 1
+                        statuses = {u: (SKIPPED if s == USED else s) for u, s in statuses.items()}
+                    elif row is not None and holdout_out is not None and in_holdout(record_id, policy.holdout_share):
+                        holdout_out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        held_out += 1
+                        statuses = {u: (HELD_OUT if s == USED else s) for u, s in statuses.items()}
+                    elif row is not None and record.label != record.predicted:
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        written += 1
+                    for user, status in statuses.items():
+                        members.setdefault(user, MemberTally()).add(status)
+        finally:
+            if holdout_out is not None:
+                holdout_out.close()
+        return ExportSummary(
+            written=written,
+            skipped=skipped,
+            path=path,
+            held_out=held_out,
+            holdout_path=holdout_path,
+            members=dict(sorted(members.items())),
+        )
+
+    def _trusted_row(self, record: TrustedRecord) -> dict[str, str] | None:
+        """The training example of ``record``'s trusted label, or None (no label counts, record gone, no text,
+        or a label the classifying model did not have)."""
+        if record.label is None:
+            return None
+        try:
+            found = self.classification(record.record_id)
+        except ClassificationNotFoundError:
+            return None
+        article = found.article
+        if record.label not in found.label_set or not article.text.strip():
+            return None
+        return {"title": article.title, "body": article.body, "slug": record.label}
+
+    def pending_reviews(self, policy: TrustPolicy, limit: int = 20) -> list[PendingCorrection]:
+        """The corrections waiting for an editor (made by members who are not editors, undecided for the label
+        they chose), oldest first, at most ``limit``; records gone are left out."""
+        return self._corrections_by_review(policy, None, limit)
+
+    def rejected_reviews(self, policy: TrustPolicy, limit: int = 10) -> list[PendingCorrection]:
+        """The corrections an editor rejected (kept, never trained on), newest first, at most ``limit``."""
+        return self._corrections_by_review(policy, False, limit)
+
+    def _corrections_by_review(self, policy: TrustPolicy, decided: bool | None, limit: int) -> list[PendingCorrection]:
+        members: list[Any] = self.connection.zrange(FEEDBACK_WRONG.key_for(), 0, -1)
+        order = members if decided is None else list(reversed(members))
+        found: list[PendingCorrection] = []
+        for member in order:
+            user, _, record_id = as_str(member).partition(":")
+            if policy.is_editor(user):
+                continue
+            answer = self.of_user(record_id, user)
+            if answer is None or answer.correct:
+                continue
+            review = reviews.reviews_of(self.connection, record_id).get(user)
+            state = None if review is None or review.chosen != answer.chosen else review.accepted
+            if state is not decided:
+                continue
+            try:
+                record = self.classification(record_id)
+            except ClassificationNotFoundError:
+                continue
+            found.append(PendingCorrection(answer, record.title or clip_text(record.body), record.label_set))
+            if len(found) >= limit:
+                break
+        return found
+
+    def review(self, record_id: str, user: str, editor: str, *, accept: bool) -> Review:
+        """``editor`` accepts or rejects ``user``'s correction of ``record_id`` (as it stands now); nothing is
+        deleted. :class:`ClassificationNotFoundError` when that member has no correction on the record."""
+        answer = self.of_user(record_id, user)
+        if answer is None or answer.correct:
+            raise ClassificationNotFoundError(record_id)
+        decision = Review(record_id, user, answer.chosen, accept, editor, time.time())
+        reviews.put_review(self.connection, decision)
+        return decision
 
     def export_dataset(self, out: IO[str], path: Path | None = None) -> DatasetSummary:
         """Write every classification people answered as one JSON line in the dataset format training reads
         (:mod:`training.dataset`): ``{"title", "text", "label"}`` — the article as it was classified and the
         label most people chose (a correction, or the prediction confirmed) — plus columns the loader ignores:
-        ``feedback`` (``correction`` or ``confirmation``), ``predicted``, ``votes``, ``model_version`` and
-        ``record_id``. A record that is gone or has no text is skipped and counted. Unlike
+        ``feedback`` (``correction`` or ``confirmation``), ``predicted``, ``votes``, ``model_version``,
+        ``record_id`` and ``reviews`` (each corrector's review state: ``accepted``, ``rejected`` or ``undecided``;
+        editors' own corrections need none). Every answer is here, whatever its trust: held and rejected
+        corrections stay visible. A record that is gone or has no text is skipped and counted. Unlike
         :meth:`export_corrections`, this notes nothing: it is a copy for people to review and train on.
         """
         corrections = confirmations = skipped = 0
@@ -263,6 +347,7 @@ class FeedbackStore:
                 "votes": sum(1 for f in items if f.chosen == chosen),
                 "model_version": found.model_version,
                 "record_id": record_id,
+                "reviews": _review_states(items, reviews.reviews_of(self.connection, record_id)),
             }
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             if confirmed:
@@ -277,3 +362,23 @@ class FeedbackStore:
 
     def message(self, record_id: str) -> dict[str, Any] | None:
         return classifications.reply_snapshot(self.connection, record_id)
+
+
+def clip_text(text: str, most: int = 80) -> str:
+    """The start of ``text`` on one line (a title for a record without one)."""
+    line = " ".join(text.split())
+    return line if len(line) <= most else line[: most - 1] + "…"
+
+
+def _review_states(items: list[FeedbackAnswer], decisions: dict[str, Review]) -> dict[str, str]:
+    """Each correction's review state by the member who made it (a decision counts for the label it was about)."""
+    states = {}
+    for answer in items:
+        if answer.correct:
+            continue
+        decision = decisions.get(answer.user)
+        if decision is None or decision.chosen != answer.chosen:
+            states[answer.user] = "undecided"
+        else:
+            states[answer.user] = "accepted" if decision.accepted else "rejected"
+    return states

@@ -26,6 +26,7 @@ from store import (
     limits,
     newsroom,
     retraining,
+    reviews,
     serving,
 )
 from store.record import Key
@@ -35,6 +36,7 @@ DOMAINS: tuple[ModuleType, ...] = (
     classifications,
     answers,
     feedback,
+    reviews,
     deliveries,
     retraining,
     serving,

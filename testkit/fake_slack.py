@@ -133,6 +133,8 @@ class FakeSlack:
         self.auth_error: str | None = None
         self.users: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, bytes] = {}
+        # usergroups.users.list answers by user group id (unknown ids: no_such_subteam).
+        self.usergroups: dict[str, list[str]] = {}
         # Where apps.connections.open sends Socket Mode clients (a FakeSocketMode's URL), when set.
         self.socket_mode_url: str | None = None
         # conversations.info answers by channel id (unknown ids: channel_not_found); conversations.replies
@@ -182,6 +184,7 @@ class FakeSlack:
             self.messages.clear()
             self.not_in.clear()
             self.reactions.clear()
+            self.usergroups.clear()
             self.rate_limits.clear()
             self._counts.clear()
             self.auth_error = None
@@ -320,6 +323,13 @@ class FakeSlack:
                 str(params.get("user")), {"id": params.get("user"), "is_admin": False, "is_owner": False}
             )
             return {"ok": True, "user": {"team_id": self.team_id, **user}}
+        if method == "usergroups.users.list":
+            members = self.usergroups.get(str(params.get("usergroup")))
+            return (
+                {"ok": True, "users": list(members)}
+                if members is not None
+                else {"ok": False, "error": "no_such_subteam"}
+            )
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts):08d}"
             return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}

@@ -20,6 +20,7 @@ from newsmodel import registry
 from store import retraining
 from store.feedback import FeedbackStore
 from store.queues import SERIALIZER
+from store.trust import TrustPolicy
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.processes import product_env, running_bot
@@ -37,6 +38,7 @@ VERSION, ACCURACY, MACRO_F1 = "バージョン / Version", "テスト正解率 /
 TODAY, WEEK = "今日の分類 / Classified today", "直近7日 / Last 7 days"
 CORRECT, WRONG = "👍 正しい / Correct", "👎 違う / Wrong"
 WAITING = "次の再学習を待つ訂正 / Corrections for the next retraining"
+TRUSTED = TrustPolicy(frozenset({"U1", "U2"}))  # editors: their corrections count
 _events = itertools.count(1)
 
 
@@ -191,7 +193,7 @@ def test_counts_and_the_users_own_list_follow_classifications_and_feedback(
     assert (shown[CORRECT], shown[WRONG], shown[WAITING]) == ("1", "1", "1")
 
     # A training takes the corrections: none waits any more, the counts stay.
-    store.export_corrections(Path(settings.model_dir).parent / "corrections.jsonl")
+    store.export_corrections(Path(settings.model_dir).parent / "corrections.jsonl", TRUSTED)
     shown = fields(open_home(bot_url, fake_slack, "U1"))
     assert (shown[CORRECT], shown[WRONG], shown[WAITING]) == ("1", "1", "0")
 

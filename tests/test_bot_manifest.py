@@ -23,6 +23,7 @@ SCOPES = {
     "groups:read",
     "im:history",
     "reactions:write",
+    "usergroups:read",
     "users:read",
 }
 EVENTS = {

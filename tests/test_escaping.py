@@ -32,10 +32,12 @@ from common.labels import LabelSet
 from common.mrkdwn import BACKTICK_STANDIN, code, link, literal
 from newsmodel.prediction import Prediction
 from store.activity import RecentClassification
-from store.feedback import FeedbackCounts, FeedbackTally
+from store.answers import FeedbackAnswer
+from store.feedback import FeedbackCounts, FeedbackTally, PendingCorrection
 from store.newsroom import Route
 from store.retraining import TrainingProgress
 from store.serving import ServingState
+from store.trust import MemberTally
 from ui import admin, feedback, home, newsroom, progress, replies, reports, retrain
 from worker.pipeline import ArticleResult
 
@@ -137,6 +139,13 @@ BUILDERS: dict[str, Callable[[str], object]] = {
         newsroom.allow_wider_risk(h, "C0DESK", Audience(private=False, external=x)) for x in (False, True)
     ],
     "ui.newsroom.held_note": lambda h: newsroom.held_note(h),
+    "ui.home.correction_text": lambda h: [
+        home.correction_text(
+            PendingCorrection(FeedbackAnswer("r1", "UMEMBER", predicted, chosen, "v1", 0.0), h, label_set(h))
+        )
+        for predicted, chosen in ((h, "ok"), ("ok", h))
+    ],
+    "ui.retrain.corrections_lines": lambda h: retrain.corrections_lines({"UMEMBER": MemberTally(used=1, held=2)}),
     "ui.newsroom.held_warning": lambda h: [
         newsroom.held_warning(route(h), "C0SRC", None, None),
         newsroom.held_warning(route(h), "C0SRC", Audience(private=True, external=False), Audience(False, False)),
@@ -209,6 +218,9 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
         for name in (
             "article_error_block_id",
             "choose_block_id",
+            "review_block_id",
+            "review_value",
+            "reviewed",
             "chosen_record",
             "feedback_block_id",
             "home_retrain_action",
@@ -228,6 +240,7 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
     "ui.admin.home_making_current": _IDS,
     "ui.newsroom.watching_on": _IDS,
     "ui.newsroom.watched_audience_note": _IDS,
+    "ui.admin.review_done": _IDS,
     "ui.newsroom.watched_audience_changed": _IDS,
     "ui.newsroom.desk_audience_note": _IDS,
     "ui.newsroom.watch_ended": _IDS,

@@ -14,10 +14,14 @@ from store.answers import FeedbackAnswer
 from store.classifications import ClassificationRecord
 from store.feedback import FeedbackStore
 from store.queues import classify_queue
+from store.trust import TrustPolicy
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
 from training.examples import load_extra_examples
+
+# The users of these tests are editors: their corrections count as they are (store.trust).
+TRUSTED = TrustPolicy(frozenset({"U1", "U2", "U3"}), daily_cap=100)
 
 
 def put_classification(
@@ -52,7 +56,7 @@ def test_answers_are_replaced_counted_and_exported(redis_conn: redis.Redis, tmp_
     with pytest.raises(ClassificationNotFoundError):
         store.record("missing", "U1", "smax")
 
-    summary = store.export_corrections(tmp_path / "extra.jsonl")
+    summary = store.export_corrections(tmp_path / "extra.jsonl", TRUSTED)
     lines = [json.loads(line) for line in (tmp_path / "extra.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted(lines, key=lambda x: x["slug"]) == [
         {"title": "見出し", "body": "美容の記事", "slug": "dokujo-tsushin"},
@@ -70,7 +74,7 @@ def test_export_skips_unknown_slugs_empty_text_and_missing_records(redis_conn: r
     feedback.put_feedback(redis_conn, FeedbackAnswer("r2", "U1", "smax", "old-category", "v0", 1.0))
     # An answer whose classification record is gone.
     feedback.put_feedback(redis_conn, FeedbackAnswer("r3", "U1", "smax", "peachy", "v0", 1.0))
-    summary = store.export_corrections(tmp_path / "extra.jsonl")
+    summary = store.export_corrections(tmp_path / "extra.jsonl", TRUSTED)
     assert (summary.written, summary.skipped) == (0, 3)
 
 
@@ -96,7 +100,7 @@ def test_a_correction_trains_on_the_article_as_the_worker_classified_it_title_on
     chosen = "smax" if predicted != "smax" else "peachy"
     store.record(job.id, "U1", chosen)
 
-    summary = store.export_corrections(tmp_path / "extra.jsonl")
+    summary = store.export_corrections(tmp_path / "extra.jsonl", TRUSTED)
     assert summary.written == 1
     extra = load_extra_examples(summary.path)
     assert [(a.slug, a.title, a.body) for a in extra.articles] == [(chosen, title, body)]

@@ -19,6 +19,7 @@ from store.answers import FeedbackAnswer
 from store.feedback import FeedbackTally
 from store.newsroom import Route, Watch
 from store.serving import ServingState
+from store.trust import TrustPolicy
 from tests.home_models import action_ids, add_linear_version, all_text, fields
 from ui import blocks, home
 from ui.commands import COMMANDS
@@ -95,7 +96,8 @@ def test_feedback_tally_counts_each_users_latest_answer_and_corrections_since_th
     answer("r2", "U1", "sports-watch", 13.0)  # U1 changed their mind: wrong → correct
     assert feedback.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=1, waiting=1)
 
-    FeedbackStore(redis_conn).export_corrections(tmp_path / "c.jsonl")  # a training takes them now
+    # A training takes them now (whether it uses them or they wait for review).
+    FeedbackStore(redis_conn).export_corrections(tmp_path / "c.jsonl", TrustPolicy(frozenset()))
     assert feedback.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=1, waiting=0)
     answer("r3", "U3", "peachy", time.time() + 1)
     assert feedback.feedback_tally(redis_conn) == FeedbackTally(correct=2, wrong=2, waiting=1)

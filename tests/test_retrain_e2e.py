@@ -111,9 +111,10 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     stack: dict[str, Any], fake_slack: FakeSlack, redis_conn: redis.Redis
 ) -> None:
     models: Path = stack["models"]
-    # A user's correction, to be used as an extra training example.
+    # An editor's correction (an admin's: used without review), to be used as an extra training example; its
+    # record is not among the editor-confirmed ones held out of training (store.trust.in_holdout).
     record = ClassificationRecord(
-        record_id="rec-x",
+        record_id="rec-y",
         title="",
         body="新型スマートフォンの料金プランが発表された。",
         url="",
@@ -122,7 +123,7 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
         channel=CHANNEL,
     )
     classifications.put_classification(redis_conn, record)
-    FeedbackStore(redis_conn).record("rec-x", "U5", "smax")
+    FeedbackStore(redis_conn).record("rec-y", ADMIN, "smax")
 
     slash_command(
         stack["url"],

@@ -29,6 +29,7 @@ KNOWN_TEMPLATES = {
     "newsbot:feedback:{record_id}",
     "newsbot:feedback:index",
     "newsbot:feedback:message:{record_id}",
+    "newsbot:feedback:review:{record_id}",
     "newsbot:delivery:{delivery_key}",
     "newsbot:replied:{job_id}",
     "newsbot:training:lock",

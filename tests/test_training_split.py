@@ -14,6 +14,7 @@ from common.labels import SLUGS
 from store import classifications
 from store.classifications import ClassificationRecord
 from store.feedback import FeedbackStore
+from store.trust import TrustPolicy
 from testkit.fake_corpus import build_text_folder
 from training.corpus import CorpusArticle, load_corpus
 from training.examples import load_extra_examples
@@ -78,7 +79,7 @@ def test_extra_examples_skip_unknown_slugs_bad_lines_and_test_articles(
     correction(redis_conn, "r2", "", "代表が逆転勝ち", "sports-watch")
     correction(redis_conn, "r3", test_article.title, test_article.body, test_article.slug)
     path = tmp_path / "extra.jsonl"
-    assert FeedbackStore(redis_conn).export_corrections(path).written == 3
+    assert FeedbackStore(redis_conn).export_corrections(path, TrustPolicy(frozenset({"U1"}))).written == 3
     # Lines written by hand (pasted text), and lines no export writes: all must be survived.
     lines = [
         json.dumps({"text": "家電の新製品\n冷蔵庫の新モデルが出た。", "slug": "kaden-channel"}, ensure_ascii=False),

@@ -246,7 +246,8 @@ def load_data(options: DataOptions, clock: Clock) -> TrainingData:
     clock.phase("data", f"reading the training data from {options.data}")
     labelled, split = prepare_data(options)
     extra = load_extra_examples(options.extra_examples, exclude=split.test, labels=labelled.labels)
-    data = TrainingData(labelled, split, extra)
+    holdout = load_extra_examples(options.holdout_examples, labels=labelled.labels)
+    data = TrainingData(labelled, split, extra, holdout)
     clock.phase(
         "data",
         f"{len(labelled.articles)} articles, {len(labelled.labels)} labels: train {len(split.train)} "
@@ -345,13 +346,70 @@ class _Registered:
     previous_metrics: dict[str, Any] | None
 
 
+def score_holdout(options: RunOptions, version: str, staging: Path, data: TrainingData) -> dict[str, Any] | None:
+    """The candidate's and the current model's accuracy on the editor-confirmed holdout (records editors vouched
+    for, never trained on); None without a holdout, or without a current model of the same labels to compare."""
+    articles = data.holdout.articles
+    current = registry.current_version(options.model_dir)
+    if not articles or current is None or not registry.has_version(options.model_dir, current):
+        return None
+    from newsmodel.loading import load_classifier
+
+    gold = [a.slug for a in articles]
+    inputs = [article_of(a) for a in articles]
+    candidate = load_classifier(staging, version, device=options.device)
+    try:
+        path = registry.local_version(options.model_dir, current)
+        serving = load_classifier(path, current, device=options.device)
+    except NewsbotError:
+        log.warning("current model %s cannot be loaded; the holdout does not block promotion", current, exc_info=True)
+        return None
+    if not serving.labels.same_labels(candidate.labels):
+        return None
+
+    def accuracy(predicted: Sequence[str]) -> float:
+        return sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
+
+    return {
+        "examples": len(gold),
+        "accuracy": accuracy([p.label for p in candidate.predict(inputs)]),
+        "current_version": current,
+        "current_accuracy": accuracy([p.label for p in serving.predict(inputs)]),
+    }
+
+
+def _holdout_refusal(options: RunOptions, holdout: dict[str, Any] | None) -> str | None:
+    """Why the candidate is refused on the editor-confirmed holdout (English and Japanese), or None."""
+    if holdout is None or options.force:
+        return None
+    new, current = float(holdout["accuracy"]), float(holdout["current_accuracy"])
+    if new >= current - options.promotion_tolerance:
+        return None
+    return (
+        f"not promoted: on the {holdout['examples']} editor-confirmed records held out of training, accuracy "
+        f"{new:.4f} < current {holdout['current_version']} {current:.4f} - tolerance {options.promotion_tolerance} "
+        "(the corrections may steer the model away from what editors confirmed; use --force to promote anyway).\n"
+        f"採用しませんでした: 学習に使わずに残した編集者確認済みの {holdout['examples']} 件で、正解率 {new:.4f} が"
+        f"現在のモデル {holdout['current_version']} の {current:.4f} より低いためです。"
+    )
+
+
 def register_version(
-    options: RunOptions, version: str, staging: Path, data: TrainingData, macro_f1: float, clock: Clock
+    options: RunOptions,
+    version: str,
+    staging: Path,
+    data: TrainingData,
+    macro_f1: float,
+    clock: Clock,
+    holdout: dict[str, Any] | None = None,
 ) -> _Registered:
     """Step 5: give the staging folder its version name; make it current if it is not worse than the current
-    (of the same label set, on the same test split)."""
+    (of the same label set, on the same test split, and on the editor-confirmed ``holdout``)."""
     clock.phase("register", f"registering {version} in {options.model_dir}")
     promote, reason, previous, previous_metrics = _decide(options, macro_f1, data.split, data.labels)
+    refusal = _holdout_refusal(options, holdout) if promote else None
+    if refusal is not None:
+        promote, reason = False, refusal
     path = registry.register(options.model_dir, staging, version)
     if promote:
         registry.promote(options.model_dir, version)
@@ -370,7 +428,11 @@ def train(options: TrainOptions, progress: Callable[[Progress], None] | None = N
         fit = kind.fit(options, data, staging, options.run_root / version, clock)
         metrics = score_on_test(options, data, fit, clock)
         write_version(options, version, staging, data, fit, metrics)
-        registered = register_version(options.run, version, staging, data, float(metrics["macro_f1"]), clock)
+        holdout = score_holdout(options.run, version, staging, data)
+        if holdout is not None:
+            metrics["editor_holdout"] = holdout
+            write_metrics(staging, metrics)
+        registered = register_version(options.run, version, staging, data, float(metrics["macro_f1"]), clock, holdout)
         staging = None
     except NewsbotError:
         raise

@@ -2,7 +2,8 @@
 
 Every classification someone answered (a correction, or the prediction confirmed) becomes one JSON line in the
 format :mod:`training.dataset` reads (``{"title", "text", "label"}``, plus columns it ignores: ``feedback``,
-``predicted``, ``votes``, ``model_version``, ``record_id``); see
+``predicted``, ``votes``, ``model_version``, ``record_id``, ``reviews``: held and rejected corrections are here
+too, with their review state); see
 :meth:`store.feedback.FeedbackStore.export_dataset`. The answers are in Redis (REDIS_URL): this is the one part
 of training that talks to it, and it is imported only for this subcommand.
 """

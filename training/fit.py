@@ -46,6 +46,7 @@ class TrainingData:
     data: LabelledData
     split: Split
     extra: ExtraExamples
+    holdout: ExtraExamples = field(default_factory=lambda: ExtraExamples([], 0))  # editor-confirmed, never trained on
 
     @property
     def articles(self) -> list[CorpusArticle]:

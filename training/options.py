@@ -62,6 +62,13 @@ class DataOptions:
     extra_examples: Path | None = field(
         default=None, metadata={"help": 'JSONL of {"text", "slug"} corrections, added to the train split.'}
     )
+    holdout_examples: Path | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL of editor-confirmed examples (as --extra-examples), never trained on: a candidate worse "
+            "on them than the current model is not promoted."
+        },
+    )
     cache_dir: Path = field(default=Path(".cache/data"), metadata={"help": "Download and tokenisation cache."})
 
     @property

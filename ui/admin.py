@@ -96,3 +96,21 @@ REOPEN_HOME = (
     "ホームタブを開き直してからもう一度お試しください。\n"
     "Please open the Home tab again, then try once more (the bot does not know your DM with it yet)."
 )
+
+EDITORS_ONLY = (
+    ":no_entry: 訂正のレビューは編集者だけができます。\n"
+    "Only editors (admins, EDITOR_USER_IDS, EDITOR_USERGROUP) review corrections."
+)
+
+
+def review_done(accepted: bool, member: str) -> str:
+    """The Home's notice after an editor decided on ``member``'s correction."""
+    if accepted:
+        return (
+            f":white_check_mark: <@{escape(member)}> さんの訂正を承認しました。次の再学習で使われます。\n"
+            f"Accepted <@{escape(member)}>'s correction: the next retraining uses it (within the daily cap)."
+        )
+    return (
+        f":x: <@{escape(member)}> さんの訂正を却下しました (削除はされません)。\n"
+        f"Rejected <@{escape(member)}>'s correction: it is kept, and no training uses it."
+    )

@@ -26,10 +26,11 @@ from common.labels import LIVEDOOR, LabelSet
 from common.mrkdwn import code, escape, literal
 from store import activity, feedback, newsroom, retraining, serving
 from store.activity import RecentClassification
-from store.feedback import FeedbackTally
+from store.feedback import FeedbackTally, PendingCorrection
 from store.newsroom import Route, Watch
 from store.retraining import TrainingProgress
 from store.serving import ModelFacts, ServingState
+from store.trust import TrustPolicy
 from ui.blocks import (
     SECTION_TEXT_MAX,
     actions,
@@ -45,7 +46,16 @@ from ui.blocks import (
     section,
 )
 from ui.commands import ResponseType, home_help
-from ui.ids import HOME_ADMIN_BLOCK_ID, HOME_PROMOTE_ACTION, HOME_ROLLBACK_ACTION, home_retrain_action
+from ui.ids import (
+    HOME_ADMIN_BLOCK_ID,
+    HOME_PROMOTE_ACTION,
+    HOME_REVIEW_ACCEPT_ACTION,
+    HOME_REVIEW_REJECT_ACTION,
+    HOME_ROLLBACK_ACTION,
+    home_retrain_action,
+    review_block_id,
+    review_value,
+)
 from ui.progress import PHASES, figure, progress_line
 
 # Slack's limits on a Home view (and on its texts: ui.blocks), and what this view keeps to.
@@ -53,6 +63,9 @@ HOME_MAX_BLOCKS = 100
 SELECT_OPTIONS_MAX = 100
 LISTED_WORKERS = 10
 LISTED_CHANNELS = 30
+LISTED_REVIEWS = 8  # pending corrections shown with their buttons (two blocks each)
+REVIEWS_COUNTED = 500  # pending corrections counted at most ("500+")
+LISTED_REJECTED = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +88,10 @@ class HomeData:
     at: float = field(default_factory=time.time)
     timezone: str = "UTC"  # the newsroom's, where "today" and "last 7 days" begin (NEWSROOM_TIMEZONE)
     classify_response_type: ResponseType = "in_channel"  # where /classify-news answers (CLASSIFY_RESPONSE_TYPE)
+    is_editor: bool = False  # sees the review queue
+    reviews: list[PendingCorrection] = field(default_factory=list)  # waiting for an editor, oldest first
+    reviews_total: int = 0  # how many wait (reviews lists the first of them)
+    rejected: list[PendingCorrection] = field(default_factory=list)  # rejected, kept: newest first
 
 
 def gather(
@@ -86,12 +103,25 @@ def gather(
     classify_response_type: ResponseType,
     notice: str = "",
     announced: ModelFacts | None = None,
+    trust: TrustPolicy | None = None,
 ) -> HomeData:
     """Read what ``user``'s Home shows from Redis; the day counts are calendar days in ``timezone`` (IANA), and
-    its help says where ``/classify-news`` answers (``classify_response_type``)."""
+    its help says where ``/classify-news`` answers (``classify_response_type``). An editor of ``trust`` also sees
+    the corrections waiting for review, and those rejected."""
     today, week = activity.classified_counts(connection, tz=ZoneInfo(timezone))
     lock = retraining.training_lock(connection) if is_admin else None
+    is_editor = trust is not None and trust.is_editor(user)
+    pending: list[PendingCorrection] = []
+    rejected: list[PendingCorrection] = []
+    if trust is not None and is_editor:
+        corrections = feedback.FeedbackStore(connection)
+        pending = corrections.pending_reviews(trust, limit=REVIEWS_COUNTED)
+        rejected = corrections.rejected_reviews(trust, limit=LISTED_REJECTED)
     return HomeData(
+        is_editor=is_editor,
+        reviews=pending[:LISTED_REVIEWS],
+        reviews_total=len(pending),
+        rejected=rejected,
         user=user,
         is_admin=is_admin,
         workers=serving.serving_states(connection),
@@ -343,6 +373,53 @@ def _admin_blocks(data: HomeData) -> list[dict[str, Any]]:
     return blocks
 
 
+# --- editors: the review queue ---------------------------------------------------------------------------
+
+
+def correction_text(item: PendingCorrection) -> str:
+    """A correction as an editor reviews it: the article's title, who proposed what, and the model's answer."""
+    answer = item.answer
+    title = literal(item.title) or "(見出しなし / no title)"
+    predicted, chosen = category_name(answer.predicted, item.labels), category_name(answer.chosen, item.labels)
+    return (
+        f"*{title}*\n<@{escape(answer.user)}>: モデルの答え / model's answer *{predicted}*"
+        f" → 提案 / proposed *{chosen}* ({_date(answer.at, _utc(answer.at))})"
+    )
+
+
+def _review_blocks(data: HomeData) -> list[dict[str, Any]]:
+    blocks = [
+        divider(),
+        header("訂正のレビュー / Corrections to review"),
+        context(
+            "編集者以外の訂正は、承認されるまで学習に使われません。却下しても削除はされません。/ Corrections by members"
+            " who are not editors train no model until an editor accepts them; rejected ones are kept, never deleted."
+        ),
+    ]
+    if not data.reviews:
+        blocks.append(section("レビュー待ちの訂正はありません。/ No corrections wait for review."))
+    for index, item in enumerate(data.reviews):
+        value = review_value(item.answer.user, item.answer.record_id)
+        blocks.append(section(correction_text(item)))
+        blocks.append(
+            actions(
+                [
+                    button("承認 / Accept", HOME_REVIEW_ACCEPT_ACTION, value, style="primary"),
+                    button("却下 / Reject", HOME_REVIEW_REJECT_ACTION, value, style="danger"),
+                ],
+                review_block_id(index),
+            )
+        )
+    more = data.reviews_total - len(data.reviews)
+    if more > 0:
+        shown = f"{more}+" if data.reviews_total >= REVIEWS_COUNTED else str(more)
+        blocks.append(context(f"…他 {shown} 件がレビュー待ち / and {shown} more waiting"))
+    if data.rejected:
+        lines = [f"• {correction_text(item)}" for item in data.rejected]
+        blocks.append(section("*却下した訂正 (保存済み) / Rejected corrections (kept)*\n" + bounded(lines)))
+    return blocks
+
+
 # --- the view -------------------------------------------------------------------------------------------
 
 
@@ -358,6 +435,8 @@ def home_view(data: HomeData) -> dict[str, Any]:
     blocks += _newsroom_blocks(data)
     blocks.append(divider())
     blocks += [header("使い方 / How to use"), section(home_help(data.classify_response_type))]
+    if data.is_editor:
+        blocks += _review_blocks(data)
     if data.is_admin:
         blocks += _admin_blocks(data)
     blocks.append(

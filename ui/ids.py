@@ -63,6 +63,27 @@ HOME_PROMOTE_ACTION = "home_promote"  # a static_select; the selected option's v
 HOME_ADMIN_BLOCK_ID = "home_admin"
 
 
+# An editor's review of another member's correction; value: ``<user>:<record id>`` (review_value).
+HOME_REVIEW_ACCEPT_ACTION = "home_review_accept"
+HOME_REVIEW_REJECT_ACTION = "home_review_reject"
+
+
+def review_block_id(index: int) -> str:
+    """The actions block with the ``index``-th pending correction's accept and reject buttons."""
+    return f"home_review-{index}"
+
+
+def review_value(user: str, record_id: str) -> str:
+    """A review button's value: whose correction, on which record (user ids carry no colon)."""
+    return f"{user}:{record_id}"
+
+
+def reviewed(value: str) -> tuple[str, str] | None:
+    """(user, record id) from a review button's value, or None for another value."""
+    user, sep, record_id = value.partition(":")
+    return (user, record_id) if sep and user and record_id else None
+
+
 def home_retrain_action(model_type: str) -> str:
     """The action id of the Home's retrain button for ``model_type``."""
     return f"{HOME_RETRAIN_ACTION}_{model_type}"

@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 from common.exceptions import BaseModelNotFoundError, CorpusError, TrainingStoppedError
 from common.labels import LabelSet
-from common.mrkdwn import literal
+from common.mrkdwn import escape, literal
+from store.trust import MemberTally
 from ui.blocks import SECTION_TEXT_MAX, actions, button, confirm, section
 from ui.ids import RETRAIN_PROMOTE_ACTION, RETRAIN_PROMOTE_BLOCK_ID
 from ui.progress import duration
@@ -169,9 +170,59 @@ def failed_text(header: str, exc: BaseException, reference: str) -> str:
     )
 
 
-def result_text(header: str, outcome: TrainingResult, skipped_corrections: int = 0) -> str:
+# Members listed by name in the report at most (the others are summed in one line).
+REPORT_MEMBERS_MAX = 15
+
+
+def corrections_lines(members: Mapping[str, MemberTally]) -> list[str]:
+    """What became of each member's corrections: used, held for review, capped, and (when any) rejected,
+    outvoted, held out as editor-confirmed, or skipped."""
+    if not members:
+        return []
+    total = MemberTally()
+    for tally in members.values():
+        for name in ("used", "held", "capped", "rejected", "outvoted", "held_out", "skipped"):
+            setattr(total, name, getattr(total, name) + getattr(tally, name))
+    lines = [
+        "メンバーごとの訂正 / Corrections by member (使用 used / レビュー待ち held for review / 上限超過 capped): "
+        f"{total.used} used, {total.held} held for review, {total.capped} capped"
+    ]
+    ranked = sorted(members.items(), key=lambda item: (-(item[1].held + item[1].capped + item[1].used), item[0]))
+    for user, tally in ranked[:REPORT_MEMBERS_MAX]:
+        extra = [
+            f"{count} {name}"
+            for name, count in (
+                ("rejected", tally.rejected),
+                ("outvoted", tally.outvoted),
+                ("held out (editor-confirmed)", tally.held_out),
+                ("skipped", tally.skipped),
+            )
+            if count
+        ]
+        more = f", {', '.join(extra)}" if extra else ""
+        lines.append(
+            f"• <@{escape(user)}>: {tally.used} used, {tally.held} held for review, {tally.capped} capped{more}"
+        )
+    if len(ranked) > REPORT_MEMBERS_MAX:
+        hidden = len(ranked) - REPORT_MEMBERS_MAX
+        lines.append(f"…他 {hidden} 人 / and {hidden} more members")
+    if total.held:
+        lines.append(
+            f":hourglass: {total.held} 件の訂正が編集者のレビュー待ちです (App Home で承認・却下)。/ "
+            f"{total.held} corrections wait for an editor's review in the App Home: not trained on until accepted."
+        )
+    return lines
+
+
+def result_text(
+    header: str,
+    outcome: TrainingResult,
+    skipped_corrections: int = 0,
+    members: Mapping[str, MemberTally] | None = None,
+) -> str:
     """The training report: the new version against the current one, whether it was promoted and why, the
-    corrections from feedback used and skipped (``skipped_corrections``: those the export left out)."""
+    corrections from feedback used and skipped (``skipped_corrections``: those the export left out), and what
+    became of each member's corrections (``members``)."""
     lines = [header, f"*完了 / Done* — 新しいバージョン / new version `{outcome.version}`"]
     lines.append(f"新モデル (テスト) / New model (test): {metrics_line(outcome.metrics)}")
     lines.append(labels_line(outcome.labels, "新モデルのラベル / New model's labels"))
@@ -188,5 +239,6 @@ def result_text(header: str, outcome: TrainingResult, skipped_corrections: int =
     used = outcome.extra_examples_used
     skipped = outcome.extra_examples_skipped + skipped_corrections
     lines.append(f"フィードバックの訂正例 / Corrected examples from feedback: {used} used, {skipped} skipped")
+    lines.extend(corrections_lines(members or {}))
     lines.append(f"学習時間 / Training time: {duration(outcome.train_seconds)}")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.editors import EditorPolicy
 from newsmodel.registry import list_versions
 from store import activity
 from store.serving import ModelFacts
@@ -54,6 +55,7 @@ def publish_homes_after_model_change(rt: Runtime) -> int:
     try:
         announced = current_model(rt)
         viewers = activity.home_viewers(rt.connection)
+        trust = EditorPolicy(rt.settings).trust_policy(rt.replier.client)  # editors' Homes keep their review queue
     except Exception:
         log.exception("could not read what to republish on the App Home")
         return 0
@@ -67,6 +69,7 @@ def publish_homes_after_model_change(rt: Runtime) -> int:
                     timezone=rt.settings.newsroom_timezone,
                     classify_response_type=rt.settings.classify_response_type,
                     announced=announced,
+                    trust=trust,
                 )
             )
             rt.replier.client.views_publish(user_id=viewer.user, view=view)

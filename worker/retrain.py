@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -35,6 +35,7 @@ from rq.job import Job
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.editors import EditorPolicy
 from common.exceptions import BaseModelNotFoundError, NewsbotError, TrainingStoppedError
 from common.jobs import RetrainRequest
 from common.mrkdwn import escape
@@ -369,8 +370,17 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
             guard.check()  # cancelled while it was queued
             base = resolve_base(request.base_model, settings)
             with tempfile.TemporaryDirectory(prefix="newsbot-feedback-") as tmp:
-                extra = FeedbackStore(rt.connection).export_corrections(Path(tmp) / "corrections.jsonl")
-                log.info("training %s with %d corrected examples (%d skipped)", job_id, extra.written, extra.skipped)
+                policy = EditorPolicy(settings).trust_policy(rt.replier.client)
+                extra = FeedbackStore(rt.connection).export_corrections(
+                    Path(tmp) / "corrections.jsonl", policy, Path(tmp) / "holdout.jsonl"
+                )
+                log.info(
+                    "training %s with %d corrected examples (%d skipped, %d editor-confirmed held out)",
+                    job_id,
+                    extra.written,
+                    extra.skipped,
+                    extra.held_out,
+                )
                 options = options_from_settings(
                     settings,
                     base_model=base,
@@ -378,6 +388,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
                     num_train_epochs=request.epochs,
                     force=request.force,
                     extra_examples=extra.path if extra.written else None,
+                    holdout_examples=extra.holdout_path if extra.held_out else None,
                 )
                 outcome = train(options, guard.reporter(progress))
     except TrainingStoppedError as exc:
@@ -398,7 +409,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         progress.finish("failed", failed_text(header, exc, job_id))
         raise
 
-    text = result_text(header, outcome, extra.skipped)
+    text = result_text(header, outcome, extra.skipped, extra.members)
     uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)
     if not uploaded:
         text += "\n(混同行列の画像はアップロードできませんでした / the confusion-matrix image could not be uploaded)"
@@ -411,6 +422,8 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         "metrics": outcome.metrics,
         "extra_examples_used": outcome.extra_examples_used,
         "extra_examples_skipped": outcome.extra_examples_skipped + extra.skipped,
+        "editor_holdout": extra.held_out,
+        "corrections_by_member": {user: asdict(tally) for user, tally in extra.members.items()},
         "progress_updates": progress.updates,
         "uploaded_confusion_matrix": uploaded,
     }

@@ -17,6 +17,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
+from bot.editors import EditorPolicy
 from bot.home import open_home, publish_home
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError, TrainingInProgressError
@@ -24,8 +25,16 @@ from common.jobs import ROLLBACK_JOB, AdminRequest, RetrainRequest
 from common.kinds import MODEL_KINDS, model_kind
 from common.settings import Settings
 from store import activity
-from ui.admin import HOME_ROLLING_BACK, REOPEN_HOME, home_making_current
-from ui.ids import HOME_PROMOTE_ACTION, HOME_RETRAIN_ACTION, HOME_ROLLBACK_ACTION
+from store.feedback import FeedbackStore
+from ui.admin import EDITORS_ONLY, HOME_ROLLING_BACK, REOPEN_HOME, home_making_current, review_done
+from ui.ids import (
+    HOME_PROMOTE_ACTION,
+    HOME_RETRAIN_ACTION,
+    HOME_REVIEW_ACCEPT_ACTION,
+    HOME_REVIEW_REJECT_ACTION,
+    HOME_ROLLBACK_ACTION,
+    reviewed,
+)
 from ui.progress import progress_line
 from ui.retrain import home_queued_text
 
@@ -144,8 +153,43 @@ def handle_home_promote(
         _switch_model(client, click, version, home_making_current(version))
 
 
+def handle_home_review(
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    feedback: FeedbackStore,
+    settings: Settings,
+    admins: AdminPolicy,
+    client: WebClient,
+) -> None:
+    """An editor accepts or rejects a member's correction in the review queue: checked on the server (a click by
+    someone who is not an editor now changes nothing), and the Home is republished with what happened."""
+    ack()
+    user = str((body.get("user") or {}).get("id") or "")
+    connection = feedback.connection
+    is_admin = admins.is_admin(client, user)
+    if not EditorPolicy(settings).is_editor(client, user):
+        log.info("review refused for %s: not an editor", user)
+        publish_home(client, connection, user, is_admin, settings, notice=EDITORS_ONLY)
+        return
+    target = reviewed(str(action.get("value", "")))
+    if target is None:
+        log.warning("review with an unexpected value %r", action.get("value"))
+        return
+    member, record_id = target
+    accept = action.get("action_id") == HOME_REVIEW_ACCEPT_ACTION
+    try:
+        decision = feedback.review(record_id, member, user, accept=accept)
+    except NewsbotError as exc:
+        publish_home(client, connection, user, is_admin, settings, notice=exc.user_message)
+        return
+    publish_home(client, connection, user, is_admin, settings, notice=review_done(decision.accepted, member))
+
+
 def register(app: App) -> None:
     app.event("app_home_opened")(handle_app_home_opened)
     app.action(RETRAIN_ACTIONS)(handle_home_retrain)
     app.action(HOME_ROLLBACK_ACTION)(handle_home_rollback)
     app.action(HOME_PROMOTE_ACTION)(handle_home_promote)
+    app.action(HOME_REVIEW_ACCEPT_ACTION)(handle_home_review)
+    app.action(HOME_REVIEW_REJECT_ACTION)(handle_home_review)
