@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                 settings.ops_port,
                 lambda: Health(checks={"redis": redis_reachable(connection), "slack_token": token_ok()}),
             )
-        serve(app, connection, settings.slack_signing_secret or "", args.host, args.port)
+        serve(
+            app, connection, settings.slack_signing_secret or "", args.host, args.port, settings.metrics_on_slack_port
+        )
     else:
         import signal
 

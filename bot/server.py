@@ -1,4 +1,5 @@
-"""HTTP mode: POST /slack/events (Slack-signed requests only), GET /healthz and GET /metrics, served by waitress.
+"""HTTP mode: POST /slack/events (Slack-signed requests only), GET /healthz (and GET /metrics with
+METRICS_ON_SLACK_PORT), served by waitress with limits that keep slow clients from shutting Slack out.
 
 This server is the one place a request's Slack signature is checked (Bolt's own RequestVerification is off,
 see bot/app.py): it must authenticate the raw bytes before it parses them, and Bolt only sees them parsed.
@@ -44,6 +45,16 @@ HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
 # Slack's own payloads are far below this; anything larger is refused before it is read.
 MAX_BODY_BYTES = 1024 * 1024
+# Slow clients (waitress's own defaults, 100 connections each kept 120 s while idle, let 100 half-sent requests
+# shut Slack out for two minutes). Waitress holds a waiting connection in its event loop, not in a thread, so many
+# cost little: a connection that has sent nothing for CHANNEL_TIMEOUT_S is closed (Slack sends a whole request at
+# once, in milliseconds), checked every CLEANUP_INTERVAL_S, and CONNECTION_LIMIT of them (poll(), not select(), so
+# past 1,024 descriptors) are needed to fill the port: at 10 s each, a sustained 100 new slow connections a second.
+# A flood beyond that is a buffering reverse proxy's job (docs/deploy.md).
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT_S = 10
+CLEANUP_INTERVAL_S = 2
+THREADS = 16
 # Slack's rule: a request whose timestamp is more than 5 minutes off may be a replay.
 MAX_CLOCK_SKEW_S = 5 * 60
 # Slack's timestamps are Unix seconds in ASCII digits. Anything else (other Unicode digits, a sign, a fraction,
@@ -96,7 +107,9 @@ def parse_slack_body(raw: bytes, content_type: str) -> dict[str, Any]:
     return form
 
 
-def make_wsgi_app(app: App, connection: Redis, signing_secret: str) -> WSGIApp:
+def make_wsgi_app(app: App, connection: Redis, signing_secret: str, metrics: bool = False) -> WSGIApp:
+    """The Slack port's WSGI app; ``metrics``: also answer ``GET /metrics`` (METRICS_ON_SLACK_PORT: this port is
+    public, so by default the metrics are only on the ops port)."""
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -112,7 +125,7 @@ def make_wsgi_app(app: App, connection: Redis, signing_secret: str) -> WSGIApp:
                     start_response, "503 Service Unavailable", {"status": "degraded", "redis": "unreachable"}
                 )
             return _respond(start_response, "200 OK", {"status": "ok", "redis": "ok"})
-        if path == METRICS_PATH and method == "GET":
+        if metrics and path == METRICS_PATH and method == "GET":
             body, content_type = exposition()
             start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
             return [body]
@@ -141,7 +154,7 @@ def make_wsgi_app(app: App, connection: Redis, signing_secret: str) -> WSGIApp:
     return wsgi
 
 
-def serve(app: App, connection: Redis, signing_secret: str, host: str, port: int) -> None:
+def serve(app: App, connection: Redis, signing_secret: str, host: str, port: int, metrics: bool = False) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting, let requests in hand finish, and return."""
     from waitress.server import create_server
 
@@ -151,10 +164,14 @@ def serve(app: App, connection: Redis, signing_secret: str, host: str, port: int
 
     signal.signal(signal.SIGTERM, stop)
     server = create_server(
-        make_wsgi_app(app, connection, signing_secret),
+        make_wsgi_app(app, connection, signing_secret, metrics),
         host=host,
         port=port,
-        threads=16,
+        threads=THREADS,
+        connection_limit=CONNECTION_LIMIT,
+        channel_timeout=CHANNEL_TIMEOUT_S,
+        cleanup_interval=CLEANUP_INTERVAL_S,
+        asyncore_use_poll=True,
         max_request_body_size=MAX_BODY_BYTES,
         ident="newsbot",
     )

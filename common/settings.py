@@ -98,7 +98,16 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text, or one JSON object per line (json) for a log collector"
     )
-    ops_host: str = Field(default="0.0.0.0", description="Address of the /healthz and /metrics endpoint")  # noqa: S104
+    ops_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the /healthz and /metrics endpoint: this host only by default; 0.0.0.0 where"
+        " Prometheus or a healthcheck reaches it over a network (docker-compose.yml sets it)",
+    )
+    metrics_on_slack_port: bool = Field(
+        default=False,
+        description="Also serve /metrics on the bot's public Slack port (HTTP mode); by default only the ops port"
+        " has them",
+    )
     ops_port: int = Field(
         default=9100,
         ge=0,

@@ -14,6 +14,10 @@ paths on its Slack port). A process's :class:`Health` holds two sets of checks:
 condition: service_healthy`` use it. Each answers JSON with ``ok``, ``live``, ``checks`` and the details.
 
 A port already taken never stops a process (:func:`serve_ops`): it logs one line and serves no endpoint.
+
+Slow or idle clients cannot pile up: at most ``OPS_MAX_THREADS`` requests are handled at once (a connection beyond
+them is closed at once), a connection that sends nothing for ``OPS_IDLE_TIMEOUT_S`` is closed, and a client that
+hangs up mid-answer is a debug line, not a traceback. The endpoint binds 127.0.0.1 unless OPS_HOST says otherwise.
 """
 
 from __future__ import annotations
@@ -66,6 +70,43 @@ class Health:
 
 HealthProbe = Callable[[], Health]
 
+# A probe or a scrape takes milliseconds: 8 at once is plenty for Prometheus, a healthcheck and a person with curl.
+OPS_MAX_THREADS = 8
+# Prometheus and the healthchecks send their request as soon as they connect.
+OPS_IDLE_TIMEOUT_S = 5.0
+
+
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per request, at most ``max_threads`` at once; the connections beyond them are closed unanswered."""
+
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog (socketserver's 5 made a burst of connections wait on SYN retries)
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_threads: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_threads)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.debug("ops: %d requests in hand; closing the connection of %s", OPS_MAX_THREADS, client_address)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (reset, broken pipe, timed out): one debug line, never a traceback on stderr."""
+        log.debug("ops: connection from %s ended early", client_address, exc_info=True)
+
 
 def _probe(probe: HealthProbe) -> Health:
     try:
@@ -94,10 +135,20 @@ def liveness_response(probe: HealthProbe) -> tuple[int, bytes]:
 class OpsServer:
     """A daemon-thread HTTP server for ``/healthz`` and ``/metrics``."""
 
-    def __init__(self, host: str, port: int, probe: HealthProbe) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        probe: HealthProbe,
+        *,
+        max_threads: int = OPS_MAX_THREADS,
+        idle_timeout_s: float = OPS_IDLE_TIMEOUT_S,
+    ) -> None:
         probe_ = probe
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = idle_timeout_s  # the socket's: a silent client is dropped (StreamRequestHandler.setup)
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path in (HEALTH_PATH, READY_PATH):
@@ -122,8 +173,7 @@ class OpsServer:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("ops: " + format, *args)
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedHTTPServer((host, port), Handler, max_threads)
         self._thread = threading.Thread(target=self._server.serve_forever, name="ops-http", daemon=True)
 
     @property

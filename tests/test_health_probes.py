@@ -225,3 +225,19 @@ WORKER: Any = None
 def report_clock() -> dict[str, Any]:
     clock = WORKER.clock
     return {"busy": clock.busy, "deadline_in": clock.job_deadline - clock._now()}
+
+
+# -- issue 20 item 3: the public Slack port serves /metrics only when asked ----------------------------------
+
+
+def test_the_slack_port_serves_metrics_only_when_asked(fake_slack: FakeSlack) -> None:
+    down, _ = unreachable_redis()
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url=fake_slack.api_url)  # type: ignore[call-arg]
+    app = build_app(settings, JobSubmitter(down))
+    assert get(make_wsgi_app(app, down, "secret"), "/metrics")[0].startswith("404")
+    environ: dict[str, Any] = {"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    seen: list[str] = []
+    body = b"".join(make_wsgi_app(app, down, "secret", metrics=True)(environ, lambda s, h: seen.append(s)))  # type: ignore[arg-type, func-returns-value]
+    assert seen[0].startswith("200") and b"newsbot_requests_total" in body
+    assert Settings(_env_file=None).ops_host == "127.0.0.1"  # type: ignore[call-arg]  # the ops port: this host only

@@ -98,3 +98,33 @@ def test_a_redis_outage_does_not_break_the_scrape(ops: OpsServer) -> None:
     response = httpx.get(f"http://127.0.0.1:{ops.port}/metrics", timeout=5)
     assert response.status_code == 200
     assert "newsbot_requests_total" in response.text
+
+
+def test_idle_clients_hold_at_most_the_thread_cap_and_are_dropped(capfd: pytest.CaptureFixture[str]) -> None:
+    """100 connections that send nothing used to hold 100 threads for ever (ThreadingHTTPServer, no timeout): now at
+    most ``max_threads`` handle requests at once, the others are closed unanswered, a silent one is dropped after
+    ``idle_timeout_s``, and then the endpoint answers again. Nothing is printed on stderr."""
+    import socket
+    import threading
+
+    from testkit.waiting import wait_until
+
+    ops = OpsServer("127.0.0.1", 0, lambda: Health(checks={"ok": True}), max_threads=4, idle_timeout_s=1.0).start()
+    baseline = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", ops.port), timeout=10) for _ in range(100)]
+    try:
+        # The accept loop gets through them in milliseconds; give it two seconds to show more threads than the cap.
+        with pytest.raises(AssertionError, match="timed out"):
+            wait_until(lambda: threading.active_count() > baseline + 4, "more threads than the cap", 2)
+        for sock in idle:  # each is closed: unanswered beyond the cap, or at its idle timeout
+            assert sock.recv(1024) == b""
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{ops.port}/healthz", timeout=2).status_code == 200,
+            "the endpoint to answer once the idle clients are gone",
+            10,
+        )
+    finally:
+        for sock in idle:
+            sock.close()
+        ops.stop()
+    assert "Traceback" not in capfd.readouterr().err
