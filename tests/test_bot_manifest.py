@@ -25,7 +25,15 @@ SCOPES = {
     "reactions:write",
     "users:read",
 }
-EVENTS = {"app_home_opened", "app_mention", "message.channels", "message.groups", "message.im"}
+EVENTS = {
+    "app_home_opened",
+    "app_mention",
+    "app_uninstalled",
+    "message.channels",
+    "message.groups",
+    "message.im",
+    "tokens_revoked",
+}
 
 
 def manifest() -> dict[str, Any]:

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Heavy imports only after the settings are known to be usable.
     from newsmodel import store
+    from store.slack import revoked_reason
+    from telemetry import metrics
     from worker import jobs
     from worker.batching import MAINTENANCE_INTERVAL_S, BatchingWorker
     from worker.classifier import ModelService, use_all_cores
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     store.configure(settings.model_store_endpoint_url, settings.model_cache_dir, settings.model_cache_keep)
     connection = redis_connection(settings)
+    metrics.watch_slack_token(lambda: revoked_reason(connection, settings.slack_bot_token))
     models = ModelService.from_settings(settings)
     serves_classify = CLASSIFY_QUEUE in args.queues
     if serves_classify:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, events, home, messages, shortcuts
+from bot.listeners import actions, commands, events, home, messages, shortcuts, tokens
 
 
 def register_listeners(app: App) -> None:
@@ -14,3 +14,4 @@ def register_listeners(app: App) -> None:
     shortcuts.register(app)
     actions.register(app)
     home.register(app)
+    tokens.register(app)
