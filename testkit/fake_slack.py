@@ -4,7 +4,8 @@ It records every call and answers like Slack does for the methods the product us
 reaches it through slack_sdk's ``base_url`` (SLACK_API_URL). Faults can be scripted per method
 (HTTP status with headers, a delay longer than the client's timeout, or Slack's ``{"ok": false, "error": …}``),
 and rate limits too (every n-th call answered 429 with Retry-After). ``token_error`` answers every Web API call
-with that error, as Slack does once the token is revoked (``token_revoked``, ``invalid_auth``, …). Channels the bot is not in, known channels and thread messages can be set up.
+with that error, as Slack does once the token is revoked (``token_revoked``, ``invalid_auth``, …). Channels the
+bot is not in, known channels and thread messages can be set up.
 
 Messages are checked against Slack's size limits (:func:`message_error`) on chat.postMessage, chat.update,
 chat.postEphemeral and response_url posts, and refused the way Slack refuses them (``invalid_blocks``,
