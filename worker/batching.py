@@ -234,7 +234,7 @@ class BatchingWorker(SimpleWorker):
         if not self._token_told:  # this process's one line (the worker that recorded it said it already)
             self._token_told = True
             log.error(
-                "Slack refuses the bot token (%s, recorded by another process): no job is taken, they wait in the"
+                "Slack refuses the bot token (%s, recorded in Redis): no job is taken, they wait in the"
                 " queue; auth.test every %gs. Reinstall the app or set a new SLACK_BOT_TOKEN.",
                 reason,
                 self.token_check_interval_s,
@@ -245,20 +245,20 @@ class BatchingWorker(SimpleWorker):
         try:
             while not self._stop_requested:
                 time.sleep(self.token_wait_step_s)
-                self.heartbeat()
-                if self.should_run_maintenance_tasks:
-                    self.run_maintenance_tasks()
-                if time.monotonic() - checked >= self.token_check_interval_s:
-                    checked = time.monotonic()
-                    if self.token_valid() is None:
-                        return
                 try:
+                    self.heartbeat()
+                    if self.should_run_maintenance_tasks:
+                        self.run_maintenance_tasks()
+                    if time.monotonic() - checked >= self.token_check_interval_s:
+                        checked = time.monotonic()
+                        if self.token_valid() is None:
+                            return
                     if token_revoked(self.connection, token) is None:
                         log.info("the Slack token's record was cleared: jobs are served")
                         self._token_told = False
                         return
-                except RedisError:
-                    continue
+                except RedisError as exc:  # Redis away for a moment: keep waiting, never die of it
+                    log.warning("waiting for a valid Slack token: Redis unavailable (%s)", exc)
         finally:
             self.set_state(before)
 
