@@ -33,20 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     from bot.app import build_app
-    from bot.slack_client import SlackTokenCheck
+    from bot.slack_client import SlackTokenCheck, token_alive
     from bot.submit import JobSubmitter
     from store.queues import queue_depths, redis_connection, redis_reachable
+    from store.slack import revoked_reason
     from telemetry import metrics
     from telemetry.endpoint import Health, serve_ops
 
     connection = redis_connection(settings)
     metrics.watch_queue_depths(lambda: queue_depths(connection))
+    metrics.watch_slack_token(lambda: revoked_reason(connection, settings.slack_bot_token))
     app = build_app(
         settings, JobSubmitter(connection, settings.classify_job_timeout_s, settings.member_rate_per_minute)
     )
     # Readiness: Redis answers and the token works (auth.test, at most every few minutes, never waited for).
     # Liveness is the endpoint answering at all: the bot has no loop of its own to watch.
-    token_ok = SlackTokenCheck(app.client)
+    token_ok = token_alive(SlackTokenCheck(app.client), connection, settings.slack_bot_token)
     if args.http:
         from bot.server import serve
 

@@ -14,7 +14,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 
+from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -25,6 +27,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 
 from common.settings import Settings
+from store.slack import DEAD_TOKEN_ERRORS, token_revoked  # readiness turns false on these, not on a network failure
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,6 @@ RATE_LIMIT_RETRIES = 3
 SERVER_ERROR_RETRIES = 2
 CONNECTION_ERROR_RETRIES = 2
 
-# What auth.test answers for a token that will never work again (revoked, the app uninstalled, a deactivated
-# account); readiness turns false on these, not on a network failure.
-DEAD_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"})
 # How often readiness asks auth.test again (tier 4: 100+ calls a minute; this is one every 5 minutes).
 TOKEN_CHECK_INTERVAL_S = 300.0
 
@@ -111,3 +111,14 @@ class SlackTokenCheck:
         if start:
             threading.Thread(target=self.refresh, name="slack-token-check", daemon=True).start()
         return self._valid
+
+
+def token_alive(check: Callable[[], bool], connection: Redis, token: str | None) -> Callable[[], bool]:
+    """The ``slack_token`` readiness check: auth.test has not called the token dead (``check``), and no process
+    recorded it revoked in Redis (a worker's job or the bot's ``app_uninstalled``/``tokens_revoked`` event:
+    ``store.slack``), which turns every process unready at once, not at its next auth.test."""
+
+    def alive() -> bool:
+        return check() and token_revoked(connection, token) is None
+
+    return alive

@@ -174,7 +174,8 @@ class Settings(BaseSettings):
         default=1.0,
         ge=0.0,
         le=60.0,
-        description="Least seconds between two reactions or two posts of a worker in one channel (Slack's rate tiers)",
+        description="Least seconds from the end of one reaction or post in a channel to the start of the next, across"
+        " all workers (Slack's rate tiers)",
     )
     newsroom_timezone: str = Field(
         default="Asia/Tokyo",

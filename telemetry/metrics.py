@@ -100,6 +100,37 @@ def watch_queue_depths(depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
     REGISTRY.register(_queue_collector)
 
 
+class SlackTokenCollector(Collector):
+    """``newsbot_slack_token_valid``: 0 while this process's Slack token is recorded as revoked in Redis (read at
+    scrape time: the record any process wrote), 1 otherwise; no sample while Redis cannot say."""
+
+    def __init__(self, revoked: Callable[[], str | None]) -> None:
+        self._revoked = revoked
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "newsbot_slack_token_valid", "0 while Slack refuses the bot token (revoked, app uninstalled), else 1"
+        )
+        try:
+            family.add_metric([], 0 if self._revoked() else 1)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the scrape still succeeds, without this sample
+            log.warning("Slack token state unavailable: %s", exc)
+        yield family
+
+
+_token_collector: SlackTokenCollector | None = None
+
+
+def watch_slack_token(revoked: Callable[[], str | None]) -> None:
+    """Register (once per process) the collector of ``newsbot_slack_token_valid``; ``revoked`` says why the token
+    is revoked, or None (``store.slack.token_revoked`` with the process's own token)."""
+    global _token_collector
+    if _token_collector is not None:
+        REGISTRY.unregister(_token_collector)
+    _token_collector = SlackTokenCollector(revoked)
+    REGISTRY.register(_token_collector)
+
+
 def exposition() -> tuple[bytes, str]:
     """The body and content type of a ``/metrics`` answer."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -2,8 +2,10 @@
 
 It records every call and answers like Slack does for the methods the product uses. Code under test
 reaches it through slack_sdk's ``base_url`` (SLACK_API_URL). Faults can be scripted per method
-(HTTP status with headers, or a delay longer than the client's timeout), and rate limits too (every n-th call
-answered 429 with Retry-After). Channels the bot is not in, known channels and thread messages can be set up.
+(HTTP status with headers, a delay longer than the client's timeout, or Slack's ``{"ok": false, "error": …}``),
+and rate limits too (every n-th call answered 429 with Retry-After). ``token_error`` answers every Web API call
+with that error, as Slack does once the token is revoked (``token_revoked``, ``invalid_auth``, …). Channels the
+bot is not in, known channels and thread messages can be set up.
 
 Messages are checked against Slack's size limits (:func:`message_error`) on chat.postMessage, chat.update,
 chat.postEphemeral and response_url posts, and refused the way Slack refuses them (``invalid_blocks``,
@@ -120,6 +122,8 @@ class Fault:
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    # Slack's refusal: HTTP 200 with ``{"ok": false, "error": error}`` (``status`` is then ignored).
+    error: str | None = None
 
 
 class FakeSlack:
@@ -147,6 +151,8 @@ class FakeSlack:
         self.reactions: dict[tuple[str, str], list[str]] = {}
         # method → (every n-th call answered 429, Retry-After seconds); see rate_limit().
         self.rate_limits: dict[str, tuple[int, int]] = {}
+        # When set, every Web API call is answered ``{"ok": false, "error": token_error}`` (a dead token).
+        self.token_error: str | None = None
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -186,6 +192,7 @@ class FakeSlack:
             self.reactions.clear()
             self.usergroups.clear()
             self.rate_limits.clear()
+            self.token_error = None
             self._counts.clear()
             self.auth_error = None
 
@@ -403,8 +410,17 @@ class FakeSlack:
                     method = path.removeprefix("/api/")
                 with fake._lock:
                     fault = fake.faults[method].pop(0) if fake.faults.get(method) else fake._rate_limited(method)
+                    if fault is None and fake.token_error and method != "response_url":
+                        fault = Fault(error=fake.token_error)
                     call = Call(method, params, headers, fault.status if fault else 200)
+                    if fault is not None and fault.error:
+                        call.status, call.error = 200, fault.error
                     fake.calls.append(call)
+                if fault is not None and fault.error:
+                    if fault.delay_s:
+                        time.sleep(fault.delay_s)
+                    self._reply(200, json.dumps({"ok": False, "error": fault.error}).encode())
+                    return
                 if fault is not None:
                     if fault.delay_s:
                         time.sleep(fault.delay_s)

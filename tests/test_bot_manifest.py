@@ -42,6 +42,8 @@ EVENTS = {
     "member_left_channel",
     "channel_shared",
     "channel_unshared",
+    "app_uninstalled",
+    "tokens_revoked",
 }
 
 

@@ -1,5 +1,5 @@
 """The newsroom workflow's pure parts: subcommand parsing, which messages count as articles, the emoji setting,
-the pacer, and the listeners called directly (Slack's side mocked, the job submitter real on the test's Redis)."""
+and the listeners called directly (Slack's side mocked, the job submitter real on the test's Redis)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from store.newsroom import Watch
 from store.queues import SERIALIZER
 from testkit.samples import SAMPLES
 from ui.texts import DM_USAGE, NOTHING_TO_CLASSIFY
-from worker.desks import Pacer
 
 ADMIN = "UADMIN"
 LONG = "".join(SAMPLES["sports-watch"]) * 3
@@ -142,25 +141,6 @@ def test_category_emoji_override_the_defaults_and_have_a_fallback(monkeypatch: p
     monkeypatch.setenv("WATCH_REPLY", "everything")
     with pytest.raises(SettingsError, match="WATCH_REPLY"):
         load_settings()
-
-
-# --- the pacer ----------------------------------------------------------------------------------------------
-def test_the_pacer_spaces_calls_per_method_and_channel() -> None:
-    now = [100.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(round(seconds, 3))
-        now[0] += seconds
-
-    pacer = Pacer(1.0, clock=lambda: now[0], sleep=sleep)
-    assert [pacer.wait("reactions.add", "C1") for _ in range(3)] == [0.0, 1.0, 1.0]
-    assert pacer.wait("reactions.add", "C2") == 0.0  # another channel has its own turn
-    assert pacer.wait("chat.postMessage", "C1") == 0.0  # and another method
-    with pacer.slot("chat.postMessage", "C1"):
-        now[0] += 5.0  # a call that slack_sdk retried after a 429
-    assert pacer.wait("chat.postMessage", "C1") == 1.0  # still a full interval after it ended
-    assert slept == [1.0, 1.0, 1.0, 1.0]
 
 
 # --- listeners ----------------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ KNOWN_TEMPLATES = {
     "newsbot:home:viewers",
     "newsbot:home:viewer:{user}",
     "newsbot:rate:{user}",
+    "newsbot:slack:pace:{slot}",
+    "newsbot:slack:token",
 }
 
 

@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     # Heavy imports only after the settings are known to be usable.
-    from bot.slack_client import SlackTokenCheck
+    from bot.slack_client import SlackTokenCheck, token_alive
     from newsmodel import store
+    from store.slack import revoked_reason
+    from telemetry import metrics
     from telemetry.endpoint import serve_ops
     from worker import jobs
     from worker.batching import MAINTENANCE_INTERVAL_S, BatchingWorker
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     store.configure(settings.model_store_endpoint_url, settings.model_cache_dir, settings.model_cache_keep)
     connection = redis_connection(settings)
+    metrics.watch_slack_token(lambda: revoked_reason(connection, settings.slack_bot_token))
     models = ModelService.from_settings(settings)
     serves_classify = CLASSIFY_QUEUE in args.queues
     client = web_client(settings)
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             worker.name,
             serves_model=serves_classify,
             clock=worker.clock,
-            token_ok=SlackTokenCheck(client),
+            token_ok=token_alive(SlackTokenCheck(client), connection, settings.slack_bot_token),
         )
         ops = serve_ops(settings.ops_host, ops_port, probe, setting="--ops-port" if from_flag else "OPS_PORT")
     if serves_classify:

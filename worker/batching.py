@@ -27,6 +27,15 @@ MAINTENANCE_INTERVAL_S) hands each job back. A job abandoned this way is re-enqu
 its first Retry interval: the failure was the worker's, not the job's, and a delayed retry would wait for RQ's
 scheduler, whose lock a killed worker keeps for a minute. With the defaults a killed worker's request is
 answered about 10–20 s after the kill when another worker is running.
+
+A dead Slack token. A job that meets ``invalid_auth``, ``token_revoked`` or ``account_inactive`` is not retried
+against it and not failed: :meth:`BatchingWorker.handle_exception` records the token as revoked in Redis
+(``store.slack.TokenState``, for readiness and ``newsbot_slack_token_valid``), logs one line, and the job goes back
+to the front of its queue without using up a retry (:class:`LeasedJob`). Then, before each dequeue
+(:meth:`BatchingWorker.check_for_suspension`), a worker whose token is recorded as revoked takes no job: it keeps
+its heartbeat and maintenance, asks auth.test every TOKEN_CHECK_INTERVAL_S, and resumes (clearing the record)
+once the token works again, or once it runs with a new token. The jobs wait in the queue meanwhile: nothing is
+lost, and nobody is told of a failure that a new token mends.
 """
 
 from __future__ import annotations
@@ -35,24 +44,29 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import SimpleWorker
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import NoSuchJobError, StopRequested
 from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
+from slack_sdk.errors import SlackClientError
 
 from common.jobs import CLASSIFY_JOB, ClassifyRequest
 from store.queues import JOB_LEASE_S
 from store.record import as_str
+from store.slack import clear_revoked, mark_revoked, token_revoked, token_state
 from worker import jobs
 from worker.health import LoopClock
 from worker.jobs import ClassifyJob
 from worker.pipeline import classify_requests, fetch_phases
+from worker.slack import check_token, dead_token_reason
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +91,37 @@ HEARTBEAT_INTERVAL_S = 2.0
 # How long a worker that stops waits for its scheduler process to stop after SIGTERM before killing it.
 SCHEDULER_STOP_S = 5.0
 
+# While the Slack token is recorded as revoked: how often a waiting worker asks auth.test whether it works again,
+# and how long it sleeps between two looks at the record (a record cleared by another worker is seen this soon).
+TOKEN_CHECK_INTERVAL_S = 30.0
+TOKEN_WAIT_STEP_S = 1.0
+
 # Set while this worker's maintenance runs: a job it finds abandoned is re-enqueued without its retry interval.
 _in_maintenance = threading.local()
 
 
 class LeasedJob(ClassifyJob):
-    """The BatchingWorker's job class: a job handed back by maintenance (its worker died) is retried at once."""
+    """The BatchingWorker's job class: a job handed back by maintenance (its worker died) is retried at once; a
+    job held back by a dead Slack token (``held_back``: Slack's error) goes back to the front of its queue, its
+    retries untouched."""
+
+    held_back: str | None = None
 
     def get_retry_interval(self) -> int:
         if getattr(_in_maintenance, "active", False):
             return 0
         return super().get_retry_interval()
+
+    @property
+    def should_retry(self) -> bool:
+        return self.held_back is not None or bool(super().should_retry)
+
+    def retry(self, queue: Queue, pipeline: Any) -> None:
+        if self.held_back is None:
+            super().retry(queue, pipeline)
+            return
+        self.held_back = None
+        queue._enqueue_job(self, pipeline=pipeline, at_front=True)
 
 
 class BatchingWorker(SimpleWorker):
@@ -95,6 +129,10 @@ class BatchingWorker(SimpleWorker):
 
     batch_size: int = 32
     job_class = LeasedJob
+    token_check_interval_s: float = TOKEN_CHECK_INTERVAL_S
+    token_wait_step_s: float = TOKEN_WAIT_STEP_S
+    _token_seen: bool = False  # whether this worker has looked at the token's record since it started
+    _token_told: bool = False  # whether this worker said, in its one line, that the token is dead
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -143,6 +181,107 @@ class BatchingWorker(SimpleWorker):
             log.warning("scheduler process %s ignored SIGTERM for %ss; killing it", process.pid, SCHEDULER_STOP_S)
             process.kill()
             process.join(5)
+
+    # --- a dead Slack token ----------------------------------------------------------------------------------------
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ's, except for a job that met a dead token: recorded, logged once, held back (no traceback)."""
+        reason = dead_token_reason(exc_info[1] if len(exc_info) > 1 else None)
+        if reason is None:
+            super().handle_exception(job, *exc_info)
+            return
+        self.token_dead(reason)
+        if isinstance(job, LeasedJob):
+            job.held_back = reason
+        log.info("job %s goes back to the queue: Slack refuses the token (%s)", job.id, reason)
+
+    def token_dead(self, reason: str) -> None:
+        """Record the token as revoked; the first process to do so says it in one line."""
+        token = jobs.runtime().settings.slack_bot_token
+        try:
+            first = mark_revoked(self.connection, token, reason, self.name)
+        except RedisError as exc:
+            log.warning("Slack refuses the token (%s); could not record it (%s)", reason, exc)
+            return
+        if first:
+            self._token_told = True
+            log.error(
+                "Slack refuses the bot token (%s): jobs wait in the queue, none is retried against it; workers ask"
+                " auth.test every %gs and resume once it works. Reinstall the app or set a new SLACK_BOT_TOKEN.",
+                reason,
+                self.token_check_interval_s,
+            )
+
+    def token_valid(self) -> str | None:
+        """Ask auth.test: None when the token works (any revoked record is cleared), else why it does not
+        (Slack's error, or why Slack could not be asked)."""
+        try:
+            reason = check_token(jobs.runtime().replier.client)
+        except (SlackClientError, OSError) as exc:
+            return f"auth.test unanswered: {exc}"
+        if reason is not None:
+            self.token_dead(reason)
+            return reason
+        self._token_told = False
+        cleared = clear_revoked(self.connection)
+        if cleared is not None:
+            log.warning("Slack accepts the bot token again (auth.test): jobs are served (it was %s)", cleared.reason)
+        return None
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's ``rq suspend`` check, then: while this worker's token is recorded as revoked, take no job."""
+        super().check_for_suspension(burst)
+        self.wait_for_token(burst)
+
+    def wait_for_token(self, burst: bool) -> None:
+        """Take no job while the token is recorded as revoked (module docstring); return once it works again."""
+        try:
+            token = jobs.runtime().settings.slack_bot_token
+        except RuntimeError:
+            return  # no runtime installed (a bare worker in a test): nothing talks to Slack
+        try:
+            if not self._token_seen:  # at start: a record about any token is checked once (a new token clears it)
+                self._token_seen = True
+                if token_state(self.connection) is not None:
+                    self.token_valid()
+            reason = token_revoked(self.connection, token)
+        except RedisError:
+            return  # the dequeue that follows meets the outage and waits for Redis as it always does
+        if reason is None:
+            return
+        if burst:
+            log.info("Slack refuses the token (%s): a burst worker stops; the jobs stay queued", reason)
+            raise StopRequested
+        if not self._token_told:  # this process's one line (the worker that recorded it said it already)
+            self._token_told = True
+            log.error(
+                "Slack refuses the bot token (%s, recorded in Redis): no job is taken, they wait in the"
+                " queue; auth.test every %gs. Reinstall the app or set a new SLACK_BOT_TOKEN.",
+                reason,
+                self.token_check_interval_s,
+            )
+        before = self.get_state()
+        self.set_state(WorkerStatus.SUSPENDED)
+        checked = time.monotonic()
+        try:
+            while not self._stop_requested:
+                time.sleep(self.token_wait_step_s)
+                try:
+                    self.heartbeat()
+                    if self.should_run_maintenance_tasks:
+                        self.run_maintenance_tasks()
+                    if time.monotonic() - checked >= self.token_check_interval_s:
+                        checked = time.monotonic()
+                        if self.token_valid() is None:
+                            return
+                    if token_revoked(self.connection, token) is None:
+                        log.info("the Slack token's record was cleared: jobs are served")
+                        self._token_told = False
+                        return
+                except RedisError as exc:  # Redis away for a moment: keep waiting, never die of it
+                    log.warning("waiting for a valid Slack token: Redis unavailable (%s)", exc)
+        finally:
+            self.set_state(before)
 
     def clean_registries(self) -> None:
         """RQ's maintenance; a job whose worker died is re-enqueued at once (see :class:`LeasedJob`)."""

@@ -9,8 +9,9 @@ twice for one job: each step leaves a mark (``store.deliveries.ReplyMark`` under
 addressed to the bot; the log says what went wrong.
 
 Slack's rate limits: 429 answers are waited out by slack_sdk's RateLimitErrorRetryHandler (worker.slack), and
-this worker paces its own reactions and posts (:class:`Pacer`, SLACK_PACE_S per method and channel), so that a
-burst in one channel is answered steadily instead of tripping the limits.
+every worker paces its reactions and posts through one pace kept in Redis (:func:`pacer`, ``store.slack.SlackPace``:
+SLACK_PACE_S per method and channel, shared by all workers), so that a burst in one channel is answered steadily,
+however many workers take it, instead of tripping the limits.
 
 When the bot is not in a desk channel (``not_in_channel``), the admin who set the route is told once, in a DM,
 how to fix it (``Route.warned``); the article is not cross-posted and the job goes on.
@@ -27,10 +28,6 @@ cross-posted (fail closed). A desk found archived pauses its route and tells its
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -44,6 +41,7 @@ from common.settings import Settings
 from store import deliveries, newsroom
 from store.deliveries import ReplyMark
 from store.newsroom import ChannelFacts, Route
+from store.slack import SlackPace
 from ui.newsroom import desk_message, desk_warning, held_note, held_warning, route_ended, unrouted_note
 from ui.replies import is_unsure
 from worker.pipeline import ArticleResult
@@ -53,48 +51,6 @@ log = logging.getLogger(__name__)
 
 # reactions.add answers these when retrying would not help; the job goes on without the reaction.
 _REACTION_GIVE_UP = frozenset({*NOT_IN_CHANNEL, "message_not_found", "invalid_name", "too_many_reactions"})
-
-
-class Pacer:
-    """At most one call per ``interval_s`` for each (method, channel), from this process.
-
-    Slack allows about one message per second per channel and a few dozen reactions a minute; a burst of
-    articles in one channel is spread out here instead of being answered with 429s. Thread-safe.
-    """
-
-    def __init__(
-        self,
-        interval_s: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.interval_s = interval_s
-        self._clock = clock
-        self._sleep = sleep
-        self._next: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def wait(self, method: str, channel: str) -> float:
-        """Sleep until ``method`` may be called in ``channel`` again; the seconds slept."""
-        with self._lock:
-            now = self._clock()
-            at = max(now, self._next.get((method, channel), now))
-            self._next[(method, channel)] = at + self.interval_s
-        if at > now:
-            self._sleep(at - now)
-        return at - now
-
-    @contextmanager
-    def slot(self, method: str, channel: str) -> Iterator[float]:
-        """Wait for ``method``'s turn in ``channel``, make the call in the block; the next turn comes at least
-        ``interval_s`` after the block ends, so a call slack_sdk retried (after a 429) is spaced out too."""
-        waited = self.wait(method, channel)
-        try:
-            yield waited
-        finally:
-            with self._lock:
-                key = (method, channel)
-                self._next[key] = max(self._next.get(key, 0.0), self._clock() + self.interval_s)
 
 
 class WorkerSide(Protocol):
@@ -110,12 +66,9 @@ class WorkerSide(Protocol):
     def replier(self) -> SlackReplier: ...
 
 
-_pacers: dict[float, Pacer] = {}
-
-
-def pacer(settings: Settings) -> Pacer:
-    """This process's pacer (one per SLACK_PACE_S)."""
-    return _pacers.setdefault(settings.slack_pace_s, Pacer(settings.slack_pace_s))
+def pacer(rt: WorkerSide) -> SlackPace:
+    """The Slack pace every worker shares (SLACK_PACE_S per method and channel, kept in Redis: store.slack)."""
+    return SlackPace(rt.connection, rt.settings.slack_pace_s)
 
 
 # --- watched channels: reactions, cross-posts, the admin told when a desk is out of reach -----------------------
@@ -130,7 +83,7 @@ def react(rt: WorkerSide, job_id: str, request: ClassifyRequest, items: list[Art
     added = []
     for name in names:
         try:
-            with pacer(rt.settings).slot("reactions.add", request.channel):
+            with pacer(rt).slot("reactions.add", request.channel):
                 rt.replier.client.reactions_add(channel=request.channel, timestamp=request.thread_ts, name=name)
         except SlackApiError as exc:
             error = exc.response.get("error")
@@ -282,7 +235,7 @@ def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: Arti
     link = permalink(client, request.channel, request.thread_ts)
     message = desk_message(item, request.channel, link, rt.settings.confidence_threshold)
     try:
-        with pacer(rt.settings).slot("chat.postMessage", route.channel):
+        with pacer(rt).slot("chat.postMessage", route.channel):
             answer = client.chat_postMessage(
                 channel=route.channel,
                 text=message["text"],

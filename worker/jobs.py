@@ -52,7 +52,7 @@ from worker import desks
 from worker.classifier import ModelService
 from worker.fetch import GuardedFetcher
 from worker.pipeline import Outcome, classify_requests
-from worker.slack import SlackReplier, thread_parent
+from worker.slack import SlackReplier, dead_token_reason, thread_parent
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,9 @@ def classify(payload: dict[str, Any]) -> dict[str, Any]:
         result = finish(rt, job_id, outcome)
         observe_latency(job, request.source)
         return result
-    except Exception:
+    except Exception as exc:
+        if dead_token_reason(exc) is not None:
+            raise  # a dead token: the worker holds the job back until the token works (worker.batching)
         if not is_last_attempt(job):
             log.warning("job %s failed; RQ will retry it (%s retries left)", job_id, job and job.retries_left)
             raise
@@ -266,7 +268,7 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
         else:
             message = {"text": "", "blocks": []}
         message = with_notes(message, notes)
-        with desks.pacer(settings).slot("chat.postMessage", request.channel):
+        with desks.pacer(rt).slot("chat.postMessage", request.channel):
             ts = deliver(rt, job_id, request, message)
         if ts and settings.watch_reply != "reaction":
             classifications.set_reply_ts(rt.connection, records, ts)

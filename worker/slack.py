@@ -4,7 +4,9 @@ Also reading a thread's first message (conversations.replies), for an empty ment
 
 The client and the response_url webhooks retry as the bot's own client does (``bot/slack_client.py``: rate
 limits honoured, 5xx answers and dropped connections retried with back-off); whatever still fails raises, and
-the job's RQ Retry takes over.
+the job's RQ Retry takes over. A dead token (``invalid_auth``,
+``token_revoked``, ``account_inactive``: :func:`dead_token_reason`) is never retried: the worker holds the job
+back in the queue and waits for the token (``worker.batching``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.slack_client import retry_handlers, web_client
 from common.exceptions import BotNotInChannelError, ThreadParentError
 from common.jobs import ClassifyRequest
+from store.slack import DEAD_TOKEN_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +119,29 @@ def thread_parent(client: WebClient, channel: str, thread_ts: str | None) -> dic
     if parent is None:
         raise ThreadParentError(f"no message {thread_ts} in {channel}")
     return parent
+
+
+def dead_token_reason(exc: BaseException | None) -> str | None:
+    """Slack's error when ``exc`` (or an exception it was raised from) says the token is dead, else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, SlackApiError):
+            error = exc.response.get("error")
+            if error in DEAD_TOKEN_ERRORS:
+                return str(error)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def check_token(client: WebClient) -> str | None:
+    """Ask auth.test whether the token works: None when it does, Slack's error when the token is dead. Raises
+    when Slack cannot say (unreachable, another error)."""
+    try:
+        client.auth_test()
+    except SlackApiError as exc:
+        reason = dead_token_reason(exc)
+        if reason is None:
+            raise
+        return reason
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, channels, commands, events, home, messages, shortcuts
+from bot.listeners import actions, channels, commands, events, home, messages, shortcuts, tokens
 
 
 def register_listeners(app: App) -> None:
@@ -15,3 +15,4 @@ def register_listeners(app: App) -> None:
     actions.register(app)
     home.register(app)
     channels.register(app)
+    tokens.register(app)
