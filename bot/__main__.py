@@ -35,13 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     from bot.app import build_app
     from bot.slack_client import SlackTokenCheck, token_alive
     from bot.submit import JobSubmitter
-    from store.queues import queue_depths, redis_connection, redis_reachable
+    from store.queues import queue_depths, redis_connection, redis_reachable, registry_counts
     from store.slack import revoked_reason
     from telemetry import metrics
     from telemetry.endpoint import Health, serve_ops
 
     connection = redis_connection(settings)
-    metrics.watch_queue_depths(lambda: queue_depths(connection))
+    metrics.watch_queue_depths(lambda: queue_depths(connection), lambda: registry_counts(connection))
     metrics.watch_slack_token(lambda: revoked_reason(connection, settings.slack_bot_token))
     app = build_app(
         settings, JobSubmitter(connection, settings.classify_job_timeout_s, settings.member_rate_per_minute)

@@ -25,6 +25,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from common.settings import Settings
 from store.slack import DEAD_TOKEN_ERRORS, token_revoked  # readiness turns false on these, not on a network failure
@@ -41,9 +44,48 @@ CONNECTION_ERROR_RETRIES = 2
 TOKEN_CHECK_INTERVAL_S = 300.0
 
 
+class CallCounter(RetryHandler):
+    """Counts every attempt of every Web API call in ``newsbot_slack_api_calls_total{method, outcome}`` (and
+    Slack's error codes in ``newsbot_slack_api_errors_total``), and never retries anything itself.
+
+    slack_sdk asks the retry handlers, in order, about every answer (200s included) and every connection error,
+    until one retries; this one is first, so it sees them all: the bot's per-request clients (Bolt copies the
+    handlers) as well as the workers'."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retry_count=1_000_000)  # never the reason it is not asked
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        from telemetry import metrics
+
+        method = request.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "unknown"
+        if response is None:
+            outcome = "connection_error"
+        elif response.status_code == 429:
+            outcome = "ratelimited"
+        elif response.status_code >= 500:
+            outcome = "server_error"
+        elif isinstance(response.body, dict) and response.body.get("ok") is False:
+            outcome = "error"
+            metrics.SLACK_ERRORS.labels(method=method, error=str(response.body.get("error") or "unknown")[:64]).inc()
+        else:
+            outcome = "ok"
+        metrics.SLACK_CALLS.labels(method=method, outcome=outcome).inc()
+        return False
+
+
 def retry_handlers() -> list[RetryHandler]:
-    """Fresh handlers for one client (a handler keeps no state between calls, but each client gets its own)."""
+    """Fresh handlers for one client (a handler keeps no state between calls, but each client gets its own): the
+    call counter first, then the retries."""
     return [
+        CallCounter(),
         RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
         ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
         ConnectionErrorRetryHandler(max_retry_count=CONNECTION_ERROR_RETRIES),

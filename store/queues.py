@@ -47,6 +47,19 @@ def queue_depths(connection: Redis) -> list[tuple[str, int]]:
     return [(queue.name, queue.count) for queue in (classify_queue(connection), train_queue(connection))]
 
 
+def registry_counts(connection: Redis) -> list[tuple[str, str, int]]:
+    """(queue, registry, jobs) of each queue's failed, started and scheduled registries, for ``newsbot_rq_jobs``."""
+    counts = []
+    for queue in (classify_queue(connection), train_queue(connection)):
+        for name, registry in (
+            ("failed", queue.failed_job_registry),
+            ("started", queue.started_job_registry),
+            ("scheduled", queue.scheduled_job_registry),
+        ):
+            counts.append((queue.name, name, registry.count))
+    return counts
+
+
 def redis_reachable(connection: Redis) -> bool:
     """Whether Redis answers a PING now (health checks)."""
     try:

@@ -45,7 +45,27 @@ CONFIDENCE = Histogram(
     "Probability of the predicted category",
     buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
-MODEL_SERVED = Gauge("newsbot_model_served", "1 for the model version this worker serves", ["version", "model_type"])
+MODEL_INFO = Gauge("newsbot_model_info", "1 for the model version this worker serves", ["version", "model_type"])
+BATCH_SIZE = Histogram("newsbot_batch_size", "Articles per inference batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+INFERENCE_SECONDS = Histogram(
+    "newsbot_inference_seconds",
+    "Seconds the model took per batch (tokenising and the forward pass)",
+    ["model_type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ABANDONED_JOBS = Counter(
+    "newsbot_rq_abandoned_jobs",
+    "Jobs found abandoned by RQ's maintenance (their worker died: killed, out of memory, host lost)",
+    ["queue"],
+)
+
+# Every process's Slack Web API calls, each attempt (a call retried after a 429 counts twice): outcome ok, error
+# (Slack answered ok: false; its code in newsbot_slack_api_errors_total), ratelimited (429), server_error (5xx),
+# connection_error (no answer). Counted by a retry handler every client has (bot/slack_client.py).
+SLACK_CALLS = Counter(
+    "newsbot_slack_api_calls", "Slack Web API call attempts by method and outcome", ["method", "outcome"]
+)
+SLACK_ERRORS = Counter("newsbot_slack_api_errors", "Slack's error codes (ok: false) by method", ["method", "error"])
 TRAINING_RUNS = Counter("newsbot_training_runs", "Trainings run by /retrain, by outcome", ["outcome"])
 
 
@@ -66,17 +86,23 @@ def fetch_reason(error: LinkError) -> str:
     return "other"
 
 
-def set_model_served(version: str, model_type: str) -> None:
+def set_model_info(version: str, model_type: str) -> None:
     """Mark ``version`` as the one served (and no other)."""
-    MODEL_SERVED.clear()
-    MODEL_SERVED.labels(version=version, model_type=model_type).set(1)
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(version=version, model_type=model_type).set(1)
 
 
 class QueueDepthCollector(Collector):
-    """``newsbot_queue_depth{queue}``: jobs waiting, read from Redis at scrape time."""
+    """``newsbot_queue_depth{queue}`` (jobs waiting) and ``newsbot_rq_jobs{queue, registry}``, read from Redis at
+    scrape time."""
 
-    def __init__(self, depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
+    def __init__(
+        self,
+        depths: Callable[[], Iterable[tuple[str, int]]],
+        registries: Callable[[], Iterable[tuple[str, str, int]]] | None = None,
+    ) -> None:
         self._depths = depths
+        self._registries = registries
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily("newsbot_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
@@ -86,17 +112,33 @@ class QueueDepthCollector(Collector):
         except Exception as exc:  # noqa: BLE001 - Redis down: the scrape still succeeds, without these samples
             log.warning("queue depth unavailable: %s", exc)
         yield family
+        registries = GaugeMetricFamily(
+            "newsbot_rq_jobs",
+            "Jobs in each RQ queue's registries: failed (kept 30 days), started (in hand), scheduled (a retry waits)",
+            labels=["queue", "registry"],
+        )
+        if self._registries is not None:
+            try:
+                for name, registry, count in self._registries():
+                    registries.add_metric([name, registry], count)
+            except Exception as exc:  # noqa: BLE001 - as above
+                log.warning("queue registries unavailable: %s", exc)
+        yield registries
 
 
 _queue_collector: QueueDepthCollector | None = None
 
 
-def watch_queue_depths(depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
-    """Register (once per process) the collector that reports queue depths via ``depths``."""
+def watch_queue_depths(
+    depths: Callable[[], Iterable[tuple[str, int]]],
+    registries: Callable[[], Iterable[tuple[str, str, int]]] | None = None,
+) -> None:
+    """Register (once per process) the collector that reports queue depths via ``depths`` and the registries'
+    sizes via ``registries`` (queue, registry, count)."""
     global _queue_collector
     if _queue_collector is not None:
         REGISTRY.unregister(_queue_collector)
-    _queue_collector = QueueDepthCollector(depths)
+    _queue_collector = QueueDepthCollector(depths, registries)
     REGISTRY.register(_queue_collector)
 
 

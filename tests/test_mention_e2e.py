@@ -33,6 +33,7 @@ def stack(
         SLACK_API_URL=fake_slack_server.api_url,
         MODEL_DIR=str(models),
         SLACK_SIGNING_SECRET=SECRET,
+        METRICS_ON_SLACK_PORT="true",  # the bot's metrics on its Slack port, as an operator may ask
     )
     port, worker_ops = free_port(), free_port()
     redis_server.flush()
@@ -131,12 +132,16 @@ def test_a_mention_moves_the_bot_and_worker_metrics(
     for name, labels in (
         ("newsbot_job_latency_seconds_count", {"source": "mention"}),
         ("newsbot_prediction_confidence_count", {}),
+        ("newsbot_batch_size_count", {}),
+        ("newsbot_inference_seconds_count", {"model_type": "bert"}),
     ):
         assert value(worker_after, name, **labels) == value(worker_before, name, **labels) + 1, name
     latency = value(worker_after, "newsbot_job_latency_seconds_sum", source="mention")
     assert 0 < latency < 60
+    ok_posts = {"method": "chat.postMessage", "outcome": "ok"}
+    assert value(worker_after, "newsbot_slack_api_calls_total", **ok_posts) >= 1
     served = {"version": "20260101-000000-tiny0001", "model_type": "bert"}
-    assert value(worker_after, "newsbot_model_served", **served) == 1.0
+    assert value(worker_after, "newsbot_model_info", **served) == 1.0
 
     # A mention without an article is a usage answer, counted as such and not enqueued.
     usage_body = event_body(mention(ts="1700000000.000400", text="<@UBOT>"), "Ev0400")

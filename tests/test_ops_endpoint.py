@@ -65,7 +65,7 @@ def test_metrics_move_when_the_product_counts(ops: OpsServer) -> None:
     before = httpx.get(url, timeout=5).text
     metrics.REQUESTS.labels(kind="mention", outcome="enqueued").inc()
     metrics.CONFIDENCE.observe(0.93)
-    metrics.set_model_served("20260101-000000-abc", "bert")
+    metrics.set_model_info("20260101-000000-abc", "bert")
     after = httpx.get(url, timeout=5).text
     kw = {"kind": "mention", "outcome": "enqueued"}
     assert _sample(after, "newsbot_requests_total", **kw) == _sample(before, "newsbot_requests_total", **kw) + 1
@@ -73,7 +73,7 @@ def test_metrics_move_when_the_product_counts(ops: OpsServer) -> None:
         _sample(after, "newsbot_prediction_confidence_count")
         == _sample(before, "newsbot_prediction_confidence_count") + 1
     )
-    assert _sample(after, "newsbot_model_served", version="20260101-000000-abc", model_type="bert") == 1.0
+    assert _sample(after, "newsbot_model_info", version="20260101-000000-abc", model_type="bert") == 1.0
 
 
 def test_queue_depth_is_read_from_redis_at_scrape_time(ops: OpsServer, redis_conn: redis.Redis) -> None:
@@ -128,3 +128,25 @@ def test_idle_clients_hold_at_most_the_thread_cap_and_are_dropped(capfd: pytest.
             sock.close()
         ops.stop()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_job_rq_finds_abandoned_is_counted_and_registries_are_reported(redis_conn: redis.Redis) -> None:
+    """RQ's maintenance (StartedJobRegistry.cleanup, as every worker runs it with its exception handlers) finds a
+    job whose worker died: newsbot_rq_abandoned_jobs_total{queue} counts it, and newsbot_rq_jobs shows it failed."""
+    from rq import Queue
+    from rq.job import JobStatus
+    from rq.registry import StartedJobRegistry
+
+    from store.queues import registry_counts
+    from worker.batching import count_abandoned
+
+    queue = Queue("classify", connection=redis_conn)
+    job = queue.enqueue("builtins.len", "x")
+    queue.remove(job)
+    job.set_status(JobStatus.STARTED)
+    registry = StartedJobRegistry(queue.name, connection=redis_conn)
+    redis_conn.zadd(registry.key, {f"{job.id}:dead-execution": 1})  # its lease ran out long ago
+    before = metrics.ABANDONED_JOBS.labels(queue="classify")._value.get()
+    registry.cleanup(exception_handlers=[count_abandoned])
+    assert metrics.ABANDONED_JOBS.labels(queue="classify")._value.get() == before + 1
+    assert ("classify", "failed", 1) in registry_counts(redis_conn)

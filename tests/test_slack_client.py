@@ -46,6 +46,7 @@ def test_the_bot_and_the_workers_build_the_same_client(redis_conn: redis.Redis, 
 
     assert kinds(bots) == kinds(workers) == kinds(web_client(settings))
     assert {name for name, _ in kinds(bots)} == {
+        "CallCounter",
         "RateLimitErrorRetryHandler",
         "ServerErrorRetryHandler",
         "ConnectionErrorRetryHandler",
@@ -78,3 +79,25 @@ def test_the_token_check_turns_false_on_a_dead_token_only(
 
     fake_slack.auth_error = None
     wait_until(check, "the token check to see the token work again")
+
+
+def test_every_call_attempt_is_counted_by_method_and_outcome(fake_slack: FakeSlack) -> None:
+    """newsbot_slack_api_calls_total: a 429 then a success count as ratelimited and ok; Slack's ok: false as error
+    with its code in newsbot_slack_api_errors_total."""
+    from telemetry import metrics
+
+    def count(method: str, outcome: str) -> float:
+        return float(metrics.SLACK_CALLS.labels(method=method, outcome=outcome)._value.get())
+
+    client = web_client(settings_for(fake_slack))
+    before = {o: count("chat.postMessage", o) for o in ("ok", "ratelimited", "error")}
+    fake_slack.fail("chat.postMessage", Fault(status=429, headers={"Retry-After": "0"}))
+    client.chat_postMessage(channel="C1", text="x")
+    fake_slack.fail("chat.postMessage", Fault(error="channel_not_found"))
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel="C1", text="x")
+    assert count("chat.postMessage", "ratelimited") == before["ratelimited"] + 1
+    assert count("chat.postMessage", "ok") == before["ok"] + 1
+    assert count("chat.postMessage", "error") == before["error"] + 1
+    errors = metrics.SLACK_ERRORS.labels(method="chat.postMessage", error="channel_not_found")._value.get()
+    assert errors >= 1

@@ -51,7 +51,7 @@ def test_a_classify_worker_is_healthy_with_its_model_and_unhealthy_without_redis
         assert body["live"] == {"job_loop": True, "heartbeat": True}
         assert body["model_version"] == VERSION and body["queues"] == ["classify"]
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        assert f'newsbot_model_served{{model_type="bert",version="{VERSION}"}} 1.0' in metrics
+        assert f'newsbot_model_info{{model_type="bert",version="{VERSION}"}} 1.0' in metrics
 
         own_redis.stop()
         wait_until(lambda: healthz(port).status_code == 503, "/healthz to answer 503 without Redis")

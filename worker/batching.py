@@ -51,7 +51,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
-from rq.exceptions import NoSuchJobError, StopRequested
+from rq.exceptions import AbandonedJobError, NoSuchJobError, StopRequested
 from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
@@ -62,6 +62,7 @@ from common.jobs import CLASSIFY_JOB, ClassifyRequest
 from store.queues import JOB_LEASE_S
 from store.record import as_str
 from store.slack import clear_revoked, mark_revoked, token_revoked, token_state
+from telemetry import metrics
 from worker import jobs
 from worker.health import LoopClock
 from worker.jobs import ClassifyJob
@@ -98,6 +99,14 @@ TOKEN_WAIT_STEP_S = 1.0
 
 # Set while this worker's maintenance runs: a job it finds abandoned is re-enqueued without its retry interval.
 _in_maintenance = threading.local()
+
+
+def count_abandoned(job: Job, exc_type: type[BaseException], exc_value: BaseException, traceback: Any) -> bool:
+    """An exception handler of every worker: RQ's maintenance calls it for each job it finds abandoned (its worker
+    died), which ``newsbot_rq_abandoned_jobs_total{queue}`` counts. True: the next handler runs too."""
+    if issubclass(exc_type, AbandonedJobError):
+        metrics.ABANDONED_JOBS.labels(queue=job.origin).inc()
+    return True
 
 
 class LeasedJob(ClassifyJob):
@@ -140,6 +149,7 @@ class BatchingWorker(SimpleWorker):
         # heartbeat thread.
         self.clock = LoopClock()
         self._loop_thread: threading.Thread | None = None
+        self.push_exc_handler(count_abandoned)  # type: ignore[no-untyped-call]
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         self._loop_thread = threading.current_thread()

@@ -263,7 +263,7 @@ class ModelService:
             self.facts = facts
             self._versions_at = float("-inf")  # a new version was probably just registered: list them again
         log.info("serving model %s from %s (was %s)", classifier.version, classifier.path, old and old.version)
-        metrics.set_model_served(classifier.version, kind.name)
+        metrics.set_model_info(classifier.version, kind.name)
         if old is not None:
             _close(old)
             del old
@@ -353,10 +353,15 @@ class ModelService:
         """Predictions for ``articles`` (one batch) and the model that made them (its version and labels: a model
         swapped in meanwhile waits for the batch, so both are the ones that predicted it)."""
         with self._serve_lock:
-            classifier = self._classifier
+            classifier, kind = self._classifier, self._kind
             if classifier is None:
                 raise ModelNotFoundError("no model loaded")
+            started = time.perf_counter()
             predictions = classifier.predict(articles)
+            metrics.INFERENCE_SECONDS.labels(model_type=kind.name if kind else "unknown").observe(
+                time.perf_counter() - started
+            )
+            metrics.BATCH_SIZE.observe(len(articles))
             self.batches += 1
             return predictions, ServedBy(classifier.version, labels_of(classifier))
 
