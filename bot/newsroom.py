@@ -78,10 +78,16 @@ def route_labels(connection: Redis) -> tuple[str, ...]:
 def is_newsroom(text: str) -> bool:
     """Whether ``text`` has the shape of a newsroom subcommand (a keyword alone, or ``route`` with at most two words
     after it), before any of it is read: the bot checks the user is an admin first, then parses it."""
-    words = text.split()
+    return _has_shape(text.split())
+
+
+def _has_shape(words: Sequence[str]) -> bool:
+    """The one definition of the subcommands' shape, for :func:`is_newsroom` and :func:`parse_newsroom`."""
     if len(words) == 1 and words[0] in ("watch", "unwatch", "watching"):
         return True
-    return bool(words) and words[0] == "route" and len(words) <= 3
+    if not words or words[0] != "route":
+        return False
+    return len(words) <= 3 or (len(words) == 4 and words[3] == ALLOW_WIDER)
 
 
 def parse_newsroom(text: str, labels: Sequence[str] | Callable[[], Sequence[str]] = SLUGS) -> NewsroomCommand | None:
@@ -95,7 +101,7 @@ def parse_newsroom(text: str, labels: Sequence[str] | Callable[[], Sequence[str]
     head = words[0]
     if len(words) == 1 and head in ("watch", "unwatch", "watching"):
         return WatchCommand({"watch": "on", "unwatch": "off", "watching": "list"}[head])  # type: ignore[arg-type]
-    if head != "route" or len(words) > 4 or (len(words) == 4 and words[3] != ALLOW_WIDER):
+    if head != "route" or not _has_shape(words):
         return None
     rest = words[1:]
     if len(rest) == 3:

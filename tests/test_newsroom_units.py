@@ -232,3 +232,32 @@ def test_the_shortcut_where_the_bot_is_not_answers_through_its_response_url(redi
     )
     ((payload),) = queued(redis_conn)
     assert payload["fallback_url"] == "https://hooks.slack.test/actions/1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "watch",
+        "unwatch",
+        "watching",
+        "route list",
+        "route clear sports",
+        "route sports <#C0DESK|desk>",
+        "route sports <#C0DESK|desk> allow-wider",
+        "route sports <#C0DESK|desk> please",
+        "route sports",
+        "watch this story",
+        "日本代表が勝利した",
+        "route",
+    ],
+)
+def test_the_admin_check_sees_the_same_subcommands_the_parser_does(text: str) -> None:
+    """The bot checks the user is an admin for whatever :func:`is_newsroom` calls a subcommand, before parsing: a
+    form the parser takes but the check does not (``allow-wider`` was one) would be classified as an article."""
+    from bot.newsroom import is_newsroom
+
+    try:
+        parsed = parse_newsroom(text, ["sports"]) is not None
+    except RouteRefusedError:
+        parsed = True  # a subcommand, malformed: refused, never classified
+    assert is_newsroom(text) == parsed, text
