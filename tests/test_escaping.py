@@ -54,7 +54,7 @@ def article(h: str, confident: bool = True, url: str | None = None) -> ArticleRe
     return ArticleResult(
         url=url,
         article=Article(title=h, body="本文"),
-        prediction=Prediction(scores),
+        prediction=Prediction(scores, unsure=not confident, threshold=THRESHOLD),
         model_version="v1",
         record_id="r1",
         labels=label_set(h),
@@ -124,21 +124,19 @@ BUILDERS: dict[str, Callable[[str], object]] = {
     "ui.newsroom.desk_unknown": lambda h: newsroom.desk_unknown(h),
     "ui.newsroom.not_a_channel": lambda h: newsroom.not_a_channel(h),
     "ui.newsroom.unknown_label": lambda h: newsroom.unknown_label(h, [h, "ok"]),
-    "ui.newsroom.unrouted_note": lambda h: newsroom.unrouted_note(article(h, confident=False), route(h), THRESHOLD),
+    "ui.newsroom.unrouted_note": lambda h: newsroom.unrouted_note(article(h, confident=False), route(h)),
     "ui.newsroom.with_notes": lambda h: newsroom.with_notes(
-        replies.reply_message([article(h)], THRESHOLD), [newsroom.unrouted_note(article(h), route(h), THRESHOLD)]
+        replies.reply_message([article(h)]), [newsroom.unrouted_note(article(h), route(h))]
     ),
-    "ui.newsroom.desk_message": lambda h: newsroom.desk_message(
-        article(h), "C1", "https://slack.test/archives/C1/p1", THRESHOLD
-    ),
+    "ui.newsroom.desk_message": lambda h: newsroom.desk_message(article(h), "C1", "https://slack.test/archives/C1/p1"),
     "ui.newsroom.desk_warning": lambda h: newsroom.desk_warning(route(h), h),
     # ui.replies
     "ui.replies.reply_message": lambda h: replies.reply_message(
-        [article(h), article(h, confident=False), article(h, url="https://news.example.jp/a/1")], THRESHOLD
+        [article(h), article(h, confident=False), article(h, url="https://news.example.jp/a/1")]
     ),
     "ui.replies.result_line": lambda h: [
-        replies.result_line(article(h), THRESHOLD),
-        replies.result_line(article(h, confident=False), THRESHOLD),
+        replies.result_line(article(h)),
+        replies.result_line(article(h, confident=False)),
     ],
     "ui.replies.error_text": lambda h: replies.error_text(h, reference=h),
     "ui.replies.error_message": lambda h: replies.error_message(h, reference=h),

@@ -167,10 +167,12 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     assert "1 used" in final and result["extra_examples_used"] == 1
     assert "accuracy" in final and "macro-F1" in final and FIRST_VERSION in final
 
-    # The confusion matrix was uploaded (files_upload_v2: get URL, upload the PNG, complete in the channel).
-    (complete,) = fake_slack.wait_for_calls("files.completeUploadExternal", 1)
-    assert complete.params.get("channel_id") == CHANNEL
-    assert any(data.startswith(PNG_MAGIC) for data in fake_slack.uploads.values())
+    # The confusion matrix and the reliability diagram were uploaded (files_upload_v2: get URL, upload the PNG,
+    # complete in the channel).
+    completes = fake_slack.wait_for_calls("files.completeUploadExternal", 2)
+    assert [c.params.get("channel_id") for c in completes] == [CHANNEL, CHANNEL]
+    assert len([data for data in fake_slack.uploads.values() if data.startswith(PNG_MAGIC)]) == 2
+    assert result["uploaded_reliability_diagram"] is True and "Sure bar" in final
     assert retraining.training_lock(redis_conn) is None  # the next /retrain may start
 
     # The guard keeps the current model (it claims a perfect score on the same test split), says so, and offers

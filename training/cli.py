@@ -231,15 +231,32 @@ def cmd_train(options: TrainOptions, out: IO[str]) -> None:
     _print(outcome.summary(), out)
 
 
-def cmd_predict(args: argparse.Namespace, options: RunOptions, stdin: IO[str], out: IO[str]) -> None:
+def cmd_predict(
+    args: argparse.Namespace, options: RunOptions, stdin: IO[str], out: IO[str], threshold: float | None = None
+) -> None:
+    """One JSON line per input row: the served answer, exactly as the bot decides it (calibrated scores, and
+    ``unsure`` by the model's rule or by ``threshold``, CONFIDENCE_THRESHOLD when set:
+    :func:`newsmodel.confidence.judge`)."""
+    from newsmodel.confidence import judge, read_confidence
     from newsmodel.loading import load_classifier
     from training.api import resolve_model
 
     path, version = resolve_model(options.model_dir, args.model)
     classifier = load_classifier(path, version, device=options.device)
+    confidence = read_confidence(path).with_override(threshold)
     for batch in _batches(iter(stdin), max(1, args.batch_size)):
-        for prediction in classifier.predict(batch):
-            _print({"label": prediction.label, "scores": prediction.scores, "version": version}, out)
+        for prediction in judge(classifier.predict(batch), confidence):
+            row = {
+                "label": prediction.label,
+                "confidence": prediction.confidence,
+                "unsure": prediction.unsure,
+                "threshold": prediction.threshold,
+                "rule": confidence.rule.source,
+                "calibrated": confidence.calibrated,
+                "scores": prediction.scores,
+                "version": version,
+            }
+            _print(row, out)
 
 
 def _metric(metrics: dict[str, Any] | None, name: str) -> str:
@@ -332,7 +349,7 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
 
             _print(bootstrap(settings), out)
         elif args.command == "predict":
-            cmd_predict(args, run, stdin, out)
+            cmd_predict(args, run, stdin, out, settings.confidence_threshold)
         else:
             cmd_models(args, run, out)
     except NewsbotError as exc:

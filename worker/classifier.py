@@ -34,6 +34,7 @@ from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.labels import LIVEDOOR, LabelSet
 from common.settings import Settings
+from newsmodel.confidence import ModelConfidence, judge, read_confidence
 from newsmodel.kinds import ServedKind
 from newsmodel.loading import load_served, model_type_of
 from newsmodel.prediction import Classifier, Prediction, Serving
@@ -122,8 +123,10 @@ class ModelService:
         batch_size: int = 32,
         poll_interval_s: float = 5.0,
         gpu_memory_fraction: float = 1.0,
+        confidence_threshold: float | None = None,
     ) -> None:
         self.model_dir = model_dir
+        self.confidence_threshold = confidence_threshold  # CONFIDENCE_THRESHOLD: overrides each model's own bar
         self.model_path = model_path
         self.cache_dir = cache_dir
         self.device = device
@@ -137,6 +140,7 @@ class ModelService:
         self.last_error: str | None = None
         self._classifier: Classifier | None = None
         self._kind: ServedKind | None = None  # the served classifier's
+        self._confidence = ModelConfidence()  # the served classifier's calibration and sure rule (confidence.json)
         self.facts: ModelFacts | None = None  # the served model's, read once when it is swapped in
         self._versions: tuple[tuple[str, str], ...] = ()
         self._versions_at = float("-inf")
@@ -157,6 +161,7 @@ class ModelService:
             batch_size=settings.classify_batch_size,
             poll_interval_s=settings.model_poll_interval_s,
             gpu_memory_fraction=settings.serving_gpu_memory_fraction,
+            confidence_threshold=settings.confidence_threshold,
         )
 
     # -- what is served ----------------------------------------------------------------------------
@@ -218,6 +223,11 @@ class ModelService:
             tokenizer_workers=max(1, usable_cores() - 1),
         )
 
+    @property
+    def confidence(self) -> ModelConfidence:
+        """The served model's calibration and the rule its answers are judged by (CONFIDENCE_THRESHOLD's when set)."""
+        return self._confidence.with_override(self.confidence_threshold)
+
     def _load(self) -> tuple[ServedKind, Classifier]:
         """Load, configure and smoke-test the model MODEL_PATH or MODEL_DIR/current names, with its kind; raise
         NewsbotError if unusable."""
@@ -246,9 +256,11 @@ class ModelService:
 
     def _swap(self, kind: ServedKind, classifier: Classifier) -> None:
         facts = model_facts(classifier.path, classifier.version, labels_of(classifier))
+        confidence = read_confidence(classifier.path)
         with self._serve_lock:  # waits for the batch in hand
             old, self._classifier = self._classifier, classifier
             self._kind = kind
+            self._confidence = confidence
             self.loaded_at = _now_iso()
             self.last_error = None
             self.facts = facts
@@ -338,13 +350,14 @@ class ModelService:
 
     # -- serving -----------------------------------------------------------------------------------
     def predict(self, articles: Sequence[Article]) -> tuple[list[Prediction], ServedBy]:
-        """Predictions for ``articles`` (one batch) and the model that made them (its version and labels: a model
-        swapped in meanwhile waits for the batch, so both are the ones that predicted it)."""
+        """Served answers for ``articles`` (one batch: calibrated scores, judged sure or unsure by the model's rule,
+        :func:`newsmodel.confidence.judge`) and the model that made them (its version and labels: a model swapped
+        in meanwhile waits for the batch, so both are the ones that predicted it)."""
         with self._serve_lock:
             classifier = self._classifier
             if classifier is None:
                 raise ModelNotFoundError("no model loaded")
-            predictions = classifier.predict(articles)
+            predictions = judge(classifier.predict(articles), self.confidence)
             self.batches += 1
             return predictions, ServedBy(classifier.version, labels_of(classifier))
 

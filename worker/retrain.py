@@ -283,23 +283,44 @@ class TrainingGuard:
         return report
 
 
-def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
-    png = outcome.confusion_png
+def _upload_png(
+    client: WebClient, channel: str, thread_ts: str | None, png: Path | None, filename: str, title: str, comment: str
+) -> bool:
     if png is None or not Path(png).is_file():
         return False
     try:
         client.files_upload_v2(
-            channel=channel,
-            thread_ts=thread_ts,
-            file=str(png),
-            filename=f"confusion-matrix-{outcome.version}.png",
-            title=f"混同行列 / Confusion matrix — {outcome.version}",
-            initial_comment=f"`{outcome.version}` のテストデータでの混同行列 / confusion matrix on the test split",
+            channel=channel, thread_ts=thread_ts, file=str(png), filename=filename, title=title, initial_comment=comment
         )
     except (SlackApiError, SlackClientError) as exc:
-        log.warning("could not upload the confusion matrix: %s", exc)
+        log.warning("could not upload %s: %s", filename, exc)
         return False
     return True
+
+
+def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
+    return _upload_png(
+        client,
+        channel,
+        thread_ts,
+        outcome.confusion_png,
+        f"confusion-matrix-{outcome.version}.png",
+        f"混同行列 / Confusion matrix — {outcome.version}",
+        f"`{outcome.version}` のテストデータでの混同行列 / confusion matrix on the test split",
+    )
+
+
+def upload_reliability_diagram(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
+    """The calibration's reliability diagram (test split, raw and calibrated), beside the confusion matrix."""
+    return _upload_png(
+        client,
+        channel,
+        thread_ts,
+        outcome.reliability_png,
+        f"reliability-{outcome.version}.png",
+        f"信頼度図 / Reliability diagram — {outcome.version}",
+        f"`{outcome.version}` の確率の較正 (テストデータ) / calibration of the scores on the test split",
+    )
 
 
 def retrain_options(request: RetrainRequest, settings: Settings) -> str:
@@ -402,6 +423,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)
     if not uploaded:
         text += "\n(混同行列の画像はアップロードできませんでした / the confusion-matrix image could not be uploaded)"
+    reliability = upload_reliability_diagram(rt.replier.client, progress.channel, progress.ts, outcome)
     progress.finish("done", text, report_blocks(text, None if outcome.promoted else outcome.version))
     publish_homes_after_model_change(rt)
     return {
@@ -413,4 +435,5 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         "extra_examples_skipped": outcome.extra_examples_skipped + extra.skipped,
         "progress_updates": progress.updates,
         "uploaded_confusion_matrix": uploaded,
+        "uploaded_reliability_diagram": reliability,
     }
