@@ -202,3 +202,25 @@ def test_the_bar_is_the_lowest_that_keeps_the_precision_and_never_splits_a_tie()
     assert choose_threshold(confidence, ~correct, 0.9) is None
     probs = np.asarray([[0.9, 0.1], [0.6, 0.4]])
     assert expected_calibration_error(probs, np.asarray([0, 1])) == pytest.approx((abs(0.9 - 1) + abs(0.6 - 0)) / 2)
+
+
+def test_the_open_set_evaluation_leaves_each_label_out_and_judges_as_the_bot(tmp_path: Path) -> None:
+    archive = build_archive(tmp_path / "ldcc-20140209.tar.gz", per_class=40)
+    (report,) = run_cli(
+        *("openset", "--data", str(archive), "--model-type", "linear", "--cache-dir", str(tmp_path / "cache")),
+        *("--hold-out", "smax", "--hold-out", "sports-watch", "--model-dir", str(tmp_path / "models")),
+    )
+    assert [row["label"] for row in report["held_out"]] == ["smax", "sports-watch"]
+    for row in report["held_out"]:
+        assert (row["unseen"], row["known"]) == (4, 32)  # the whole test split: 4 unseen, 32 known
+        assert row["rule_source"] == "validation" and 0.0 < row["threshold"] <= 1.0
+        for name in ("unseen_unsure", "known_sure", "precision_when_sure"):
+            assert 0.0 <= row[name] <= 1.0
+        assert row["sure"] == round(row["known_sure"] * 32) + round((1 - row["unseen_unsure"]) * 4)
+    pooled = report["at_each_bar"]
+    assert (pooled["unseen"], pooled["known"]) == (8, 64)
+    assert report["targets"] == {"unseen_unsure": 0.8, "known_sure": 0.85, "precision_when_sure": 0.99}
+    assert len(report["curve"]) > 10 and report["best_shared_bar"] in report["curve"]
+    assert not (tmp_path / "models").exists()  # nothing registered
+    refused = ["openset", "--data", str(archive), "--hold-out", "no-such-desk", "--cache-dir", str(tmp_path / "c")]
+    assert main(refused, stdin=io.StringIO(), out=io.StringIO()) == 1  # a label the data lacks: refused, named
