@@ -20,12 +20,15 @@ from newsmodel.confidence import CONFIDENCE_FILE, DEFAULT_THRESHOLD, judge, read
 from newsmodel.loading import load_classifier
 from newsmodel.prediction import Prediction
 from newsmodel.registry import current_version
+from store import serving
+from store.feedback import FeedbackTally
 from store.queues import classify_queue
 from testkit.fake_corpus import build_archive
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
 from testkit.redis_server import RedisServer
 from testkit.samples import SAMPLES
+from tests.home_models import all_text
 from training.api import TrainOutcome, train, train_options
 from training.cli import main
 from training.confidence import (
@@ -36,6 +39,8 @@ from training.confidence import (
     expected_calibration_error,
     fit_confidence,
 )
+from ui import home
+from ui.admin import serving_lines
 from worker.classifier import ModelService
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -224,3 +229,23 @@ def test_the_open_set_evaluation_leaves_each_label_out_and_judges_as_the_bot(tmp
     assert not (tmp_path / "models").exists()  # nothing registered
     refused = ["openset", "--data", str(archive), "--hold-out", "no-such-desk", "--cache-dir", str(tmp_path / "c")]
     assert main(refused, stdin=io.StringIO(), out=io.StringIO()) == 1  # a label the data lacks: refused, named
+
+
+def test_the_home_and_retrain_status_show_the_served_rule(trained: TrainOutcome, redis_conn: redis.Redis) -> None:
+    models = ModelService(trained.path.parent, None, "cpu")
+    assert models.load()
+    models.publish(redis_conn, "worker-1")
+    (state,) = serving.serving_states(redis_conn)  # through Redis, as the bot reads it
+    rule = read_confidence(trained.path).rule
+    test = json.loads((trained.path / "metrics.json").read_text(encoding="utf-8"))["confidence"]["rule"]["test"]
+    assert state.confidence["threshold"] == rule.threshold and state.confidence["source"] == "validation"
+    line = f"Sure bar: {rule.threshold:.3f}"
+    status = serving_lines([state])[0]
+    assert line in status and f"precision {test['precision']:.1%}" in status and "ECE" in status
+    assert state.model is not None
+    data = home.HomeData("U1", False, [state], 0, 0, FeedbackTally(0, 0, 0), [], [], [])
+    assert line in all_text(home.home_view(data))
+    # CONFIDENCE_THRESHOLD set: the Home says the bar is the setting's
+    models = ModelService(trained.path.parent, None, "cpu", confidence_threshold=0.7)
+    assert models.load()
+    assert "Sure bar: 0.700 (CONFIDENCE_THRESHOLD" in serving_lines([models.serving_state("w")])[0]

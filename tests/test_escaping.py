@@ -215,6 +215,7 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
     "ui.replies.dropped_note": _NUMBERS,
     "ui.replies.left_out_note": _NUMBERS,
     "ui.reports.metric": "reads a number",
+    "ui.reports.confidence_line": _NUMBERS,
     "ui.reports.metrics_line": _NUMBERS,
     "ui.progress.duration": _NUMBERS,
     "ui.progress.figure": _NUMBERS,

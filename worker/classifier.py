@@ -84,7 +84,31 @@ class ServedBy:
     labels: LabelSet
 
 
-def model_facts(path: Path, version: str, labels: LabelSet | Sequence[str] | None = None) -> ModelFacts:
+def confidence_facts(confidence: ModelConfidence, metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The served rule for the App Home and ``/retrain status``: the bar, where it came from, and what the model's
+    own bar reached on the test split (metrics.json's ``confidence``), with the ECE before and after calibration."""
+    rule = confidence.rule
+    facts: dict[str, Any] = {
+        "calibrated": confidence.calibrated,
+        "threshold": rule.threshold,
+        "source": rule.source,
+        "target_precision": rule.target_precision,
+        "ece_before": confidence.ece_before,
+        "ece_after": confidence.ece_after,
+    }
+    report = (metrics or {}).get("confidence")
+    test = report.get("rule", {}).get("test") if isinstance(report, dict) else None
+    if rule.source == "validation" and isinstance(test, dict):
+        facts.update(coverage=test.get("coverage"), precision=test.get("precision"))
+    return facts
+
+
+def model_facts(
+    path: Path,
+    version: str,
+    labels: LabelSet | Sequence[str] | None = None,
+    confidence: ModelConfidence | None = None,
+) -> ModelFacts:
     """A version folder's facts for the App Home: its type, when it was trained, its test figures (from the
     metrics.json and training.json training wrote into it; blank where a folder lacks them) and its labels with
     their display names (the served classifier's)."""
@@ -100,6 +124,7 @@ def model_facts(path: Path, version: str, labels: LabelSet | Sequence[str] | Non
         macro_f1=metric(metrics, "macro_f1", "f1_macro"),
         labels=tuple(labels or (metrics or {}).get("labels") or ()),
         label_names={k: dict(v) for k, v in labels.names.items()} if isinstance(labels, LabelSet) else {},
+        confidence=confidence_facts(confidence, metrics) if confidence is not None else {},
     )
 
 
@@ -209,6 +234,7 @@ class ModelService:
             macro_f1=facts.macro_f1 if facts else None,
             labels=facts.labels if facts else (),
             label_names=facts.label_names if facts else {},
+            confidence=facts.confidence if facts else {},
             versions=self.recent_versions(),
         )
 
@@ -255,8 +281,9 @@ class ModelService:
         return True
 
     def _swap(self, kind: ServedKind, classifier: Classifier) -> None:
-        facts = model_facts(classifier.path, classifier.version, labels_of(classifier))
         confidence = read_confidence(classifier.path)
+        served = confidence.with_override(self.confidence_threshold)
+        facts = model_facts(classifier.path, classifier.version, labels_of(classifier), served)
         with self._serve_lock:  # waits for the batch in hand
             old, self._classifier = self._classifier, classifier
             self._kind = kind
