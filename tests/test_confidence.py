@@ -249,3 +249,20 @@ def test_the_home_and_retrain_status_show_the_served_rule(trained: TrainOutcome,
     models = ModelService(trained.path.parent, None, "cpu", confidence_threshold=0.7)
     assert models.load()
     assert "Sure bar: 0.700 (CONFIDENCE_THRESHOLD" in serving_lines([models.serving_state("w")])[0]
+
+
+def test_an_unsure_reply_asks_which_desk_with_its_top_three_labels() -> None:
+    from ui.ids import FEEDBACK_PICK_ACTION, picked
+    from ui.replies import reply_message
+    from worker.pipeline import ArticleResult
+
+    scores = {"smax": 0.4, "it-life-hack": 0.35, "kaden-channel": 0.2, "peachy": 0.05}
+    article = article_from_text("新型端末")
+    unsure = ArticleResult(None, article, prediction=Prediction(scores, unsure=True), record_id="rec-u")
+    sure = ArticleResult(None, article, prediction=Prediction(scores, unsure=False), record_id="rec-s")
+    blocks = reply_message([unsure, sure])["blocks"]
+    first, second = [b["elements"] for b in blocks if b["type"] == "actions"]  # one actions block per article
+    asked = [picked(e["value"]) for e in first if e["action_id"].startswith(FEEDBACK_PICK_ACTION)]
+    assert asked == [("rec-u", "smax"), ("rec-u", "it-life-hack"), ("rec-u", "kaden-channel")]
+    assert len({e["action_id"] for e in first}) == 5  # three desks, Correct, Wrong: ids unique in the block
+    assert not any(e["action_id"].startswith(FEEDBACK_PICK_ACTION) for e in second)  # a sure answer asks nothing

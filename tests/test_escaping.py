@@ -194,6 +194,9 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
             "feedback_block_id",
             "home_retrain_action",
             "meta_block_id",
+            "pick_action_id",
+            "pick_value",
+            "picked",
             "result_block_id",
         )
     },

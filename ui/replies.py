@@ -27,6 +27,8 @@ from ui.ids import (
     article_error_block_id,
     feedback_block_id,
     meta_block_id,
+    pick_action_id,
+    pick_value,
     result_block_id,
 )
 
@@ -166,7 +168,7 @@ def _article_blocks(item: ArticleResult, index: int) -> list[Block]:
     if is_unsure(item):
         verdict = (
             f":thinking_face: *自信がありません / I am not sure* (確信度 / confidence {item.confidence:.0%}). "
-            "候補 / Top candidates:"
+            "候補 / Top candidates — どのデスク？ボタンで教えてください / which desk? Tell me with a button below:"
         )
     else:
         verdict = f"{_label_with_names(item)}\n確信度 / Confidence: *{item.confidence:.0%}*"
@@ -176,9 +178,11 @@ def _article_blocks(item: ArticleResult, index: int) -> list[Block]:
         context(f"model {code(item.model_version)} · ref `{item.record_id}`", meta_block_id(index)),
     ]
     if item.record_id:
+        which = _which_desk(item, item.record_id) if is_unsure(item) else []
         blocks.append(
             actions(
                 [
+                    *which,
                     button("正しい / Correct", FEEDBACK_CORRECT_ACTION, item.record_id, style="primary"),
                     button("違う / Wrong", FEEDBACK_WRONG_ACTION, item.record_id),
                 ],
@@ -186,6 +190,21 @@ def _article_blocks(item: ArticleResult, index: int) -> list[Block]:
             )
         )
     return blocks
+
+
+# Slack's limit on a button's text.
+_BUTTON_CHARS = 75
+
+
+def _which_desk(item: ArticleResult, record_id: str) -> list[dict[str, Any]]:
+    """An unsure answer asks the editors: one button per top label ("which desk?"); a click is a labelled example,
+    stored through the same feedback path as the category select."""
+    buttons = []
+    for rank, (label, _p) in enumerate(item.top(TOP_K)):
+        text = item.display(label)
+        text = text if len(text) <= _BUTTON_CHARS else text[: _BUTTON_CHARS - 1] + "…"
+        buttons.append(button(text, pick_action_id(rank), pick_value(record_id, label)))
+    return buttons
 
 
 def _text_line(item: ArticleResult) -> str:
