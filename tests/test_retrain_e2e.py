@@ -167,12 +167,13 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     assert "1 used" in final and result["extra_examples_used"] == 1
     assert "accuracy" in final and "macro-F1" in final and FIRST_VERSION in final
 
-    # The confusion matrix and the reliability diagram were uploaded (files_upload_v2: get URL, upload the PNG,
-    # complete in the channel).
-    completes = fake_slack.wait_for_calls("files.completeUploadExternal", 2)
-    assert [c.params.get("channel_id") for c in completes] == [CHANNEL, CHANNEL]
-    assert len([data for data in fake_slack.uploads.values() if data.startswith(PNG_MAGIC)]) == 2
-    assert result["uploaded_reliability_diagram"] is True and "Sure bar" in final
+    # The confusion matrix, the reliability diagram and the precision-coverage curve were uploaded (files_upload_v2:
+    # get URL, upload the PNG, complete in the channel).
+    completes = fake_slack.wait_for_calls("files.completeUploadExternal", 3)
+    assert [c.params.get("channel_id") for c in completes] == [CHANNEL, CHANNEL, CHANNEL]
+    assert len([data for data in fake_slack.uploads.values() if data.startswith(PNG_MAGIC)]) == 3
+    assert result["uploaded_reliability_diagram"] is True and result["uploaded_coverage_curve"] is True
+    assert "Sure bar" in final and "ECE" in final
     assert retraining.training_lock(redis_conn) is None  # the next /retrain may start
 
     # The guard keeps the current model (it claims a perfect score on the same test split), says so, and offers

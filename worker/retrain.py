@@ -45,6 +45,7 @@ from store import retraining
 from store.feedback import FeedbackStore
 from store.retraining import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
+from training.confidence import COVERAGE_PNG
 from training.kinds import TRAINED_KINDS
 from ui.progress import ENDED_PHASES
 from ui.reports import metric, progress_text
@@ -323,6 +324,19 @@ def upload_reliability_diagram(client: WebClient, channel: str, thread_ts: str |
     )
 
 
+def upload_coverage_curve(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
+    """The precision-coverage curve (test split) with the chosen sure bar marked, beside the reliability diagram."""
+    return _upload_png(
+        client,
+        channel,
+        thread_ts,
+        None if outcome.reliability_png is None else outcome.reliability_png.parent / COVERAGE_PNG,
+        f"precision-coverage-{outcome.version}.png",
+        f"精度と確信の割合 / Precision and coverage — {outcome.version}",
+        f"`{outcome.version}` の確信の基準 (テストデータ) / the sure bar's precision and coverage on the test split",
+    )
+
+
 def retrain_options(request: RetrainRequest, settings: Settings) -> str:
     """The options a training runs with, as its progress message names them (a linear model has no base model
     and no epochs)."""
@@ -424,6 +438,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     if not uploaded:
         text += "\n(混同行列の画像はアップロードできませんでした / the confusion-matrix image could not be uploaded)"
     reliability = upload_reliability_diagram(rt.replier.client, progress.channel, progress.ts, outcome)
+    curve = upload_coverage_curve(rt.replier.client, progress.channel, progress.ts, outcome)
     progress.finish("done", text, report_blocks(text, None if outcome.promoted else outcome.version))
     publish_homes_after_model_change(rt)
     return {
@@ -436,4 +451,5 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         "progress_updates": progress.updates,
         "uploaded_confusion_matrix": uploaded,
         "uploaded_reliability_diagram": reliability,
+        "uploaded_coverage_curve": curve,
     }
