@@ -132,8 +132,20 @@ class Settings(BaseSettings):
     classify_batch_size: int = Field(
         default=32, ge=1, le=1024, description="Most queued classify jobs run in one batch"
     )
-    confidence_threshold: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="Below this the reply says the model is unsure"
+    confidence_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="When set, overrides the served model's own bar: an answer whose calibrated top probability is"
+        " below it is unsure (default: the bar the model earned on its validation split for TARGET_PRECISION; 0.5"
+        " for a model trained without one)",
+    )
+    target_precision: float = Field(
+        default=0.99,
+        gt=0.0,
+        le=1.0,
+        description='Training chooses each model\'s "sure" bar on its validation split so that sure answers are'
+        " right at least this often; only sure answers get reactions, watched-channel replies and cross-posts",
     )
     max_links_per_message: int = Field(default=5, ge=1, le=50, description="Links fetched from one message at most")
     fetch_timeout_s: float = Field(default=10.0, gt=0, le=60, description="Total time to fetch one linked page")

@@ -98,13 +98,21 @@ class LinearModel:
 
     def predict_proba(self, texts: Sequence[str]) -> FloatArray:
         """One-vs-rest sigmoid-calibrated SVM scores, normalised to sum to 1 (scikit-learn's arithmetic)."""
+        return self.scores(texts)[0]
+
+    def scores(self, texts: Sequence[str]) -> tuple[FloatArray, FloatArray]:
+        """The normalised probabilities (:meth:`predict_proba`) and each text's *support*: the top one-vs-rest
+        sigmoid probability before normalising, i.e. how strongly any one label claims the text. Normalising hides
+        an article no label claims (all low, one a little less low, sums to 1); the support keeps it low, which is
+        what tells a story from an unknown desk (docs/training.md, Open set)."""
         if not texts:
-            return np.zeros((0, len(self.labels)))
+            return np.zeros((0, len(self.labels))), np.zeros(0)
         raw = 1.0 / (1.0 + np.exp(self.sigmoid_a * self.decision(texts) + self.sigmoid_b))
         total = raw.sum(axis=1, keepdims=True)
         uniform = np.full_like(raw, 1.0 / raw.shape[1])
         proba: FloatArray = np.divide(raw, total, out=uniform, where=total != 0)
-        return proba
+        support: FloatArray = raw.max(axis=1)
+        return proba, support
 
 
 def is_linear_folder(path: Path) -> bool:
@@ -155,5 +163,8 @@ class LinearClassifier:
         self.labels: LabelSet = label_set_of(dict(enumerate(self.model.labels)), path)
 
     def predict(self, articles: Sequence[Article]) -> list[Prediction]:
-        proba = self.model.predict_proba([a.text for a in articles])
-        return [Prediction(dict(zip(self.labels, map(float, row), strict=True))) for row in proba]
+        proba, support = self.model.scores([a.text for a in articles])
+        return [
+            Prediction(dict(zip(self.labels, map(float, row), strict=True)), support=float(top))
+            for row, top in zip(proba, support, strict=True)
+        ]

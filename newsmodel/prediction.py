@@ -25,9 +25,24 @@ LABELS_FILE = "labels.json"
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """Probabilities for every label of the model that made it; ``label`` (alias ``slug``) is the most probable."""
+    """Probabilities for every label of the model that made it; ``label`` (alias ``slug``) is the most probable.
+
+    ``support``, where a kind gives one, is how strongly any one label claims the article on its own (the linear
+    model's top one-vs-rest probability before normalising): the sure rule then judges it instead of the top
+    probability, as it separates stories from desks the model does not know far better (docs/training.md, Open
+    set). A served answer (:func:`newsmodel.confidence.judge`) has calibrated scores, ``unsure`` set by the served
+    model's rule and ``threshold``, the bar it was judged against; a classifier's own output is raw and not judged.
+    """
 
     scores: dict[str, float]
+    unsure: bool = False
+    threshold: float | None = None
+    support: float | None = None
+
+    @property
+    def sure_score(self) -> float:
+        """What the sure rule compares with its bar: the support where the kind gives one, else the confidence."""
+        return self.confidence if self.support is None else self.support
 
     @property
     def label(self) -> str:

@@ -30,6 +30,9 @@ class ModelFacts:
     macro_f1: float | None = None
     labels: tuple[str, ...] = ()  # in label-id order
     label_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)  # {label: {ja, en}}
+    # The sure rule it is served with (ui.reports.confidence_line): calibrated, threshold, source, target_precision,
+    # coverage and precision on the test split, ece_before, ece_after; empty when not known.
+    confidence: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def label_set(self) -> LabelSet | None:
@@ -77,6 +80,7 @@ class ServingState:
     labels: tuple[str, ...] = ()
     versions: tuple[tuple[str, str], ...] = ()
     label_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
+    confidence: Mapping[str, Any] = field(default_factory=dict, hash=False)  # as ModelFacts.confidence
 
     @property
     def model(self) -> ModelFacts | None:
@@ -91,6 +95,7 @@ class ServingState:
             self.macro_f1,
             self.labels,
             {label: dict(names) for label, names in self.label_names.items()},
+            dict(self.confidence),
         )
 
     @classmethod
@@ -111,6 +116,7 @@ class ServingState:
             "labels": json.dumps(list(self.labels), ensure_ascii=False),
             "label_names": json.dumps({k: dict(v) for k, v in self.label_names.items()}, ensure_ascii=False),
             "versions": json.dumps([list(v) for v in self.versions], ensure_ascii=False),
+            "confidence": json.dumps(dict(self.confidence), ensure_ascii=False),
         }
 
     @classmethod
@@ -134,6 +140,7 @@ class ServingState:
             labels=_decode_label_list(fields.get("labels", "")),
             versions=versions,
             label_names=_decode_label_names(fields.get("label_names", "")),
+            confidence=_decode_object(fields.get("confidence", "")),
         )
 
 
@@ -145,6 +152,14 @@ def _decode_label_list(raw: str) -> tuple[str, ...]:
         except (ValueError, TypeError):
             return ()
     return tuple(label for label in raw.split(",") if label)
+
+
+def _decode_object(raw: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _decode_label_names(raw: str) -> dict[str, dict[str, str]]:

@@ -57,7 +57,7 @@ def article(h: str, confident: bool = True, url: str | None = None) -> ArticleRe
     return ArticleResult(
         url=url,
         article=Article(title=h, body="本文"),
-        prediction=Prediction(scores),
+        prediction=Prediction(scores, unsure=not confident, threshold=THRESHOLD),
         model_version="v1",
         record_id="r1",
         labels=label_set(h),
@@ -127,13 +127,11 @@ BUILDERS: dict[str, Callable[[str], object]] = {
     "ui.newsroom.desk_unknown": lambda h: newsroom.desk_unknown(h),
     "ui.newsroom.not_a_channel": lambda h: newsroom.not_a_channel(h),
     "ui.newsroom.unknown_label": lambda h: newsroom.unknown_label(h, [h, "ok"]),
-    "ui.newsroom.unrouted_note": lambda h: newsroom.unrouted_note(article(h, confident=False), route(h), THRESHOLD),
+    "ui.newsroom.unrouted_note": lambda h: newsroom.unrouted_note(article(h, confident=False), route(h)),
     "ui.newsroom.with_notes": lambda h: newsroom.with_notes(
-        replies.reply_message([article(h)], THRESHOLD), [newsroom.unrouted_note(article(h), route(h), THRESHOLD)]
+        replies.reply_message([article(h)]), [newsroom.unrouted_note(article(h), route(h))]
     ),
-    "ui.newsroom.desk_message": lambda h: newsroom.desk_message(
-        article(h), "C1", "https://slack.test/archives/C1/p1", THRESHOLD
-    ),
+    "ui.newsroom.desk_message": lambda h: newsroom.desk_message(article(h), "C1", "https://slack.test/archives/C1/p1"),
     "ui.newsroom.desk_warning": lambda h: newsroom.desk_warning(route(h), h),
     "ui.newsroom.allow_wider_risk": lambda h: [
         newsroom.allow_wider_risk(h, "C0DESK", Audience(private=False, external=x)) for x in (False, True)
@@ -160,11 +158,11 @@ BUILDERS: dict[str, Callable[[str], object]] = {
     ],
     # ui.replies
     "ui.replies.reply_message": lambda h: replies.reply_message(
-        [article(h), article(h, confident=False), article(h, url="https://news.example.jp/a/1")], THRESHOLD
+        [article(h), article(h, confident=False), article(h, url="https://news.example.jp/a/1")]
     ),
     "ui.replies.result_line": lambda h: [
-        replies.result_line(article(h), THRESHOLD),
-        replies.result_line(article(h, confident=False), THRESHOLD),
+        replies.result_line(article(h)),
+        replies.result_line(article(h, confident=False)),
     ],
     "ui.replies.error_text": lambda h: replies.error_text(h, reference=h),
     "ui.replies.error_message": lambda h: replies.error_message(h, reference=h),
@@ -225,6 +223,9 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
             "feedback_block_id",
             "home_retrain_action",
             "meta_block_id",
+            "pick_action_id",
+            "pick_value",
+            "picked",
             "result_block_id",
         )
     },
@@ -252,6 +253,7 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
     "ui.replies.dropped_note": _NUMBERS,
     "ui.replies.left_out_note": _NUMBERS,
     "ui.reports.metric": "reads a number",
+    "ui.reports.confidence_line": _NUMBERS,
     "ui.reports.metrics_line": _NUMBERS,
     "ui.progress.duration": _NUMBERS,
     "ui.progress.figure": _NUMBERS,

@@ -149,6 +149,15 @@ def test_a_worker_publishes_its_served_models_facts_and_the_versions(redis_conn:
         macro_f1=round(new["macro_f1"], 4),
         labels=SLUGS,
         label_names=LIVEDOOR.names,  # a model folder without labels.json: livedoor's slugs get livedoor's names
+        # a model folder without confidence.json: served uncalibrated, with the default bar, and marked so
+        confidence={
+            "calibrated": False,
+            "threshold": 0.5,
+            "source": "default",
+            "target_precision": None,
+            "ece_before": None,
+            "ece_after": None,
+        },
     )
     assert served.model is not None and served.model.label_set == LIVEDOOR
     assert served.trained_at.startswith("20")

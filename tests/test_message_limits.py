@@ -286,7 +286,7 @@ def _results(count: int, title: str, url: str | None = "https://news.test/a/{i}"
 def test_many_articles_are_cut_to_what_slack_accepts(fake_slack: FakeSlack, count: int, title: str) -> None:
     items = _results(count, title)
     items[3] = ArticleResult(url="https://news.test/" + "<!channel>&" * 500, error=None)  # a failed link
-    message = reply_message(items, threshold=0.5, dropped=4, max_links=count)
+    message = reply_message(items, dropped=4, max_links=count)
     assert_within_budget(message)
     replier = SlackReplier(web_client(worker_settings("redis://unused", fake_slack.api_url, Path("unused"))))
     request = ClassifyRequest(request_id="r", text="t", channel="C1", user="U1", thread_ts="1.1")

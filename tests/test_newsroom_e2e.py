@@ -57,7 +57,7 @@ class Newsroom:
 
 # The two configurations the tests run the bot and worker with.
 CONFIDENT = {"CONFIDENCE_THRESHOLD": "0", "WATCH_REPLY": "reaction"}  # every prediction confident, reactions only
-UNSURE = {"CONFIDENCE_THRESHOLD": "1", "WATCH_REPLY": "both"}  # none confident, reactions and thread replies
+UNSURE = {"CONFIDENCE_THRESHOLD": "1", "WATCH_REPLY": "both"}  # none sure: reactions and thread replies asked for
 
 
 class Newsrooms:
@@ -258,14 +258,16 @@ def test_unsure_articles_thread_mentions_dms_and_the_shortcut_where_the_bot_is_n
     room.command("watch")
     room.route_everything(DESK)
 
-    # Not confident: the reaction, the thread reply (WATCH_REPLY=both) saying why it was not cross-posted.
+    # Unsure: the bot acts on its own only on sure answers, so no reaction, no cross-post and no classification in
+    # the thread (WATCH_REPLY=both); only the thread note saying why it was not cross-posted.
     ts = "1700000400.000100"
     post_event(url, message(ts), "EvU1")
     fake_slack.wait_for(lambda f: bool(posts_in(f, NEWS)), timeout=60)
     (reply,) = posts_in(fake_slack, NEWS)
     assert reply.params["thread_ts"] == ts
     assert "Not cross-posted to <#CDESK>" in reply.params["text"] and "転送しませんでした" in reply.params["text"]
-    assert len(reactions_on(fake_slack, ts)) == 1
+    assert "the model is not sure of it" in reply.params["text"] and "自信がありません" not in reply.params["text"]
+    assert reactions_on(fake_slack, ts) == []
     assert posts_in(fake_slack, DESK) == []
 
     # An empty mention inside a thread classifies the thread's first message, read by the worker.

@@ -88,8 +88,8 @@ def test_classify_news_answers_through_response_url_with_feedback_buttons(
     assert answer["response_type"] == "in_channel"  # the CLASSIFY_RESPONSE_TYPE default
     assert FIRST_VERSION in json.dumps(answer, ensure_ascii=False)
     buttons = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    by_action = {b["action_id"]: b["value"] for b in buttons}
-    assert set(by_action) == {FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION}
+    by_action = {b["action_id"]: b["value"] for b in buttons if not b["action_id"].startswith("feedback_pick")}
+    assert set(by_action) == {FEEDBACK_CORRECT_ACTION, FEEDBACK_WRONG_ACTION}  # (an unsure one asks "which desk?")
     record_id = by_action[FEEDBACK_CORRECT_ACTION]
     assert classifications.get_classification(redis_conn, record_id).model_version == FIRST_VERSION
 
@@ -168,10 +168,13 @@ def test_admin_retrain_runs_to_the_end_then_status_and_rollback(
     assert "1 used" in final and result["extra_examples_used"] == 1
     assert "accuracy" in final and "macro-F1" in final and FIRST_VERSION in final
 
-    # The confusion matrix was uploaded (files_upload_v2: get URL, upload the PNG, complete in the channel).
-    (complete,) = fake_slack.wait_for_calls("files.completeUploadExternal", 1)
-    assert complete.params.get("channel_id") == CHANNEL
-    assert any(data.startswith(PNG_MAGIC) for data in fake_slack.uploads.values())
+    # The confusion matrix, the reliability diagram and the precision-coverage curve were uploaded (files_upload_v2:
+    # get URL, upload the PNG, complete in the channel).
+    completes = fake_slack.wait_for_calls("files.completeUploadExternal", 3)
+    assert [c.params.get("channel_id") for c in completes] == [CHANNEL, CHANNEL, CHANNEL]
+    assert len([data for data in fake_slack.uploads.values() if data.startswith(PNG_MAGIC)]) == 3
+    assert result["uploaded_reliability_diagram"] is True and result["uploaded_coverage_curve"] is True
+    assert "Sure bar" in final and "ECE" in final
     assert retraining.training_lock(redis_conn) is None  # the next /retrain may start
 
     # The guard keeps the current model (it claims a perfect score on the same test split), says so, and offers

@@ -25,6 +25,7 @@ from common.exceptions import DatasetError, ModelNotFoundError, NewsbotError, Tr
 from common.labels import LIVEDOOR, LabelSet
 from newsmodel import registry
 from newsmodel.prediction import write_label_set
+from training.confidence import RELIABILITY_PNG, ConfidenceFit, fit_confidence, write_plots
 from training.corpus import CorpusArticle
 from training.dataset import LabelledData, load_labelled
 from training.evaluation import (
@@ -87,6 +88,7 @@ class TrainOutcome:
     extra_examples_skipped: int
     train_seconds: float
     labels: LabelSet = LIVEDOOR  # the new version's labels, in label-id order, with their display names
+    reliability_png: Path | None = None  # the calibration's reliability diagram (test split), beside the confusion
 
     def summary(self) -> dict[str, Any]:
         """The one JSON object the CLI prints last."""
@@ -277,6 +279,35 @@ def score_on_test(options: TrainOptions, data: TrainingData, fit: Fit, clock: Cl
     return metrics
 
 
+def calibrate(options: TrainOptions, version: str, data: TrainingData, folder: Path, clock: Clock) -> ConfidenceFit:
+    """Step 3b: the saved model's calibration and "sure" rule, fitted on the validation split (its raw scores, as
+    served from ``folder``), measured on the test split, written into ``folder`` as confidence.json with the
+    reliability diagram and the precision-coverage curve (:mod:`training.confidence`)."""
+    from newsmodel.confidence import write_confidence
+    from newsmodel.loading import load_classifier
+
+    clock.phase("calibrate", "calibrating on the validation split and choosing the sure bar")
+    classifier = load_classifier(folder, version, device=options.run.device)
+    try:
+        validation = classifier.predict([article_of(a) for a in data.split.validation])
+        test = classifier.predict([article_of(a) for a in data.split.test])
+    finally:
+        close = getattr(classifier, "close", None)
+        if callable(close):
+            close()
+    validation_truth = [a.slug for a in data.split.validation]
+    test_truth = [a.slug for a in data.split.test]
+    fitted = fit_confidence(
+        validation, validation_truth, test, test_truth, data.labels, target_precision=options.run.target_precision
+    )
+    if fitted.report["note"]:
+        log.warning("%s", fitted.report["note"])
+    write_confidence(folder, fitted.confidence)
+    title = f"{version} ({options.run.model_type}), test split"
+    write_plots(folder, test, test_truth, data.labels, fitted.confidence, title)
+    return fitted
+
+
 def write_version(
     options: TrainOptions, version: str, folder: Path, data: TrainingData, fit: Fit, metrics: dict[str, Any]
 ) -> None:
@@ -427,6 +458,7 @@ def train(options: TrainOptions, progress: Callable[[Progress], None] | None = N
         staging = registry.staging_dir(options.run.model_dir, version)
         fit = kind.fit(options, data, staging, options.run_root / version, clock)
         metrics = score_on_test(options, data, fit, clock)
+        metrics["confidence"] = calibrate(options, version, data, staging, clock).report
         write_version(options, version, staging, data, fit, metrics)
         holdout = score_holdout(options.run, version, staging, data)
         if holdout is not None:
@@ -452,6 +484,7 @@ def train(options: TrainOptions, progress: Callable[[Progress], None] | None = N
         previous_version=registered.previous_version,
         previous_metrics=registered.previous_metrics,
         confusion_png=registered.path / CONFUSION_PNG,
+        reliability_png=registered.path / RELIABILITY_PNG,
         extra_examples_used=len(data.extra.articles),
         extra_examples_skipped=data.extra.skipped,
         train_seconds=fit.seconds,

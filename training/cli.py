@@ -107,6 +107,17 @@ def _parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog=_trainer_epilog(),
     )
+    openset = commands.add_parser(
+        "openset",
+        help="Open-set evaluation: train with each label left out in turn, judge the whole test split as the bot "
+        "would, and report per label left out the share of its articles called unsure, the coverage of the others "
+        "and the precision when sure (takes train's options; nothing is registered).",
+        parents=[_train_options_parser(settings)],
+        allow_abbrev=False,
+    )
+    openset.add_argument(
+        "--hold-out", action="append", default=None, help="A label to leave out (repeatable; default: each in turn)."
+    )
     evaluate = commands.add_parser("evaluate", help="Test-split metrics of a version (default: the current one).")
     commands.add_parser("bootstrap", help="Train and promote the linear model if MODEL_DIR has no current version.")
     predict = commands.add_parser("predict", help="Classify stdin lines (JSON with 'text', or plain text).")
@@ -164,6 +175,17 @@ def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
 def _given(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """The deployment's defaults, overridden by the options given on the command line (not None)."""
     return {**deployment_defaults(settings), **{k: v for k, v in vars(args).items() if v is not None}}
+
+
+def _rounded(data: Any) -> Any:
+    """``data`` with its floats rounded to 4 places (a report for people)."""
+    if isinstance(data, float):
+        return round(data, 4)
+    if isinstance(data, dict):
+        return {k: _rounded(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_rounded(v) for v in data]
+    return data
 
 
 def _print(data: Any, out: IO[str]) -> None:
@@ -231,15 +253,32 @@ def cmd_train(options: TrainOptions, out: IO[str]) -> None:
     _print(outcome.summary(), out)
 
 
-def cmd_predict(args: argparse.Namespace, options: RunOptions, stdin: IO[str], out: IO[str]) -> None:
+def cmd_predict(
+    args: argparse.Namespace, options: RunOptions, stdin: IO[str], out: IO[str], threshold: float | None = None
+) -> None:
+    """One JSON line per input row: the served answer, exactly as the bot decides it (calibrated scores, and
+    ``unsure`` by the model's rule or by ``threshold``, CONFIDENCE_THRESHOLD when set:
+    :func:`newsmodel.confidence.judge`)."""
+    from newsmodel.confidence import judge, read_confidence
     from newsmodel.loading import load_classifier
     from training.api import resolve_model
 
     path, version = resolve_model(options.model_dir, args.model)
     classifier = load_classifier(path, version, device=options.device)
+    confidence = read_confidence(path).with_override(threshold)
     for batch in _batches(iter(stdin), max(1, args.batch_size)):
-        for prediction in classifier.predict(batch):
-            _print({"label": prediction.label, "scores": prediction.scores, "version": version}, out)
+        for prediction in judge(classifier.predict(batch), confidence):
+            row = {
+                "label": prediction.label,
+                "confidence": prediction.confidence,
+                "unsure": prediction.unsure,
+                "threshold": prediction.threshold,
+                "rule": confidence.rule.source,
+                "calibrated": confidence.calibrated,
+                "scores": prediction.scores,
+                "version": version,
+            }
+            _print(row, out)
 
 
 def _metric(metrics: dict[str, Any] | None, name: str) -> str:
@@ -308,7 +347,7 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
         return 1
     parser = _parser(settings)
     args, rest = parser.parse_known_args(argv)
-    trainer = trainer_args_from(rest, settings) if args.command == "train" else None
+    trainer = trainer_args_from(rest, settings) if args.command in ("train", "openset") else None
     if rest and trainer is None:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
@@ -320,7 +359,14 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
         data, run = options_of(DataOptions, values), options_of(RunOptions, values)
         if trainer is not None:
             bert, linear = options_of(BertOptions, values), options_of(LinearOptions, values)
-            cmd_train(TrainOptions(trainer=trainer, data=data, run=run, bert=bert, linear=linear), out)
+            options = TrainOptions(trainer=trainer, data=data, run=run, bert=bert, linear=linear)
+            if args.command == "openset":
+                from training.openset import open_set
+
+                with contextlib.redirect_stdout(sys.stderr):
+                    _print(_rounded(open_set(options, args.hold_out)), out)
+            else:
+                cmd_train(options, out)
         elif args.command == "prepare":
             cmd_prepare(data, out)
         elif args.command == "evaluate":
@@ -332,7 +378,7 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None, out: I
 
             _print(bootstrap(settings), out)
         elif args.command == "predict":
-            cmd_predict(args, run, stdin, out)
+            cmd_predict(args, run, stdin, out, settings.confidence_threshold)
         else:
             cmd_models(args, run, out)
     except NewsbotError as exc:

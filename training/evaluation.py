@@ -98,6 +98,38 @@ def _metric_row(name: str, metrics: dict[str, Any] | None) -> str:
     return f"| {name} | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} |"
 
 
+def confidence_section(report: dict[str, Any] | None) -> str:
+    """The model card's (and the /retrain report's) account of the calibration and the sure bar, from
+    ``metrics.json``'s ``confidence`` (:func:`training.confidence.fit_confidence`); "" without one."""
+    if not report:
+        return ""
+    ece = report["ece"]
+    rule = report["rule"]
+    test = rule["test"]
+    rows = "\n".join(
+        f"| {row['threshold']:.4f}{' (chosen)' if row['threshold'] == round(rule['threshold'], 6) else ''} "
+        f"| {row['coverage']:.1%} | {row['precision']:.2%} | {row['sure']} |"
+        for row in report["curve"]
+    )
+    note = f"\n> {report['note']}\n" if report.get("note") else ""
+    return (
+        "## Confidence\n\n"
+        f"Calibrated on the validation split by temperature scaling (T = {report['temperature']:.3f}). "
+        f"Expected calibration error ({report['ece_bins']} bins), test split: {ece['test']['before']:.4f} before, "
+        f"{ece['test']['after']:.4f} after (validation: {ece['validation']['before']:.4f} → "
+        f"{ece['validation']['after']:.4f}).\n\n"
+        f"An answer is **sure** when its calibrated top probability is at least **{rule['threshold']:.4f}** "
+        f"(source: {rule['source']}, for a target precision of {rule['target_precision']}); on the validation "
+        f"split it covered {rule['validation']['coverage']:.1%} of the answers at precision "
+        f"{rule['validation']['precision']:.2%}, on the test split {test['coverage']:.1%} at "
+        f"{test['precision']:.2%}. Only sure answers get reactions, watched-channel replies and cross-posts.\n"
+        f"{note}\n"
+        "| bar | test coverage | test precision | sure answers |\n|---|---|---|---|\n"
+        f"{rows}\n\n"
+        "![reliability diagram](reliability.png)\n\n![precision-coverage curve](precision_coverage.png)\n\n"
+    )
+
+
 def model_card(
     *,
     version: str,
@@ -153,6 +185,7 @@ def model_card(
         "| id | label | name | precision | recall | F1 | support |\n|---|---|---|---|---|---|---|\n"
         f"{class_rows}\n\n"
         f"![confusion matrix]({CONFUSION_PNG})\n\n"
+        f"{confidence_section(metrics.get('confidence'))}"
         "## Hyper-parameters\n\n| name | value |\n|---|---|\n"
         f"{params}\n"
     )

@@ -101,6 +101,13 @@ class RunOptions:
     device: str | None = field(
         default=None, metadata={"help": "cpu or cuda to force one (default: the Trainer's choice)."}
     )
+    target_precision: float = field(
+        default=0.99,
+        metadata={
+            "help": 'The "sure" rule is chosen on the validation split so that sure answers are right at least this '
+            "often (TARGET_PRECISION)."
+        },
+    )
 
 
 @dataclass
@@ -228,7 +235,8 @@ def options_of(cls: type[Options], values: dict[str, Any]) -> Options:
 
 def deployment_defaults(settings: Settings) -> dict[str, Any]:
     """The options whose defaults are the deployment's settings (TRAIN_DATA, LABELS_FILE, DATA_CACHE_DIR,
-    BASE_MODEL, MODEL_DIR, PROMOTION_TOLERANCE, and the Trainer's output_dir from TRAIN_RUN_DIR), by name."""
+    BASE_MODEL, MODEL_DIR, PROMOTION_TOLERANCE, TARGET_PRECISION, and the Trainer's output_dir from TRAIN_RUN_DIR),
+    by name."""
     return {
         "data": settings.train_data,
         "labels_file": settings.labels_file,
@@ -236,6 +244,7 @@ def deployment_defaults(settings: Settings) -> dict[str, Any]:
         "base_model": settings.base_model,
         "model_dir": settings.model_dir,
         "promotion_tolerance": settings.promotion_tolerance,
+        "target_precision": settings.target_precision,
         "output_dir": str(settings.train_run_dir),
     }
 

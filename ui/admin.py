@@ -9,6 +9,7 @@ from common.mrkdwn import code, escape, literal
 from store.retraining import TrainingProgress
 from store.serving import ServingState
 from ui.progress import progress_line
+from ui.reports import confidence_line
 
 NO_TRAINING = "学習は実行されていません。/ No training in progress."
 
@@ -20,6 +21,9 @@ def serving_lines(servings: Sequence[ServingState]) -> list[str]:
         line = f"• `{serving.worker}`: `{serving.version or '—'}` on {serving.device or '?'}"
         if serving.loaded_at:
             line += f", loaded {serving.loaded_at}"
+        rule = confidence_line(serving.confidence)
+        if rule:
+            line += f"\n    {rule}"
         if serving.last_error:
             line += f"\n    :warning: {literal(serving.last_error)}"
         lines.append(line)

@@ -57,6 +57,7 @@ from ui.ids import (
     review_value,
 )
 from ui.progress import PHASES, figure, progress_line
+from ui.reports import confidence_line
 
 # Slack's limits on a Home view (and on its texts: ui.blocks), and what this view keeps to.
 HOME_MAX_BLOCKS = 100
@@ -197,6 +198,9 @@ def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
                 ("テスト macro-F1 / Test macro-F1", figure(model.macro_f1)),
             )
         )
+        rule = confidence_line(model.confidence)
+        if rule:
+            blocks.append(context(rule))
         if model.labels:
             names = ", ".join(category_name(label, model.label_set) for label in model.labels)
             blocks.append(context(f"ラベル / Labels ({len(model.labels)}): {names}"))

@@ -7,6 +7,8 @@ A classification reply's feedback buttons carry the classification record id as 
 
 from __future__ import annotations
 
+import json
+
 # --- classification replies (rendered by the worker, handled by the bot) ------------------------------------
 FEEDBACK_CORRECT_ACTION = "feedback_correct"
 FEEDBACK_WRONG_ACTION = "feedback_wrong"
@@ -25,6 +27,33 @@ def choose_block_id(record_id: str) -> str:
 def chosen_record(block_id: str) -> str | None:
     """The record id a category select's block id carries, or None for another block."""
     return block_id.removeprefix(CHOOSE_BLOCK_PREFIX) if block_id.startswith(CHOOSE_BLOCK_PREFIX) else None
+
+
+# An unsure answer asks "which desk?": one button per top label beside Correct / Wrong (in the same actions block,
+# to keep within Slack's 50 blocks), action id ``feedback_pick_<rank>`` (ids are unique within a block), value the
+# record id and the label as a JSON pair (:func:`pick_value`).
+FEEDBACK_PICK_ACTION = "feedback_pick"
+
+
+def pick_action_id(rank: int) -> str:
+    """The action id of the ``rank``-th "which desk?" button (0 for the most probable label)."""
+    return f"{FEEDBACK_PICK_ACTION}_{rank}"
+
+
+def pick_value(record_id: str, label: str) -> str:
+    """A "which desk?" button's value: the classification record id and the label it stands for."""
+    return json.dumps([record_id, label], ensure_ascii=False)
+
+
+def picked(value: str) -> tuple[str, str] | None:
+    """The (record id, label) a "which desk?" button's value carries, or None for anything else."""
+    try:
+        pair = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) and part for part in pair):
+        return pair[0], pair[1]
+    return None
 
 
 # The message block that shows an error instead of a reply.

@@ -211,12 +211,14 @@ def not_a_channel(value: str) -> tuple[str, str]:
 # --- watched channels' articles: thread notes and desk posts --------------------------------------------------
 
 
-def unrouted_note(item: ArticleResult, route: Route, threshold: float) -> str:
+def unrouted_note(item: ArticleResult, route: Route) -> str:
+    """Why a routed article was not cross-posted: the served model was not sure of it (its rule, or
+    CONFIDENCE_THRESHOLD's bar, :func:`newsmodel.confidence.judge`)."""
     return (
-        f"確信度が低いため ({item.confidence:.0%} < {threshold:.0%})、<#{route.channel}> ({code(route.label)}) には"
+        f"モデルが確信できないため (確信度 {item.confidence:.0%})、<#{route.channel}> ({code(route.label)}) には"
         "転送しませんでした。\n"
-        f"Not cross-posted to <#{route.channel}> ({code(route.label)}): the confidence {item.confidence:.0%} is below "
-        f"{threshold:.0%}."
+        f"Not cross-posted to <#{route.channel}> ({code(route.label)}): the model is not sure of it (confidence "
+        f"{item.confidence:.0%})."
     )
 
 
@@ -229,14 +231,14 @@ def with_notes(message: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     return {"text": text, "blocks": [*(message.get("blocks") or []), *blocks]}
 
 
-def desk_message(item: ArticleResult, channel: str, link: str | None, threshold: float) -> dict[str, Any]:
+def desk_message(item: ArticleResult, channel: str, link: str | None) -> dict[str, Any]:
     """The cross-post: where the article was posted (``channel``, and its permalink ``link``), then the article's
     usual result."""
     source = f"<#{channel}>"
     if link:
         source += " · " + mrkdwn_link(link, "元のメッセージ / original message")
     head = f":newspaper: {source}"
-    base = reply_message([item], threshold)
+    base = reply_message([item])
     return {"text": f"{head}\n{base['text']}", "blocks": [section(head), *base["blocks"]]}
 
 

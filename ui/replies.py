@@ -27,6 +27,8 @@ from ui.ids import (
     article_error_block_id,
     feedback_block_id,
     meta_block_id,
+    pick_action_id,
+    pick_value,
     result_block_id,
 )
 
@@ -51,6 +53,9 @@ class ArticleResult(Protocol):
 
     @property
     def confidence(self) -> float: ...
+
+    @property
+    def unsure(self) -> bool: ...
 
     @property
     def title(self) -> str | None: ...
@@ -90,8 +95,9 @@ def bar(probability: float, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def is_unsure(result: ArticleResult, threshold: float) -> bool:
-    return result.confidence < threshold
+def is_unsure(result: ArticleResult) -> bool:
+    """The served model's decision (:func:`newsmodel.confidence.judge`): its rule, or CONFIDENCE_THRESHOLD's bar."""
+    return result.unsure
 
 
 def _name(result: ArticleResult, label: str | None = None) -> str:
@@ -117,9 +123,9 @@ def _label_with_names(result: ArticleResult, label: str | None = None) -> str:
     return names if _same(result, label) else f"{names} ({_code(label)})"
 
 
-def result_line(result: ArticleResult, threshold: float) -> str:
+def result_line(result: ArticleResult) -> str:
     """One plain line per article for ``text``: the label in backticks and the confidence."""
-    if is_unsure(result, threshold):
+    if is_unsure(result):
         others = ", ".join(f"{literal(result.name(s, 'ja'))} {p:.0%}" for s, p in result.top(TOP_K)[1:])
         return (
             f"自信がありません / Not sure: たぶん / maybe {_label_with_names(result)} "
@@ -151,7 +157,7 @@ def _section(text: str, block_id: str) -> Block:
     return section(truncate(text, MAX_SECTION_CHARS), block_id)
 
 
-def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[Block]:
+def _article_blocks(item: ArticleResult, index: int) -> list[Block]:
     heading = link(item.url) if item.url else ""
     if not item.classified:
         text = "\n".join(part for part in (heading, _error_detail(item)) if part)
@@ -159,10 +165,10 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
     title = _title(item)
     if title:
         heading = link(item.url, title) if item.url else f"*{literal(title)}*"
-    if is_unsure(item, threshold):
+    if is_unsure(item):
         verdict = (
             f":thinking_face: *自信がありません / I am not sure* (確信度 / confidence {item.confidence:.0%}). "
-            "候補 / Top candidates:"
+            "候補 / Top candidates — どのデスク？ボタンで教えてください / which desk? Tell me with a button below:"
         )
     else:
         verdict = f"{_label_with_names(item)}\n確信度 / Confidence: *{item.confidence:.0%}*"
@@ -172,9 +178,11 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
         context(f"model {code(item.model_version)} · ref `{item.record_id}`", meta_block_id(index)),
     ]
     if item.record_id:
+        which = _which_desk(item, item.record_id) if is_unsure(item) else []
         blocks.append(
             actions(
                 [
+                    *which,
                     button("正しい / Correct", FEEDBACK_CORRECT_ACTION, item.record_id, style="primary"),
                     button("違う / Wrong", FEEDBACK_WRONG_ACTION, item.record_id),
                 ],
@@ -184,11 +192,26 @@ def _article_blocks(item: ArticleResult, threshold: float, index: int) -> list[B
     return blocks
 
 
-def _text_line(item: ArticleResult, threshold: float) -> str:
+# Slack's limit on a button's text.
+_BUTTON_CHARS = 75
+
+
+def _which_desk(item: ArticleResult, record_id: str) -> list[dict[str, Any]]:
+    """An unsure answer asks the editors: one button per top label ("which desk?"); a click is a labelled example,
+    stored through the same feedback path as the category select."""
+    buttons = []
+    for rank, (label, _p) in enumerate(item.top(TOP_K)):
+        text = item.display(label)
+        text = text if len(text) <= _BUTTON_CHARS else text[: _BUTTON_CHARS - 1] + "…"
+        buttons.append(button(text, pick_action_id(rank), pick_value(record_id, label)))
+    return buttons
+
+
+def _text_line(item: ArticleResult) -> str:
     """The article's line in the plain ``text``."""
     if item.classified:
         title = _title(item)
-        line = result_line(item, threshold)
+        line = result_line(item)
         return f"{literal(title)}: {line}" if title else line
     detail = _error_detail(item)
     return f"{link(item.url)}\n{detail}" if item.url else detail
@@ -208,9 +231,7 @@ def left_out_note(left_out: int, total: int) -> str:
     )
 
 
-def reply_message(
-    items: Sequence[ArticleResult], threshold: float, dropped: int = 0, max_links: int = 0
-) -> dict[str, Any]:
+def reply_message(items: Sequence[ArticleResult], dropped: int = 0, max_links: int = 0) -> dict[str, Any]:
     """``text`` and ``blocks`` of the reply to one Slack message (one or more articles), within Slack's limits.
 
     Articles are added in order while they fit the block budget; the plain ``text`` lists the shown ones while
@@ -220,7 +241,7 @@ def reply_message(
     block_chars = 0
     shown = 0
     for index, item in enumerate(items):
-        piece = ([divider()] if index else []) + _article_blocks(item, threshold, index)
+        piece = ([divider()] if index else []) + _article_blocks(item, index)
         chars = block_text_chars(piece)
         if len(blocks) + len(piece) > _ARTICLE_BLOCKS or block_chars + chars > MAX_BLOCKS_TEXT_CHARS - _NOTES_CHARS:
             break
@@ -230,7 +251,7 @@ def reply_message(
     lines: list[str] = []
     text_chars = 0
     for index, item in enumerate(items[:shown]):
-        line = _text_line(item, threshold)
+        line = _text_line(item)
         line = f"{index + 1}. {line}" if len(items) > 1 else line
         if text_chars + len(line) + 1 > MAX_TEXT_CHARS - _NOTES_CHARS:
             break

@@ -80,3 +80,33 @@ def labels_line(labels: LabelSet, heading: str = "ラベル / Labels") -> str:
     names = [literal(labels.display(label)) for label in list(labels)[:LISTED_LABELS]]
     more = len(labels) - len(names)
     return f"{heading} ({len(labels)}): " + ", ".join(names) + (f", … (+{more})" if more else "")
+
+
+def confidence_line(facts: Mapping[str, Any] | None) -> str:
+    """The served model's sure rule in one line (the worker's ``confidence`` facts): its bar and where it came from,
+    the coverage and precision it reached on the test split, the ECE before and after calibration; an older model
+    without calibration is said to be one. "" when nothing is known."""
+    if not facts:
+        return ""
+    bar = _number(facts.get("threshold"))
+    if bar is None:
+        return ""
+    source = facts.get("source")
+    if source == "setting":
+        text = f"確信の基準 / Sure bar: {bar:.3f} (CONFIDENCE_THRESHOLD の設定 / set by CONFIDENCE_THRESHOLD)"
+    elif source == "validation":
+        text = f"確信の基準 / Sure bar: {bar:.3f} (検証データで決定 / earned on the validation split"
+        target = _number(facts.get("target_precision"))
+        text += f", 目標精度 / target precision {target:.0%})" if target is not None else ")"
+        coverage, precision = _number(facts.get("coverage")), _number(facts.get("precision"))
+        if coverage is not None and precision is not None:
+            text += f"; テスト / test: {coverage:.1%} を確信 / sure, 精度 / precision {precision:.1%}"
+    else:
+        text = f"確信の基準 / Sure bar: {bar:.3f} (既定 / default)"
+    if not facts.get("calibrated"):
+        text += "; :warning: 較正なしの古いモデル / older model without calibration (raw scores)"
+    else:
+        before, after = _number(facts.get("ece_before")), _number(facts.get("ece_after"))
+        if before is not None and after is not None:
+            text += f"; ECE {before:.3f} → {after:.3f}"
+    return text

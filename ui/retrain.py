@@ -238,7 +238,30 @@ def result_text(
         )
     used = outcome.extra_examples_used
     skipped = outcome.extra_examples_skipped + skipped_corrections
+    lines.extend(_confidence_lines(outcome.metrics))
     lines.append(f"フィードバックの訂正例 / Corrected examples from feedback: {used} used, {skipped} skipped")
     lines.extend(corrections_lines(members or {}))
     lines.append(f"学習時間 / Training time: {duration(outcome.train_seconds)}")
     return "\n".join(lines)
+
+
+def _confidence_lines(metrics: Mapping[str, Any] | None) -> list[str]:
+    """The calibration and the sure bar the new model earned (metrics.json's ``confidence``): ECE before and after,
+    the bar with the coverage and precision it reached on the test split, and why it fell back, if it did."""
+    report = (metrics or {}).get("confidence")
+    if not isinstance(report, Mapping):
+        return []
+    try:
+        ece, rule = report["ece"]["test"], report["rule"]
+        test = rule["test"]
+        lines = [
+            f"較正 / Calibration: ECE {float(ece['before']):.3f} → {float(ece['after']):.3f} (テスト / test)",
+            f"確信の基準 / Sure bar: {float(rule['threshold']):.3f} ({rule['source']}, 目標精度 / target precision "
+            f"{float(rule['target_precision']):.0%}) — テストで / on test: {float(test['coverage']):.1%} を確信、"
+            f"精度 / covered at precision {float(test['precision']):.1%}",
+        ]
+    except (KeyError, TypeError, ValueError):
+        return []
+    if report.get("note"):
+        lines.append(f":warning: {escape(str(report['note']))}")
+    return lines

@@ -34,6 +34,7 @@ from common.articles import Article
 from common.exceptions import ModelNotFoundError, NewsbotError
 from common.labels import LIVEDOOR, LabelSet
 from common.settings import Settings
+from newsmodel.confidence import ModelConfidence, judge, read_confidence
 from newsmodel.kinds import ServedKind
 from newsmodel.loading import load_served, model_type_of
 from newsmodel.prediction import Classifier, Prediction, Serving
@@ -92,7 +93,31 @@ class ServedBy:
     labels: LabelSet
 
 
-def model_facts(path: Path, version: str, labels: LabelSet | Sequence[str] | None = None) -> ModelFacts:
+def confidence_facts(confidence: ModelConfidence, metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The served rule for the App Home and ``/retrain status``: the bar, where it came from, and what the model's
+    own bar reached on the test split (metrics.json's ``confidence``), with the ECE before and after calibration."""
+    rule = confidence.rule
+    facts: dict[str, Any] = {
+        "calibrated": confidence.calibrated,
+        "threshold": rule.threshold,
+        "source": rule.source,
+        "target_precision": rule.target_precision,
+        "ece_before": confidence.ece_before,
+        "ece_after": confidence.ece_after,
+    }
+    report = (metrics or {}).get("confidence")
+    test = report.get("rule", {}).get("test") if isinstance(report, dict) else None
+    if rule.source == "validation" and isinstance(test, dict):
+        facts.update(coverage=test.get("coverage"), precision=test.get("precision"))
+    return facts
+
+
+def model_facts(
+    path: Path,
+    version: str,
+    labels: LabelSet | Sequence[str] | None = None,
+    confidence: ModelConfidence | None = None,
+) -> ModelFacts:
     """A version folder's facts for the App Home: its type, when it was trained, its test figures (from the
     metrics.json and training.json training wrote into it; blank where a folder lacks them) and its labels with
     their display names (the served classifier's)."""
@@ -108,6 +133,7 @@ def model_facts(path: Path, version: str, labels: LabelSet | Sequence[str] | Non
         macro_f1=metric(metrics, "macro_f1", "f1_macro"),
         labels=tuple(labels or (metrics or {}).get("labels") or ()),
         label_names={k: dict(v) for k, v in labels.names.items()} if isinstance(labels, LabelSet) else {},
+        confidence=confidence_facts(confidence, metrics) if confidence is not None else {},
     )
 
 
@@ -131,8 +157,10 @@ class ModelService:
         batch_size: int = 32,
         poll_interval_s: float = 5.0,
         gpu_memory_fraction: float = 1.0,
+        confidence_threshold: float | None = None,
     ) -> None:
         self.model_dir = model_dir
+        self.confidence_threshold = confidence_threshold  # CONFIDENCE_THRESHOLD: overrides each model's own bar
         self.model_path = model_path
         self.cache_dir = cache_dir
         self.device = device
@@ -146,6 +174,7 @@ class ModelService:
         self.last_error: str | None = None
         self._classifier: Classifier | None = None
         self._kind: ServedKind | None = None  # the served classifier's
+        self._confidence = ModelConfidence()  # the served classifier's calibration and sure rule (confidence.json)
         self.facts: ModelFacts | None = None  # the served model's, read once when it is swapped in
         self._versions: tuple[tuple[str, str], ...] = ()
         self._versions_at = float("-inf")
@@ -166,6 +195,7 @@ class ModelService:
             batch_size=settings.classify_batch_size,
             poll_interval_s=settings.model_poll_interval_s,
             gpu_memory_fraction=settings.serving_gpu_memory_fraction,
+            confidence_threshold=settings.confidence_threshold,
         )
 
     # -- what is served ----------------------------------------------------------------------------
@@ -213,6 +243,7 @@ class ModelService:
             macro_f1=facts.macro_f1 if facts else None,
             labels=facts.labels if facts else (),
             label_names=facts.label_names if facts else {},
+            confidence=facts.confidence if facts else {},
             versions=self.recent_versions(),
         )
 
@@ -226,6 +257,11 @@ class ModelService:
             gpu_memory_fraction=self.gpu_memory_fraction,
             tokenizer_workers=max(1, usable_cores() - 1),
         )
+
+    @property
+    def confidence(self) -> ModelConfidence:
+        """The served model's calibration and the rule its answers are judged by (CONFIDENCE_THRESHOLD's when set)."""
+        return self._confidence.with_override(self.confidence_threshold)
 
     def _load(self) -> tuple[ServedKind, Classifier]:
         """Load, configure and smoke-test the model MODEL_PATH or MODEL_DIR/current names, with its kind; raise
@@ -254,10 +290,13 @@ class ModelService:
         return True
 
     def _swap(self, kind: ServedKind, classifier: Classifier) -> None:
-        facts = model_facts(classifier.path, classifier.version, labels_of(classifier))
+        confidence = read_confidence(classifier.path)
+        served = confidence.with_override(self.confidence_threshold)
+        facts = model_facts(classifier.path, classifier.version, labels_of(classifier), served)
         with self._serve_lock:  # waits for the batch in hand
             old, self._classifier = self._classifier, classifier
             self._kind = kind
+            self._confidence = confidence
             self.loaded_at = _now_iso()
             self.last_error = None
             self.facts = facts
@@ -350,14 +389,15 @@ class ModelService:
 
     # -- serving -----------------------------------------------------------------------------------
     def predict(self, articles: Sequence[Article]) -> tuple[list[Prediction], ServedBy]:
-        """Predictions for ``articles`` (one batch) and the model that made them (its version and labels: a model
-        swapped in meanwhile waits for the batch, so both are the ones that predicted it)."""
+        """Served answers for ``articles`` (one batch: calibrated scores, judged sure or unsure by the model's rule,
+        :func:`newsmodel.confidence.judge`) and the model that made them (its version and labels: a model swapped
+        in meanwhile waits for the batch, so both are the ones that predicted it)."""
         with self._serve_lock:
             classifier, kind = self._classifier, self._kind
             if classifier is None:
                 raise ModelNotFoundError("no model loaded")
             started = time.perf_counter()
-            predictions = classifier.predict(articles)
+            predictions = judge(classifier.predict(articles), self.confidence)
             metrics.INFERENCE_SECONDS.labels(model_type=kind.name if kind else "unknown").observe(
                 time.perf_counter() - started
             )

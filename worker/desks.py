@@ -1,9 +1,10 @@
 """The newsroom side of the worker: watched channels' reactions and cross-posts to desks.
 
 A ``watch`` job (a new article in a watched channel) finishes with these instead of the usual reply
-(``worker.jobs.finish_watch``): its category reaction (CATEGORY_EMOJI) on the message, a cross-post of each confident
-article to its label's desk channel (the route an admin set), and a thread reply only as WATCH_REPLY says, or to
-say why a routed article was not cross-posted (its confidence is below CONFIDENCE_THRESHOLD). Nothing is done
+(``worker.jobs.finish_watch``), each only for the articles the served model is *sure* of (its rule, or
+CONFIDENCE_THRESHOLD's bar: :func:`newsmodel.confidence.judge`): its category reaction (CATEGORY_EMOJI) on the message,
+a cross-post of each to its label's desk channel (the route an admin set), and a thread reply only as WATCH_REPLY
+says, or to say why a routed article was not cross-posted (the model was not sure of it). Nothing is done
 twice for one job: each step leaves a mark (``store.deliveries.ReplyMark`` under ``<job id>:reactions``,
 ``<job id>:desk:<record id>``) that a retried job finds. A watch job never posts an error: the message was not
 addressed to the bot; the log says what went wrong.
@@ -101,17 +102,16 @@ def react(rt: WorkerSide, job_id: str, request: ClassifyRequest, items: list[Art
 def route_articles(
     rt: WorkerSide, job_id: str, request: ClassifyRequest, items: list[ArticleResult]
 ) -> tuple[list[str], list[str]]:
-    """Cross-post each confident article that has a route; the desk channels posted to, and the thread notes
-    saying why a routed article was not cross-posted (its confidence is below the threshold)."""
-    threshold = rt.settings.confidence_threshold
+    """Cross-post each article the served model is sure of that has a route; the desk channels posted to, and the
+    thread notes saying why a routed article was not cross-posted (the model was not sure of it)."""
     routed: list[str] = []
     notes: list[str] = []
     for item in items:
         route = newsroom.route_of(rt.connection, item.slug)
         if route is None or route.paused:
             continue
-        if is_unsure(item, threshold):
-            notes.append(unrouted_note(item, route, threshold))
+        if is_unsure(item):
+            notes.append(unrouted_note(item, route))
             continue
         allowed = may_post(rt, request.channel, route)
         if allowed is False:
@@ -233,7 +233,7 @@ def cross_post(rt: WorkerSide, job_id: str, request: ClassifyRequest, item: Arti
         return True
     client = rt.replier.client
     link = permalink(client, request.channel, request.thread_ts)
-    message = desk_message(item, request.channel, link, rt.settings.confidence_threshold)
+    message = desk_message(item, request.channel, link)
     try:
         with pacer(rt).slot("chat.postMessage", route.channel):
             answer = client.chat_postMessage(

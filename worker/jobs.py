@@ -241,39 +241,38 @@ def finish(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
 
 
 def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
-    """Answer a watched channel's article (see worker.desks): its category reaction, a cross-post of each confident
-    article to its desk, and a thread reply as WATCH_REPLY says, or to say why a routed article was not cross-posted.
-    Never an error message: the message was not addressed to the bot."""
+    """Answer a watched channel's article (see worker.desks). Nobody asked, so the bot acts on its own only on the
+    answers its served model is sure of: their category reaction, a cross-post to their desk, and a thread reply
+    with them as WATCH_REPLY says; an unsure article gets none of these, only (when its label has a desk) a thread
+    note saying why it was not cross-posted. Never an error message: the message was not addressed to the bot."""
     settings = rt.settings
     request = outcome.request
     if outcome.error is not None:
         log.info("watched message %s/%s not classified: %s", request.channel, request.thread_ts, outcome.error)
         return {"error": type(outcome.error).__name__, "message": str(outcome.error)}
-    records = store_records(
+    store_records(
         rt.connection, job_id, outcome, ttl_s=rt.settings.record_ttl_days * 24 * 3600, tz=rt.settings.newsroom_tz
     )
     classified = [item for item in outcome.articles if item.classified]
     if not classified:
         log.info("watched message %s/%s: no article could be read", request.channel, request.thread_ts)
         return job_result(outcome, "", 0.0)
+    sure = [item for item in classified if not item.unsure]
     started = time.perf_counter()
-    reactions = desks.react(rt, job_id, request, classified) if settings.watch_reply != "thread" else []
+    reactions = desks.react(rt, job_id, request, sure) if settings.watch_reply != "thread" and sure else []
     routed, notes = desks.route_articles(rt, job_id, request, classified)
     ts = ""
-    if settings.watch_reply != "reaction" or notes:
-        if settings.watch_reply != "reaction":
-            message = reply_message(
-                outcome.articles, settings.confidence_threshold, outcome.dropped_urls, settings.max_links_per_message
-            )
-        else:
-            message = {"text": "", "blocks": []}
+    answered = settings.watch_reply != "reaction" and bool(sure)
+    if answered or notes:
+        message = reply_message(sure) if answered else {"text": "", "blocks": []}
         message = with_notes(message, notes)
         with desks.pacer(rt).slot("chat.postMessage", request.channel):
             ts = deliver(rt, job_id, request, message)
-        if ts and settings.watch_reply != "reaction":
-            classifications.set_reply_ts(rt.connection, records, ts)
+        if ts and answered:
+            classifications.set_reply_ts(rt.connection, [item.record_id for item in sure if item.record_id], ts)
     result = job_result(outcome, ts, (time.perf_counter() - started) * 1000)
-    return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes)}
+    unsure = len(classified) - len(sure)
+    return {**result, "reactions": reactions, "routed": routed, "unrouted": len(notes), "unsure": unsure}
 
 
 def store_records(connection: Redis, job_id: str, outcome: Outcome, *, ttl_s: int, tz: tzinfo) -> list[str]:
@@ -308,9 +307,7 @@ def store_records(connection: Redis, job_id: str, outcome: Outcome, *, ttl_s: in
 def reply(rt: Runtime, job_id: str, outcome: Outcome) -> str:
     """Post the one reply to the message (once per job); the reply's ts ("" through response_url)."""
     settings = rt.settings
-    message = reply_message(
-        outcome.articles, settings.confidence_threshold, outcome.dropped_urls, settings.max_links_per_message
-    )
+    message = reply_message(outcome.articles, outcome.dropped_urls, settings.max_links_per_message)
     return deliver(rt, job_id, outcome.request, message)
 
 

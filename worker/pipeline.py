@@ -84,6 +84,16 @@ class ArticleResult:
         return self._predicted().confidence
 
     @property
+    def unsure(self) -> bool:
+        """The served model's decision (its rule, or CONFIDENCE_THRESHOLD's bar): act on its own only when sure."""
+        return self._predicted().unsure
+
+    @property
+    def threshold(self) -> float | None:
+        """The bar this answer was judged against."""
+        return self._predicted().threshold
+
+    @property
     def scores(self) -> dict[str, float]:
         return self._predicted().scores
 
@@ -110,6 +120,7 @@ class ArticleResult:
             "ja": self.name(label, "ja"),
             "en": self.name(label, "en"),
             "confidence": self.confidence,
+            "unsure": self.unsure,
             "scores": self.scores,
             "model_version": self.model_version,
             "title": self.title,

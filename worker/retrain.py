@@ -46,6 +46,7 @@ from store import retraining
 from store.feedback import FeedbackStore
 from store.retraining import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
+from training.confidence import COVERAGE_PNG
 from training.kinds import TRAINED_KINDS
 from ui.progress import ENDED_PHASES
 from ui.reports import metric, progress_text
@@ -284,23 +285,57 @@ class TrainingGuard:
         return report
 
 
-def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
-    png = outcome.confusion_png
+def _upload_png(
+    client: WebClient, channel: str, thread_ts: str | None, png: Path | None, filename: str, title: str, comment: str
+) -> bool:
     if png is None or not Path(png).is_file():
         return False
     try:
         client.files_upload_v2(
-            channel=channel,
-            thread_ts=thread_ts,
-            file=str(png),
-            filename=f"confusion-matrix-{outcome.version}.png",
-            title=f"混同行列 / Confusion matrix — {outcome.version}",
-            initial_comment=f"`{outcome.version}` のテストデータでの混同行列 / confusion matrix on the test split",
+            channel=channel, thread_ts=thread_ts, file=str(png), filename=filename, title=title, initial_comment=comment
         )
     except (SlackApiError, SlackClientError) as exc:
-        log.warning("could not upload the confusion matrix: %s", exc)
+        log.warning("could not upload %s: %s", filename, exc)
         return False
     return True
+
+
+def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
+    return _upload_png(
+        client,
+        channel,
+        thread_ts,
+        outcome.confusion_png,
+        f"confusion-matrix-{outcome.version}.png",
+        f"混同行列 / Confusion matrix — {outcome.version}",
+        f"`{outcome.version}` のテストデータでの混同行列 / confusion matrix on the test split",
+    )
+
+
+def upload_reliability_diagram(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
+    """The calibration's reliability diagram (test split, raw and calibrated), beside the confusion matrix."""
+    return _upload_png(
+        client,
+        channel,
+        thread_ts,
+        outcome.reliability_png,
+        f"reliability-{outcome.version}.png",
+        f"信頼度図 / Reliability diagram — {outcome.version}",
+        f"`{outcome.version}` の確率の較正 (テストデータ) / calibration of the scores on the test split",
+    )
+
+
+def upload_coverage_curve(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
+    """The precision-coverage curve (test split) with the chosen sure bar marked, beside the reliability diagram."""
+    return _upload_png(
+        client,
+        channel,
+        thread_ts,
+        None if outcome.reliability_png is None else outcome.reliability_png.parent / COVERAGE_PNG,
+        f"precision-coverage-{outcome.version}.png",
+        f"精度と確信の割合 / Precision and coverage — {outcome.version}",
+        f"`{outcome.version}` の確信の基準 (テストデータ) / the sure bar's precision and coverage on the test split",
+    )
 
 
 def retrain_options(request: RetrainRequest, settings: Settings) -> str:
@@ -413,6 +448,8 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
     uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)
     if not uploaded:
         text += "\n(混同行列の画像はアップロードできませんでした / the confusion-matrix image could not be uploaded)"
+    reliability = upload_reliability_diagram(rt.replier.client, progress.channel, progress.ts, outcome)
+    curve = upload_coverage_curve(rt.replier.client, progress.channel, progress.ts, outcome)
     progress.finish("done", text, report_blocks(text, None if outcome.promoted else outcome.version))
     publish_homes_after_model_change(rt)
     return {
@@ -426,4 +463,6 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         "corrections_by_member": {user: asdict(tally) for user, tally in extra.members.items()},
         "progress_updates": progress.updates,
         "uploaded_confusion_matrix": uploaded,
+        "uploaded_reliability_diagram": reliability,
+        "uploaded_coverage_curve": curve,
     }

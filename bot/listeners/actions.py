@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,11 @@ from ui.feedback import CHOOSE_PROMPT, category_select, thanks, with_counts
 from ui.ids import (
     FEEDBACK_CHOOSE_ACTION,
     FEEDBACK_CORRECT_ACTION,
+    FEEDBACK_PICK_ACTION,
     FEEDBACK_WRONG_ACTION,
     RETRAIN_PROMOTE_ACTION,
     chosen_record,
+    picked,
 )
 
 log = logging.getLogger(__name__)
@@ -164,6 +167,29 @@ def handle_feedback_choose(
     respond(text=thanks(chosen, found.slug, found.label_set), replace_original=True)
 
 
+def handle_feedback_pick(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], feedback: FeedbackStore, client: WebClient
+) -> None:
+    """An editor's answer to an unsure reply's "which desk?" buttons: the label clicked, stored as that user's answer
+    through the same feedback path as the category select (a labelled example for the next training)."""
+    ack()
+    pair = picked(str(action.get("value", "")))
+    if pair is None:
+        log.warning("which-desk button with an unexpected value %r", action.get("value"))
+        return
+    record_id, chosen = pair
+    click = _feedback_click(body, {"value": record_id}, feedback, client)
+    if click is None:
+        return
+    try:
+        counts = click.store.record(record_id, click.user, chosen)
+    except NewsbotError as exc:
+        _tell(client, body, exc.user_message, click.thread_ts)
+        return
+    _show_counts(client, click.snapshot or click.store.message(record_id), counts, click.found.label_set)
+    _tell(client, body, thanks(chosen, click.found.slug, click.found.label_set), click.thread_ts)
+
+
 def handle_retrain_promote(
     ack: Ack,
     body: dict[str, Any],
@@ -201,4 +227,5 @@ def register(app: App) -> None:
     app.action(FEEDBACK_CORRECT_ACTION)(handle_feedback_correct)
     app.action(FEEDBACK_WRONG_ACTION)(handle_feedback_wrong)
     app.action(FEEDBACK_CHOOSE_ACTION)(handle_feedback_choose)
+    app.action(re.compile(rf"^{FEEDBACK_PICK_ACTION}_\d+$"))(handle_feedback_pick)
     app.action(RETRAIN_PROMOTE_ACTION)(handle_retrain_promote)
