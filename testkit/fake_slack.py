@@ -191,6 +191,7 @@ class FakeSlack:
             self.not_in.clear()
             self.reactions.clear()
             self.usergroups.clear()
+            self.uploads.clear()  # a file an earlier test uploaded is not this test's
             self.rate_limits.clear()
             self.token_error = None
             self._counts.clear()
