@@ -19,12 +19,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from redis import Redis
 
 from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
 from common.labels import LabelSet
-from store import classifications, retraining, reviews
+from store import classifications, live, retraining, reviews
 from store.answers import FeedbackAnswer, verdict
 from store.classifications import REPLY_SNAPSHOT, ClassificationRecord
 from store.record import Key, as_str
@@ -162,14 +163,16 @@ class DatasetSummary:
 class FeedbackStore:
     """The feedback service: users' answers, the classification records they are about, and their export."""
 
-    def __init__(self, connection: Redis) -> None:
+    def __init__(self, connection: Redis, timezone: str = "UTC") -> None:
         self.connection = connection
+        self.timezone = timezone  # the newsroom's (NEWSROOM_TIMEZONE): the day of the live counters
 
     def classification(self, record_id: str) -> ClassificationRecord:
         return classifications.get_classification(self.connection, record_id)
 
-    def record(self, record_id: str, user: str, chosen: str) -> FeedbackCounts:
-        """Store ``user``'s verdict (replacing an earlier one) and return the counts after it.
+    def record(self, record_id: str, user: str, chosen: str, *, editor: bool = False) -> FeedbackCounts:
+        """Store ``user``'s verdict (replacing an earlier one) and return the counts after it; an ``editor``'s
+        verdict also counts in the classifying version's live accuracy (:mod:`store.live`).
 
         ``chosen`` must be one of the labels of the model that made the classification (the record's):
         :class:`UnknownCategoryError` otherwise."""
@@ -186,6 +189,10 @@ class FeedbackStore:
         )
         put_feedback(self.connection, answer)
         metrics.FEEDBACK.labels(answer="correct" if answer.correct else "wrong").inc()
+        day = live.classified_day(found.created_at, ZoneInfo(self.timezone))
+        if editor and day is not None and found.model_version:
+            outcome = live.outcome_of(found.slug, chosen, found.label_set.labels)
+            live.count_labelled(self.connection, found.model_version, day, record_id, outcome)
         return self.counts(record_id)
 
     def for_record(self, record_id: str) -> list[FeedbackAnswer]:

@@ -254,6 +254,8 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
     "ui.replies.left_out_note": _NUMBERS,
     "ui.reports.metric": "reads a number",
     "ui.reports.confidence_line": _NUMBERS,
+    "ui.reports.live_line": _NUMBERS,
+    "ui.reports.drift_warning": _NUMBERS,
     "ui.reports.metrics_line": _NUMBERS,
     "ui.progress.duration": _NUMBERS,
     "ui.progress.figure": _NUMBERS,

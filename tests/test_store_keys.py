@@ -41,6 +41,8 @@ KNOWN_TEMPLATES = {
     "newsbot:routes",
     "newsbot:channel:{channel}",
     "newsbot:stats:classified:{day}",
+    "newsbot:stats:live:count:{day_version}",
+    "newsbot:stats:live:state:{day_version}",
     "newsbot:stats:feedback:correct",
     "newsbot:stats:feedback:wrong",
     "newsbot:recent:{user}",

@@ -24,9 +24,10 @@ from redis import Redis
 from common.kinds import MODEL_KINDS
 from common.labels import LIVEDOOR, LabelSet
 from common.mrkdwn import code, escape, literal
-from store import activity, feedback, newsroom, retraining, serving
+from store import activity, feedback, live, newsroom, retraining, serving
 from store.activity import RecentClassification
 from store.feedback import FeedbackTally, PendingCorrection
+from store.live import LiveFigures
 from store.newsroom import Route, Watch
 from store.retraining import TrainingProgress
 from store.serving import ModelFacts, ServingState
@@ -57,7 +58,7 @@ from ui.ids import (
     review_value,
 )
 from ui.progress import PHASES, figure, progress_line
-from ui.reports import confidence_line
+from ui.reports import confidence_line, drift_warning, live_line
 
 # Slack's limits on a Home view (and on its texts: ui.blocks), and what this view keeps to.
 HOME_MAX_BLOCKS = 100
@@ -93,6 +94,7 @@ class HomeData:
     reviews: list[PendingCorrection] = field(default_factory=list)  # waiting for an editor, oldest first
     reviews_total: int = 0  # how many wait (reviews lists the first of them)
     rejected: list[PendingCorrection] = field(default_factory=list)  # rejected, kept: newest first
+    live: LiveFigures | None = None  # the served version's last 7 days (store.live)
 
 
 def gather(
@@ -118,14 +120,18 @@ def gather(
         corrections = feedback.FeedbackStore(connection)
         pending = corrections.pending_reviews(trust, limit=REVIEWS_COUNTED)
         rejected = corrections.rejected_reviews(trust, limit=LISTED_REJECTED)
+    workers = serving.serving_states(connection)
+    model = announced or served_model(workers)
+    figures = None if model is None else live.live_figures(connection, model.version, tz=ZoneInfo(timezone))
     return HomeData(
+        live=figures,
         is_editor=is_editor,
         reviews=pending[:LISTED_REVIEWS],
         reviews_total=len(pending),
         rejected=rejected,
         user=user,
         is_admin=is_admin,
-        workers=serving.serving_states(connection),
+        workers=workers,
         classified_today=today,
         classified_week=week,
         feedback=feedback.feedback_tally(connection),
@@ -201,6 +207,11 @@ def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
         rule = confidence_line(model.confidence)
         if rule:
             blocks.append(context(rule))
+        if data.live is not None and data.live.version == model.version:
+            blocks.append(context(live_line(data.live)))
+            warning = drift_warning(data.live, model.accuracy)
+            if warning:
+                blocks.append(section(warning))
         if model.labels:
             names = ", ".join(category_name(label, model.label_set) for label in model.labels)
             blocks.append(context(f"ラベル / Labels ({len(model.labels)}): {names}"))
