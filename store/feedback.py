@@ -143,6 +143,17 @@ class PendingCorrection:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsureArticle:
+    """One of today's unsure articles as the editors' review list shows it: the model's answer and its labels."""
+
+    record_id: str
+    title: str
+    predicted: str
+    labels: LabelSet
+    at: float  # when it was classified
+
+
+@dataclass(frozen=True, slots=True)
 class DatasetSummary:
     """What :meth:`FeedbackStore.export_dataset` wrote: corrections, confirmations, and records skipped."""
 
@@ -304,6 +315,24 @@ class FeedbackStore:
             except ClassificationNotFoundError:
                 continue
             found.append(PendingCorrection(answer, record.title or clip_text(record.body), record.label_set))
+            if len(found) >= limit:
+                break
+        return found
+
+    def unsure_to_label(self, policy: TrustPolicy, limit: int = 500) -> list[UnsureArticle]:
+        """Today's unsure articles (the newsroom's day) that no editor has labelled yet, oldest first, at most
+        ``limit``; records gone are left out."""
+        found: list[UnsureArticle] = []
+        for record_id, at in live.unsure_today(self.connection, tz=ZoneInfo(self.timezone)):
+            if any(policy.is_editor(answer.user) for answer in self.for_record(record_id)):
+                continue
+            try:
+                record = self.classification(record_id)
+            except ClassificationNotFoundError:
+                continue
+            found.append(
+                UnsureArticle(record_id, record.title or clip_text(record.body), record.slug, record.label_set, at)
+            )
             if len(found) >= limit:
                 break
         return found

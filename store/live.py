@@ -43,6 +43,15 @@ LIVE_STATES = Key(
     LIVE_TTL_S,
 )
 
+# Today's unsure articles wait for an editor's label in the App Home (oldest first) for this long.
+UNSURE_DAY_TTL_S = 2 * 24 * 3600
+UNSURE_DAY = Key(
+    "newsbot:stats:unsure:{day}",
+    "zset record id → when classified: the day's unsure articles (the editors' review list)",
+    "UNSURE_DAY_TTL_S",
+    UNSURE_DAY_TTL_S,
+)
+
 # KEYS: counts, states; ARGV: ttl, record id, 's' | 'u'. Counted once per record (a retried job rewrites nothing).
 _CLASSIFIED = """
 if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 1 then
@@ -95,13 +104,25 @@ def classified_day(created_at: str, tz: tzinfo) -> str | None:
 def count_answered(
     connection: Redis, version: str, answers: Iterable[tuple[str, bool]], *, tz: tzinfo, at: float | None = None
 ) -> None:
-    """Count ``answers`` (record id, unsure) as answered today by ``version``."""
-    day = _day(time.time() if at is None else at, tz)
+    """Count ``answers`` (record id, unsure) as answered today by ``version``; the unsure ones join today's review
+    list."""
+    now = time.time() if at is None else at
+    day = _day(now, tz)
     keys = [LIVE_COUNTS.key_for(_part(day, version)), LIVE_STATES.key_for(_part(day, version))]
     with connection.pipeline(transaction=False) as pipe:
         for record_id, unsure in answers:
             pipe.eval(_CLASSIFIED, 2, *keys, LIVE_TTL_S, record_id, "u" if unsure else "s")
+            if unsure:
+                pipe.zadd(UNSURE_DAY.key_for(day), {record_id: now}, nx=True)
+                pipe.expire(UNSURE_DAY.key_for(day), UNSURE_DAY_TTL_S)
         pipe.execute()
+
+
+def unsure_today(connection: Redis, *, tz: tzinfo, at: float | None = None) -> list[tuple[str, float]]:
+    """Today's unsure articles (record id, when classified), oldest first."""
+    day = _day(time.time() if at is None else at, tz)
+    raw: Any = connection.zrange(UNSURE_DAY.key_for(day), 0, -1, withscores=True)
+    return [(as_str(record_id), float(when)) for record_id, when in raw]
 
 
 def outcome_of(predicted: str, chosen: str, labels: Iterable[str]) -> str:

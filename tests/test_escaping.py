@@ -33,7 +33,7 @@ from common.mrkdwn import BACKTICK_STANDIN, code, link, literal
 from newsmodel.prediction import Prediction
 from store.activity import RecentClassification
 from store.answers import FeedbackAnswer
-from store.feedback import FeedbackCounts, FeedbackTally, PendingCorrection
+from store.feedback import FeedbackCounts, FeedbackTally, PendingCorrection, UnsureArticle
 from store.newsroom import Route
 from store.retraining import TrainingProgress
 from store.serving import ServingState
@@ -143,6 +143,9 @@ BUILDERS: dict[str, Callable[[str], object]] = {
         )
         for predicted, chosen in ((h, "ok"), ("ok", h))
     ],
+    "ui.home.unsure_text": lambda h: [
+        home.unsure_text(UnsureArticle("r1", h, predicted, label_set(h), 0.0)) for predicted in (h, "ok")
+    ],
     "ui.retrain.corrections_lines": lambda h: retrain.corrections_lines({"UMEMBER": MemberTally(used=1, held=2)}),
     "ui.newsroom.held_warning": lambda h: [
         newsroom.held_warning(route(h), "C0SRC", None, None),
@@ -216,6 +219,8 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
         for name in (
             "article_error_block_id",
             "choose_block_id",
+            "unsure_block_id",
+            "unsure_record",
             "review_block_id",
             "review_value",
             "reviewed",
@@ -255,6 +260,7 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
     "ui.reports.metric": "reads a number",
     "ui.reports.confidence_line": _NUMBERS,
     "ui.reports.live_line": _NUMBERS,
+    "ui.home.unsure_select": "options are plain_text (Slack shows them as written) and ids",
     "ui.reports.drift_warning": _NUMBERS,
     "ui.reports.metrics_line": _NUMBERS,
     "ui.progress.duration": _NUMBERS,

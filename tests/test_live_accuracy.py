@@ -5,6 +5,7 @@ test accuracy."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,10 +15,13 @@ from prometheus_client import REGISTRY
 from rq.job import Job
 from slack_sdk import WebClient
 
+from bot.admins import AdminPolicy
 from bot.listeners.actions import handle_feedback_choose, handle_feedback_correct, handle_feedback_pick
+from bot.listeners.home import handle_home_unsure_label
 from store import classifications, live, serving
 from store.feedback import FeedbackStore, FeedbackTally
 from store.queues import classify_queue
+from store.trust import TrustPolicy
 from testkit.fake_corpus import build_archive
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
@@ -26,7 +30,8 @@ from tests.home_models import all_text
 from tests.test_confidence import TEXTS
 from training.api import TrainOutcome, train, train_options
 from ui import home
-from ui.ids import choose_block_id, pick_action_id, pick_value
+from ui.admin import EDITORS_ONLY_LABELS
+from ui.ids import HOME_UNSURE_LABEL_ACTION, choose_block_id, pick_action_id, pick_value, unsure_block_id
 from worker import admin
 from worker.classifier import ModelService
 
@@ -186,3 +191,63 @@ def test_the_drift_warning_needs_enough_answers_and_a_clear_gap(redis_conn: redi
     calm = home.HomeData("U1", False, [state], 0, 0, FeedbackTally(0, 0, 0), [], [], [], live=live.LiveFigures("v1"))
     text = all_text(home.home_view(calm))
     assert "Drift" not in text and "no answers yet" in text
+
+
+def _published(fake_slack: FakeSlack) -> dict[str, Any]:
+    view = fake_slack.calls_to("views.publish")[-1].params["view"]
+    parsed: dict[str, Any] = json.loads(view) if isinstance(view, str) else view
+    return parsed
+
+
+def test_editors_label_todays_unsure_articles_in_the_home(
+    trained: TrainOutcome, redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack
+) -> None:
+    model_dir = trained.path.parent
+    settings = worker_settings(redis_server.url, fake_slack.api_url, model_dir, editor_user_ids=[EDITOR])
+    install_runtime(settings, redis_conn)
+    queue = classify_queue(redis_conn)
+    jobs = [enqueue_classify(queue, f"<@UBOT> {text}", n) for n, text in enumerate(TEXTS, 1)]
+    run_burst(redis_conn)
+    results = [Job.fetch(j.id, connection=redis_conn, serializer=queue.serializer).return_value() for j in jobs]
+    unsure_ids = [r["record_id"] for r in results if r is not None and r["unsure"]]
+    assert unsure_ids
+    # The list: today's unsure articles, oldest first (the jobs ran in order), for editors only.
+    store = FeedbackStore(redis_conn, settings.newsroom_timezone)
+    policy = TrustPolicy(editors=frozenset({EDITOR}))
+    waiting = store.unsure_to_label(policy)
+    assert [item.record_id for item in waiting] == unsure_ids
+    assert [item.at for item in waiting] == sorted(item.at for item in waiting)
+    first = waiting[0]
+    editor_home = home.home_view(
+        home.gather(redis_conn, EDITOR, False, timezone="Asia/Tokyo", classify_response_type="ephemeral", trust=policy)
+    )
+    block_ids = [b.get("block_id") for b in editor_home["blocks"]]
+    assert unsure_block_id(first.record_id) in block_ids and "Today's unsure articles" in all_text(editor_home)
+    member_home = home.home_view(
+        home.gather(
+            redis_conn, "UMEMBER", False, timezone="Asia/Tokyo", classify_response_type="ephemeral", trust=policy
+        )
+    )
+    assert "Today's unsure articles" not in all_text(member_home)
+
+    client = WebClient(token="xoxb-test-token", base_url=fake_slack.api_url)
+    label = next(x for x in trained.labels.labels if x != first.predicted)
+    action = {
+        "action_id": HOME_UNSURE_LABEL_ACTION,
+        "block_id": unsure_block_id(first.record_id),
+        "selected_option": {"value": label},
+    }
+    admins = AdminPolicy(settings)
+    # Someone who is not an editor: refused on an updated Home, nothing stored.
+    handle_home_unsure_label(lambda: None, {"user": {"id": "UMEMBER"}}, action, store, settings, admins, client)  # type: ignore[arg-type]
+    assert EDITORS_ONLY_LABELS in all_text(_published(fake_slack))
+    assert store.for_record(first.record_id) == []
+    # The editor's label: stored through the feedback path, counted live, and the article leaves the list.
+    handle_home_unsure_label(lambda: None, {"user": {"id": EDITOR}}, action, store, settings, admins, client)  # type: ignore[arg-type]
+    (answer,) = store.for_record(first.record_id)
+    assert (answer.user, answer.predicted, answer.chosen) == (EDITOR, first.predicted, label)
+    figures = live.live_figures(redis_conn, trained.version, tz=TOKYO)
+    assert (figures.corrected, figures.labelled) == (1, 1)
+    view = _published(fake_slack)
+    assert unsure_block_id(first.record_id) not in [b.get("block_id") for b in view["blocks"]]
+    assert [item.record_id for item in store.unsure_to_label(policy)] == unsure_ids[1:]

@@ -43,6 +43,7 @@ KNOWN_TEMPLATES = {
     "newsbot:stats:classified:{day}",
     "newsbot:stats:live:count:{day_version}",
     "newsbot:stats:live:state:{day_version}",
+    "newsbot:stats:unsure:{day}",
     "newsbot:stats:feedback:correct",
     "newsbot:stats:feedback:wrong",
     "newsbot:recent:{user}",

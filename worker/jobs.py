@@ -278,7 +278,7 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
 def store_records(connection: Redis, job_id: str, outcome: Outcome, *, ttl_s: int, tz: tzinfo) -> list[str]:
     """Give each classified article its record id and store its record (expiring after ``ttl_s`` unless
     feedback arrives; 0: never), counted for the day in ``tz`` (the newsroom's); the record ids."""
-    created = datetime.now(UTC).replace(microsecond=0)
+    created = datetime.now(UTC)  # its day is the truncated created_at's: days begin on whole seconds
     created_at = created.isoformat(timespec="seconds")
     records: list[str] = []
     answered: dict[str, list[tuple[str, bool]]] = {}
