@@ -188,6 +188,9 @@ BUILDERS: dict[str, Callable[[str], object]] = {
     "ui.admin.rollback_refused": lambda h: admin.rollback_refused(h, "利用者向けの文 / our words"),
     # ui.retrain, ui.reports, ui.progress
     "ui.retrain.train_options": lambda h: retrain.train_options("bert", h, None, False),
+    "ui.retrain.editor_sets_lines": lambda h: retrain.editor_sets_lines(
+        {"recent_editor_labels": {"examples": 40, "accuracy": 0.5, "current_accuracy": 0.9, "current_version": h}}
+    ),
     "ui.retrain.result_text": lambda h: retrain.result_text("header", Outcome(labels=label_set(h))),
     "ui.reports.labels_line": lambda h: reports.labels_line(label_set(h)),
     "ui.reports.version_line": lambda h: reports.version_line("v1", None, h, None),
