@@ -163,6 +163,10 @@ def test_the_gauges_are_read_at_scrape_time() -> None:
 
 
 def test_outside_labels_and_editor_answers_on_uncounted_articles(redis_conn: redis.Redis) -> None:
+    # A record of an earlier release has no `unsure` field: it reads as sure; the flag round-trips.
+    assert not classifications.ClassificationRecord.decode("old", {"title": "t", "body": "b", "slug": "it"}).unsure
+    record = classifications.ClassificationRecord("r0", "t", "b", "", "it", "v1", "C1", unsure=True)
+    assert classifications.ClassificationRecord.decode("r0", record.encode()).unsure
     at = 1_760_000_000.0
     day = live.classified_day("2025-10-09T08:53:20+00:00", TOKYO)
     assert day == "2025-10-09"
