@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from redis import Redis
 
 from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
-from common.labels import LabelSet
+from common.labels import OUTSIDE_LABEL, LabelSet
 from store import classifications, live, retraining, reviews
 from store.answers import FeedbackAnswer, verdict
 from store.classifications import REPLY_SNAPSHOT, ClassificationRecord
@@ -197,10 +197,11 @@ class FeedbackStore:
         """Store ``user``'s verdict (replacing an earlier one) and return the counts after it; an ``editor``'s
         verdict also counts in the classifying version's live accuracy (:mod:`store.live`).
 
-        ``chosen`` must be one of the labels of the model that made the classification (the record's):
-        :class:`UnknownCategoryError` otherwise."""
+        ``chosen`` must be one of the labels of the model that made the classification (the record's), or for an
+        editor :data:`~common.labels.OUTSIDE_LABEL` (a desk the model does not have): :class:`UnknownCategoryError`
+        otherwise."""
         found = self.classification(record_id)
-        if chosen not in found.label_set:
+        if chosen not in found.label_set and not (editor and chosen == OUTSIDE_LABEL):
             raise UnknownCategoryError(chosen)
         answer = FeedbackAnswer(
             record_id=record_id,

@@ -6,6 +6,7 @@ test accuracy."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,8 @@ from slack_sdk import WebClient
 from bot.admins import AdminPolicy
 from bot.listeners.actions import handle_feedback_choose, handle_feedback_correct, handle_feedback_pick
 from bot.listeners.home import handle_home_unsure_label
+from common.exceptions import UnknownCategoryError
+from common.labels import OUTSIDE_LABEL
 from store import classifications, live, serving
 from store.feedback import FeedbackStore, FeedbackTally
 from store.queues import classify_queue
@@ -204,7 +207,7 @@ def _published(fake_slack: FakeSlack) -> dict[str, Any]:
 
 
 def test_editors_label_todays_unsure_articles_in_the_home(
-    trained: TrainOutcome, redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack
+    trained: TrainOutcome, redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     model_dir = trained.path.parent
     settings = worker_settings(redis_server.url, fake_slack.api_url, model_dir, editor_user_ids=[EDITOR])
@@ -255,3 +258,17 @@ def test_editors_label_todays_unsure_articles_in_the_home(
     view = _published(fake_slack)
     assert unsure_block_id(first.record_id) not in [b.get("block_id") for b in view["blocks"]]
     assert [item.record_id for item in store.unsure_to_label(policy)] == unsure_ids[1:]
+
+    # "A desk the model does not have": the editor's answer is kept, counted outside the model's labels, and never
+    # trained on (the export skips a label the model does not have); a member cannot give it.
+    assert len(unsure_ids) > 1
+    other = {**action, "block_id": unsure_block_id(unsure_ids[1]), "selected_option": {"value": OUTSIDE_LABEL}}
+    assert OUTSIDE_LABEL in [o["value"] for o in home.unsure_select(waiting[1])["options"]]
+    handle_home_unsure_label(lambda: None, {"user": {"id": EDITOR}}, other, store, settings, admins, client)  # type: ignore[arg-type]
+    assert "A desk the model does not have" in all_text(_published(fake_slack))
+    figures = live.live_figures(redis_conn, trained.version, tz=TOKYO)
+    assert (figures.corrected, figures.outside, figures.outside_share) == (1, 1, 0.5)
+    with pytest.raises(UnknownCategoryError):
+        store.record(unsure_ids[1], "UMEMBER", OUTSIDE_LABEL)
+    summary = store.export_corrections(tmp_path / "c.jsonl", policy)
+    assert summary.written == 1 and summary.skipped == 1

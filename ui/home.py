@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from redis import Redis
 
 from common.kinds import MODEL_KINDS
-from common.labels import LIVEDOOR, LabelSet
+from common.labels import LIVEDOOR, OUTSIDE_LABEL, LabelSet
 from common.mrkdwn import code, escape, literal
 from store import activity, feedback, live, newsroom, retraining, serving
 from store.activity import RecentClassification
@@ -47,6 +47,7 @@ from ui.blocks import (
     section,
 )
 from ui.commands import ResponseType, home_help
+from ui.feedback import OUTSIDE_NAME, shown
 from ui.ids import (
     HOME_ADMIN_BLOCK_ID,
     HOME_PROMOTE_ACTION,
@@ -181,7 +182,7 @@ def _iso_date(iso: str) -> str:
 def category_name(label: str, labels: LabelSet | None = None) -> str:
     """``label``'s display names in ``labels`` (livedoor's by default), escaped; the label itself without any."""
     labels = LIVEDOOR if labels is None else labels
-    return literal(labels.display(label) if label in labels else label)
+    return literal(shown(labels, label))
 
 
 # --- the model ----------------------------------------------------------------------------------------
@@ -452,13 +453,17 @@ def unsure_text(item: UnsureArticle) -> str:
 
 
 def unsure_select(item: UnsureArticle) -> dict[str, Any]:
-    """The select an editor labels an unsure article with: every label of the model that classified it."""
+    """The select an editor labels an unsure article with: every label of the model that classified it, and a desk
+    the model does not have (counted live as outside its labels, never trained on)."""
     labels = [label for label in item.labels][:SELECT_OPTIONS_MAX]
     return {
         "type": "static_select",
         "action_id": HOME_UNSURE_LABEL_ACTION,
         "placeholder": plain("正しいデスク / Which desk?"),
-        "options": [option(clip(item.labels.display(label), 75), label) for label in labels],
+        "options": [
+            *(option(clip(item.labels.display(label), 75), label) for label in labels[: SELECT_OPTIONS_MAX - 1]),
+            option(OUTSIDE_NAME, OUTSIDE_LABEL),
+        ],
     }
 
 
