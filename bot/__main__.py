@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from zoneinfo import ZoneInfo
 
 from common.exceptions import SettingsError
 from common.logs import configure_logging
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.app import build_app
     from bot.slack_client import SlackTokenCheck, token_alive
     from bot.submit import JobSubmitter
+    from store import live
     from store.queues import queue_depths, redis_connection, redis_reachable, registry_counts
     from store.slack import revoked_reason
     from telemetry import metrics
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     connection = redis_connection(settings)
     metrics.watch_queue_depths(lambda: queue_depths(connection), lambda: registry_counts(connection))
     metrics.watch_slack_token(lambda: revoked_reason(connection, settings.slack_bot_token))
+    zone = ZoneInfo(settings.newsroom_timezone)
+    metrics.watch_live_accuracy(lambda: live.gauge_samples(live.served_figures(connection, tz=zone)))
     app = build_app(
         settings, JobSubmitter(connection, settings.classify_job_timeout_s, settings.member_rate_per_minute)
     )

@@ -62,7 +62,9 @@ def build_app(settings: Settings, submitter: JobSubmitter) -> App:
         bind_log_context(event_id=body.get("event_id"), trigger_id=body.get("trigger_id"))
         next()  # type: ignore[operator]
 
-    shared = Dependencies(submitter, settings, AdminPolicy(settings), FeedbackStore(submitter.connection))
+    shared = Dependencies(
+        submitter, settings, AdminPolicy(settings), FeedbackStore(submitter.connection, settings.newsroom_timezone)
+    )
     app.middleware(dependencies(shared))
 
     register_listeners(app)

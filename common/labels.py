@@ -42,6 +42,12 @@ class Category:
         return f"{self.ja} / {self.en}"
 
 
+# An editor's answer that the article belongs to a desk the classifying model does not have (the App Home's list of
+# unsure articles offers it): stored like a label, counted as "outside the model's labels" in the live accuracy,
+# never trained on (the export skips labels the model does not have).
+OUTSIDE_LABEL = "__outside__"
+
+
 def normalise_label(label: str) -> str:
     """``label`` in the one spelling training keeps: Unicode NFKC (half-width kana and full-width letters become
     the usual forms, a decomposed ``ス`` + ``゙`` becomes ``ズ``), then without spaces at either end. Two labels

@@ -48,6 +48,7 @@ class ClassificationRecord:
     ts: str = ""  # the reply's ts ("" until replied, and for replies through response_url)
     created_at: str = ""
     labels: LabelSet | None = None
+    unsure: bool = False  # the served decision (False for a record of a release before it: they carried none)
 
     @property
     def article(self) -> Article:
@@ -66,6 +67,7 @@ class ClassificationRecord:
         fields = {name: str(getattr(self, name)) for name in _RECORD_TEXT_FIELDS}
         fields["body"] = self.body[:RECORD_BODY_MAX_CHARS]
         fields["labels"] = encode_labels(self.labels)
+        fields["unsure"] = "1" if self.unsure else "0"
         return fields
 
     @classmethod
@@ -87,6 +89,7 @@ class ClassificationRecord:
             ts=fields.get("ts", ""),
             created_at=fields.get("created_at", ""),
             labels=decode_labels(fields.get("labels", "")),
+            unsure=fields.get("unsure", "0") == "1",
         )
 
 

@@ -19,17 +19,28 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from redis import Redis
 
 from common.exceptions import ClassificationNotFoundError, UnknownCategoryError
-from common.labels import LabelSet
-from store import classifications, retraining, reviews
+from common.labels import OUTSIDE_LABEL, LabelSet
+from store import classifications, live, retraining, reviews
 from store.answers import FeedbackAnswer, verdict
 from store.classifications import REPLY_SNAPSHOT, ClassificationRecord
 from store.record import Key, as_str
 from store.reviews import Review
-from store.trust import HELD_OUT, SKIPPED, USED, MemberTally, TrustedRecord, TrustPolicy, in_holdout, sort_by_trust
+from store.trust import (
+    HELD_OUT,
+    SKIPPED,
+    USED,
+    MemberTally,
+    TrustedRecord,
+    TrustPolicy,
+    in_holdout,
+    recent_count,
+    sort_by_trust,
+)
 from telemetry import metrics
 
 FEEDBACK_INDEX = Key("newsbot:feedback:index", "set of record ids", "no TTL")
@@ -130,6 +141,8 @@ class ExportSummary:
     held_out: int = 0
     holdout_path: Path | None = None
     members: dict[str, MemberTally] = field(default_factory=dict)
+    recent: int = 0  # the newest editor-labelled records, held out (recent_path)
+    recent_path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +152,17 @@ class PendingCorrection:
     answer: FeedbackAnswer
     title: str
     labels: LabelSet
+
+
+@dataclass(frozen=True, slots=True)
+class UnsureArticle:
+    """One of today's unsure articles as the editors' review list shows it: the model's answer and its labels."""
+
+    record_id: str
+    title: str
+    predicted: str
+    labels: LabelSet
+    at: float  # when it was classified
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,19 +186,22 @@ class DatasetSummary:
 class FeedbackStore:
     """The feedback service: users' answers, the classification records they are about, and their export."""
 
-    def __init__(self, connection: Redis) -> None:
+    def __init__(self, connection: Redis, timezone: str = "UTC") -> None:
         self.connection = connection
+        self.timezone = timezone  # the newsroom's (NEWSROOM_TIMEZONE): the day of the live counters
 
     def classification(self, record_id: str) -> ClassificationRecord:
         return classifications.get_classification(self.connection, record_id)
 
-    def record(self, record_id: str, user: str, chosen: str) -> FeedbackCounts:
-        """Store ``user``'s verdict (replacing an earlier one) and return the counts after it.
+    def record(self, record_id: str, user: str, chosen: str, *, editor: bool = False) -> FeedbackCounts:
+        """Store ``user``'s verdict (replacing an earlier one) and return the counts after it; an ``editor``'s
+        verdict also counts in the classifying version's live accuracy (:mod:`store.live`).
 
-        ``chosen`` must be one of the labels of the model that made the classification (the record's):
-        :class:`UnknownCategoryError` otherwise."""
+        ``chosen`` must be one of the labels of the model that made the classification (the record's), or for an
+        editor :data:`~common.labels.OUTSIDE_LABEL` (a desk the model does not have): :class:`UnknownCategoryError`
+        otherwise."""
         found = self.classification(record_id)
-        if chosen not in found.label_set:
+        if chosen not in found.label_set and not (editor and chosen == OUTSIDE_LABEL):
             raise UnknownCategoryError(chosen)
         answer = FeedbackAnswer(
             record_id=record_id,
@@ -186,6 +213,10 @@ class FeedbackStore:
         )
         put_feedback(self.connection, answer)
         metrics.FEEDBACK.labels(answer="correct" if answer.correct else "wrong").inc()
+        day = live.classified_day(found.created_at, ZoneInfo(self.timezone))
+        if editor and day is not None and found.model_version:
+            outcome = live.outcome_of(found.slug, chosen, found.label_set.labels)
+            live.count_labelled(self.connection, found.model_version, day, record_id, outcome)
         return self.counts(record_id)
 
     def for_record(self, record_id: str) -> list[FeedbackAnswer]:
@@ -202,7 +233,9 @@ class FeedbackStore:
     def record_ids(self) -> list[str]:
         return feedback_record_ids(self.connection)
 
-    def export_corrections(self, path: Path, policy: TrustPolicy, holdout_path: Path | None = None) -> ExportSummary:
+    def export_corrections(
+        self, path: Path, policy: TrustPolicy, holdout_path: Path | None = None, recent_path: Path | None = None
+    ) -> ExportSummary:
         """Write one ``{"title", "body", "slug"}`` JSON line per corrected classification to ``path``, using the
         answers by trust (:mod:`store.trust`): editors' answers and accepted corrections count, anyone else's
         correction waits for review, and at most ``policy.daily_cap`` per member per day count.
@@ -216,23 +249,39 @@ class FeedbackStore:
         classifying model's, is skipped and counted, never fatal. The time of the export is noted: corrections
         answered later wait for the next training (the App Home counts them). What became of each member's
         corrections is in the summary's ``members``.
+
+        With ``recent_path``, the newest editor-labelled records (by their latest answer; :func:`store.trust.
+        recent_count` of them, none when that is under 30) are written there instead, before the holdout and never
+        to ``path``: the training scores the candidate on what came after the data it learnt from.
         """
-        written = skipped = held_out = 0
+        written = skipped = held_out = recent_written = 0
         retraining.mark_corrections_exported(self.connection, time.time())
         answers = {record_id: self.for_record(record_id) for record_id in self.record_ids()}
         reviews_by_record = {record_id: reviews.reviews_of(self.connection, record_id) for record_id in answers}
         trusted = sort_by_trust(answers, reviews_by_record, policy)
+        rows = {record_id: self._trusted_row(record) for record_id, record in trusted.items()}
+        recent: set[str] = set()
+        if recent_path is not None:
+            labelled = [record_id for record_id, row in rows.items() if row is not None]
+            labelled.sort(key=lambda record_id: (max((a.at for a in answers[record_id]), default=0.0), record_id))
+            count = recent_count(len(labelled))
+            recent = set(labelled[len(labelled) - count :]) if count else set()
         members: dict[str, MemberTally] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         holdout_out = None if holdout_path is None else holdout_path.open("w", encoding="utf-8")
+        recent_out = None if recent_path is None else recent_path.open("w", encoding="utf-8")
         try:
             with path.open("w", encoding="utf-8") as out:
                 for record_id, record in trusted.items():
                     statuses = dict(record.statuses)
-                    row = self._trusted_row(record)
+                    row = rows[record_id]
                     if record.label is not None and row is None:
                         skipped += 1
                         statuses = {u: (SKIPPED if s == USED else s) for u, s in statuses.items()}
+                    elif row is not None and recent_out is not None and record_id in recent:
+                        recent_out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        recent_written += 1
+                        statuses = {u: (HELD_OUT if s == USED else s) for u, s in statuses.items()}
                     elif row is not None and holdout_out is not None and in_holdout(record_id, policy.holdout_share):
                         holdout_out.write(json.dumps(row, ensure_ascii=False) + "\n")
                         held_out += 1
@@ -245,6 +294,8 @@ class FeedbackStore:
         finally:
             if holdout_out is not None:
                 holdout_out.close()
+            if recent_out is not None:
+                recent_out.close()
         return ExportSummary(
             written=written,
             skipped=skipped,
@@ -252,6 +303,8 @@ class FeedbackStore:
             held_out=held_out,
             holdout_path=holdout_path,
             members=dict(sorted(members.items())),
+            recent=recent_written,
+            recent_path=recent_path,
         )
 
     def _trusted_row(self, record: TrustedRecord) -> dict[str, str] | None:
@@ -297,6 +350,24 @@ class FeedbackStore:
             except ClassificationNotFoundError:
                 continue
             found.append(PendingCorrection(answer, record.title or clip_text(record.body), record.label_set))
+            if len(found) >= limit:
+                break
+        return found
+
+    def unsure_to_label(self, policy: TrustPolicy, limit: int = 500) -> list[UnsureArticle]:
+        """Today's unsure articles (the newsroom's day) that no editor has labelled yet, oldest first, at most
+        ``limit``; records gone are left out."""
+        found: list[UnsureArticle] = []
+        for record_id, at in live.unsure_today(self.connection, tz=ZoneInfo(self.timezone)):
+            if any(policy.is_editor(answer.user) for answer in self.for_record(record_id)):
+                continue
+            try:
+                record = self.classification(record_id)
+            except ClassificationNotFoundError:
+                continue
+            found.append(
+                UnsureArticle(record_id, record.title or clip_text(record.body), record.slug, record.label_set, at)
+            )
             if len(found) >= limit:
                 break
         return found

@@ -24,6 +24,7 @@ from store import (
     deliveries,
     feedback,
     limits,
+    live,
     newsroom,
     retraining,
     reviews,
@@ -43,6 +44,7 @@ DOMAINS: tuple[ModuleType, ...] = (
     serving,
     newsroom,
     activity,
+    live,
     limits,
     slack,
 )

@@ -40,6 +40,20 @@ USED, HELD, CAPPED, REJECTED, OUTVOTED, HELD_OUT, SKIPPED = (
 )
 
 
+# The newest editor-labelled records, held out of training to score a candidate on what came after its training data:
+# RECENT_SHARE of the labelled records, at most RECENT_MAX, and only when that makes at least RECENT_MIN_EXAMPLES
+# (fewer would refuse or pass a candidate on noise; training.api applies the same minimum).
+RECENT_SHARE = 0.2
+RECENT_MAX = 100
+RECENT_MIN_EXAMPLES = 30
+
+
+def recent_count(labelled: int) -> int:
+    """How many of ``labelled`` editor-labelled records, newest first, are held out as the recent ones (0: too few)."""
+    count = min(RECENT_MAX, int(labelled * RECENT_SHARE))
+    return count if count >= RECENT_MIN_EXAMPLES else 0
+
+
 @dataclass(frozen=True, slots=True)
 class TrustPolicy:
     """Whose answers count, how many corrections per member per day, and the holdout's share of the records."""

@@ -7,7 +7,7 @@ closed sets (kinds, outcomes, reasons), never user input, so the series count st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -171,6 +171,51 @@ def watch_slack_token(revoked: Callable[[], str | None]) -> None:
         REGISTRY.unregister(_token_collector)
     _token_collector = SlackTokenCollector(revoked)
     REGISTRY.register(_token_collector)
+
+
+# The live figures of each served version (store.live), read from Redis at scrape time: name → help.
+LIVE_GAUGES = {
+    "accuracy": "Share of the last 7 days' editor-labelled answers the editors confirmed, per served version",
+    "labelled": "Answers of the last 7 days editors confirmed or corrected (the count behind the live accuracy)",
+    "answered": "Articles the served version answered in the last 7 days",
+    "unsure_share": "Share of the last 7 days' answers that were unsure",
+    "outside_share": "Share of the last 7 days' editor labels outside the model's labels",
+}
+
+
+class LiveAccuracyCollector(Collector):
+    """``newsbot_live_<figure>{version}`` for each served version, from ``figures`` (version, figure → value or
+    None) at scrape time; a figure not measured yet (None) has no sample, and none at all while Redis cannot say."""
+
+    def __init__(self, figures: Callable[[], Iterable[tuple[str, Mapping[str, float | None]]]]) -> None:
+        self._figures = figures
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        families = {
+            name: GaugeMetricFamily(f"newsbot_live_{name}", text, labels=["version"])
+            for name, text in LIVE_GAUGES.items()
+        }
+        try:
+            for version, values in self._figures():
+                for name, value in values.items():
+                    if name in families and value is not None:
+                        families[name].add_metric([version], value)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the scrape still succeeds, without these samples
+            log.warning("live accuracy unavailable: %s", exc)
+        yield from families.values()
+
+
+_live_collector: LiveAccuracyCollector | None = None
+
+
+def watch_live_accuracy(figures: Callable[[], Iterable[tuple[str, Mapping[str, float | None]]]]) -> None:
+    """Register (once per process) the collector of the ``newsbot_live_*`` gauges; ``figures`` gives each served
+    version's figures (``store.live.gauge_samples`` of ``store.live.served_figures``)."""
+    global _live_collector
+    if _live_collector is not None:
+        REGISTRY.unregister(_live_collector)
+    _live_collector = LiveAccuracyCollector(figures)
+    REGISTRY.register(_live_collector)
 
 
 def exposition() -> tuple[bytes, str]:

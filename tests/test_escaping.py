@@ -33,7 +33,7 @@ from common.mrkdwn import BACKTICK_STANDIN, code, link, literal
 from newsmodel.prediction import Prediction
 from store.activity import RecentClassification
 from store.answers import FeedbackAnswer
-from store.feedback import FeedbackCounts, FeedbackTally, PendingCorrection
+from store.feedback import FeedbackCounts, FeedbackTally, PendingCorrection, UnsureArticle
 from store.newsroom import Route
 from store.retraining import TrainingProgress
 from store.serving import ServingState
@@ -143,6 +143,9 @@ BUILDERS: dict[str, Callable[[str], object]] = {
         )
         for predicted, chosen in ((h, "ok"), ("ok", h))
     ],
+    "ui.home.unsure_text": lambda h: [
+        home.unsure_text(UnsureArticle("r1", h, predicted, label_set(h), 0.0)) for predicted in (h, "ok")
+    ],
     "ui.retrain.corrections_lines": lambda h: retrain.corrections_lines({"UMEMBER": MemberTally(used=1, held=2)}),
     "ui.newsroom.held_warning": lambda h: [
         newsroom.held_warning(route(h), "C0SRC", None, None),
@@ -185,6 +188,9 @@ BUILDERS: dict[str, Callable[[str], object]] = {
     "ui.admin.rollback_refused": lambda h: admin.rollback_refused(h, "利用者向けの文 / our words"),
     # ui.retrain, ui.reports, ui.progress
     "ui.retrain.train_options": lambda h: retrain.train_options("bert", h, None, False),
+    "ui.retrain.editor_sets_lines": lambda h: retrain.editor_sets_lines(
+        {"recent_editor_labels": {"examples": 40, "accuracy": 0.5, "current_accuracy": 0.9, "current_version": h}}
+    ),
     "ui.retrain.result_text": lambda h: retrain.result_text("header", Outcome(labels=label_set(h))),
     "ui.reports.labels_line": lambda h: reports.labels_line(label_set(h)),
     "ui.reports.version_line": lambda h: reports.version_line("v1", None, h, None),
@@ -216,6 +222,8 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
         for name in (
             "article_error_block_id",
             "choose_block_id",
+            "unsure_block_id",
+            "unsure_record",
             "review_block_id",
             "review_value",
             "reviewed",
@@ -254,6 +262,9 @@ NO_OUTSIDE_TEXT: dict[str, str] = {
     "ui.replies.left_out_note": _NUMBERS,
     "ui.reports.metric": "reads a number",
     "ui.reports.confidence_line": _NUMBERS,
+    "ui.reports.live_line": _NUMBERS,
+    "ui.home.unsure_select": "options are plain_text (Slack shows them as written) and ids",
+    "ui.reports.drift_warning": _NUMBERS,
     "ui.reports.metrics_line": _NUMBERS,
     "ui.progress.duration": _NUMBERS,
     "ui.progress.figure": _NUMBERS,

@@ -47,6 +47,7 @@ class TrainingData:
     split: Split
     extra: ExtraExamples
     holdout: ExtraExamples = field(default_factory=lambda: ExtraExamples([], 0))  # editor-confirmed, never trained on
+    recent: ExtraExamples = field(default_factory=lambda: ExtraExamples([], 0))  # the newest editor labels, ditto
 
     @property
     def articles(self) -> list[CorpusArticle]:

@@ -69,6 +69,14 @@ class DataOptions:
             "on them than the current model is not promoted."
         },
     )
+    recent_examples: Path | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL of the most recent editor-labelled examples (as --extra-examples), labelled after the "
+            "training data and never trained on: scored beside the test split when there are at least 30; a "
+            "candidate clearly worse on them than the current model is not promoted."
+        },
+    )
     cache_dir: Path = field(default=Path(".cache/data"), metadata={"help": "Download and tokenisation cache."})
 
     @property

@@ -105,6 +105,10 @@ EDITORS_ONLY = (
     ":no_entry: 訂正のレビューは編集者だけができます。\n"
     "Only editors (admins, EDITOR_USER_IDS, EDITOR_USERGROUP) review corrections."
 )
+EDITORS_ONLY_LABELS = (
+    ":no_entry: 自信なし記事のラベル付けは編集者だけができます。\n"
+    "Only editors (admins, EDITOR_USER_IDS, EDITOR_USERGROUP) label the unsure articles here."
+)
 
 
 def review_done(accepted: bool, member: str) -> str:

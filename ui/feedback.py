@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.labels import LIVEDOOR, LabelSet
+from common.labels import LIVEDOOR, OUTSIDE_LABEL, LabelSet
 from common.mrkdwn import literal
 from store.feedback import FeedbackCounts
 from ui.blocks import actions, context, option, plain, section
@@ -17,7 +17,12 @@ CHOOSE_PROMPT = "正しいカテゴリを選んでください / Choose the righ
 
 def shown(labels: LabelSet, label: str) -> str:
     """``label``'s display names (the label itself without names, or when the set does not have it); raw."""
+    if label == OUTSIDE_LABEL and label not in labels:
+        return OUTSIDE_NAME
     return labels.display(label) if label in labels else label
+
+
+OUTSIDE_NAME = "モデルにないデスク / A desk the model does not have"
 
 
 def counts_text(counts: FeedbackCounts, labels: LabelSet = LIVEDOOR) -> str:

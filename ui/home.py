@@ -22,11 +22,12 @@ from zoneinfo import ZoneInfo
 from redis import Redis
 
 from common.kinds import MODEL_KINDS
-from common.labels import LIVEDOOR, LabelSet
+from common.labels import LIVEDOOR, OUTSIDE_LABEL, LabelSet
 from common.mrkdwn import code, escape, literal
-from store import activity, feedback, newsroom, retraining, serving
+from store import activity, feedback, live, newsroom, retraining, serving
 from store.activity import RecentClassification
-from store.feedback import FeedbackTally, PendingCorrection
+from store.feedback import FeedbackTally, PendingCorrection, UnsureArticle
+from store.live import LiveFigures
 from store.newsroom import Route, Watch
 from store.retraining import TrainingProgress
 from store.serving import ModelFacts, ServingState
@@ -46,18 +47,21 @@ from ui.blocks import (
     section,
 )
 from ui.commands import ResponseType, home_help
+from ui.feedback import OUTSIDE_NAME, shown
 from ui.ids import (
     HOME_ADMIN_BLOCK_ID,
     HOME_PROMOTE_ACTION,
     HOME_REVIEW_ACCEPT_ACTION,
     HOME_REVIEW_REJECT_ACTION,
     HOME_ROLLBACK_ACTION,
+    HOME_UNSURE_LABEL_ACTION,
     home_retrain_action,
     review_block_id,
     review_value,
+    unsure_block_id,
 )
 from ui.progress import PHASES, figure, progress_line
-from ui.reports import confidence_line
+from ui.reports import confidence_line, drift_warning, live_line
 
 # Slack's limits on a Home view (and on its texts: ui.blocks), and what this view keeps to.
 HOME_MAX_BLOCKS = 100
@@ -67,6 +71,7 @@ LISTED_CHANNELS = 30
 LISTED_REVIEWS = 8  # pending corrections shown with their buttons (two blocks each)
 REVIEWS_COUNTED = 500  # pending corrections counted at most ("500+")
 LISTED_REJECTED = 10
+LISTED_UNSURE = 6  # today's unsure articles shown with their label select (two blocks each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,9 @@ class HomeData:
     reviews: list[PendingCorrection] = field(default_factory=list)  # waiting for an editor, oldest first
     reviews_total: int = 0  # how many wait (reviews lists the first of them)
     rejected: list[PendingCorrection] = field(default_factory=list)  # rejected, kept: newest first
+    live: LiveFigures | None = None  # the served version's last 7 days (store.live)
+    unsure: list[UnsureArticle] = field(default_factory=list)  # today's, no editor's label yet: oldest first
+    unsure_total: int = 0  # how many wait (unsure lists the first of them)
 
 
 def gather(
@@ -114,18 +122,26 @@ def gather(
     is_editor = trust is not None and trust.is_editor(user)
     pending: list[PendingCorrection] = []
     rejected: list[PendingCorrection] = []
+    unsure: list[UnsureArticle] = []
     if trust is not None and is_editor:
-        corrections = feedback.FeedbackStore(connection)
+        corrections = feedback.FeedbackStore(connection, timezone)
         pending = corrections.pending_reviews(trust, limit=REVIEWS_COUNTED)
         rejected = corrections.rejected_reviews(trust, limit=LISTED_REJECTED)
+        unsure = corrections.unsure_to_label(trust, limit=REVIEWS_COUNTED)
+    workers = serving.serving_states(connection)
+    model = announced or served_model(workers)
+    figures = None if model is None else live.live_figures(connection, model.version, tz=ZoneInfo(timezone))
     return HomeData(
+        live=figures,
+        unsure=unsure[:LISTED_UNSURE],
+        unsure_total=len(unsure),
         is_editor=is_editor,
         reviews=pending[:LISTED_REVIEWS],
         reviews_total=len(pending),
         rejected=rejected,
         user=user,
         is_admin=is_admin,
-        workers=serving.serving_states(connection),
+        workers=workers,
         classified_today=today,
         classified_week=week,
         feedback=feedback.feedback_tally(connection),
@@ -166,7 +182,7 @@ def _iso_date(iso: str) -> str:
 def category_name(label: str, labels: LabelSet | None = None) -> str:
     """``label``'s display names in ``labels`` (livedoor's by default), escaped; the label itself without any."""
     labels = LIVEDOOR if labels is None else labels
-    return literal(labels.display(label) if label in labels else label)
+    return literal(shown(labels, label))
 
 
 # --- the model ----------------------------------------------------------------------------------------
@@ -201,6 +217,11 @@ def _model_blocks(data: HomeData) -> list[dict[str, Any]]:
         rule = confidence_line(model.confidence)
         if rule:
             blocks.append(context(rule))
+        if data.live is not None and data.live.version == model.version:
+            blocks.append(context(live_line(data.live)))
+            warning = drift_warning(data.live, model.accuracy)
+            if warning:
+                blocks.append(section(warning))
         if model.labels:
             names = ", ".join(category_name(label, model.label_set) for label in model.labels)
             blocks.append(context(f"ラベル / Labels ({len(model.labels)}): {names}"))
@@ -424,6 +445,49 @@ def _review_blocks(data: HomeData) -> list[dict[str, Any]]:
     return blocks
 
 
+def unsure_text(item: UnsureArticle) -> str:
+    """An unsure article as the editors' list shows it: its title, the model's guess, when it was classified."""
+    title = literal(item.title) or "(見出しなし / no title)"
+    guess = category_name(item.predicted, item.labels)
+    return f"*{title}*\nモデルの推測 / model's guess *{guess}* (自信なし / unsure, {_date(item.at, _utc(item.at))})"
+
+
+def unsure_select(item: UnsureArticle) -> dict[str, Any]:
+    """The select an editor labels an unsure article with: every label of the model that classified it, and a desk
+    the model does not have (counted live as outside its labels, never trained on)."""
+    labels = [label for label in item.labels][:SELECT_OPTIONS_MAX]
+    return {
+        "type": "static_select",
+        "action_id": HOME_UNSURE_LABEL_ACTION,
+        "placeholder": plain("正しいデスク / Which desk?"),
+        "options": [
+            *(option(clip(item.labels.display(label), 75), label) for label in labels[: SELECT_OPTIONS_MAX - 1]),
+            option(OUTSIDE_NAME, OUTSIDE_LABEL),
+        ],
+    }
+
+
+def _unsure_blocks(data: HomeData) -> list[dict[str, Any]]:
+    blocks = [
+        divider(),
+        header("今日の自信なし記事 / Today's unsure articles"),
+        context(
+            "古い順。ラベルは編集者の回答として次の学習に使われ、実測の正解率に数えられます。/ Oldest first. Your label"
+            " is stored as your answer: the next training uses it and the live accuracy counts it."
+        ),
+    ]
+    if not data.unsure:
+        blocks.append(section("ラベル待ちの記事はありません。/ No unsure article waits for a label today."))
+    for item in data.unsure:
+        blocks.append(section(unsure_text(item)))
+        blocks.append(actions([unsure_select(item)], unsure_block_id(item.record_id)))
+    more = data.unsure_total - len(data.unsure)
+    if more > 0:
+        shown = f"{more}+" if data.unsure_total >= REVIEWS_COUNTED else str(more)
+        blocks.append(context(f"…他 {shown} 件 / and {shown} more"))
+    return blocks
+
+
 # --- the view -------------------------------------------------------------------------------------------
 
 
@@ -440,6 +504,7 @@ def home_view(data: HomeData) -> dict[str, Any]:
     blocks.append(divider())
     blocks += [header("使い方 / How to use"), section(home_help(data.classify_response_type))]
     if data.is_editor:
+        blocks += _unsure_blocks(data)
         blocks += _review_blocks(data)
     if data.is_admin:
         blocks += _admin_blocks(data)

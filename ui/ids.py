@@ -113,6 +113,23 @@ def reviewed(value: str) -> tuple[str, str] | None:
     return (user, record_id) if sep and user and record_id else None
 
 
+# An editor labels one of today's unsure articles in the Home: a static_select of the record's labels, its block id
+# carrying the record id (unsure_block_id); the selected option's value is the label.
+HOME_UNSURE_LABEL_ACTION = "home_unsure_label"
+UNSURE_BLOCK_PREFIX = "home_unsure:"
+
+
+def unsure_block_id(record_id: str) -> str:
+    """The actions block with the label select of an unsure article in the Home's review list."""
+    return f"{UNSURE_BLOCK_PREFIX}{record_id}"
+
+
+def unsure_record(block_id: str) -> str | None:
+    """The record id an unsure article's select block carries, or None for another block."""
+    record_id = block_id.removeprefix(UNSURE_BLOCK_PREFIX)
+    return record_id if block_id.startswith(UNSURE_BLOCK_PREFIX) and record_id else None
+
+
 def home_retrain_action(model_type: str) -> str:
     """The action id of the Home's retrain button for ``model_type``."""
     return f"{HOME_RETRAIN_ACTION}_{model_type}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from common.labels import LabelSet
 from common.mrkdwn import code, literal
+from store.live import LIVE_DAYS, LiveFigures, drift_margin, drifted
 from ui.progress import PHASES, duration
 
 
@@ -110,3 +111,33 @@ def confidence_line(facts: Mapping[str, Any] | None) -> str:
         if before is not None and after is not None:
             text += f"; ECE {before:.3f} → {after:.3f}"
     return text
+
+
+def live_line(figures: LiveFigures) -> str:
+    """A served version's live figures of the last 7 days in one line: accuracy over the answers editors confirmed
+    or corrected (with their count), the share of unsure answers, the share of editors' labels outside the model's
+    labels."""
+    days = f"実測 / Live, {LIVE_DAYS} 日 / days"
+    if figures.answered == 0 and figures.labelled == 0:
+        return f"{days}: まだ回答なし / no answers yet"
+    accuracy = "—" if figures.accuracy is None else f"{figures.accuracy:.1%}"
+    unsure = "—" if figures.unsure_share is None else f"{figures.unsure_share:.1%}"
+    outside = "—" if figures.outside_share is None else f"{figures.outside_share:.1%}"
+    return (
+        f"{days}: 正解率 / accuracy {accuracy} (編集者の確認・訂正 {figures.labelled} 件 / "
+        f"{figures.labelled} confirmed or corrected by editors); 自信なし / unsure {unsure} of {figures.answered}"
+        f" answers; ラベル外 / outside the model's labels {outside}"
+    )
+
+
+def drift_warning(figures: LiveFigures, test_accuracy: float | None) -> str:
+    """The drift warning with its numbers when the live accuracy is clearly below the test accuracy
+    (:func:`store.live.drifted`), else ""."""
+    if test_accuracy is None or figures.accuracy is None or not drifted(figures, test_accuracy):
+        return ""
+    margin = drift_margin(test_accuracy, figures.labelled)
+    return (
+        f":warning: *精度の低下 / Drift*: 実測の正解率 / live accuracy {figures.accuracy:.1%}"
+        f" ({figures.labelled} 件 / answers) < テスト / test {test_accuracy:.1%} − {margin:.1%}"
+        " (二項誤差の2倍 / two binomial standard errors). 再学習を検討してください。/ Consider retraining."
+    )

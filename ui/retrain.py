@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from common.exceptions import BaseModelNotFoundError, CorpusError, TrainingStoppedError
 from common.labels import LabelSet
-from common.mrkdwn import escape, literal
+from common.mrkdwn import code, escape, literal
 from store.trust import MemberTally
 from ui.blocks import SECTION_TEXT_MAX, actions, button, confirm, section
 from ui.ids import RETRAIN_PROMOTE_ACTION, RETRAIN_PROMOTE_BLOCK_ID
@@ -239,10 +239,40 @@ def result_text(
     used = outcome.extra_examples_used
     skipped = outcome.extra_examples_skipped + skipped_corrections
     lines.extend(_confidence_lines(outcome.metrics))
+    lines.extend(editor_sets_lines(outcome.metrics))
     lines.append(f"フィードバックの訂正例 / Corrected examples from feedback: {used} used, {skipped} skipped")
     lines.extend(corrections_lines(members or {}))
     lines.append(f"学習時間 / Training time: {duration(outcome.train_seconds)}")
     return "\n".join(lines)
+
+
+def editor_sets_lines(metrics: Mapping[str, Any] | None) -> list[str]:
+    """Beside the test split: the candidate against the current model on the editor-confirmed holdout and on the
+    most recent editor-labelled records (labelled after the training data, never trained on), or why the recent
+    ones were not used (too few)."""
+    lines = []
+    names = (
+        ("editor_holdout", "編集者確認済みの保留分 / Editor-confirmed holdout"),
+        ("recent_editor_labels", "最新の編集者ラベル / Most recent editor labels"),
+    )
+    for key, name in names:
+        found = (metrics or {}).get(key)
+        if not isinstance(found, Mapping):
+            continue
+        try:
+            count = int(found["examples"])
+            if found.get("used") is False:
+                least = int(found.get("min_examples", 0))
+                lines.append(f"{name}: {count} 件 / records — {least} 件未満のため使いません / too few (under {least})")
+                continue
+            new, current = float(found["accuracy"]), float(found["current_accuracy"])
+            version = code(str(found["current_version"]))
+            lines.append(
+                f"{name}: {count} 件 / records — 正解率 / accuracy {new:.1%} (現在 / current {version} {current:.1%})"
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return lines
 
 
 def _confidence_lines(metrics: Mapping[str, Any] | None) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis import Redis
 from slack_sdk.webhook import WebhookClient
@@ -17,9 +18,9 @@ from common.jobs import AdminRequest
 from common.settings import Settings
 from newsmodel.registry import current_version, list_versions
 from newsmodel.registry import rollback as registry_rollback
-from store import retraining, serving
+from store import live, retraining, serving
 from ui import admin as words
-from ui.reports import labels_line, metrics_line, version_line
+from ui.reports import drift_warning, labels_line, live_line, metric, metrics_line, version_line
 from worker.homes import publish_homes_after_model_change
 from worker.jobs import in_job_context, runtime
 
@@ -56,6 +57,7 @@ def status_text(settings: Settings, connection: Redis) -> str:
         model.append(version_line(current.version, current.created_at, current.model_type, current.metrics))
         if current.labels is not None:
             model.append(labels_line(current.labels))
+        model.extend(live_lines(connection, current.version, current.metrics, settings.newsroom_timezone))
     else:
         model.append(words.unregistered_model(current_version(settings.model_dir)))
     listed = []
@@ -66,6 +68,14 @@ def status_text(settings: Settings, connection: Redis) -> str:
         listed.append(f"• {line}{count}{mark}")
     servings = serving.serving_states(connection)
     return words.status_text(model, servings, training_lines(connection), listed, LISTED_VERSIONS)
+
+
+def live_lines(connection: Redis, version: str, metrics: dict[str, Any] | None, timezone: str) -> list[str]:
+    """The current version's live figures of the last 7 days (:mod:`store.live`), and the drift warning when its
+    live accuracy is clearly below its test accuracy."""
+    figures = live.live_figures(connection, version, tz=ZoneInfo(timezone))
+    warning = drift_warning(figures, metric(metrics, "accuracy"))
+    return [live_line(figures), *([warning] if warning else [])]
 
 
 @in_job_context

@@ -42,7 +42,7 @@ from common.exceptions import LinkError, NewsbotError, ThreadParentError
 from common.jobs import ClassifyRequest
 from common.logs import log_context
 from common.settings import Settings
-from store import activity, classifications, deliveries
+from store import activity, classifications, deliveries, live
 from store.classifications import ClassificationRecord
 from store.deliveries import ReplyMark
 from telemetry import metrics
@@ -278,8 +278,10 @@ def finish_watch(rt: Runtime, job_id: str, outcome: Outcome) -> dict[str, Any]:
 def store_records(connection: Redis, job_id: str, outcome: Outcome, *, ttl_s: int, tz: tzinfo) -> list[str]:
     """Give each classified article its record id and store its record (expiring after ``ttl_s`` unless
     feedback arrives; 0: never), counted for the day in ``tz`` (the newsroom's); the record ids."""
-    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    created = datetime.now(UTC)  # its day is the truncated created_at's: days begin on whole seconds
+    created_at = created.isoformat(timespec="seconds")
     records: list[str] = []
+    answered: dict[str, list[tuple[str, bool]]] = {}
     for index, item in enumerate(outcome.articles):
         if not item.classified or item.article is None:
             continue
@@ -296,11 +298,15 @@ def store_records(connection: Redis, job_id: str, outcome: Outcome, *, ttl_s: in
                 channel=outcome.request.channel,
                 created_at=created_at,
                 labels=item.labels,
+                unsure=item.unsure,
             ),
             ttl_s,
         )
         records.append(item.record_id)
+        answered.setdefault(item.model_version, []).append((item.record_id, item.unsure))
     activity.count_classifications(connection, records, outcome.request.user, tz=tz)
+    for version, items in answered.items():
+        live.count_answered(connection, version, items, tz=tz, at=created.timestamp())  # the record's day
     return records
 
 

@@ -407,14 +407,15 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
             with tempfile.TemporaryDirectory(prefix="newsbot-feedback-") as tmp:
                 policy = EditorPolicy(settings).trust_policy(rt.replier.client)
                 extra = FeedbackStore(rt.connection).export_corrections(
-                    Path(tmp) / "corrections.jsonl", policy, Path(tmp) / "holdout.jsonl"
+                    Path(tmp) / "corrections.jsonl", policy, Path(tmp) / "holdout.jsonl", Path(tmp) / "recent.jsonl"
                 )
                 log.info(
-                    "training %s with %d corrected examples (%d skipped, %d editor-confirmed held out)",
+                    "training %s with %d corrected examples (%d skipped, %d editor-confirmed held out, %d recent)",
                     job_id,
                     extra.written,
                     extra.skipped,
                     extra.held_out,
+                    extra.recent,
                 )
                 options = options_from_settings(
                     settings,
@@ -424,6 +425,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
                     force=request.force,
                     extra_examples=extra.path if extra.written else None,
                     holdout_examples=extra.holdout_path if extra.held_out else None,
+                    recent_examples=extra.recent_path if extra.recent else None,
                 )
                 outcome = train(options, guard.reporter(progress))
     except TrainingStoppedError as exc:
@@ -460,6 +462,7 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         "extra_examples_used": outcome.extra_examples_used,
         "extra_examples_skipped": outcome.extra_examples_skipped + extra.skipped,
         "editor_holdout": extra.held_out,
+        "recent_editor_labels": extra.recent,
         "corrections_by_member": {user: asdict(tally) for user, tally in extra.members.items()},
         "progress_updates": progress.updates,
         "uploaded_confusion_matrix": uploaded,

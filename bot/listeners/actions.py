@@ -12,10 +12,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.admins import AdminPolicy
+from bot.editors import EditorPolicy
 from bot.submit import JobSubmitter
 from common.exceptions import NewsbotError
 from common.jobs import ROLLBACK_JOB, AdminRequest
 from common.labels import LabelSet
+from common.settings import Settings
 from store.classifications import ClassificationRecord
 from store.feedback import FeedbackCounts, FeedbackStore
 from ui.admin import making_current
@@ -104,15 +106,26 @@ def _feedback_click(
     return _Click(store, record_id, body["user"]["id"], snapshot, thread_ts, found)
 
 
+def _is_editor(settings: Settings, client: WebClient, user: str) -> bool:
+    """Whether ``user``'s answer counts in the live accuracy (an editor's: :mod:`bot.editors`)."""
+    return EditorPolicy(settings).is_editor(client, user)
+
+
 def handle_feedback_correct(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], feedback: FeedbackStore, client: WebClient
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    feedback: FeedbackStore,
+    client: WebClient,
+    settings: Settings,
 ) -> None:
     ack()
     click = _feedback_click(body, action, feedback, client)
     if click is None:
         return
     try:
-        counts = click.store.record(click.record_id, click.user, click.found.slug)
+        editor = _is_editor(settings, client, click.user)
+        counts = click.store.record(click.record_id, click.user, click.found.slug, editor=editor)
     except NewsbotError as exc:
         _tell(client, body, exc.user_message, click.thread_ts)
         return
@@ -148,6 +161,7 @@ def handle_feedback_choose(
     feedback: FeedbackStore,
     client: WebClient,
     respond: Respond,
+    settings: Settings,
 ) -> None:
     ack()
     block_id = str(action.get("block_id", ""))
@@ -157,7 +171,8 @@ def handle_feedback_choose(
         return
     chosen = str((action.get("selected_option") or {}).get("value", ""))
     try:
-        counts = feedback.record(record_id, body["user"]["id"], chosen)
+        user = body["user"]["id"]
+        counts = feedback.record(record_id, user, chosen, editor=_is_editor(settings, client, user))
         found = feedback.classification(record_id)
     except NewsbotError as exc:
         respond(text=exc.user_message, replace_original=True)
@@ -168,7 +183,12 @@ def handle_feedback_choose(
 
 
 def handle_feedback_pick(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], feedback: FeedbackStore, client: WebClient
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    feedback: FeedbackStore,
+    client: WebClient,
+    settings: Settings,
 ) -> None:
     """An editor's answer to an unsure reply's "which desk?" buttons: the label clicked, stored as that user's answer
     through the same feedback path as the category select (a labelled example for the next training)."""
@@ -182,7 +202,7 @@ def handle_feedback_pick(
     if click is None:
         return
     try:
-        counts = click.store.record(record_id, click.user, chosen)
+        counts = click.store.record(record_id, click.user, chosen, editor=_is_editor(settings, client, click.user))
     except NewsbotError as exc:
         _tell(client, body, exc.user_message, click.thread_ts)
         return

@@ -26,14 +26,17 @@ from common.kinds import MODEL_KINDS, model_kind
 from common.settings import Settings
 from store import activity
 from store.feedback import FeedbackStore
-from ui.admin import EDITORS_ONLY, HOME_ROLLING_BACK, REOPEN_HOME, home_making_current, review_done
+from ui.admin import EDITORS_ONLY, EDITORS_ONLY_LABELS, HOME_ROLLING_BACK, REOPEN_HOME, home_making_current, review_done
+from ui.feedback import thanks
 from ui.ids import (
     HOME_PROMOTE_ACTION,
     HOME_RETRAIN_ACTION,
     HOME_REVIEW_ACCEPT_ACTION,
     HOME_REVIEW_REJECT_ACTION,
     HOME_ROLLBACK_ACTION,
+    HOME_UNSURE_LABEL_ACTION,
     reviewed,
+    unsure_record,
 )
 from ui.progress import progress_line
 from ui.retrain import home_queued_text
@@ -186,6 +189,40 @@ def handle_home_review(
     publish_home(client, connection, user, is_admin, settings, notice=review_done(decision.accepted, member))
 
 
+def handle_home_unsure_label(
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    feedback: FeedbackStore,
+    settings: Settings,
+    admins: AdminPolicy,
+    client: WebClient,
+) -> None:
+    """An editor labels one of today's unsure articles from the Home's list: stored as that editor's answer through
+    the feedback path of the reply's buttons (:meth:`FeedbackStore.record`, counted live), checked on the server
+    (someone who is not an editor now changes nothing); the Home is republished without the article."""
+    ack()
+    user = str((body.get("user") or {}).get("id") or "")
+    connection = feedback.connection
+    is_admin = admins.is_admin(client, user)
+    if not EditorPolicy(settings).is_editor(client, user):
+        log.info("unsure label refused for %s: not an editor", user)
+        publish_home(client, connection, user, is_admin, settings, notice=EDITORS_ONLY_LABELS)
+        return
+    record_id = unsure_record(str(action.get("block_id", "")))
+    chosen = str((action.get("selected_option") or {}).get("value") or "")
+    if record_id is None or not chosen:
+        log.warning("unsure label with an unexpected block %r", action.get("block_id"))
+        return
+    try:
+        feedback.record(record_id, user, chosen, editor=True)
+        found = feedback.classification(record_id)
+    except NewsbotError as exc:
+        publish_home(client, connection, user, is_admin, settings, notice=exc.user_message)
+        return
+    publish_home(client, connection, user, is_admin, settings, notice=thanks(chosen, found.slug, found.label_set))
+
+
 def register(app: App) -> None:
     app.event("app_home_opened")(handle_app_home_opened)
     app.action(RETRAIN_ACTIONS)(handle_home_retrain)
@@ -193,3 +230,4 @@ def register(app: App) -> None:
     app.action(HOME_PROMOTE_ACTION)(handle_home_promote)
     app.action(HOME_REVIEW_ACCEPT_ACTION)(handle_home_review)
     app.action(HOME_REVIEW_REJECT_ACTION)(handle_home_review)
+    app.action(HOME_UNSURE_LABEL_ACTION)(handle_home_unsure_label)

@@ -140,6 +140,22 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 [("sum by (answer) (increase(newsbot_feedback_total[1h]))", "{{answer}}")],
             ),
             panel(
+                "Live accuracy (7 days, editors' labels)",
+                [
+                    ("max by (version) (newsbot_live_accuracy)", "accuracy {{version}}"),
+                    ("max by (version) (newsbot_live_unsure_share)", "unsure {{version}}"),
+                    ("max by (version) (newsbot_live_outside_share)", "outside labels {{version}}"),
+                ],
+                unit="percentunit",
+            ),
+            panel(
+                "Answers behind the live accuracy (7 days)",
+                [
+                    ("max by (version) (newsbot_live_labelled)", "labelled {{version}}"),
+                    ("max by (version) (newsbot_live_answered)", "answered {{version}}"),
+                ],
+            ),
+            panel(
                 "Trainings by outcome",
                 [("sum by (outcome) (increase(newsbot_training_runs_total[1d]))", "{{outcome}}")],
             ),
