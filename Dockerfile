@@ -11,13 +11,15 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHON
 RUN useradd --create-home --uid 10001 newsbot
 WORKDIR /app
 # Each stage installs the dependencies of its extra without the project's code: pyproject.toml plus an empty
-# README.md (pyproject names it) build a package with no modules; pip installs its requirements, then that empty
-# package is uninstalled again.
+# README.md (pyproject names it) in /tmp/deps build a package with no modules; pip installs its requirements, then
+# that empty package is uninstalled again, and `! pip show newsbot` fails the build if it is still there. (Built in
+# /app, its egg-info would sit on PYTHONPATH, where pip refuses to uninstall it: "outside environment".)
 # constraints.txt pins the tested version of every dependency (the same set scripts/setup installs).
-COPY pyproject.toml constraints.txt ./
+COPY pyproject.toml constraints.txt /tmp/deps/
 
 FROM base AS bot
-RUN touch README.md && pip install -c constraints.txt ".[bot]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info
+RUN touch /tmp/deps/README.md && pip install -c /tmp/deps/constraints.txt "/tmp/deps[bot]" \
+    && pip uninstall -y newsbot && ! pip show newsbot && rm -rf /tmp/deps/build /tmp/deps/*.egg-info
 COPY common ./common
 COPY store ./store
 COPY telemetry ./telemetry
@@ -40,7 +42,8 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 ARG TORCH_VERSION=2.13.0
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 # The rest of the training extra (transformers, scikit-learn, …) from PyPI; the installed torch satisfies it.
-RUN touch README.md && pip install -c constraints.txt ".[train]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info \
+RUN touch /tmp/deps/README.md && pip install -c /tmp/deps/constraints.txt "/tmp/deps[train]" \
+    && pip uninstall -y newsbot && ! pip show newsbot && rm -rf /tmp/deps/build /tmp/deps/*.egg-info \
     && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"
 # Mount points of the named volumes, owned by the user the processes run as.
 RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
@@ -61,8 +64,9 @@ CMD ["python", "-m", "worker"]
 
 FROM base AS ops
 # rq-dashboard with the rq major version the product uses (its jobs' Redis layout), and TensorBoard, which reads
-# the event files of the runs volume without TensorFlow or torch.
-RUN pip install "rq-dashboard>=0.9" "rq>=3.0,<4" "tensorboard>=2.17"
+# the event files of the runs volume without TensorFlow or torch. Under constraints.txt like the other images:
+# unconstrained, pip took python-dateutil 4, which no longer brings six, which rq-dashboard imports.
+RUN pip install -c /tmp/deps/constraints.txt "rq-dashboard>=0.9" "rq>=3.0,<4" "tensorboard>=2.17"
 USER newsbot
 EXPOSE 9181 6006
 CMD ["rq-dashboard", "--json"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 
 from bot.admins import AdminPolicy
@@ -39,10 +40,23 @@ def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | No
     return None
 
 
+class _TokenGivenByTheClient(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and, since the app is given a client (which carries
+    that token, the API URL and the timeout), warns "As you gave `client` as well, `token` will be unused" at every
+    start. Here that is by design: the notice is dropped, Bolt's other warnings are kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_token_notice = _TokenGivenByTheClient()
+
+
 def build_app(settings: Settings, submitter: JobSubmitter) -> App:
     client = WebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=int(settings.slack_timeout_s)
     )
+    logging.getLogger("slack_bolt.App").addFilter(_token_notice)  # Bolt's logger for App (get_bolt_logger)
     app = App(
         client=client,
         # The HTTP server (bot/server.py) checks each request's signature once, on the raw bytes, before it

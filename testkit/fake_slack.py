@@ -123,7 +123,8 @@ class Fault:
 
 
 class FakeSlack:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """``host``: the address to listen on; "0.0.0.0" lets containers reach it (testkit/compose_check.py)."""
         self.calls: list[Call] = []
         self.faults: dict[str, list[Fault]] = {}
         # users.info answers by user id; a user without a ``team_id`` belongs to this workspace (``team_id``),
@@ -146,7 +147,7 @@ class FakeSlack:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer((host, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -158,6 +159,10 @@ class FakeSlack:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def base(self) -> str:
