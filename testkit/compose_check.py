@@ -52,6 +52,8 @@ MIN_COMPOSE = (2, 24, 4)
 # The offline corpus recipe of docs/deploy.md ("The first model"), run word for word in the stack's folder.
 CORPUS = "ldcc-20140209.tar.gz"
 T = TypeVar("T")
+# Compose's terminal control sequences (it clears each line with ESC[2K even with --no-color).
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class CheckFailed(Exception):
@@ -172,16 +174,21 @@ class Stack:
         return (state.get("Health") or {}).get("Status")
 
     def log_tail(self, service: str, lines: int = 60) -> str:
-        return self.compose("logs", "--no-color", "--tail", str(lines), service, check=False, timeout=60)
+        return _ANSI.sub("", self.compose("logs", "--no-color", "--tail", str(lines), service, check=False, timeout=60))
 
     def last_json(self, service: str) -> dict[str, Any]:
-        """The last line of the service's log (standard output and error), read as JSON."""
-        out = self.compose("logs", "--no-color", "--no-log-prefix", "--tail", "1", service, service=service)
-        try:
-            value = json.loads(out.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError) as error:
-            raise CheckFailed(f"the last line of {service}'s log is not JSON: {out!r}", service) from error
-        return value if isinstance(value, dict) else {}
+        """The service's JSON result: the last line of its log that is a JSON object (standard output and error
+        are merged, so a log line may come after it)."""
+        out = self.compose("logs", "--no-color", "--no-log-prefix", "--tail", "20", service, service=service)
+        for line in reversed(_ANSI.sub("", out).splitlines()):
+            if line.startswith("{"):
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(value, dict):
+                    return value
+        raise CheckFailed(f"no JSON result in {service}'s log: {out[-2000:]!r}", service)
 
     def versions(self) -> list[dict[str, Any]]:
         """`python -m training models list --json` in the worker: one JSON object per version."""
