@@ -267,6 +267,7 @@ def run_check(work: Path, override: bool, keep: bool) -> Stack:
     stack = Stack(work, override)
     fake = FakeSlack(host="0.0.0.0").start()  # the containers reach it at the compose network's gateway
     base = f"http://{stack.gateway or 'host.docker.internal'}:{fake.port}"
+    fake.public_base = base  # the upload URLs it hands out must be reachable from the containers
     events = f"http://127.0.0.1:{stack.ports['PORT']}/slack/events"
     try:
         with stack.step("prepare: a copy of the checkout, .env, empty volumes"):

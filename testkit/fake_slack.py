@@ -134,6 +134,7 @@ class FakeSlack:
         self.uploads: dict[str, bytes] = {}
         # Where apps.connections.open sends Socket Mode clients (a FakeSocketMode's URL), when set.
         self.socket_mode_url: str | None = None
+        self.public_base: str | None = None
         # conversations.info answers by channel id (unknown ids: channel_not_found); conversations.replies
         # answers the message stored under (channel, thread ts); posts and reactions in ``not_in`` channels are
         # refused with not_in_channel, as Slack does when the bot is not a member.
@@ -166,6 +167,10 @@ class FakeSlack:
 
     @property
     def base(self) -> str:
+        """Where clients reach it: ``public_base`` when set (a container reaches a fake listening on 0.0.0.0 at
+        the compose network's gateway), else the address it listens on. Upload and response URLs use it too."""
+        if self.public_base:
+            return self.public_base
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
