@@ -49,8 +49,10 @@ RUN touch /tmp/deps/README.md && pip install -c /tmp/deps/constraints.txt "/tmp/
 RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
 # MPLCONFIGDIR: matplotlib's font cache (confusion-matrix plots); XDG_CACHE_HOME: fontconfig's cache, which
 # matplotlib's font search writes where the system one is not built yet. Else both go into $HOME, off the volumes.
+# TORCHINDUCTOR_CACHE_DIR: torch makes /tmp/torchinductor_<user> at import otherwise (the compose check's docker
+# diff found it in bootstrap).
 ENV MODEL_DIR=/models BASE_MODELS_DIR=/models/base DATA_CACHE_DIR=/data/corpus HF_HOME=/data/hf TRAIN_RUN_DIR=/runs \
-    MPLCONFIGDIR=/data/matplotlib XDG_CACHE_HOME=/data/cache
+    MPLCONFIGDIR=/data/matplotlib XDG_CACHE_HOME=/data/cache TORCHINDUCTOR_CACHE_DIR=/data/cache/torchinductor
 COPY common ./common
 COPY store ./store
 COPY telemetry ./telemetry
