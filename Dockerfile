@@ -11,13 +11,15 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHON
 RUN useradd --create-home --uid 10001 newsbot
 WORKDIR /app
 # Each stage installs the dependencies of its extra without the project's code: pyproject.toml plus an empty
-# README.md (pyproject names it) build a package with no modules; pip installs its requirements, then that empty
-# package is uninstalled again.
+# README.md (pyproject names it) in /tmp/deps build a package with no modules; pip installs its requirements, then
+# that empty package is uninstalled again, and `! pip show newsbot` fails the build if it is still there. (Built in
+# /app, its egg-info would sit on PYTHONPATH, where pip refuses to uninstall it: "outside environment".)
 # constraints.txt pins the tested version of every dependency (the same set scripts/setup installs).
-COPY pyproject.toml constraints.txt ./
+COPY pyproject.toml constraints.txt /tmp/deps/
 
 FROM base AS bot
-RUN touch README.md && pip install -c constraints.txt ".[bot]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info
+RUN touch /tmp/deps/README.md && pip install -c /tmp/deps/constraints.txt "/tmp/deps[bot]" \
+    && pip uninstall -y newsbot && ! pip show newsbot && rm -rf /tmp/deps/build /tmp/deps/*.egg-info
 COPY common ./common
 COPY store ./store
 COPY telemetry ./telemetry
@@ -40,14 +42,17 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 ARG TORCH_VERSION=2.13.0
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 # The rest of the training extra (transformers, scikit-learn, …) from PyPI; the installed torch satisfies it.
-RUN touch README.md && pip install -c constraints.txt ".[train]" && pip uninstall -y -q newsbot && rm -rf README.md build *.egg-info \
+RUN touch /tmp/deps/README.md && pip install -c /tmp/deps/constraints.txt "/tmp/deps[train]" \
+    && pip uninstall -y newsbot && ! pip show newsbot && rm -rf /tmp/deps/build /tmp/deps/*.egg-info \
     && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"
 # Mount points of the named volumes, owned by the user the processes run as.
 RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
 # MPLCONFIGDIR: matplotlib's font cache (confusion-matrix plots); XDG_CACHE_HOME: fontconfig's cache, which
 # matplotlib's font search writes where the system one is not built yet. Else both go into $HOME, off the volumes.
+# TORCHINDUCTOR_CACHE_DIR: torch makes /tmp/torchinductor_<user> at import otherwise (the compose check's docker
+# diff found it in bootstrap).
 ENV MODEL_DIR=/models BASE_MODELS_DIR=/models/base DATA_CACHE_DIR=/data/corpus HF_HOME=/data/hf TRAIN_RUN_DIR=/runs \
-    MPLCONFIGDIR=/data/matplotlib XDG_CACHE_HOME=/data/cache
+    MPLCONFIGDIR=/data/matplotlib XDG_CACHE_HOME=/data/cache TORCHINDUCTOR_CACHE_DIR=/data/cache/torchinductor
 COPY common ./common
 COPY store ./store
 COPY telemetry ./telemetry
@@ -61,9 +66,9 @@ CMD ["python", "-m", "worker"]
 
 FROM base AS ops
 # rq-dashboard with the rq the product uses (its jobs' Redis layout), and TensorBoard, which reads the event files
-# of the runs volume without TensorFlow or torch. Under constraints.txt: the same rq, redis and tensorboard as the
-# bot and the workers (rq-dashboard itself and its two small dependencies are not in it; the version is pinned here).
-RUN pip install -c constraints.txt "rq-dashboard==0.9.0" "rq>=3.0,<3.1" "tensorboard>=2.17"
+# of the runs volume without TensorFlow or torch. Under constraints.txt like the other images (unconstrained, pip took
+# python-dateutil 4, which no longer brings six, which rq-dashboard imports); rq-dashboard itself is pinned here.
+RUN pip install -c /tmp/deps/constraints.txt "rq-dashboard==0.9.0" "rq>=3.0,<3.1" "tensorboard>=2.17"
 USER newsbot
 EXPOSE 9181 6006
 CMD ["rq-dashboard", "--json"]

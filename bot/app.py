@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
 from bot.admins import AdminPolicy
 from bot.context import Dependencies, dependencies
@@ -39,7 +40,20 @@ def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | No
     return None
 
 
+class _TokenGivenByTheClient(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and, since the app is given a client (which carries
+    that token, the API URL and the timeout), warns "As you gave `client` as well, `token` will be unused" at every
+    start. Here that is by design: the notice is dropped, Bolt's other warnings are kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_token_notice = _TokenGivenByTheClient()
+
+
 def build_app(settings: Settings, submitter: JobSubmitter) -> App:
+    logging.getLogger("slack_bolt.App").addFilter(_token_notice)  # Bolt's logger for App (get_bolt_logger)
     app = App(
         # The same client as the workers': SLACK_TIMEOUT_S, and 429s, 5xx answers and dropped connections retried.
         client=web_client(settings),

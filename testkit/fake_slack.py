@@ -127,7 +127,8 @@ class Fault:
 
 
 class FakeSlack:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """``host``: the address to listen on; "0.0.0.0" lets containers reach it (testkit/compose_check.py)."""
         self.calls: list[Call] = []
         self.faults: dict[str, list[Fault]] = {}
         # users.info answers by user id; a user without a ``team_id`` belongs to this workspace (``team_id``),
@@ -141,6 +142,7 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}
         # Where apps.connections.open sends Socket Mode clients (a FakeSocketMode's URL), when set.
         self.socket_mode_url: str | None = None
+        self.public_base: str | None = None
         # conversations.info answers by channel id (unknown ids: channel_not_found); conversations.replies
         # answers the message stored under (channel, thread ts); posts and reactions in ``not_in`` channels are
         # refused with not_in_channel, as Slack does when the bot is not a member.
@@ -156,7 +158,7 @@ class FakeSlack:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer((host, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -170,7 +172,15 @@ class FakeSlack:
         self._server.server_close()
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def base(self) -> str:
+        """Where clients reach it: ``public_base`` when set (a container reaches a fake listening on 0.0.0.0 at
+        the compose network's gateway), else the address it listens on. Upload and response URLs use it too."""
+        if self.public_base:
+            return self.public_base
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 

@@ -86,6 +86,16 @@ def load_compose(*files: str, env: Mapping[str, str] | None = None) -> dict[str,
     return {k: v for k, v in model.items() if not isinstance(v, Reset)}
 
 
+def image_build(services: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The ``build`` of the image service ``name`` runs: its own, or that of the one service that builds the same
+    image (worker and train-worker run the image bootstrap builds; tensorboard the one rq-dashboard builds)."""
+    service = services[name]
+    if "build" in service:
+        return dict(service["build"])
+    (builder,) = [s for s in services.values() if "build" in s and s.get("image") == service.get("image")]
+    return dict(builder["build"])
+
+
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):

@@ -15,7 +15,8 @@ tear-down), starting a process fails with :class:`ProcessSpawnRefused`, whatever
 detection cannot see (a product function that forks, a name built at run time) is caught here: mark such a test
 ``@pytest.mark.e2e`` by hand.
 
-The fast lane is ``-m "not e2e and not real_corpus"`` (``scripts/check``); ``scripts/check --all`` runs everything.
+The fast lane is ``-m "not e2e and not real_corpus and not compose"`` (``scripts/check``); ``scripts/check --all``
+runs everything but the compose check (``-m "not compose"``), which ``scripts/check --compose`` runs.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ import pytest
 
 E2E = "e2e"
 # The lane selection of scripts/check without --all.
-FAST_LANE = "not e2e and not real_corpus"
+FAST_LANE = "not e2e and not real_corpus and not compose"
+# The lane of scripts/check --all (CI): everything but the compose check, which needs a Docker engine and minutes.
+ALL_LANE = "not compose"
 # Fixtures that start a process yet keep their users in the fast lane: the one redis-server of the test session.
 SHARED_FIXTURES = frozenset({"redis_server"})
 # Modules whose use means a process is started.

@@ -49,6 +49,7 @@ from tests.compose_files import (
     UID,
     container_environment,
     env_file,
+    image_build,
     image_user,
     load_compose,
     owned_folder,
@@ -101,7 +102,7 @@ class Containers:
     def env(self, name: str) -> tuple[dict[str, str], Path]:
         """The environment of service ``name`` and its /app."""
         service = self.services[name]
-        target = service["build"]["target"]
+        target = image_build(self.services, name)["target"]
         folders = volume_folders(self.model, service, self.volumes)
         app = self.apps[target]
         env = container_environment(service, target, {"/app": app, **folders}, self.home, env_file=self.dotenv)

@@ -133,6 +133,21 @@ class LeasedJob(ClassifyJob):
         queue._enqueue_job(self, pipeline=pipeline, at_front=True)
 
 
+class _RoutineMaintenanceAtDebug(logging.Filter):
+    """RQ logs "Worker …: cleaning registries for queue: …" at INFO at every maintenance, which this worker runs
+    every MAINTENANCE_INTERVAL_S (5 s): most of a worker's log, tens of thousands of lines a day. The record is
+    demoted to DEBUG, shown only where RQ's logger is set to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "cleaning registries" in record.msg and record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_routine_maintenance = _RoutineMaintenanceAtDebug()
+
+
 class BatchingWorker(SimpleWorker):
     """A SimpleWorker that batches waiting classify jobs and keeps its jobs' leases alive (module docstring)."""
 
@@ -294,7 +309,9 @@ class BatchingWorker(SimpleWorker):
             self.set_state(before)
 
     def clean_registries(self) -> None:
-        """RQ's maintenance; a job whose worker died is re-enqueued at once (see :class:`LeasedJob`)."""
+        """RQ's maintenance; a job whose worker died is re-enqueued at once (see :class:`LeasedJob`). Its routine
+        log line is at DEBUG (:class:`_RoutineMaintenanceAtDebug`)."""
+        self.log.addFilter(_routine_maintenance)  # once: a logger keeps one copy of a filter
         _in_maintenance.active = True
         try:
             super().clean_registries()  # type: ignore[no-untyped-call]
