@@ -58,9 +58,11 @@ COPY store ./store
 COPY telemetry ./telemetry
 COPY newsmodel ./newsmodel
 COPY ui ./ui
+# The workers build their Slack client and read the editors with bot's modules (bot/slack_client.py, bot/editors.py).
+COPY bot ./bot
 COPY worker ./worker
 COPY training ./training
-RUN python -m compileall -q common store telemetry newsmodel ui worker training
+RUN python -m compileall -q common store telemetry newsmodel ui bot worker training
 USER newsbot
 CMD ["python", "-m", "worker"]
 

@@ -535,3 +535,17 @@ def test_the_check_script_runs_the_dependency_check() -> None:
     check = (ROOT / "scripts" / "check").read_text()
     assert "deptry . " in check and "--optional-dependencies-dev-groups train,dev" in check
     assert "deptry" in _project()["tool"]
+
+
+def test_each_image_copies_every_package_its_processes_import() -> None:
+    """The worker image lacked ``bot`` once the workers built their Slack client with ``bot.slack_client`` (and read
+    editors with ``bot.editors``): every worker in compose died at start with ModuleNotFoundError, which only the
+    compose check saw. The product packages an image's entry points reach through imports are all copied in."""
+    from tests.test_architecture import PRODUCT_PACKAGES, REPO_ROOT, build_graph, reachable
+
+    graph = build_graph(REPO_ROOT, PRODUCT_PACKAGES)
+    for stage, entries in (("bot", ["bot"]), ("worker", ["worker", "training"])):
+        starts = [m for m in graph.edges if m.split(".")[0] in entries]
+        needed = {m.split(".")[0] for m in reachable(graph.edges, starts) if m.split(".")[0] in PRODUCT_PACKAGES}
+        copied = {source.split("/")[0] for source in copied_sources(stage)}
+        assert needed <= copied, f"the {stage} image lacks {sorted(needed - copied)}"
