@@ -212,3 +212,20 @@ def test_the_lock_is_free_when_the_end_of_a_training_is_said(
     assert holder is None, f"{said!r} was posted while {holder} still held the training lock"
     assert client.said[0][1] == retraining.TrainingLock("retrain-7")  # the progress message, while it was held
     assert retraining.training_lock(redis_conn) is None
+
+
+def test_a_picture_that_cannot_reach_the_upload_url_never_fails_the_training(tmp_path: Path) -> None:
+    """files_upload_v2 sends the PNG to the URL Slack handed out with urllib: a URLError there (an unreachable
+    upload host, as in the compose check) is a warning and a report without the picture, not a failed /retrain."""
+    from urllib.error import URLError
+
+    from worker.retrain import _upload_png
+
+    png = tmp_path / "confusion_matrix.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    class Unreachable:
+        def files_upload_v2(self, **_: object) -> None:
+            raise URLError("connection refused")
+
+    assert _upload_png(Unreachable(), "C1", "1.1", png, "c.png", "t", "c") is False  # type: ignore[arg-type]

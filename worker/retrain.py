@@ -294,7 +294,9 @@ def _upload_png(
         client.files_upload_v2(
             channel=channel, thread_ts=thread_ts, file=str(png), filename=filename, title=title, initial_comment=comment
         )
-    except (SlackApiError, SlackClientError) as exc:
+    except (SlackApiError, SlackClientError, OSError) as exc:
+        # OSError: files_upload_v2 sends the bytes to the upload URL Slack gave with urllib (URLError, a reset):
+        # a picture that could not be uploaded never fails the training, whose version is registered already.
         log.warning("could not upload %s: %s", filename, exc)
         return False
     return True
