@@ -87,6 +87,40 @@ def _admin_click(
     return _AdminClick(connection, submitter, settings, user, viewer.channel, trigger)
 
 
+@dataclass(frozen=True)
+class _EditorClick:
+    """An editor's click on the Home (the review queue, today's unsure articles): answered by republishing it."""
+
+    client: WebClient
+    connection: Redis
+    settings: Settings
+    user: str
+    is_admin: bool
+
+    def show(self, notice: str) -> None:
+        publish_home(self.client, self.connection, self.user, self.is_admin, self.settings, notice=notice)
+
+
+def _editor_click(
+    body: dict[str, Any],
+    feedback: FeedbackStore,
+    settings: Settings,
+    admins: AdminPolicy,
+    client: WebClient,
+    refusal: str,
+    what: str,
+) -> _EditorClick | None:
+    """The editor behind a Home click, checked on the server; None (after the Home showed ``refusal``) for anyone
+    else, whatever the Home they clicked in showed."""
+    user = str((body.get("user") or {}).get("id") or "")
+    click = _EditorClick(client, feedback.connection, settings, user, admins.is_admin(client, user))
+    if not EditorPolicy(settings).is_editor(client, user):
+        log.info("%s refused for %s: not an editor", what, user)
+        click.show(refusal)
+        return None
+    return click
+
+
 def _queued(client: WebClient, click: _AdminClick, text: str) -> None:
     publish_home(client, click.connection, click.user, True, click.settings, notice=text)
 
@@ -168,12 +202,8 @@ def handle_home_review(
     """An editor accepts or rejects a member's correction in the review queue: checked on the server (a click by
     someone who is not an editor now changes nothing), and the Home is republished with what happened."""
     ack()
-    user = str((body.get("user") or {}).get("id") or "")
-    connection = feedback.connection
-    is_admin = admins.is_admin(client, user)
-    if not EditorPolicy(settings).is_editor(client, user):
-        log.info("review refused for %s: not an editor", user)
-        publish_home(client, connection, user, is_admin, settings, notice=EDITORS_ONLY)
+    click = _editor_click(body, feedback, settings, admins, client, EDITORS_ONLY, "review")
+    if click is None:
         return
     target = reviewed(str(action.get("value", "")))
     if target is None:
@@ -182,11 +212,11 @@ def handle_home_review(
     member, record_id = target
     accept = action.get("action_id") == HOME_REVIEW_ACCEPT_ACTION
     try:
-        decision = feedback.review(record_id, member, user, accept=accept)
+        decision = feedback.review(record_id, member, click.user, accept=accept)
     except NewsbotError as exc:
-        publish_home(client, connection, user, is_admin, settings, notice=exc.user_message)
+        click.show(exc.user_message)
         return
-    publish_home(client, connection, user, is_admin, settings, notice=review_done(decision.accepted, member))
+    click.show(review_done(decision.accepted, member))
 
 
 def handle_home_unsure_label(
@@ -202,12 +232,8 @@ def handle_home_unsure_label(
     the feedback path of the reply's buttons (:meth:`FeedbackStore.record`, counted live), checked on the server
     (someone who is not an editor now changes nothing); the Home is republished without the article."""
     ack()
-    user = str((body.get("user") or {}).get("id") or "")
-    connection = feedback.connection
-    is_admin = admins.is_admin(client, user)
-    if not EditorPolicy(settings).is_editor(client, user):
-        log.info("unsure label refused for %s: not an editor", user)
-        publish_home(client, connection, user, is_admin, settings, notice=EDITORS_ONLY_LABELS)
+    click = _editor_click(body, feedback, settings, admins, client, EDITORS_ONLY_LABELS, "unsure label")
+    if click is None:
         return
     record_id = unsure_record(str(action.get("block_id", "")))
     chosen = str((action.get("selected_option") or {}).get("value") or "")
@@ -215,12 +241,12 @@ def handle_home_unsure_label(
         log.warning("unsure label with an unexpected block %r", action.get("block_id"))
         return
     try:
-        feedback.record(record_id, user, chosen, editor=True)
+        feedback.record(record_id, click.user, chosen, editor=True)
         found = feedback.classification(record_id)
     except NewsbotError as exc:
-        publish_home(client, connection, user, is_admin, settings, notice=exc.user_message)
+        click.show(exc.user_message)
         return
-    publish_home(client, connection, user, is_admin, settings, notice=thanks(chosen, found.slug, found.label_set))
+    click.show(thanks(chosen, found.slug, found.label_set))
 
 
 def register(app: App) -> None:
