@@ -26,10 +26,11 @@ from store.queues import classify_queue
 from testkit.fake_corpus import build_archive
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from testkit.linear_model import train_calibrated_linear
 from testkit.redis_server import RedisServer
 from testkit.samples import SAMPLES
 from tests.home_models import all_text
-from training.api import TrainOutcome, train, train_options
+from training.api import TrainOutcome
 from training.cli import main
 from training.confidence import (
     COVERAGE_PNG,
@@ -56,19 +57,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
     """A livedoor-style linear model with enough validation articles (4 per label) to calibrate and choose a bar."""
-    root = tmp_path_factory.mktemp("confidence")
-    archive = build_archive(root / "ldcc-20140209.tar.gz", per_class=40)
-    outcome = train(
-        train_options(
-            data=str(archive),
-            model_type="linear",
-            model_dir=root / "models",
-            cache_dir=root / "cache",
-            target_precision=0.95,
-        )
-    )
-    assert outcome.promoted
-    return outcome
+    return train_calibrated_linear(tmp_path_factory.mktemp("confidence"))
 
 
 def run_cli(*args: str, stdin: str = "") -> list[dict[str, Any]]:

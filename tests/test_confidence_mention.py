@@ -15,13 +15,12 @@ import httpx
 import pytest
 import redis
 
-from testkit.fake_corpus import build_archive
 from testkit.fake_slack import FakeSlack
+from testkit.linear_model import train_calibrated_linear
 from testkit.processes import product_env, running_stack
 from testkit.redis_server import RedisServer
 from testkit.samples import SAMPLES
 from testkit.signing import event_body, slack_signature_headers
-from training.api import train, train_options
 from training.cli import main
 
 SECRET = "confidence-secret"
@@ -38,23 +37,13 @@ TEXTS = [
 def test_predict_says_unsure_exactly_where_the_bot_says_not_sure(
     tmp_path: Path,
     redis_server: RedisServer,
-    fake_slack_server: FakeSlack,
+    fake_slack: FakeSlack,
     redis_conn: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CONFIDENCE_THRESHOLD", THRESHOLD)
-    archive = build_archive(tmp_path / "ldcc-20140209.tar.gz", per_class=40)
+    train_calibrated_linear(tmp_path)
     models = tmp_path / "models"
-    outcome = train(
-        train_options(
-            data=str(archive),
-            model_type="linear",
-            model_dir=models,
-            cache_dir=tmp_path / "cache",
-            target_precision=0.95,
-        )
-    )
-    assert outcome.promoted
     out = io.StringIO()
     assert main(["predict", "--model-dir", str(models)], stdin=io.StringIO("\n".join(TEXTS) + "\n"), out=out) == 0
     cli = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -63,7 +52,7 @@ def test_predict_says_unsure_exactly_where_the_bot_says_not_sure(
     redis_server.flush()
     env = product_env(
         REDIS_URL=redis_server.url,
-        SLACK_API_URL=fake_slack_server.api_url,
+        SLACK_API_URL=fake_slack.api_url,
         MODEL_DIR=str(models),
         SLACK_SIGNING_SECRET=SECRET,
         MEMBER_RATE_PER_MINUTE="0",
@@ -75,8 +64,8 @@ def test_predict_says_unsure_exactly_where_the_bot_says_not_sure(
             body = event_body({**event, "channel": "C9", "event_ts": event["ts"]}, f"EvConf{n}")
             headers = {"Content-Type": "application/json", **slack_signature_headers(body, SECRET)}
             assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
-        fake_slack_server.wait_for_calls("chat.postMessage", len(TEXTS), timeout=120)
-    replies = {c.params["thread_ts"]: c.params["text"] for c in fake_slack_server.calls_to("chat.postMessage")}
+        fake_slack.wait_for_calls("chat.postMessage", len(TEXTS), timeout=120)
+    replies = {c.params["thread_ts"]: c.params["text"] for c in fake_slack.calls_to("chat.postMessage")}
     bot = [NOT_SURE in replies[f"1700000900.{n:06d}"] for n in range(1, len(TEXTS) + 1)]
     assert bot == [row["unsure"] for row in cli]
     assert True in bot and False in bot, bot  # both decisions were made, so the comparison means something

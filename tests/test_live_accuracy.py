@@ -25,13 +25,13 @@ from store import classifications, live, serving
 from store.feedback import FeedbackStore, FeedbackTally
 from store.queues import classify_queue
 from store.trust import TrustPolicy
-from testkit.fake_corpus import build_archive
 from testkit.fake_slack import FakeSlack
 from testkit.inprocess_worker import enqueue_classify, install_runtime, run_burst, worker_settings
+from testkit.linear_model import train_calibrated_linear
 from testkit.redis_server import RedisServer
 from tests.home_models import all_text
 from tests.test_confidence import TEXTS
-from training.api import TrainOutcome, train, train_options
+from training.api import TrainOutcome
 from ui import home
 from ui.admin import EDITORS_ONLY_LABELS
 from ui.ids import HOME_UNSURE_LABEL_ACTION, choose_block_id, pick_action_id, pick_value, unsure_block_id
@@ -44,19 +44,7 @@ EDITOR = "UEDITOR"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
-    root = tmp_path_factory.mktemp("live")
-    archive = build_archive(root / "ldcc-20140209.tar.gz", per_class=40)
-    outcome = train(
-        train_options(
-            data=str(archive),
-            model_type="linear",
-            model_dir=root / "models",
-            cache_dir=root / "cache",
-            target_precision=0.95,
-        )
-    )
-    assert outcome.promoted
-    return outcome
+    return train_calibrated_linear(tmp_path_factory.mktemp("live"))
 
 
 def _click(user: str, record_id: str) -> dict[str, Any]:
