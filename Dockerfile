@@ -2,24 +2,22 @@
 #   bot     Slack Bolt bot: slack-bolt, redis, rq; no machine-learning libraries.
 #   worker  torch + transformers + training: compose's bootstrap, worker and train-worker services all run it.
 #   ops     rq-dashboard and TensorBoard for compose's `ops` profile: no newsbot code, no torch.
-# Layers go from what changes least to what changes most: user and mount points, dependencies (from
-# pyproject.toml alone, so that a code edit does not reinstall them), then the code, which runs from /app
+# Layers go from what changes least to what changes most: user and mount points, dependencies (from the image's
+# locked requirements file alone, so that a code edit does not reinstall them), then the code, which runs from /app
 # (root-owned, read-only to the process). Everything a process writes goes to /models, /data and /runs, which
 # compose mounts as named volumes: a fresh named volume takes the ownership of its mount point here.
 FROM python:3.11-slim AS base
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONPATH=/app
 RUN useradd --create-home --uid 10001 newsbot
 WORKDIR /app
-# Each stage installs the dependencies of its extra without the project's code: pyproject.toml plus an empty
-# README.md (pyproject names it) in /tmp/deps build a package with no modules; pip installs its requirements, then
-# that empty package is uninstalled again, and `! pip show newsbot` fails the build if it is still there. (Built in
-# /app, its egg-info would sit on PYTHONPATH, where pip refuses to uninstall it: "outside environment".)
-# constraints.txt pins the tested version of every dependency (the same set scripts/setup installs).
-COPY pyproject.toml constraints.txt /tmp/deps/
+# Each stage installs its locked set, requirements/<name>.txt (exported from uv.lock by scripts/lock): every package
+# pinned and checked against its hash, --no-deps so that nothing is resolved at build time, then `pip check`. The
+# project itself is not installed: its code runs from /app (PYTHONPATH). Each stage copies only its own file, so a
+# change to another image's set does not rebuild it.
 
 FROM base AS bot
-RUN touch /tmp/deps/README.md && pip install -c /tmp/deps/constraints.txt "/tmp/deps[bot]" \
-    && pip uninstall -y newsbot && ! pip show newsbot && rm -rf /tmp/deps/build /tmp/deps/*.egg-info
+COPY requirements/bot.txt /tmp/requirements/
+RUN pip install --require-hashes --no-deps -r /tmp/requirements/bot.txt && pip check
 COPY common ./common
 COPY store ./store
 COPY telemetry ./telemetry
@@ -41,9 +39,11 @@ FROM base AS worker
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 ARG TORCH_VERSION=2.13.0
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
-# The rest of the training extra (transformers, scikit-learn, …) from PyPI; the installed torch satisfies it.
-RUN touch /tmp/deps/README.md && pip install -c /tmp/deps/constraints.txt "/tmp/deps[train]" \
-    && pip uninstall -y newsbot && ! pip show newsbot && rm -rf /tmp/deps/build /tmp/deps/*.egg-info \
+# Then the training extra's locked set (transformers, scikit-learn, …) from PyPI. torch and the CUDA libraries it
+# brings are not in it (scripts/lock prunes them: that index gave them); torch's other requirements (sympy,
+# networkx, …) are, and their locked versions replace what torch's line brought.
+COPY requirements/train.txt /tmp/requirements/
+RUN pip install --require-hashes --no-deps -r /tmp/requirements/train.txt && pip check \
     && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"
 # Mount points of the named volumes, owned by the user the processes run as.
 RUN mkdir -p /models /data /runs && chown newsbot:newsbot /models /data /runs
@@ -68,9 +68,10 @@ CMD ["python", "-m", "worker"]
 
 FROM base AS ops
 # rq-dashboard with the rq the product uses (its jobs' Redis layout), and TensorBoard, which reads the event files
-# of the runs volume without TensorFlow or torch. Under constraints.txt like the other images (unconstrained, pip took
-# python-dateutil 4, which no longer brings six, which rq-dashboard imports); rq-dashboard itself is pinned here.
-RUN pip install -c /tmp/deps/constraints.txt "rq-dashboard==0.9.0" "rq>=3.0,<3.1" "tensorboard>=2.17"
+# of the runs volume without TensorFlow or torch: pyproject.toml's `ops` dependency group, locked like the others
+# (unlocked, pip took python-dateutil 4, which no longer brings six, which rq-dashboard imports; the group names it).
+COPY requirements/ops.txt /tmp/requirements/
+RUN pip install --require-hashes --no-deps -r /tmp/requirements/ops.txt && pip check
 USER newsbot
 EXPOSE 9181 6006
 CMD ["rq-dashboard", "--json"]

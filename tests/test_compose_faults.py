@@ -1,7 +1,8 @@
 """The faults the first real `docker compose` run found (issue 18), each pinned by a test of the files or code.
 
-1. The ops image installed rq-dashboard without constraints.txt (python-dateutil 4 dropped six: crash loop).
-2. `pip uninstall -y -q newsbot` did nothing (the empty package was built in /app, on PYTHONPATH; -q hid it).
+1. The ops image installed rq-dashboard unpinned (python-dateutil 4 dropped six: crash loop); now from the lock.
+2. `pip uninstall -y -q newsbot` did nothing (the empty package was built in /app, on PYTHONPATH; -q hid it); the
+   images now install only hashed requirements files, never the project.
 3. A plain `docker compose down`, as the runbook said, left the ops profile's containers running.
 4. RQ's "cleaning registries" line at INFO every 5 s, on unbounded json-file logs.
 5. `s3fs[boto3]` named an extra s3fs no longer has.
@@ -37,29 +38,44 @@ def _runs() -> list[tuple[str, str]]:
     return [(stage, args) for stage, steps in dockerfile_stages().items() for ins, args in steps if ins == "RUN"]
 
 
-def test_every_pip_install_of_an_image_is_under_the_constraints() -> None:
-    """(1) Each image installs the tested versions: every `pip install` names constraints.txt, except torch's
-    own line, which takes the pinned torch from the wheel index TORCH_INDEX_URL."""
+# The locked requirements file each image installs (scripts/lock exports them from uv.lock).
+IMAGE_LOCKS = {"bot": "bot.txt", "worker": "train.txt", "ops": "ops.txt"}
+
+
+def test_every_pip_install_of_an_image_is_from_its_lock() -> None:
+    """(1) Each image installs the locked versions, hash-checked and unresolved (--no-deps), then `pip check`;
+    torch's own line is the one exception: the pinned torch from the wheel index TORCH_INDEX_URL. The ops image's
+    set is the `ops` dependency group, which names six (rq-dashboard imports it without declaring it)."""
     installs = [(stage, args) for stage, args in _runs() if "pip install" in args]
-    assert {stage for stage, _ in installs} >= {"bot", "worker", "ops"}
+    assert {stage for stage, _ in installs} >= set(IMAGE_LOCKS)
     for stage, args in installs:
         if '--index-url "${TORCH_INDEX_URL}"' in args:
-            assert re.search(r'"torch==\$\{TORCH_VERSION\}"', args), args
+            assert re.search(r'"torch==\$\{TORCH_VERSION\}"$', args), args
             continue
-        assert re.search(r"pip install -c \S*constraints\.txt ", args), f"{stage}: {args}"
+        lock = IMAGE_LOCKS[stage]
+        assert re.match(rf"pip install --require-hashes --no-deps -r /tmp/requirements/{lock} && pip check\b", args), (
+            f"{stage}: {args}"
+        )
+    ops = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["ops"]
+    assert {Requirement(r).name for r in ops} >= {"rq-dashboard", "six", "tensorboard", "rq"}
+    locked = (ROOT / "requirements" / "ops.txt").read_text()
+    assert re.search(r"^six==", locked, re.M) and re.search(r"^rq-dashboard==0\.9\.0 ", locked, re.M)
 
 
-def test_the_dependency_install_leaves_no_newsbot_package_behind() -> None:
-    """(2) The empty package that carries an extra's requirements is built outside /app (PYTHONPATH, where pip
-    will not uninstall it), uninstalled without -q hiding a refusal, and the build fails if it is still there."""
-    uninstalls = [(stage, args) for stage, args in _runs() if "pip uninstall" in args]
-    assert {stage for stage, _ in uninstalls} == {"bot", "worker"}
-    for stage, args in uninstalls:
-        assert "pip uninstall -y newsbot" in args and " -q " not in args, f"{stage}: {args}"
-        assert "! pip show newsbot" in args, f"{stage}: nothing checks the package is gone: {args}"
-        target = re.search(r'pip install -c \S+ "([^"\[]+)\[', args)
-        assert target is not None, args
-        assert target[1] not in (".", "/app") and not target[1].startswith("/app/"), f"{stage} builds on PYTHONPATH"
+def test_no_image_installs_the_project_itself() -> None:
+    """(2) The images used to build an empty newsbot package to carry an extra's requirements, which a quiet
+    uninstall then failed to remove. They now install requirements files alone: nothing named newsbot, no local
+    path, and nothing to uninstall; the code runs from /app."""
+    for stage, args in _runs():
+        if "pip " not in args:
+            continue
+        assert "pip uninstall" not in args and "newsbot" not in args, f"{stage}: {args}"
+        for part in args.split("&&"):
+            words = part.split()
+            if words[:2] == ["pip", "install"]:
+                targets = [w for w in words[2:] if not w.startswith("-") and not w.startswith("/tmp/requirements/")]
+                torch = ['"${TORCH_INDEX_URL}"', '"torch==${TORCH_VERSION}"']  # --index-url's value, then torch
+                assert targets in ([], torch), f"{stage} installs {targets}"
 
 
 def test_the_runbook_stops_the_stack_with_the_ops_profile() -> None:

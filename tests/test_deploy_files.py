@@ -246,13 +246,15 @@ def test_the_build_context_leaves_out_local_state_and_keeps_what_the_dockerfile_
 
 
 def test_dependencies_are_installed_before_the_code_is_copied() -> None:
-    """A code edit reuses the dependency layers: nothing but pyproject.toml is copied before the pip installs."""
+    """A code edit reuses the dependency layers: nothing but the locked requirements is copied before the pip
+    installs."""
     for stage in ("bot", "worker"):
         instructions = stage_instructions(stage)
         installs = [i for i, (ins, args) in enumerate(instructions) if ins == "RUN" and "pip install" in args]
-        code_copies = [i for i, (ins, args) in enumerate(instructions) if ins == "COPY" and "pyproject" not in args]
+        code_copies = [
+            i for i, (ins, args) in enumerate(instructions) if ins == "COPY" and not args.startswith("requirements/")
+        ]
         assert installs and code_copies and max(installs) < min(code_copies), stage
-        assert "--no-deps" not in " ".join(instructions[i][1] for i in installs)
 
 
 def test_the_worker_image_pins_the_tested_torch_from_a_wheel_index_argument() -> None:
@@ -273,7 +275,7 @@ def test_images_run_as_a_non_root_user_and_the_bot_image_has_no_torch() -> None:
         assert users == ["newsbot"], stage
     assert "useradd --create-home --uid 10001 newsbot" in " ".join(args for _, args in stages["base"])
     bot_stage = " ".join(args for _, args in stages["bot"]).lower()
-    assert "torch" not in bot_stage and '"/tmp/deps[bot]"' in bot_stage
+    assert "torch" not in bot_stage and "-r /tmp/requirements/bot.txt" in bot_stage
 
 
 def test_the_bot_extra_installs_no_torch() -> None:
@@ -377,8 +379,11 @@ def test_the_ops_profile_runs_dashboard_tensorboard_and_prometheus(variant: str)
     dashboard, board = services["rq-dashboard"], services["tensorboard"]
     assert {image_build(services, "rq-dashboard")["target"], image_build(services, "tensorboard")["target"]} == {"ops"}
     ops_stage = " ".join(args for ins, args in stage_instructions("ops") if ins == "RUN")
+    assert "-r /tmp/requirements/ops.txt" in ops_stage  # the ops dependency group, locked (tests/test_lock.py)
+    ops_group = _project()["dependency-groups"]["ops"]
     bot_rq = next(t for t in _project()["project"]["optional-dependencies"]["bot"] if t.startswith("rq"))
-    assert "rq-dashboard" in ops_stage and "tensorboard" in ops_stage and f'"{bot_rq}"' in ops_stage  # the same rq
+    assert bot_rq in ops_group  # the same rq as the product's
+    assert {t.split("=")[0].split(">")[0] for t in ops_group} >= {"rq-dashboard", "tensorboard", "rq"}
     assert "--json" in dashboard["command"], "jobs are JSON-serialized (store/queues.py)"
     assert "redis://redis:6379/0" in dashboard["command"]
     # TensorBoard reads the volume train-worker writes its runs to.
@@ -476,43 +481,6 @@ def test_each_package_imports_only_what_its_image_extra_declares() -> None:
     assert missing == {}
 
 
-def test_every_pin_of_the_constraints_is_inside_pyprojects_ranges() -> None:
-    from packaging.requirements import Requirement
-
-    pins = {
-        _normal(name): version
-        for line in (ROOT / "constraints.txt").read_text().splitlines()
-        if line and not line.startswith("#")
-        for name, version in [line.split("==", 1)]
-    }
-    project = _project()["project"]
-    requirements = [Requirement(t) for t in project["dependencies"]]
-    requirements += [Requirement(t) for deps in project["optional-dependencies"].values() for t in deps]
-    outside = [
-        f"{req.name}{req.specifier} vs =={pins[_normal(req.name)]}"
-        for req in requirements
-        if _normal(req.name) in pins and not req.specifier.contains(pins[_normal(req.name)], prereleases=True)
-    ]
-    assert outside == []
-    unpinned = sorted(declared_in("dev") - set(pins) - {"torch"})  # torch: scripts/setup and the Dockerfile pin it
-    assert unpinned == []
-
-
-def test_rq_is_held_to_the_tested_minor_series() -> None:
-    """worker/batching.py subclasses RQ's worker and uses its internals: a new minor release is a deliberate bump."""
-    from packaging.requirements import Requirement
-    from packaging.version import Version
-
-    rq = next(Requirement(t) for t in _project()["project"]["optional-dependencies"]["bot"] if t.startswith("rq"))
-    pinned = Version(
-        next(line for line in (ROOT / "constraints.txt").read_text().splitlines() if line.startswith("rq==")).split(
-            "=="
-        )[1]
-    )
-    assert rq.specifier.contains(pinned)
-    assert not rq.specifier.contains(f"{pinned.major}.{pinned.minor + 1}.0")
-
-
 def test_the_build_backend_floor_reads_an_spdx_license() -> None:
     """``license = "MIT"`` (PEP 639) is an error before setuptools 77."""
     from packaging.requirements import Requirement
@@ -522,13 +490,6 @@ def test_the_build_backend_floor_reads_an_spdx_license() -> None:
     assert isinstance(project["project"]["license"], str)
     setuptools = next(Requirement(t) for t in project["build-system"]["requires"] if t.startswith("setuptools"))
     assert not setuptools.specifier.contains(Version("76.1.0")) and setuptools.specifier.contains(Version("77.0.0"))
-
-
-def test_every_image_installs_under_the_constraints() -> None:
-    for stage, instructions in dockerfile_stages().items():
-        for ins, args in instructions:
-            if ins == "RUN" and "pip install" in args and "${TORCH_INDEX_URL}" not in args:
-                assert re.search(r"-c (/tmp/deps/)?constraints\.txt\b", args), f"{stage}: {args}"
 
 
 def test_the_check_script_runs_the_dependency_check() -> None:
