@@ -263,6 +263,65 @@ def newsbot_distribution_left(stack: Stack, image: str) -> str:
     ).strip()
 
 
+# The locked set each image installs (Dockerfile; scripts/lock exports them), and what may be there beside it: the
+# base image's installers (pip, and setuptools and wheel where the set does not lock them), and the worker's torch
+# step (torch and its CUDA build's packages, from the PyTorch index).
+IMAGE_LOCKS = {"bot": "bot.txt", "bootstrap": "train.txt", "rq-dashboard": "ops.txt"}
+BESIDE_THE_LOCK = re.compile(r"^(pip|setuptools|wheel|torch|triton|nvidia-.*|cuda-.*)$")
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_pins(export: Path, python_version: str) -> dict[str, str]:
+    """The pins of a requirements export that apply to Linux on ``python_version`` (markers evaluated)."""
+    try:
+        from packaging.markers import Marker
+    except ImportError:  # run with a bare python3: pip's own copy
+        from pip._vendor.packaging.markers import Marker  # type: ignore[no-redef]
+    environment = {
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "python_full_version": python_version,
+        "python_version": ".".join(python_version.split(".")[:2]),
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+    pins = {}
+    for entry in re.sub(r"\\\n\s*", " ", export.read_text()).splitlines():
+        entry = re.sub(r"\s*--hash=\S+", "", entry.split("#", 1)[0]).strip()
+        if not entry:
+            continue
+        requirement, _, marker = entry.partition(";")
+        name, _, version = requirement.strip().partition("==")
+        if not marker.strip() or Marker(marker.strip()).evaluate(environment):
+            pins[_normal(name)] = version.strip()
+    return pins
+
+
+def differences_from_the_lock(stack: Stack, image: str, export: Path) -> list[str]:
+    """How the distributions installed in ``image`` differ from ``export``'s pins: each locked package at its
+    locked version, and nothing else but the base image's installers and the torch step. Where a name is installed
+    twice (Debian's copy in /usr/lib and pip's in /usr/local on the stand-in base), the one imported counts: the
+    first on sys.path."""
+    probe = (
+        "import json, platform; from importlib import metadata as m; "
+        "print(json.dumps([platform.python_version(), [[d.metadata['Name'], d.version] for d in m.distributions()]]))"
+    )
+    out = stack.run(["docker", "run", "--rm", "--entrypoint", "python", image, "-c", probe])
+    python_version, installed = json.loads(out)
+    have: dict[str, str] = {}
+    for name, version in installed:
+        have.setdefault(_normal(name), version)
+    want = locked_pins(export, python_version)
+    wrong = [f"{n} {have.get(n, 'missing')} (locked {v})" for n, v in sorted(want.items()) if have.get(n) != v]
+    extra = [
+        f"{n} {v} (not in the lock)" for n, v in sorted(have.items()) if n not in want and not BESIDE_THE_LOCK.match(n)
+    ]
+    return wrong + extra
+
+
 def run_check(work: Path, override: bool, keep: bool) -> Stack:
     stack = Stack(work, override)
     fake = FakeSlack(host="0.0.0.0").start()  # the containers reach it at the compose network's gateway
@@ -286,6 +345,11 @@ def run_check(work: Path, override: bool, keep: bool) -> Stack:
             left = newsbot_distribution_left(stack, ids[name])
             if left:
                 raise CheckFailed(f"the image of {name} keeps a newsbot distribution:\n{left}")
+            export = stack.folder / "requirements" / IMAGE_LOCKS[name]
+            differences = differences_from_the_lock(stack, ids[name], export)
+            if differences:
+                raise CheckFailed(f"the image of {name} is not {export.name}'s set:\n" + "\n".join(differences))
+            print(f"   ..  the image of {name} holds {export.name}'s versions exactly", flush=True)
 
         with stack.step("offline corpus into the data volume (docs/deploy.md's recipe)"):
             stack.compose(

@@ -208,3 +208,36 @@ def test_the_lock_check_fails_on_a_stale_lock_or_an_edited_export(lock_copy: Pat
     pyproject.write_text(pyproject.read_text().replace('"tzdata>=2024.1",', '"tzdata>=2024.1",\n    "six>=1.16",', 1))
     stale = _lock_check(lock_copy)
     assert stale.returncode == 1 and "uv.lock is out of date with pyproject.toml: run scripts/lock" in stale.stderr
+
+
+def test_the_compose_check_compares_each_image_with_its_lock() -> None:
+    """The compose check's build step reads what each built image holds (a `docker run` of importlib.metadata)
+    and fails on a package at another version than its lock's, or one the lock does not have; the base image's
+    installers and the torch step are allowed beside it, and markers are evaluated for the image's Python."""
+    from testkit.compose_check import differences_from_the_lock, locked_pins
+
+    export = ROOT / "requirements" / "bot.txt"
+    assert "async-timeout" in locked_pins(export, "3.11.2")  # redis needs it before Python 3.11.3
+    assert "async-timeout" not in locked_pins(export, "3.11.7")
+    pins = locked_pins(export, "3.11.7")
+    assert set(pins) == {n for n, (_, marker, _) in exported("bot").items() if "3.11.3" not in marker}
+
+    class Image:
+        installed: list[list[str]]
+
+        def run(self, argv: list[str], **_: object) -> str:
+            assert argv[:3] == ["docker", "run", "--rm"] and argv[-2] == "-c"
+            import json
+
+            return json.dumps(["3.11.7", self.installed])
+
+    image = Image()
+    image.installed = [[name, version] for name, version in pins.items()] + [["pip", "24.0"], ["wheel", "0.45"]]
+    assert differences_from_the_lock(image, "newsbot-bot:local", export) == []  # type: ignore[arg-type]
+    image.installed = [[n, "9.9.9" if n == "rq" else v] for n, v in pins.items()] + [["requests", "2.32.0"]]
+    assert differences_from_the_lock(image, "newsbot-bot:local", export) == [  # type: ignore[arg-type]
+        f"rq 9.9.9 (locked {pins['rq']})",
+        "requests 2.32.0 (not in the lock)",
+    ]
+    image.installed = [[n, v] for n, v in pins.items() if n != "redis"]
+    assert differences_from_the_lock(image, "x", export) == [f"redis missing (locked {pins['redis']})"]  # type: ignore[arg-type]
