@@ -494,8 +494,21 @@ def test_the_build_backend_floor_reads_an_spdx_license() -> None:
 
 def test_the_check_script_runs_the_dependency_check() -> None:
     check = (ROOT / "scripts" / "check").read_text()
-    assert "deptry . " in check and "--optional-dependencies-dev-groups train,dev" in check
+    lines = [line.strip() for line in check.splitlines()]
+    assert "deptry ." in lines and "--optional-dependencies-dev-groups train,dev" in check
     assert "deptry" in _project()["tool"]
+
+
+def test_a_failing_check_stops_the_check_script() -> None:
+    """Under `set -e`, a command that fails on the left of `&&` does not stop a script: `ruff check . && ruff
+    format --check .` let a ruff failure through, and `deptry . && deptry …` a deptry one (the fresh-clone run
+    printed deptry's error and went on). Each check stands alone on its line."""
+    check = (ROOT / "scripts" / "check").read_text()
+    assert "set -euo pipefail" in check
+    code = [line.split("#", 1)[0] for line in check.splitlines()]
+    assert [line for line in code if "&&" in line] == []
+    for command in ("ruff check .", "ruff format --check .", "mypy", "deptry .", "scripts/lock --check"):
+        assert any(line.strip().endswith(command) for line in code), command
 
 
 def test_each_image_copies_every_package_its_processes_import() -> None:
