@@ -45,6 +45,9 @@ LIVE_STATES = Key(
 
 # Today's unsure articles wait for an editor's label in the App Home (oldest first) for this long.
 UNSURE_DAY_TTL_S = 2 * 24 * 3600
+# The articles answered together (one message's) are listed a microsecond apart, in their order: well above a
+# score's resolution (a double near 1.8e9 s resolves 2.4e-7 s), far below a second.
+ANSWER_STEP_S = 1e-6
 UNSURE_DAY = Key(
     "newsbot:stats:unsure:{day}",
     "zset record id → when classified: the day's unsure articles (the editors' review list)",
@@ -105,15 +108,16 @@ def count_answered(
     connection: Redis, version: str, answers: Iterable[tuple[str, bool]], *, tz: tzinfo, at: float | None = None
 ) -> None:
     """Count ``answers`` (record id, unsure) as answered today by ``version``; the unsure ones join today's review
-    list."""
+    list, in the order of ``answers`` (the articles of one message: each a microsecond after the one before, since
+    Redis orders equal scores by member, and ``<job>:10`` comes before ``<job>:2``)."""
     now = time.time() if at is None else at
     day = _day(now, tz)
     keys = [LIVE_COUNTS.key_for(_part(day, version)), LIVE_STATES.key_for(_part(day, version))]
     with connection.pipeline(transaction=False) as pipe:
-        for record_id, unsure in answers:
+        for index, (record_id, unsure) in enumerate(answers):
             pipe.eval(_CLASSIFIED, 2, *keys, LIVE_TTL_S, record_id, "u" if unsure else "s")
             if unsure:
-                pipe.zadd(UNSURE_DAY.key_for(day), {record_id: now}, nx=True)
+                pipe.zadd(UNSURE_DAY.key_for(day), {record_id: now + index * ANSWER_STEP_S}, nx=True)
                 pipe.expire(UNSURE_DAY.key_for(day), UNSURE_DAY_TTL_S)
         pipe.execute()
 

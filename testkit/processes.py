@@ -94,15 +94,28 @@ class Proc:
             raise AssertionError(f"{self.name} still runs {timeout:g}s on:\n{self.log()[-6000:]}") from None
 
     def stop(self, timeout: float = 20.0) -> int | None:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+        self.signal(signal.SIGTERM)
+        return self.reap(timeout)
+
+    def reap(self, timeout: float = 20.0) -> int | None:
+        """Its exit status once it has exited (killed after ``timeout``); its log closed."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
         self._log.close()
         return self.popen.returncode
+
+
+def stop_all(procs: Sequence[Proc], timeout: float = 20.0) -> None:
+    """SIGTERM to every one of ``procs`` at once, then each reaped (see :meth:`Proc.reap`): their graceful
+    shutdowns (a worker's takes a second or two) overlap instead of adding up. Each gets one SIGTERM only (a second
+    would ask an RQ worker for a cold shutdown)."""
+    for proc in procs:
+        proc.signal(signal.SIGTERM)
+    for proc in procs:
+        proc.reap(timeout)
 
 
 @dataclass(frozen=True)
@@ -170,8 +183,7 @@ def stopped_on_failure(*procs: Proc) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for proc in procs:
-            proc.stop()
+        stop_all(procs)
         raise
 
 
@@ -252,8 +264,7 @@ def running_stack(env: dict[str, str], workdir: Path) -> Iterator[tuple[str, lis
     try:
         yield f"http://127.0.0.1:{port}/slack/events", procs
     finally:
-        for proc in procs:
-            proc.stop()
+        stop_all(procs)
 
 
 def seed_registry(models: Path, model: Path, version: str) -> Path:

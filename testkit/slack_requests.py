@@ -46,8 +46,8 @@ def slash_command(
     )
 
 
-def interaction(url: str, payload: dict[str, Any]) -> httpx.Response:
-    return post_form(url, {"payload": json.dumps(payload, ensure_ascii=False)})
+def interaction(url: str, payload: dict[str, Any], secret: str = SECRET) -> httpx.Response:
+    return post_form(url, {"payload": json.dumps(payload, ensure_ascii=False)}, secret)
 
 
 def message_shortcut(url: str, message: dict[str, Any], *, user: str, channel: str = "C42") -> httpx.Response:

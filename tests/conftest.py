@@ -6,6 +6,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -19,6 +20,9 @@ from testkit.tiny_bert import build_tiny_bert
 from tests import lanes
 from tests.compose_files import walk
 from tests.lanes import processes_allowed, spawn_guard
+
+if TYPE_CHECKING:  # training is imported by the tests that train, not by every test session
+    from training.api import TrainOutcome
 
 pytest_plugins = ("pytester",)  # tests/test_lanes.py runs small test sessions in-process
 # The lanes: tests that start processes are marked e2e, and no other test may start one (tests/lanes.py).
@@ -113,6 +117,15 @@ def socket_mode(fake_slack: FakeSlack) -> Iterator[FakeSocketMode]:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight BERT saved with save_pretrained (id2label = the nine slugs)."""
     return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert", all_texts())
+
+
+@pytest.fixture(scope="session")
+def calibrated_linear(tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
+    """The calibrated linear model of testkit/linear_model.py, trained once per test process for the tests that
+    only read it (its registry is ``.path.parent``): training it takes seconds."""
+    from testkit.linear_model import train_calibrated_linear
+
+    return train_calibrated_linear(tmp_path_factory.mktemp("calibrated"))
 
 
 @pytest.fixture

@@ -78,20 +78,23 @@ def homes(fake: FakeSlack, user: str) -> list[dict[str, Any]]:
     return [view_of(c.params) for c in fake.calls_to("views.publish") if c.params.get("user_id") == user]
 
 
-def open_home(bot_url: str, fake: FakeSlack, user: str, channel: str | None = None) -> dict[str, Any]:
-    """Open ``user``'s Home tab (a signed app_home_opened event); the view the bot published."""
+def open_home(
+    bot_url: str, fake: FakeSlack, user: str, channel: str | None = None, secret: str = SECRET
+) -> dict[str, Any]:
+    """Open ``user``'s Home tab (an app_home_opened event signed with ``secret``); the view the bot published."""
     before = len(homes(fake, user))
     event = {"type": "app_home_opened", "user": user, "channel": channel or f"D{user}", "tab": "home"}
     event["event_ts"] = "1700000000.000100"
     body = event_body(event, f"EvHome{next(_events)}")
-    answer = httpx.post(bot_url, content=body, headers=signed_json_headers(body, SECRET), timeout=20)
+    answer = httpx.post(bot_url, content=body, headers=signed_json_headers(body, secret), timeout=20)
     assert answer.status_code == 200
     fake.wait_for(lambda f: len(homes(f, user)) > before, timeout=15)
     return homes(fake, user)[-1]
 
 
-def click_home(bot_url: str, user: str, action: dict[str, Any]) -> httpx.Response:
-    """A click on the Home tab: a block action with the view as its container, no channel, no response_url."""
+def click_home(bot_url: str, user: str, action: dict[str, Any], secret: str = SECRET) -> httpx.Response:
+    """A click on the Home tab: a block action with the view as its container, no channel, no response_url; signed
+    with ``secret``."""
     payload = {
         "type": "block_actions",
         "trigger_id": trigger_id(),
@@ -103,7 +106,7 @@ def click_home(bot_url: str, user: str, action: dict[str, Any]) -> httpx.Respons
         "view": {"id": "VHOME", "type": "home", "blocks": []},
         "actions": [{"action_ts": "1700000000.2", "block_id": "home_admin", **action}],
     }
-    answer = interaction(bot_url, payload)
+    answer = interaction(bot_url, payload, secret)
     assert answer.status_code == 200
     return answer
 

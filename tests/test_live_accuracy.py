@@ -171,6 +171,19 @@ def test_outside_labels_and_editor_answers_on_uncounted_articles(redis_conn: red
     assert 0 < redis_conn.ttl(live.LIVE_COUNTS.key_for(f"{day}:v1")) <= live.LIVE_TTL_S
 
 
+def test_the_unsure_list_keeps_the_articles_of_one_message_in_their_order(redis_conn: redis.Redis) -> None:
+    # One message's articles are classified at the same moment, their record ids `<job>:1` … `<job>:n`
+    # (worker.jobs.record_id_for; up to MAX_LINKS_PER_MESSAGE=50): the list shows them in the message's order, not
+    # in the ids' string order (`:10` before `:2`), and after the articles classified before them.
+    at = 1_760_000_000.0
+    live.count_answered(redis_conn, "v1", [("earlier", True)], tz=TOKYO, at=at - 1)
+    job = [(f"classify-abc:{n}", n != 3) for n in range(1, 13)]
+    live.count_answered(redis_conn, "v1", job, tz=TOKYO, at=at)
+    listed = live.unsure_today(redis_conn, tz=TOKYO, at=at)
+    assert [record_id for record_id, _ in listed] == ["earlier", *(rid for rid, unsure in job if unsure)]
+    assert all(at <= when < at + 1 for _, when in listed[1:])  # still when they were classified, to the second
+
+
 def test_the_drift_warning_needs_enough_answers_and_a_clear_gap(redis_conn: redis.Redis) -> None:
     # 40 labelled, 30 right (75 %) against 95 % on the test split: margin 2·sqrt(.95·.05/40) ≈ 6.9 points → drift.
     low = live.LiveFigures("v1", answered=100, unsure=10, confirmed=30, corrected=10)
