@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 from packaging.markers import default_environment
@@ -21,20 +20,14 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from tests.compose_files import ROOT, stage_instructions
+from tests.test_deploy_files import _normal, _project
+from tests.test_deploy_files import declared_in as declared
 
 EXPORTS = ("bot", "worker", "train", "dev", "ops")
 # The torch step's own packages: pruned from every export (scripts/lock's --prune torch).
 TORCH_STEP = re.compile(r"^(torch|triton|nvidia-.*|cuda-.*)$")
 # Which export each install uses.
 IMAGE_LOCKS = {"bot": "bot.txt", "worker": "train.txt", "ops": "ops.txt"}
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _project() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def _locked() -> dict[str, dict[str, set[str]]]:
@@ -62,26 +55,6 @@ def exported(name: str) -> dict[str, tuple[str, str, list[str]]]:
         assert spec.operator == "==", entry
         entries[_normal(requirement.name)] = (spec.version, str(requirement.marker or ""), hashes)
     return entries
-
-
-def declared(extra: str) -> set[str]:
-    """Distribution names newsbot[extra] declares, following newsbot[...] includes."""
-    project = _project()["project"]
-    names: set[str] = set()
-    todo: list[str | None] = [None, extra]
-    seen: set[str | None] = set()
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        for text in project["dependencies"] if current is None else project["optional-dependencies"][current]:
-            requirement = Requirement(text)
-            if _normal(requirement.name) == "newsbot":
-                todo.extend(requirement.extras)
-            else:
-                names.add(_normal(requirement.name))
-    return names
 
 
 def test_every_export_pins_each_package_to_its_locked_version_with_the_locks_hashes() -> None:
