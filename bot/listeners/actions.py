@@ -111,6 +111,19 @@ def _is_editor(settings: Settings, client: WebClient, user: str) -> bool:
     return EditorPolicy(settings).is_editor(client, user)
 
 
+def _answer(click: _Click, chosen: str, body: dict[str, Any], client: WebClient, settings: Settings) -> None:
+    """Store ``chosen`` as the clicking user's answer (an editor's counts live), update the reply's counts and thank
+    them in the thread: the Correct button and the "which desk?" buttons alike."""
+    try:
+        editor = _is_editor(settings, client, click.user)
+        counts = click.store.record(click.record_id, click.user, chosen, editor=editor)
+    except NewsbotError as exc:
+        _tell(client, body, exc.user_message, click.thread_ts)
+        return
+    _show_counts(client, click.snapshot or click.store.message(click.record_id), counts, click.found.label_set)
+    _tell(client, body, thanks(chosen, click.found.slug, click.found.label_set), click.thread_ts)
+
+
 def handle_feedback_correct(
     ack: Ack,
     body: dict[str, Any],
@@ -121,16 +134,8 @@ def handle_feedback_correct(
 ) -> None:
     ack()
     click = _feedback_click(body, action, feedback, client)
-    if click is None:
-        return
-    try:
-        editor = _is_editor(settings, client, click.user)
-        counts = click.store.record(click.record_id, click.user, click.found.slug, editor=editor)
-    except NewsbotError as exc:
-        _tell(client, body, exc.user_message, click.thread_ts)
-        return
-    _show_counts(client, click.snapshot or click.store.message(click.record_id), counts, click.found.label_set)
-    _tell(client, body, thanks(click.found.slug, click.found.slug), click.thread_ts)
+    if click is not None:
+        _answer(click, click.found.slug, body, client, settings)
 
 
 def handle_feedback_wrong(
@@ -199,15 +204,8 @@ def handle_feedback_pick(
         return
     record_id, chosen = pair
     click = _feedback_click(body, {"value": record_id}, feedback, client)
-    if click is None:
-        return
-    try:
-        counts = click.store.record(record_id, click.user, chosen, editor=_is_editor(settings, client, click.user))
-    except NewsbotError as exc:
-        _tell(client, body, exc.user_message, click.thread_ts)
-        return
-    _show_counts(client, click.snapshot or click.store.message(record_id), counts, click.found.label_set)
-    _tell(client, body, thanks(chosen, click.found.slug, click.found.label_set), click.thread_ts)
+    if click is not None:
+        _answer(click, chosen, body, client, settings)
 
 
 def handle_retrain_promote(
