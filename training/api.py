@@ -27,7 +27,7 @@ from common.labels import LIVEDOOR, LabelSet
 from newsmodel import registry
 from newsmodel.prediction import write_label_set
 from store.trust import RECENT_MIN_EXAMPLES
-from training.confidence import RELIABILITY_PNG, ConfidenceFit, fit_confidence, write_plots
+from training.confidence import COVERAGE_PNG, RELIABILITY_PNG, ConfidenceFit, fit_confidence, write_plots
 from training.corpus import CorpusArticle
 from training.dataset import LabelledData, load_labelled
 from training.evaluation import (
@@ -90,7 +90,9 @@ class TrainOutcome:
     extra_examples_skipped: int
     train_seconds: float
     labels: LabelSet = LIVEDOOR  # the new version's labels, in label-id order, with their display names
-    reliability_png: Path | None = None  # the calibration's reliability diagram (test split), beside the confusion
+    # The calibration's reliability diagram and the precision-coverage curve (test split), beside the confusion matrix.
+    reliability_png: Path | None = None
+    coverage_png: Path | None = None
 
     def summary(self) -> dict[str, Any]:
         """The one JSON object the CLI prints last."""
@@ -545,6 +547,7 @@ def train(options: TrainOptions, progress: Callable[[Progress], None] | None = N
         previous_metrics=registered.previous_metrics,
         confusion_png=registered.path / CONFUSION_PNG,
         reliability_png=registered.path / RELIABILITY_PNG,
+        coverage_png=registered.path / COVERAGE_PNG,
         extra_examples_used=len(data.extra.articles),
         extra_examples_skipped=data.extra.skipped,
         train_seconds=fit.seconds,

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -46,7 +46,6 @@ from store import retraining
 from store.feedback import FeedbackStore
 from store.retraining import TrainingProgress
 from training.api import Progress, TrainOutcome, options_from_settings, train
-from training.confidence import COVERAGE_PNG
 from training.kinds import TRAINED_KINDS
 from ui.progress import ENDED_PHASES
 from ui.reports import metric, progress_text
@@ -302,42 +301,57 @@ def _upload_png(
     return True
 
 
-def upload_confusion_matrix(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
-    return _upload_png(
-        client,
-        channel,
-        thread_ts,
-        outcome.confusion_png,
-        f"confusion-matrix-{outcome.version}.png",
-        f"混同行列 / Confusion matrix — {outcome.version}",
-        f"`{outcome.version}` のテストデータでの混同行列 / confusion matrix on the test split",
-    )
+@dataclass(frozen=True)
+class Picture:
+    """A picture a finished training posts in its thread: which file of the outcome, and how it is named ({v}: the
+    version)."""
+
+    png: Callable[[TrainOutcome], Path | None]
+    filename: str
+    title: str
+    comment: str
 
 
-def upload_reliability_diagram(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
-    """The calibration's reliability diagram (test split, raw and calibrated), beside the confusion matrix."""
-    return _upload_png(
-        client,
-        channel,
-        thread_ts,
-        outcome.reliability_png,
-        f"reliability-{outcome.version}.png",
-        f"信頼度図 / Reliability diagram — {outcome.version}",
-        f"`{outcome.version}` の確率の較正 (テストデータ) / calibration of the scores on the test split",
-    )
+# The report's pictures, uploaded in this order; each one's success is the job result's ``uploaded_<name>``.
+PICTURES = {
+    "confusion_matrix": Picture(
+        lambda outcome: outcome.confusion_png,
+        "confusion-matrix-{v}.png",
+        "混同行列 / Confusion matrix — {v}",
+        "`{v}` のテストデータでの混同行列 / confusion matrix on the test split",
+    ),
+    # The calibration's reliability diagram (test split, raw and calibrated).
+    "reliability_diagram": Picture(
+        lambda outcome: outcome.reliability_png,
+        "reliability-{v}.png",
+        "信頼度図 / Reliability diagram — {v}",
+        "`{v}` の確率の較正 (テストデータ) / calibration of the scores on the test split",
+    ),
+    # The precision-coverage curve (test split) with the chosen sure bar marked.
+    "coverage_curve": Picture(
+        lambda outcome: outcome.coverage_png,
+        "precision-coverage-{v}.png",
+        "精度と確信の割合 / Precision and coverage — {v}",
+        "`{v}` の確信の基準 (テストデータ) / the sure bar's precision and coverage on the test split",
+    ),
+}
 
 
-def upload_coverage_curve(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> bool:
-    """The precision-coverage curve (test split) with the chosen sure bar marked, beside the reliability diagram."""
-    return _upload_png(
-        client,
-        channel,
-        thread_ts,
-        None if outcome.reliability_png is None else outcome.reliability_png.parent / COVERAGE_PNG,
-        f"precision-coverage-{outcome.version}.png",
-        f"精度と確信の割合 / Precision and coverage — {outcome.version}",
-        f"`{outcome.version}` の確信の基準 (テストデータ) / the sure bar's precision and coverage on the test split",
-    )
+def upload_pictures(client: WebClient, channel: str, thread_ts: str | None, outcome: TrainOutcome) -> dict[str, bool]:
+    """Each of :data:`PICTURES` uploaded in the thread: name → whether it was."""
+    v = outcome.version
+    return {
+        name: _upload_png(
+            client,
+            channel,
+            thread_ts,
+            picture.png(outcome),
+            picture.filename.format(v=v),
+            picture.title.format(v=v),
+            picture.comment.format(v=v),
+        )
+        for name, picture in PICTURES.items()
+    }
 
 
 def retrain_options(request: RetrainRequest, settings: Settings) -> str:
@@ -449,11 +463,9 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         raise
 
     text = result_text(header, outcome, extra.skipped, extra.members)
-    uploaded = upload_confusion_matrix(rt.replier.client, progress.channel, progress.ts, outcome)
-    if not uploaded:
+    uploaded = upload_pictures(rt.replier.client, progress.channel, progress.ts, outcome)
+    if not uploaded["confusion_matrix"]:
         text += "\n(混同行列の画像はアップロードできませんでした / the confusion-matrix image could not be uploaded)"
-    reliability = upload_reliability_diagram(rt.replier.client, progress.channel, progress.ts, outcome)
-    curve = upload_coverage_curve(rt.replier.client, progress.channel, progress.ts, outcome)
     progress.finish("done", text, report_blocks(text, None if outcome.promoted else outcome.version))
     publish_homes_after_model_change(rt)
     return {
@@ -467,7 +479,5 @@ def retrain(payload: dict[str, Any]) -> dict[str, Any]:
         "recent_editor_labels": extra.recent,
         "corrections_by_member": {user: asdict(tally) for user, tally in extra.members.items()},
         "progress_updates": progress.updates,
-        "uploaded_confusion_matrix": uploaded,
-        "uploaded_reliability_diagram": reliability,
-        "uploaded_coverage_curve": curve,
+        **{f"uploaded_{name}": done for name, done in uploaded.items()},
     }
