@@ -21,6 +21,7 @@ import numpy.typing as npt
 from common.labels import LabelSet
 from newsmodel.confidence import DEFAULT_THRESHOLD, ModelConfidence, Rule
 from newsmodel.prediction import Prediction
+from training.evaluation import saved_figure
 
 RELIABILITY_PNG = "reliability.png"
 COVERAGE_PNG = "precision_coverage.png"
@@ -233,13 +234,7 @@ def plot_reliability(
     raw: FloatArray, calibrated: FloatArray, truth: npt.NDArray[np.int64], out: Path, title: str
 ) -> Path:
     """A reliability diagram of the test split: accuracy against confidence per bin, raw and calibrated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 6), dpi=100)
-    try:
+    with saved_figure(out, (7, 6)) as (_, axes):
         axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
         for name, probs, marker in (("raw", raw, "o"), ("calibrated", calibrated, "s")):
             points = reliability_bins(probs, truth)
@@ -251,24 +246,14 @@ def plot_reliability(
         axes.set_ylim(0, 1.02)
         axes.set_title(title)
         axes.legend(loc="upper left")
-        figure.tight_layout()
-        figure.savefig(out)
-    finally:
-        plt.close(figure)
     return out
 
 
 def plot_coverage(confidence: FloatArray, correct: npt.NDArray[np.bool_], bar: float, out: Path, title: str) -> Path:
     """The test split's precision against coverage as the bar moves, with the chosen bar marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     _, precision, coverage = curve(confidence, correct)
     chosen = at_bar(confidence, correct, bar)
-    figure, axes = plt.subplots(figsize=(7, 6), dpi=100)
-    try:
+    with saved_figure(out, (7, 6)) as (_, axes):
         axes.plot(coverage, precision, label="test split")
         axes.scatter([chosen["coverage"]], [chosen["precision"]], color="red", zorder=3,
                      label=f"chosen bar {bar:.3f}: coverage {chosen['coverage']:.1%}, "
@@ -278,10 +263,6 @@ def plot_coverage(confidence: FloatArray, correct: npt.NDArray[np.bool_], bar: f
         axes.set_xlim(0, 1.01)
         axes.set_title(title)
         axes.legend(loc="lower left")
-        figure.tight_layout()
-        figure.savefig(out)
-    finally:
-        plt.close(figure)
     return out
 
 

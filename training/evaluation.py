@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,37 +53,44 @@ def axis_names(labels: LabelSet) -> list[str]:
     return names
 
 
-def plot_confusion(matrix: Sequence[Sequence[int]], out: Path, title: str, labels: LabelSet) -> Path:
-    """A confusion-matrix PNG over ``labels``, with ASCII names on the axes (:func:`axis_names`), drawn as plain
-    text (no mathtext, no TeX)."""
+@contextmanager
+def saved_figure(out: Path, size: tuple[float, float]) -> Iterator[tuple[Any, Any]]:
+    """A new figure and its axes (Agg backend, 100 dpi) to draw on; written to ``out`` when the block ends, closed
+    either way. Text is drawn as plain text, never as mathtext or TeX: labels and titles come from a newsroom's
+    data (``$\\nocommand$`` would fail only here, after the whole fit)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ticks = axis_names(labels)
-    height = min(24.0, max(8.0, 2.6 + 0.6 * len(ticks)))  # 9 × 8 inches up to 9 labels, larger for more
-    # Labels come from a newsroom's data: drawn as plain text, never as mathtext or TeX (``$\\nocommand$`` would
-    # fail only here, after the whole fit).
     with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
-        figure, axes = plt.subplots(figsize=(height + 1, height), dpi=100)
+        figure, axes = plt.subplots(figsize=size, dpi=100)
         try:
-            image = axes.imshow(matrix, cmap="Blues")
-            figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-            axes.set_xticks(range(len(ticks)), labels=ticks, rotation=45, ha="right")
-            axes.set_yticks(range(len(ticks)), labels=ticks)
-            axes.set_xlabel("predicted")
-            axes.set_ylabel("true")
-            axes.set_title(title)
-            peak = max((max(row) for row in matrix), default=0) or 1
-            for i, row in enumerate(matrix):
-                for j, value in enumerate(row):
-                    colour = "white" if value > peak / 2 else "black"
-                    axes.text(j, i, str(value), ha="center", va="center", color=colour, fontsize=9)
+            yield figure, axes
             figure.tight_layout()
             figure.savefig(out)
         finally:
             plt.close(figure)
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], out: Path, title: str, labels: LabelSet) -> Path:
+    """A confusion-matrix PNG over ``labels``, with ASCII names on the axes (:func:`axis_names`), drawn as plain
+    text (no mathtext, no TeX)."""
+    ticks = axis_names(labels)
+    height = min(24.0, max(8.0, 2.6 + 0.6 * len(ticks)))  # 9 × 8 inches up to 9 labels, larger for more
+    with saved_figure(out, (height + 1, height)) as (figure, axes):
+        image = axes.imshow(matrix, cmap="Blues")
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+        axes.set_xticks(range(len(ticks)), labels=ticks, rotation=45, ha="right")
+        axes.set_yticks(range(len(ticks)), labels=ticks)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
+        axes.set_title(title)
+        peak = max((max(row) for row in matrix), default=0) or 1
+        for i, row in enumerate(matrix):
+            for j, value in enumerate(row):
+                colour = "white" if value > peak / 2 else "black"
+                axes.text(j, i, str(value), ha="center", va="center", color=colour, fontsize=9)
     return out
 
 
