@@ -455,13 +455,13 @@ def unsure_text(item: UnsureArticle) -> str:
 def unsure_select(item: UnsureArticle) -> dict[str, Any]:
     """The select an editor labels an unsure article with: every label of the model that classified it, and a desk
     the model does not have (counted live as outside its labels, never trained on)."""
-    labels = [label for label in item.labels][:SELECT_OPTIONS_MAX]
+    labels = list(item.labels)[: SELECT_OPTIONS_MAX - 1]  # the last option is the desk the model does not have
     return {
         "type": "static_select",
         "action_id": HOME_UNSURE_LABEL_ACTION,
         "placeholder": plain("正しいデスク / Which desk?"),
         "options": [
-            *(option(clip(item.labels.display(label), 75), label) for label in labels[: SELECT_OPTIONS_MAX - 1]),
+            *(option(clip(item.labels.display(label), 75), label) for label in labels),
             option(OUTSIDE_NAME, OUTSIDE_LABEL),
         ],
     }
