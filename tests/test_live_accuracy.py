@@ -21,6 +21,7 @@ from bot.listeners.actions import handle_feedback_choose, handle_feedback_correc
 from bot.listeners.home import handle_home_unsure_label
 from common.exceptions import UnknownCategoryError
 from common.labels import OUTSIDE_LABEL
+from common.settings import Settings
 from store import classifications, live, serving
 from store.feedback import FeedbackStore, FeedbackTally
 from store.queues import classify_queue
@@ -51,16 +52,23 @@ def _click(user: str, record_id: str) -> dict[str, Any]:
     return {"user": {"id": user}, "channel": {"id": "C42"}, "container": {"channel_id": "C42"}}
 
 
-def test_live_figures_move_with_editors_answers_and_show_everywhere(
+def _classify_texts(
     trained: TrainOutcome, redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack
-) -> None:
-    model_dir = trained.path.parent
-    settings = worker_settings(redis_server.url, fake_slack.api_url, model_dir, editor_user_ids=[EDITOR])
+) -> tuple[Settings, list[dict[str, Any] | None]]:
+    """The worker's settings (EDITOR an editor), and the results of classifying TEXTS in order, one mention each,
+    through the in-process worker serving ``trained``."""
+    settings = worker_settings(redis_server.url, fake_slack.api_url, trained.path.parent, editor_user_ids=[EDITOR])
     install_runtime(settings, redis_conn)
     queue = classify_queue(redis_conn)
     jobs = [enqueue_classify(queue, f"<@UBOT> {text}", n) for n, text in enumerate(TEXTS, 1)]
     run_burst(redis_conn)
-    results = [Job.fetch(j.id, connection=redis_conn, serializer=queue.serializer).return_value() for j in jobs]
+    return settings, [Job.fetch(j.id, connection=redis_conn, serializer=queue.serializer).return_value() for j in jobs]
+
+
+def test_live_figures_move_with_editors_answers_and_show_everywhere(
+    trained: TrainOutcome, redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack
+) -> None:
+    settings, results = _classify_texts(trained, redis_server, redis_conn, fake_slack)
     assert all(r is not None for r in results)
     # Each stored record carries the served decision…
     for result in results:
@@ -118,7 +126,7 @@ def test_live_figures_move_with_editors_answers_and_show_everywhere(
     assert figures.unsure_share == unsure / len(TEXTS) and figures.outside_share == 0.0
 
     # The App Home and /retrain status show them for the served version; Prometheus exports them.
-    models = ModelService(model_dir, None, "cpu")
+    models = ModelService(trained.path.parent, None, "cpu")
     assert models.load()
     models.publish(redis_conn, "worker-1")
     data = home.gather(redis_conn, "U1", False, timezone="Asia/Tokyo", classify_response_type="ephemeral")
@@ -210,13 +218,7 @@ def _published(fake_slack: FakeSlack) -> dict[str, Any]:
 def test_editors_label_todays_unsure_articles_in_the_home(
     trained: TrainOutcome, redis_server: RedisServer, redis_conn: redis.Redis, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
-    model_dir = trained.path.parent
-    settings = worker_settings(redis_server.url, fake_slack.api_url, model_dir, editor_user_ids=[EDITOR])
-    install_runtime(settings, redis_conn)
-    queue = classify_queue(redis_conn)
-    jobs = [enqueue_classify(queue, f"<@UBOT> {text}", n) for n, text in enumerate(TEXTS, 1)]
-    run_burst(redis_conn)
-    results = [Job.fetch(j.id, connection=redis_conn, serializer=queue.serializer).return_value() for j in jobs]
+    settings, results = _classify_texts(trained, redis_server, redis_conn, fake_slack)
     unsure_ids = [r["record_id"] for r in results if r is not None and r["unsure"]]
     assert unsure_ids
     # The list: today's unsure articles, oldest first (the jobs ran in order), for editors only.
