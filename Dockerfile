@@ -40,7 +40,7 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 ARG TORCH_VERSION=2.13.0
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 # Then the training extra's locked set (transformers, scikit-learn, …) from PyPI. torch and the CUDA libraries it
-# brings are not in it (scripts/lock prunes them: that index gave them); torch's other requirements (sympy,
+# brings are not in it (scripts/lock leaves them out: that index gave them); torch's other requirements (sympy,
 # networkx, …) are, and their locked versions replace what torch's line brought.
 COPY requirements/train.txt /tmp/requirements/
 RUN pip install --require-hashes --no-deps -r /tmp/requirements/train.txt && pip check \
