@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from common.settings import Settings
 from tests.compose_files import (
@@ -428,10 +429,6 @@ def _project() -> dict[str, Any]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def declared_in(extra: str | None) -> set[str]:
     """Distribution names an install of newsbot[extra] declares directly, following newsbot[...] includes."""
     from packaging.requirements import Requirement
@@ -447,10 +444,10 @@ def declared_in(extra: str | None) -> set[str]:
         seen.add(current)
         for text in project["dependencies"] if current is None else project["optional-dependencies"][current]:
             req = Requirement(text)
-            if _normal(req.name) == "newsbot":
+            if canonicalize_name(req.name) == "newsbot":
                 todo.extend(req.extras)
             else:
-                names.add(_normal(req.name))
+                names.add(canonicalize_name(req.name))
     return names
 
 
@@ -474,7 +471,7 @@ def test_each_package_imports_only_what_its_image_extra_declares() -> None:
                 else:
                     continue
                 for top in tops - first_party - set(sys.stdlib_module_names) - {"__future__"}:
-                    if not {_normal(d) for d in providers.get(top, [top])} & declared:
+                    if not {canonicalize_name(d) for d in providers.get(top, [top])} & declared:
                         missing.setdefault(f"{package} ({extra or 'base'})", []).append(
                             f"{path.relative_to(ROOT)}: {top}"
                         )

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tests.compose_files import ROOT, stage_instructions
-from tests.test_deploy_files import _normal, _project
+from tests.test_deploy_files import _project
 from tests.test_deploy_files import declared_in as declared
 
 EXPORTS = ("bot", "worker", "train", "dev", "ops")
@@ -37,7 +38,7 @@ def _locked() -> dict[str, dict[str, set[str]]]:
     for package in lock["package"]:
         files = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
         hashes = {f["hash"].removeprefix("sha256:") for f in files}
-        packages.setdefault(_normal(package["name"]), {})[package.get("version", "")] = hashes
+        packages.setdefault(canonicalize_name(package["name"]), {})[package.get("version", "")] = hashes
     return packages
 
 
@@ -53,7 +54,7 @@ def exported(name: str) -> dict[str, tuple[str, str, list[str]]]:
         requirement = Requirement(re.sub(r"\s*--hash=\S+", "", entry))
         (spec,) = requirement.specifier
         assert spec.operator == "==", entry
-        entries[_normal(requirement.name)] = (spec.version, str(requirement.marker or ""), hashes)
+        entries[canonicalize_name(requirement.name)] = (spec.version, str(requirement.marker or ""), hashes)
     return entries
 
 
@@ -74,7 +75,7 @@ def test_each_export_covers_what_its_install_declares_and_nothing_of_the_torch_s
         assert declared(extra) - {"torch"} <= names, f"{extra}.txt lacks {sorted(declared(extra) - names)}"
         assert not {n for n in names if TORCH_STEP.match(n)}, f"{extra}.txt carries the torch step's packages"
     ops = set(exported("ops"))
-    assert {_normal(Requirement(t).name) for t in _project()["dependency-groups"]["ops"]} <= ops
+    assert {canonicalize_name(Requirement(t).name) for t in _project()["dependency-groups"]["ops"]} <= ops
     # The bot image has no machine learning; the ops image runs no newsbot code (not even its base install).
     assert not {"torch", "transformers", "numpy", "scikit-learn"} & set(exported("bot"))
     assert not {"pydantic", "torch", "transformers"} & ops
@@ -85,7 +86,7 @@ def test_torchs_own_requirements_are_locked_for_every_install_that_has_torch() -
     requires for this interpreter is pinned by each export that comes with torch."""
     environment = default_environment()
     needed = {
-        _normal(requirement.name)
+        canonicalize_name(requirement.name)
         for text in importlib.metadata.requires("torch") or []
         for requirement in [Requirement(text)]
         if requirement.marker is None or requirement.marker.evaluate({**environment, "extra": ""})
@@ -109,10 +110,10 @@ def test_locked_versions_are_inside_pyprojects_ranges() -> None:
     texts += [t for deps in project["project"]["optional-dependencies"].values() for t in deps]
     locked = _locked()
     outside = [
-        f"{r.name}{r.specifier} vs {sorted(locked[_normal(r.name)])}"
+        f"{r.name}{r.specifier} vs {sorted(locked[canonicalize_name(r.name)])}"
         for r in map(Requirement, texts)
-        if _normal(r.name) != "newsbot"
-        and not all(r.specifier.contains(v, prereleases=True) for v in locked[_normal(r.name)])
+        if canonicalize_name(r.name) != "newsbot"
+        and not all(r.specifier.contains(v, prereleases=True) for v in locked[canonicalize_name(r.name)])
     ]
     assert outside == []
 
